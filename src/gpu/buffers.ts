@@ -1,0 +1,196 @@
+import { EngineError } from "./errors.ts";
+import type { Gpu } from "./device.ts";
+import {
+  type CpuTensor,
+  type DType,
+  fromGpuArray,
+  GPU_ELEMENT_BYTES,
+  type GpuTensor,
+  shapeString,
+  sizeOf,
+  toGpuArray,
+} from "./tensor.ts";
+
+/** Usage for every engine storage buffer: kernels read/write it, copies go both ways. */
+export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
+  GPUBufferUsage.COPY_DST;
+
+/** Rounds a byte size up to its pool size class: powers of two split in four steps
+ * (at most 25% waste), minimum 256 bytes, so freed buffers fit many later requests. */
+export function sizeClass(bytes: number): number {
+  const min = 256;
+  if (bytes <= min) return min;
+  const pow = 2 ** Math.floor(Math.log2(bytes));
+  const step = pow / 4;
+  return Math.ceil(bytes / step) * step;
+}
+
+/** Reuses storage buffers by size class. `acquire` hands out a free buffer of the class or makes
+ * one; `release` returns it. `clear` destroys every free buffer. Counts bytes for memory plans. */
+export class BufferPool {
+  #free = new Map<number, GPUBuffer[]>();
+  #liveBytes = 0;
+  #peakBytes = 0;
+
+  constructor(private readonly gpu: Gpu) {}
+
+  /** Bytes in buffers handed out and not yet released. */
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  /** Highest `liveBytes` seen since the last `resetPeak`. */
+  get peakBytes(): number {
+    return this.#peakBytes;
+  }
+
+  resetPeak(): void {
+    this.#peakBytes = this.#liveBytes;
+  }
+
+  /** A storage buffer of at least `bytes` bytes; `label` names it in limit errors. */
+  acquire(bytes: number, label = "buffer"): GPUBuffer {
+    const size = sizeClass(Math.max(bytes, 4));
+    const limit = this.gpu.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new EngineError(
+        `${label} needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize ` +
+          `(${limit} bytes); use a smaller batch`,
+      );
+    }
+    const list = this.#free.get(size);
+    const buffer = list?.pop() ??
+      this.gpu.device.createBuffer({ size: Math.min(size, limit), usage: STORAGE_USAGE, label });
+    this.#liveBytes += buffer.size;
+    this.#peakBytes = Math.max(this.#peakBytes, this.#liveBytes);
+    return buffer;
+  }
+
+  release(buffer: GPUBuffer): void {
+    this.#liveBytes -= buffer.size;
+    const size = buffer.size;
+    const list = this.#free.get(size);
+    if (list) list.push(buffer);
+    else this.#free.set(size, [buffer]);
+  }
+
+  clear(): void {
+    for (const list of this.#free.values()) for (const b of list) b.destroy();
+    this.#free.clear();
+  }
+}
+
+/** A pooled tensor of the given shape (contents undefined). Release with `releaseTensor`. */
+export function allocTensor(
+  gpu: Gpu,
+  shape: readonly number[],
+  dtype: DType,
+  label = "tensor",
+): GpuTensor {
+  const bytes = sizeOf(shape) * GPU_ELEMENT_BYTES;
+  return { buffer: gpu.pool.acquire(bytes, `${label} ${shapeString(shape)}`), shape, dtype };
+}
+
+export function releaseTensor(gpu: Gpu, t: GpuTensor): void {
+  gpu.pool.release(t.buffer);
+}
+
+/** Host data accepted by `uploadTensor`: already in GPU element layout (32 bits each). */
+export type GpuHostArray = Float32Array | Int32Array | Uint32Array;
+
+/** Uploads 32-bit data into a new pooled tensor. */
+export function uploadTensor(
+  gpu: Gpu,
+  data: GpuHostArray,
+  shape: readonly number[],
+  dtype: DType,
+  label = "tensor",
+): GpuTensor {
+  const n = sizeOf(shape);
+  if (data.length !== n) {
+    throw new EngineError(`${label}: ${data.length} values for shape ${shapeString(shape)}`);
+  }
+  const t = allocTensor(gpu, shape, dtype, label);
+  if (n > 0) gpu.device.queue.writeBuffer(t.buffer, 0, data as Float32Array<ArrayBuffer>, 0, n);
+  return t;
+}
+
+/** Creates a storage buffer initialised with `data` (not pooled; for weights and constants). */
+export function createStorageBuffer(
+  gpu: Gpu,
+  data: ArrayBufferView,
+  label = "constant",
+): GPUBuffer {
+  const bytes = Math.max(4, Math.ceil(data.byteLength / 4) * 4);
+  if (bytes > gpu.limits.maxStorageBufferBindingSize) {
+    throw new EngineError(
+      `${label} needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize ` +
+        `(${gpu.limits.maxStorageBufferBindingSize} bytes)`,
+    );
+  }
+  const buffer = gpu.device.createBuffer({
+    size: bytes,
+    usage: STORAGE_USAGE,
+    label,
+    mappedAtCreation: true,
+  });
+  new Uint8Array(buffer.getMappedRange()).set(
+    new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  );
+  buffer.unmap();
+  return buffer;
+}
+
+/** Reads `byteLength` bytes from the start of a storage buffer. */
+export async function readBuffer(
+  gpu: Gpu,
+  buffer: GPUBuffer,
+  byteLength: number,
+  byteOffset = 0,
+): Promise<ArrayBuffer> {
+  if (byteLength === 0) return new ArrayBuffer(0);
+  const size = Math.ceil(byteLength / 4) * 4;
+  const staging = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    label: "readback",
+  });
+  const enc = gpu.device.createCommandEncoder();
+  enc.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+  gpu.device.queue.submit([enc.finish()]);
+  const lost = gpu.device.lost.then((info) => {
+    throw new EngineError(`reading results: GPU device lost (${info.reason}): ${info.message}`);
+  });
+  await Promise.race([staging.mapAsync(GPUMapMode.READ), lost]);
+  const out = staging.getMappedRange().slice(0, byteLength);
+  staging.unmap();
+  staging.destroy();
+  gpu.checkHealthy("reading results");
+  return out;
+}
+
+/** Downloads a tensor as its 32-bit GPU representation (Float32Array for float dtypes,
+ * Int32Array for int32/int64, Uint32Array for bool). */
+export async function readTensor(gpu: Gpu, t: GpuTensor): Promise<GpuHostArray> {
+  const bytes = await readBuffer(gpu, t.buffer, sizeOf(t.shape) * 4);
+  switch (t.dtype) {
+    case "float32":
+    case "float16":
+      return new Float32Array(bytes);
+    case "int32":
+    case "int64":
+      return new Int32Array(bytes);
+    case "bool":
+      return new Uint32Array(bytes);
+  }
+}
+
+/** Uploads a host tensor (converting to the GPU layout) into a new pooled tensor. */
+export function uploadCpuTensor(gpu: Gpu, t: CpuTensor, label = "tensor"): GpuTensor {
+  return uploadTensor(gpu, toGpuArray(t, label), t.shape, t.dtype, label);
+}
+
+/** Downloads a GPU tensor into a host tensor of its logical dtype. */
+export async function downloadTensor(gpu: Gpu, t: GpuTensor): Promise<CpuTensor> {
+  return fromGpuArray(await readTensor(gpu, t), t.shape, t.dtype);
+}

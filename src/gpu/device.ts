@@ -1,0 +1,169 @@
+import { EngineError } from "./errors.ts";
+import { BufferPool } from "./buffers.ts";
+import { PipelineCache } from "./pipelines.ts";
+
+/** What the engine prints about an adapter and uses to pick kernel variants. */
+export interface AdapterSummary {
+  description: string;
+  vendor: string;
+  architecture: string;
+  isFallback: boolean;
+  /** True for Mesa's CPU rasteriser (lavapipe), which rewards different kernels than GPUs. */
+  isLlvmpipe: boolean;
+  features: string[];
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxStorageBuffersPerShaderStage: number;
+}
+
+export interface GpuOptions {
+  /** Ask for `shader-f16` when the adapter has it (default true). */
+  f16?: boolean;
+  powerPreference?: GPUPowerPreference;
+}
+
+/** The engine's handle on one WebGPU device: limits, caches, and error surfacing. */
+export class Gpu {
+  readonly pipelines: PipelineCache;
+  readonly pool: BufferPool;
+  #lostError: Error | undefined;
+  #uncaptured: string[] = [];
+
+  constructor(
+    readonly adapter: GPUAdapter,
+    readonly device: GPUDevice,
+    readonly summary: AdapterSummary,
+  ) {
+    this.pipelines = new PipelineCache(device);
+    this.pool = new BufferPool(this);
+    device.lost.then((info) => {
+      if (info.reason !== "destroyed") {
+        this.#lostError = new EngineError(`GPU device lost (${info.reason}): ${info.message}`);
+      }
+    });
+    device.addEventListener("uncapturederror", (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.#uncaptured.push(err.message);
+    });
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  get hasF16(): boolean {
+    return this.device.features.has("shader-f16");
+  }
+
+  get hasTimestamps(): boolean {
+    return this.device.features.has("timestamp-query");
+  }
+
+  /** Throws if the device was lost or a validation error escaped an error scope. */
+  checkHealthy(context: string): void {
+    if (this.#lostError) throw new EngineError(`${context}: ${this.#lostError.message}`);
+    if (this.#uncaptured.length > 0) {
+      const msgs = this.#uncaptured.splice(0);
+      throw new EngineError(`${context}: WebGPU error: ${msgs.join("; ")}`);
+    }
+  }
+
+  /** Waits for all submitted work, surfacing device loss instead of hanging. */
+  async sync(context = "GPU work"): Promise<void> {
+    const done = this.device.queue.onSubmittedWorkDone();
+    const lost = this.device.lost.then((info) => {
+      throw new EngineError(`${context}: GPU device lost (${info.reason}): ${info.message}`);
+    });
+    await Promise.race([done, lost]);
+    this.checkHealthy(context);
+  }
+
+  /** Runs `fn` inside validation + out-of-memory error scopes and throws with `context`. */
+  async scoped<T>(context: string, fn: () => T): Promise<T> {
+    this.device.pushErrorScope("out-of-memory");
+    this.device.pushErrorScope("validation");
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      const validation = await this.device.popErrorScope();
+      const oom = await this.device.popErrorScope();
+      const err = validation ?? oom;
+      if (err) throw new EngineError(`${context}: ${err.message}`);
+    }
+    return result;
+  }
+
+  destroy(): void {
+    this.pool.clear();
+    this.device.destroy();
+  }
+
+  describe(): string {
+    const s = this.summary;
+    return `${s.description || s.vendor || "unknown adapter"}` +
+      `${s.isFallback ? " (fallback/software)" : ""}; ` +
+      `maxStorageBufferBindingSize ${(s.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, ` +
+      `maxBufferSize ${(s.maxBufferSize / 2 ** 20).toFixed(0)} MiB, ` +
+      `workgroups/dim ${s.maxComputeWorkgroupsPerDimension}, ` +
+      `f16 ${this.hasF16 ? "yes" : "no"}, timestamps ${this.hasTimestamps ? "yes" : "no"}`;
+  }
+}
+
+const NO_ADAPTER_HELP =
+  "No WebGPU adapter found. Install a GPU driver with Vulkan, Metal or D3D12 " +
+  "support; on a Linux machine without a GPU install Mesa's software Vulkan driver " +
+  "(`apt-get install mesa-vulkan-drivers`), which Deno uses as the `llvmpipe` adapter.";
+
+let shared: Promise<Gpu> | undefined;
+
+/** One process-wide device (tests and CLIs share it; creating devices is slow on lavapipe). */
+export function getGpu(options: GpuOptions = {}): Promise<Gpu> {
+  shared ??= createGpu(options);
+  return shared;
+}
+
+export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
+  if (!("gpu" in navigator) || !navigator.gpu) throw new EngineError(NO_ADAPTER_HELP);
+  const adapter = await navigator.gpu.requestAdapter({
+    powerPreference: options.powerPreference ?? "high-performance",
+  });
+  if (!adapter) throw new EngineError(NO_ADAPTER_HELP);
+  const wanted: GPUFeatureName[] = [];
+  if (options.f16 !== false && adapter.features.has("shader-f16")) wanted.push("shader-f16");
+  if (adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: wanted,
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    },
+  });
+  const info = adapter.info;
+  const description = info.description || info.device || "";
+  const summary: AdapterSummary = {
+    description,
+    vendor: info.vendor,
+    architecture: info.architecture,
+    isFallback: (info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
+    isLlvmpipe: /llvmpipe|lavapipe/i.test(description),
+    features: [...adapter.features],
+    maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+    maxBufferSize: device.limits.maxBufferSize,
+    maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+    maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+    maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage,
+  };
+  return new Gpu(adapter, device, summary);
+}

@@ -1,0 +1,76 @@
+import type { Gpu } from "./device.ts";
+import type { GpuTensor } from "./tensor.ts";
+import { EngineError } from "./errors.ts";
+import { type PipelineSpec } from "./pipelines.ts";
+
+/** One recorded compute dispatch, ready to encode any number of times. */
+export interface Dispatch {
+  readonly pipeline: GPUComputePipeline;
+  readonly bindGroup: GPUBindGroup;
+  readonly workgroups: readonly [number, number, number];
+  readonly label: string;
+}
+
+/** A binding: a tensor or raw buffer (whole buffer), or an explicit binding resource. */
+export type Binding = GpuTensor | GPUBuffer | GPUBufferBinding | GPUTextureView;
+
+function isTensor(b: Binding): b is GpuTensor {
+  return (b as GpuTensor).shape !== undefined && (b as GpuTensor).buffer !== undefined;
+}
+
+function toResource(b: Binding): GPUBindingResource {
+  if (isTensor(b)) return { buffer: b.buffer };
+  if (b instanceof GPUBuffer) return { buffer: b };
+  return b as GPUBindingResource;
+}
+
+/** Splits `count` workgroups over x and y so neither exceeds the adapter's per-dimension limit.
+ * Kernels recover the linear index as `wid.x + wid.y * nwg.x` and must bounds-check it. */
+export function splitWorkgroups(gpu: Gpu, count: number): [number, number, number] {
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (count <= max) return [Math.max(count, 1), 1, 1];
+  const y = Math.ceil(count / max);
+  if (y > max) throw new EngineError(`dispatch of ${count} workgroups exceeds adapter limits`);
+  return [Math.ceil(count / y), y, 1];
+}
+
+/** Builds a dispatch: bindings go to @binding(0), (1), ... of @group(0) in order. */
+export function prepareDispatch(
+  gpu: Gpu,
+  spec: PipelineSpec,
+  bindings: readonly Binding[],
+  workgroups: readonly [number, number, number] | number,
+): Dispatch {
+  const pipeline = gpu.pipelines.get(spec);
+  const bindGroup = gpu.device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: bindings.map((b, i) => ({ binding: i, resource: toResource(b) })),
+    label: spec.shader,
+  });
+  const wg = typeof workgroups === "number" ? splitWorkgroups(gpu, workgroups) : workgroups;
+  return { pipeline, bindGroup, workgroups: wg, label: spec.shader };
+}
+
+/** Encodes dispatches into one compute pass (each dispatch is its own synchronisation scope). */
+export function encodeDispatches(
+  encoder: GPUCommandEncoder,
+  dispatches: readonly Dispatch[],
+  timestampWrites?: GPUComputePassTimestampWrites,
+): void {
+  if (dispatches.length === 0) return;
+  const pass = encoder.beginComputePass(timestampWrites ? { timestampWrites } : undefined);
+  for (const d of dispatches) {
+    if (d.workgroups[0] * d.workgroups[1] * d.workgroups[2] === 0) continue;
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+  }
+  pass.end();
+}
+
+/** Encodes and submits dispatches in one command buffer (does not wait). */
+export function submitDispatches(gpu: Gpu, dispatches: readonly Dispatch[]): void {
+  const encoder = gpu.device.createCommandEncoder();
+  encodeDispatches(encoder, dispatches);
+  gpu.device.queue.submit([encoder.finish()]);
+}

@@ -1,0 +1,7 @@
+export * from "./errors.ts";
+export * from "./tensor.ts";
+export * from "./device.ts";
+export * from "./buffers.ts";
+export * from "./pipelines.ts";
+export * from "./dispatch.ts";
+export * from "./uniforms.ts";

@@ -1,0 +1,88 @@
+import { EngineError } from "./errors.ts";
+
+const SHADER_DIR = new URL("../../shaders/", import.meta.url);
+const sourceCache = new Map<string, string>();
+
+/** Reads `shaders/<name>.wgsl` once. */
+export function shaderSource(name: string): string {
+  let src = sourceCache.get(name);
+  if (src === undefined) {
+    const url = new URL(`${name}.wgsl`, SHADER_DIR);
+    try {
+      src = Deno.readTextFileSync(url);
+    } catch (e) {
+      throw new EngineError(`cannot read shader ${url.pathname}: ${(e as Error).message}`);
+    }
+    sourceCache.set(name, src);
+  }
+  return src;
+}
+
+/** Fills `{{NAME}}` placeholders; every placeholder in the file must be given. Placeholders are
+ * for what `override` constants cannot express (element types, vector widths). */
+export function fillPlaceholders(
+  name: string,
+  src: string,
+  values: Record<string, string | number>,
+): string {
+  return src.replace(/\{\{([A-Z0-9_]+)\}\}/g, (_, key: string) => {
+    const v = values[key];
+    if (v === undefined) throw new EngineError(`shader ${name}: no value for placeholder ${key}`);
+    return String(v);
+  });
+}
+
+export interface PipelineSpec {
+  /** File name under shaders/ without `.wgsl`. */
+  shader: string;
+  entryPoint?: string;
+  /** WGSL `override` constants. */
+  constants?: Record<string, number>;
+  /** `{{NAME}}` text substitutions. */
+  placeholders?: Record<string, string | number>;
+}
+
+function specKey(spec: PipelineSpec): string {
+  return JSON.stringify([
+    spec.shader,
+    spec.entryPoint ?? "main",
+    spec.constants ?? {},
+    spec.placeholders ?? {},
+  ]);
+}
+
+/** Compiles each (shader, entry point, constants, placeholders) once per device. */
+export class PipelineCache {
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #modules = new Map<string, GPUShaderModule>();
+
+  constructor(private readonly device: GPUDevice) {}
+
+  get size(): number {
+    return this.#pipelines.size;
+  }
+
+  get(spec: PipelineSpec): GPUComputePipeline {
+    const key = specKey(spec);
+    let pipeline = this.#pipelines.get(key);
+    if (!pipeline) {
+      const moduleKey = JSON.stringify([spec.shader, spec.placeholders ?? {}]);
+      let module = this.#modules.get(moduleKey);
+      if (!module) {
+        let code = shaderSource(spec.shader);
+        if (spec.placeholders || code.includes("{{")) {
+          code = fillPlaceholders(spec.shader, code, spec.placeholders ?? {});
+        }
+        module = this.device.createShaderModule({ code, label: spec.shader });
+        this.#modules.set(moduleKey, module);
+      }
+      pipeline = this.device.createComputePipeline({
+        label: `${spec.shader}:${spec.entryPoint ?? "main"}`,
+        layout: "auto",
+        compute: { module, entryPoint: spec.entryPoint ?? "main", constants: spec.constants },
+      });
+      this.#pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+}

@@ -1,0 +1,19 @@
+import type { OpImpl } from "../types.ts";
+import { elementwiseOps } from "./elementwise.ts";
+import { matmulOps } from "./matmul.ts";
+import { convOps } from "./conv.ts";
+import { reduceOps } from "./reduce.ts";
+import { movementOps } from "./movement.ts";
+import { shapeOps } from "./shape.ts";
+
+/** Every supported operator of the default ONNX domain, by op type. */
+export const OPS: ReadonlyMap<string, OpImpl> = new Map(
+  Object.entries({
+    ...elementwiseOps,
+    ...matmulOps,
+    ...convOps,
+    ...reduceOps,
+    ...movementOps,
+    ...shapeOps,
+  }),
+);

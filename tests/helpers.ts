@@ -1,0 +1,74 @@
+/** Shared test utilities: where shared data lives, seeded random data, numeric comparison. */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+
+const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
+
+/** The shared data folder: `$SHARED_DIR`, else `../shared` beside the repository. */
+export function sharedDir(): string {
+  return Deno.env.get("SHARED_DIR") ?? resolve(repoRoot, "..", "shared");
+}
+
+export const IN_CI = Deno.env.get("CI") === "true";
+
+/** Path inside the shared folder if present. When absent a test skips with a message, except
+ * under CI=true where absence fails the run (so nothing passes by skipping). */
+export function sharedPath(...parts: string[]): string | undefined {
+  const p = resolve(sharedDir(), ...parts);
+  if (existsSync(p)) return p;
+  const msg = `shared data missing: ${p} (set SHARED_DIR)`;
+  if (IN_CI) throw new Error(`${msg}; CI requires it`);
+  console.warn(`SKIP: ${msg}`);
+  return undefined;
+}
+
+/** Deterministic PRNG (mulberry32) so failing cases reproduce. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` uniform values in [lo, hi) from a seeded generator. */
+export function randomFloats(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
+  return out;
+}
+
+/** Asserts |a - b| <= atol + rtol * |b| elementwise, reporting the worst index. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  opts: { rtol?: number; atol?: number; label?: string } = {},
+): void {
+  const { rtol = 1e-5, atol = 1e-6, label = "values" } = opts;
+  if (actual.length !== expected.length) {
+    throw new Error(`${label}: length ${actual.length} != expected ${expected.length}`);
+  }
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i], e = expected[i];
+    if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    if (a === e) continue; // covers matching infinities
+    const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
+    if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(
+      `${label}: mismatch at index ${worst}: got ${actual[worst]}, expected ${expected[worst]} ` +
+        `(rtol ${rtol}, atol ${atol})`,
+    );
+  }
+}
