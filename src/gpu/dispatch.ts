@@ -74,3 +74,24 @@ export function submitDispatches(gpu: Gpu, dispatches: readonly Dispatch[]): voi
   encodeDispatches(encoder, dispatches);
   gpu.device.queue.submit([encoder.finish()]);
 }
+
+/** Something that keeps GPU resources made while preparing kernels (uniforms, scratch buffers,
+ * packed-weight textures) alive until it is disposed. */
+export interface ResourceOwner {
+  own<T extends GPUBuffer | GPUTexture>(resource: T): T;
+}
+
+/** A ResourceOwner that destroys everything it owns on `dispose` (tests, one-off kernels). */
+export class ResourceScope implements ResourceOwner {
+  #owned: (GPUBuffer | GPUTexture)[] = [];
+
+  own<T extends GPUBuffer | GPUTexture>(resource: T): T {
+    this.#owned.push(resource);
+    return resource;
+  }
+
+  dispose(): void {
+    for (const r of this.#owned) r.destroy();
+    this.#owned = [];
+  }
+}

@@ -5,12 +5,13 @@ import {
   type GpuTensor,
   Params,
   prepareDispatch,
+  type ResourceOwner,
   sizeOf,
 } from "../gpu/mod.ts";
 
 const WG = 256;
 
-/** Host reference: the value `fill` writes, as the tensor's dtype stores it. */
+/** Host reference: the values `prepareFill` writes. */
 export function fillRef(n: number, value: number): Float64Array {
   return new Float64Array(n).fill(value);
 }
@@ -18,19 +19,21 @@ export function fillRef(n: number, value: number): Float64Array {
 /** Fills `out` with `value` (converted to the tensor's storage type). */
 export function prepareFill(
   gpu: Gpu,
+  owner: ResourceOwner,
   out: GpuTensor,
   value: number,
-): { dispatch: Dispatch; uniform: GPUBuffer } {
+): Dispatch[] {
   const count = sizeOf(out.shape);
   const bits = new DataView(new ArrayBuffer(4));
   if (out.dtype === "float32" || out.dtype === "float16") bits.setFloat32(0, value, true);
   else bits.setInt32(0, value, true);
-  const uniform = createUniform(gpu, new Params().u32(count, bits.getUint32(0, true)), "fill");
-  const dispatch = prepareDispatch(
+  const uniform = owner.own(
+    createUniform(gpu, new Params().u32(count, bits.getUint32(0, true)), "fill"),
+  );
+  return [prepareDispatch(
     gpu,
     { shader: "fill", constants: { WG } },
     [out, uniform],
     Math.ceil(count / WG),
-  );
-  return { dispatch, uniform };
+  )];
 }

@@ -41,15 +41,14 @@ export interface OpContext {
 }
 
 /** Context for preparing GPU work for one node at fixed shapes. */
-export interface GpuOpContext extends OpContext {
+export interface GpuOpContext extends OpContext, ResourceOwner {
   readonly gpu: Gpu;
   /** Infos of the node's inputs (values set where known at plan time). */
   readonly inputInfos: readonly (TensorInfo | undefined)[];
   /** Infos of the node's outputs. */
   readonly outputInfos: readonly TensorInfo[];
-  /** Keeps a resource made while preparing (uniform buffer, scratch buffer, packed-weight
-   * texture) alive for the plan's lifetime; the executor destroys it with the plan. */
-  own<T extends GPUBuffer | GPUTexture>(resource: T): T;
+  // own(resource): keeps a resource made while preparing (uniform, scratch buffer, packed-weight
+  // texture) alive for the plan's lifetime; the executor destroys it with the plan.
 }
 
 export interface OpImpl {

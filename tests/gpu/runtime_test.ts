@@ -5,6 +5,7 @@ import {
   downloadTensor,
   getGpu,
   releaseTensor,
+  ResourceScope,
   roundToF16,
   sizeClass,
   splitWorkgroups,
@@ -45,12 +46,12 @@ Deno.test("gpu: fill kernel matches reference at odd sizes, with split dispatche
   const gpu = await getGpu();
   for (const n of [1, 7, 255, 257, 1000]) {
     const t = allocTensor(gpu, [n], "float32");
-    const { dispatch, uniform } = prepareFill(gpu, t, 0.5);
-    submitDispatches(gpu, [dispatch]);
+    const scope = new ResourceScope();
+    submitDispatches(gpu, prepareFill(gpu, scope, t, 0.5));
     const back = await downloadTensor(gpu, t);
     assertEquals(Array.from(back.data), Array.from(fillRef(n, 0.5)));
     releaseTensor(gpu, t);
-    uniform.destroy();
+    scope.dispose();
   }
   const [x, y] = splitWorkgroups(gpu, 200_000);
   if (x * y < 200_000 || x > gpu.limits.maxComputeWorkgroupsPerDimension) throw new Error("split");
