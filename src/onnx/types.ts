@@ -1,5 +1,5 @@
 /** The contract between the ONNX executor and the operator implementations in `ops/`. */
-import type { CpuTensor, Dispatch, DType, Gpu, GpuTensor } from "../gpu/mod.ts";
+import type { CpuTensor, Dispatch, DType, Gpu, GpuTensor, ResourceOwner } from "../gpu/mod.ts";
 import { EngineError } from "../gpu/mod.ts";
 
 /** A decoded attribute value: INT/FLOAT -> number, STRING -> string, INTS/FLOATS -> number[],
