@@ -85,16 +85,19 @@ export class Gpu {
   async scoped<T>(context: string, fn: () => T): Promise<T> {
     this.device.pushErrorScope("out-of-memory");
     this.device.pushErrorScope("validation");
-    let result: T;
+    let result: T | undefined;
+    let thrown: unknown;
     try {
       result = fn();
-    } finally {
-      const validation = await this.device.popErrorScope();
-      const oom = await this.device.popErrorScope();
-      const err = validation ?? oom;
-      if (err) throw new EngineError(`${context}: ${err.message}`);
+    } catch (e) {
+      thrown = e;
     }
-    return result;
+    const validation = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    if (thrown !== undefined) throw thrown;
+    const err = validation ?? oom;
+    if (err) throw new EngineError(`${context}: ${err.message}`);
+    return result as T;
   }
 
   destroy(): void {
