@@ -1,14 +1,9 @@
 /** Shared test utilities: where shared data lives, seeded random data, numeric comparison. */
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
+import { sharedDataDir as sharedDir } from "../src/data/assets.ts";
 
-const repoRoot = resolve(fileURLToPath(new URL("..", import.meta.url)));
-
-/** The shared data folder: `$SHARED_DIR`, else `../shared` beside the repository. */
-export function sharedDir(): string {
-  return Deno.env.get("SHARED_DIR") ?? resolve(repoRoot, "..", "shared");
-}
+export { sharedDir };
 
 export const IN_CI = Deno.env.get("CI") === "true";
 
