@@ -19,16 +19,8 @@ export function sharedPath(...parts: string[]): string | undefined {
 }
 
 /** Deterministic PRNG (mulberry32) so failing cases reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as rng } from "../src/data/datasets.ts";
+import { seededRandom as rng } from "../src/data/datasets.ts";
 
 /** `n` uniform values in [lo, hi) from a seeded generator. */
 export function randomFloats(n: number, seed: number, lo = -1, hi = 1): Float32Array {
