@@ -19,8 +19,8 @@ export function sharedPath(...parts: string[]): string | undefined {
 }
 
 /** Deterministic PRNG (mulberry32) so failing cases reproduce. */
-export { seededRandom as rng } from "../src/data/datasets.ts";
-import { seededRandom as rng } from "../src/data/datasets.ts";
+export { seededRandom as rng } from "../src/util/random.ts";
+import { seededRandom as rng } from "../src/util/random.ts";
 
 /** `n` uniform values in [lo, hi) from a seeded generator. */
 export function randomFloats(n: number, seed: number, lo = -1, hi = 1): Float32Array {

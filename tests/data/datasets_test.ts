@@ -1,11 +1,7 @@
 import { deepStrictEqual, throws } from "node:assert/strict";
 import { join } from "node:path";
-import {
-  loadDataset,
-  loadImageFolder,
-  sampleFewShot,
-  seededRandom,
-} from "../../src/data/datasets.ts";
+import { loadDataset, loadImageFolder, sampleFewShot } from "../../src/data/datasets.ts";
+import { seededRandom } from "../../src/util/random.ts";
 
 function touch(path: string): void {
   Deno.mkdirSync(join(path, ".."), { recursive: true });
