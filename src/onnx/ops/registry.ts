@@ -5,6 +5,7 @@ import { convOps } from "./conv.ts";
 import { reduceOps } from "./reduce.ts";
 import { movementOps } from "./movement.ts";
 import { shapeOps } from "./shape.ts";
+import { resizeOps } from "./resize.ts";
 
 /** Every supported operator of the default ONNX domain, by op type. */
 export const OPS: ReadonlyMap<string, OpImpl> = new Map(
@@ -15,5 +16,6 @@ export const OPS: ReadonlyMap<string, OpImpl> = new Map(
     ...reduceOps,
     ...movementOps,
     ...shapeOps,
+    ...resizeOps,
   }),
 );
