@@ -1,0 +1,105 @@
+/** LayerNormalization over the trailing dims (shaders/layernorm.wgsl). */
+import {
+  createUniform,
+  type Dispatch,
+  EngineError,
+  type Gpu,
+  type GpuTensor,
+  Params,
+  prepareDispatch,
+  type ResourceOwner,
+  shapeString,
+  sizeOf,
+  STORAGE_USAGE,
+} from "../gpu/mod.ts";
+import { chooseRowStrategy, ROW_WG, type RowStrategy, rowView } from "./reduce.ts";
+
+export interface LayerNormOptions {
+  /** First normalised dim (negative counts from the end); default -1. */
+  axis?: number;
+  /** Added to the variance; default 1e-5. */
+  epsilon?: number;
+  /** Receives each row's mean (x.shape[:axis] + 1s, float32). */
+  mean?: GpuTensor;
+  /** Receives each row's 1 / sqrt(var + epsilon). */
+  invStdDev?: GpuTensor;
+  /** Force a work split (tests); default chooses by size. */
+  strategy?: RowStrategy;
+}
+
+/** `scale` / `bias` hold the normalised shape or a suffix of it (repeated along the row). */
+function checkParam(x: GpuTensor, p: GpuTensor, axis: number, what: string): number {
+  const normalised = x.shape.slice(axis);
+  const shape = [...p.shape];
+  while (shape.length > 0 && shape[0] === 1) shape.shift();
+  const suffix = normalised.slice(normalised.length - shape.length);
+  const count = sizeOf(p.shape);
+  if (
+    shape.length > normalised.length || shape.some((d, i) => d !== suffix[i]) || count === 0
+  ) {
+    throw new EngineError(
+      `layernorm: ${what} ${shapeString(p.shape)} does not match the normalised shape ` +
+        shapeString(normalised),
+    );
+  }
+  return count;
+}
+
+/** out = LayerNorm(x) * scale + bias over dims axis..rank-1. Float dtypes. */
+export function prepareLayerNorm(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  x: GpuTensor,
+  scale: GpuTensor,
+  bias: GpuTensor | undefined,
+  out: GpuTensor,
+  options: LayerNormOptions = {},
+): Dispatch[] {
+  const rank = x.shape.length;
+  const axisIn = options.axis ?? -1;
+  const axis = axisIn < 0 ? axisIn + rank : axisIn;
+  if (axis < 0 || axis >= rank) {
+    throw new EngineError(`layernorm: axis ${axisIn} out of range for ${shapeString(x.shape)}`);
+  }
+  if (x.dtype !== "float32" && x.dtype !== "float16") {
+    throw new EngineError(`layernorm: dtype ${x.dtype} is not a float type`);
+  }
+  if (sizeOf(out.shape) !== sizeOf(x.shape)) {
+    throw new EngineError(`layernorm: output ${shapeString(out.shape)} differs from input`);
+  }
+  const scaleCount = checkParam(x, scale, axis, "scale");
+  const biasCount = bias ? checkParam(x, bias, axis, "bias") : 0;
+  const { outer: rows, n } = rowView(x.shape, axis, true);
+  for (const [stat, name] of [[options.mean, "mean"], [options.invStdDev, "invStdDev"]] as const) {
+    if (stat && sizeOf(stat.shape) !== rows) {
+      throw new EngineError(`layernorm: ${name} ${shapeString(stat.shape)} needs ${rows} values`);
+    }
+  }
+  if (rows === 0 || n === 0) return [];
+  // Bit 0: write the means, bit 1: the inverse deviations.
+  const writeStats = (options.mean ? 1 : 0) | (options.invStdDev ? 2 : 0);
+  // An unused statistics output still needs a binding: a small private buffer (never shared,
+  // so no two writable bindings alias), which the kernel does not write.
+  const dummy = () =>
+    owner.own(gpu.device.createBuffer({ size: 16, usage: STORAGE_USAGE, label: "unused stats" }));
+  const meanOut = options.mean?.buffer ?? dummy();
+  const invOut = options.invStdDev?.buffer ?? dummy();
+  const strategy = options.strategy ?? chooseRowStrategy(gpu, rows, n);
+  const params = new Params()
+    .u32(rows, n, scaleCount, biasCount)
+    .f32(options.epsilon ?? 1e-5)
+    .u32(writeStats);
+  const uniform = owner.own(createUniform(gpu, params, "layernorm"));
+  const spec = {
+    shader: "layernorm",
+    entryPoint: strategy === "group" ? "per_group" : "per_thread",
+    constants: { WG: ROW_WG, ROUND_F16: x.dtype === "float16" ? 1 : 0 },
+  };
+  const workgroups = strategy === "group" ? rows : Math.ceil(rows / ROW_WG);
+  return [prepareDispatch(
+    gpu,
+    spec,
+    [x, scale, bias ?? scale, out, meanOut, invOut, uniform],
+    workgroups,
+  )];
+}
