@@ -1,0 +1,177 @@
+/** Host references for the strided-copy family (Slice, Concat, Split, Expand) and the index
+ * helpers the movement references share. Plain loops over multi-indices, written independently
+ * of the GPU path's axis merging so tests compare two different derivations. */
+import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../gpu/mod.ts";
+
+/** Row-major strides (in elements) of `shape`. */
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+  return strides;
+}
+
+/** The multi-index of linear position `i` in `shape` (written into `out`). */
+export function unravel(i: number, shape: readonly number[], out: number[]): number[] {
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const n = shape[d];
+    out[d] = i % n;
+    i = Math.floor(i / n);
+  }
+  return out;
+}
+
+/** A tensor of `dtype`/`shape` whose element i is `data[source(i)]`. */
+export function gatherElements(
+  x: CpuTensor,
+  shape: readonly number[],
+  source: (index: number[]) => number,
+): CpuTensor {
+  const n = sizeOf(shape);
+  const out: CpuData = newCpuData(x.dtype, n);
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let i = 0; i < n; i++) out[i] = x.data[source(unravel(i, shape, idx))];
+  return { dtype: x.dtype, shape: [...shape], data: out };
+}
+
+/** A fully resolved slice: for every axis, first index, step and output size. */
+export interface ResolvedSlice {
+  starts: number[];
+  steps: number[];
+  shape: number[];
+}
+
+/** ONNX Slice semantics for the listed axes (non-negative, distinct; others are taken whole):
+ * negative starts/ends count from the end; starts and ends are clamped to [0, dim] for positive
+ * steps and to [0, dim-1] / [-1, dim-1] for negative steps, so sentinels such as INT64_MAX
+ * (arriving as huge float64 numbers) mean "to the end". Steps must be non-zero. */
+export function resolveSlice(
+  shape: readonly number[],
+  starts: readonly number[],
+  ends: readonly number[],
+  axes: readonly number[],
+  steps: readonly number[],
+): ResolvedSlice {
+  const out: ResolvedSlice = {
+    starts: shape.map(() => 0),
+    steps: shape.map(() => 1),
+    shape: [...shape],
+  };
+  axes.forEach((axis, k) => {
+    const dim = shape[axis];
+    const step = steps[k];
+    if (step === 0) throw new RangeError(`slice step on axis ${axis} is 0`);
+    let start = starts[k] < 0 ? starts[k] + dim : starts[k];
+    let end = ends[k] < 0 ? ends[k] + dim : ends[k];
+    if (step > 0) {
+      start = Math.min(Math.max(start, 0), dim);
+      end = Math.min(Math.max(end, 0), dim);
+    } else {
+      start = Math.min(Math.max(start, 0), dim - 1);
+      end = Math.min(Math.max(end, -1), dim - 1);
+    }
+    const count = step > 0 ? Math.ceil((end - start) / step) : Math.ceil((start - end) / -step);
+    out.starts[axis] = start;
+    out.steps[axis] = step;
+    out.shape[axis] = Math.max(0, count);
+  });
+  return out;
+}
+
+/** out[i] = x[starts + i * steps] on every axis. */
+export function sliceRef(x: CpuTensor, slice: ResolvedSlice): CpuTensor {
+  const strides = contiguousStrides(x.shape);
+  return gatherElements(x, slice.shape, (idx) => {
+    let j = 0;
+    for (let d = 0; d < idx.length; d++) {
+      j += (slice.starts[d] + idx[d] * slice.steps[d]) * strides[d];
+    }
+    return j;
+  });
+}
+
+/** Concatenation along `axis` (non-negative); every other axis must agree. */
+export function concatRef(inputs: readonly CpuTensor[], axis: number): CpuTensor {
+  if (inputs.length === 0) throw new RangeError("concat of no inputs");
+  const first = inputs[0];
+  const shape = [...first.shape];
+  shape[axis] = 0;
+  for (const x of inputs) {
+    if (
+      x.shape.length !== shape.length || x.shape.some((n, d) => d !== axis && n !== first.shape[d])
+    ) {
+      throw new RangeError(
+        `concat: ${shapeString(x.shape)} does not match ${shapeString(first.shape)} off axis ` +
+          `${axis}`,
+      );
+    }
+    shape[axis] += x.shape[axis];
+  }
+  // Which input each output position along the axis comes from, and its position there.
+  const owner: number[] = [];
+  const local: number[] = [];
+  inputs.forEach((x, k) => {
+    for (let j = 0; j < x.shape[axis]; j++) {
+      owner.push(k);
+      local.push(j);
+    }
+  });
+  const n = sizeOf(shape);
+  const data: CpuData = newCpuData(first.dtype, n);
+  const strides = inputs.map((x) => contiguousStrides(x.shape));
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let i = 0; i < n; i++) {
+    unravel(i, shape, idx);
+    const k = owner[idx[axis]];
+    let j = 0;
+    for (let d = 0; d < idx.length; d++) {
+      j += (d === axis ? local[idx[d]] : idx[d]) * strides[k][d];
+    }
+    data[i] = inputs[k].data[j];
+  }
+  return { dtype: first.dtype, shape, data };
+}
+
+/** Splits along `axis` (non-negative) into pieces of the given sizes, in order. */
+export function splitRef(x: CpuTensor, sizes: readonly number[], axis: number): CpuTensor[] {
+  let start = 0;
+  return sizes.map((size) => {
+    const shape = [...x.shape];
+    shape[axis] = size;
+    const starts = x.shape.map((_, d) => (d === axis ? start : 0));
+    start += size;
+    return sliceRef(x, { starts, steps: x.shape.map(() => 1), shape });
+  });
+}
+
+/** The numpy broadcast of two shapes, or undefined when they do not broadcast. */
+export function broadcastShapes(
+  a: readonly number[],
+  b: readonly number[],
+): number[] | undefined {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let d = 0; d < rank; d++) {
+    const x = a[d - rank + a.length] ?? 1;
+    const y = b[d - rank + b.length] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) return undefined;
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+/** `x` broadcast to `shape` (x right-aligned, its size-1 axes repeated). */
+export function expandRef(x: CpuTensor, shape: readonly number[]): CpuTensor {
+  const lead = shape.length - x.shape.length;
+  const strides = contiguousStrides(x.shape);
+  return gatherElements(x, shape, (idx) => {
+    let j = 0;
+    for (let d = 0; d < x.shape.length; d++) {
+      if (x.shape[d] !== 1) j += idx[d + lead] * strides[d];
+    }
+    return j;
+  });
+}
