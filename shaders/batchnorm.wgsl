@@ -1,0 +1,71 @@
+// Inference batch normalization as a per-parameter affine map:
+//   Y[i] = X[i] * scale'[p] + shift'[p],  p = (i / inner) % params,
+// with scale' = scale / sqrt(var + eps) and shift' = B - mean * scale' (folded once: by the host
+// when the parameters are constants, else by `fold` below on every run).
+//
+// `main` gives each invocation a run of RUN consecutive elements of one row (one (n, parameter)
+// pair), so the two parameter loads are shared by the run: storage loads are the cost on CPU
+// adapters, and a run of 4 nearly halves them.
+
+struct Params {
+  rows: u32, // N * params
+  inner: u32, // elements per row (spatial size, or 1)
+  params: u32,
+  runs_per_row: u32, // ceil(inner / RUN)
+}
+
+const RUN: u32 = 4u;
+override WG: u32 = 64u;
+override ROUND_F16: bool = false; // float16 output: round to half precision (stored as f32)
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> affine: array<f32>; // [scale' (params), shift' (params)]
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * WG;
+  if (t >= params.rows * params.runs_per_row) {
+    return;
+  }
+  let row = t / params.runs_per_row;
+  let first = (t % params.runs_per_row) * RUN;
+  let p = row % params.params;
+  let a = affine[p];
+  let b = affine[params.params + p];
+  let base = row * params.inner;
+  for (var j = 0u; j < RUN; j++) {
+    if (first + j < params.inner) {
+      var v = x[base + first + j] * a + b;
+      if (ROUND_F16) {
+        v = unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+      }
+      y[base + first + j] = v;
+    }
+  }
+}
+
+struct FoldParams {
+  count: u32,
+  epsilon: f32,
+}
+
+@group(0) @binding(0) var<storage, read> scale: array<f32>;
+@group(0) @binding(1) var<storage, read> shift: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> variance: array<f32>;
+@group(0) @binding(4) var<storage, read_write> folded: array<f32>;
+@group(0) @binding(5) var<uniform> fold_params: FoldParams;
+
+// One invocation per parameter: scale' and shift' from the four parameter tensors.
+@compute @workgroup_size(WG)
+fn fold(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= fold_params.count) {
+    return;
+  }
+  let a = scale[i] / sqrt(variance[i] + fold_params.epsilon);
+  folded[i] = a;
+  folded[fold_params.count + i] = shift[i] - mean[i] * a;
+}

@@ -1,0 +1,151 @@
+import {
+  allocTensor,
+  cpuTensor,
+  getGpu,
+  type GpuTensor,
+  readTensor,
+  releaseTensor,
+  ResourceScope,
+  roundToF16,
+  submitDispatches,
+  uploadTensor,
+} from "../../src/gpu/mod.ts";
+import { prepareConv } from "../../src/kernels/conv.ts";
+import { type ConvAttrs, convOutputShape, convRef } from "../../src/kernels/conv_ref.ts";
+import { assertClose, randomFloats } from "../helpers.ts";
+
+interface Case {
+  x: number[];
+  w: number[];
+  strides?: number[];
+  pads?: number[];
+  dilations?: number[];
+  group?: number;
+  bias?: boolean;
+  relu?: boolean;
+  /** Upload W (and B) as GPU tensors so the shader repacks them. */
+  gpuWeights?: boolean;
+  /** float16 tensors: output values must be rounded to half precision. */
+  f16?: boolean;
+  /** Register tile override (output channel blocks of 4 per invocation). */
+  channelBlocks?: number;
+}
+
+let seed = 1;
+
+async function check(cs: Case): Promise<void> {
+  const gpu = await getGpu();
+  const rank = cs.x.length - 2;
+  const attrs: ConvAttrs = {
+    strides: cs.strides ?? Array(rank).fill(1),
+    pads: cs.pads ?? Array(2 * rank).fill(0),
+    dilations: cs.dilations ?? Array(rank).fill(1),
+    group: cs.group ?? 1,
+    relu: cs.relu,
+  };
+  const round = (v: Float32Array) => cs.f16 ? v.map(roundToF16) : v;
+  const dtype = cs.f16 ? "float16" : "float32";
+  const xData = round(randomFloats(cs.x.reduce((a, b) => a * b, 1), seed++));
+  const wData = round(randomFloats(cs.w.reduce((a, b) => a * b, 1), seed++));
+  const bData = cs.bias ? randomFloats(cs.w[0], seed++) : undefined;
+  const ref = convRef(xData, cs.x, wData, cs.w, bData, attrs);
+  const yShape = convOutputShape(cs.x, cs.w, attrs);
+  const scope = new ResourceScope();
+  const x = uploadTensor(gpu, xData, cs.x, dtype, "x");
+  const y = allocTensor(gpu, yShape, dtype, "y");
+  const temps: GpuTensor[] = [x, y];
+  let w: GpuTensor | ReturnType<typeof cpuTensor> = cpuTensor("float32", cs.w, wData);
+  let b: GpuTensor | ReturnType<typeof cpuTensor> | undefined = bData
+    ? cpuTensor("float32", [cs.w[0]], bData)
+    : undefined;
+  if (cs.gpuWeights) {
+    w = uploadTensor(gpu, wData, cs.w, "float32", "w");
+    temps.push(w);
+    if (bData) {
+      b = uploadTensor(gpu, bData, [cs.w[0]], "float32", "b");
+      temps.push(b);
+    }
+  }
+  submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, attrs, cs.channelBlocks));
+  const got = await readTensor(gpu, y);
+  for (const t of temps) releaseTensor(gpu, t);
+  scope.dispose();
+  const label = JSON.stringify(cs);
+  if (cs.f16) {
+    const unrounded = got.findIndex((v) => v !== roundToF16(v));
+    if (unrounded >= 0) throw new Error(`${label}: output ${got[unrounded]} is not a half value`);
+    assertClose(got, round(ref.data), { rtol: 2e-3, atol: 1e-3, label });
+  } else {
+    assertClose(got, ref.data, { rtol: 1e-4, atol: 1e-4, label });
+  }
+}
+
+Deno.test("conv: 2-D basics, odd sizes, bias/no bias, relu", async () => {
+  await check({ x: [1, 1, 5, 5], w: [1, 1, 3, 3], pads: [1, 1, 1, 1] });
+  await check({ x: [2, 3, 7, 9], w: [5, 3, 3, 3], bias: true });
+  await check({ x: [1, 13, 11, 10], w: [17, 13, 1, 1], bias: true, relu: true });
+  await check({ x: [3, 8, 6, 6], w: [16, 8, 3, 3], pads: [1, 1, 1, 1], relu: true });
+  await check({ x: [1, 2, 1, 1], w: [3, 2, 1, 1] });
+});
+
+Deno.test("conv: strides, asymmetric pads, dilations", async () => {
+  await check({
+    x: [1, 3, 15, 13],
+    w: [8, 3, 7, 7],
+    strides: [2, 2],
+    pads: [3, 3, 3, 3],
+    bias: true,
+  });
+  await check({ x: [2, 4, 9, 8], w: [6, 4, 3, 3], strides: [2, 3], pads: [1, 0, 2, 1] });
+  await check({ x: [1, 5, 12, 11], w: [7, 5, 3, 2], dilations: [2, 3], pads: [2, 1, 0, 3] });
+  await check({ x: [1, 3, 5, 5], w: [2, 3, 3, 3], strides: [2, 2], pads: [1, 0, 1, 0] });
+});
+
+Deno.test("conv: groups and depthwise", async () => {
+  await check({ x: [2, 6, 7, 7], w: [9, 2, 3, 3], group: 3, pads: [1, 1, 1, 1], bias: true });
+  await check({ x: [1, 8, 9, 9], w: [8, 1, 3, 3], group: 8, pads: [1, 1, 1, 1], bias: true });
+  await check({ x: [1, 5, 8, 7], w: [10, 1, 3, 3], group: 5, strides: [2, 2] });
+  await check({ x: [1, 64, 10, 10], w: [64, 16, 3, 3], group: 4, pads: [1, 1, 1, 1] });
+});
+
+Deno.test("conv: float16 tensors get half-precision outputs", async () => {
+  await check({ x: [1, 3, 9, 7], w: [8, 3, 3, 3], pads: [1, 1, 1, 1], bias: true, f16: true });
+  await check({ x: [2, 4, 5, 5], w: [4, 2, 1, 1], group: 2, relu: true, f16: true });
+});
+
+Deno.test("conv: 1-D and 3-D", async () => {
+  await check({ x: [2, 4, 17], w: [6, 4, 3], pads: [1, 2], bias: true });
+  await check({ x: [1, 3, 257], w: [5, 3, 5], strides: [3], dilations: [2] });
+  await check({ x: [1, 4, 10], w: [4, 2, 3], group: 2 });
+  await check({ x: [1, 2, 5, 6, 7], w: [3, 2, 3, 3, 3], pads: [1, 0, 1, 1, 2, 0], bias: true });
+  await check({
+    x: [2, 4, 7, 5, 6],
+    w: [4, 1, 2, 3, 2],
+    group: 4,
+    strides: [2, 1, 2],
+    dilations: [1, 2, 1],
+  });
+});
+
+Deno.test("conv: weights packed on the GPU, every tile size, wrapped weight texture", async () => {
+  await check({
+    x: [1, 3, 9, 9],
+    w: [10, 3, 3, 3],
+    pads: [1, 1, 1, 1],
+    bias: true,
+    gpuWeights: true,
+  });
+  await check({ x: [2, 4, 6, 5], w: [12, 2, 2, 3], group: 2, gpuWeights: true, relu: true });
+  for (const channelBlocks of [1, 2, 3]) {
+    await check({
+      x: [1, 5, 7, 6],
+      w: [37, 5, 3, 3],
+      pads: [1, 1, 1, 1],
+      bias: true,
+      channelBlocks,
+    });
+  }
+  // K = 9 * 1000 is wider than a texture row on default limits (8192): rows wrap.
+  await check({ x: [1, 1000, 3, 4], w: [6, 1000, 3, 3], pads: [1, 1, 1, 1], bias: true });
+  await check({ x: [1, 1000, 3, 4], w: [6, 1000, 3, 3], pads: [0, 1, 0, 1], gpuWeights: true });
+});
