@@ -150,6 +150,8 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
       maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      // Kernels keep packed weights in 2-D textures; the default 8192 caps their rows.
+      maxTextureDimension2D: l.maxTextureDimension2D,
     },
   });
   const info = adapter.info;
