@@ -1,17 +1,23 @@
-/** Shared CLI plumbing for `tasks/*`: expected errors print one line and exit 1. */
-import { EngineError } from "../src/gpu/errors.ts";
+/** Shared CLI convention: expected errors (EngineError and subclasses: bad files, bad inputs,
+ * unsupported models, missing adapter) print `error: <message>` without a stack and exit 1;
+ * anything else is a bug and keeps its stack. */
+import { EngineError } from "../src/gpu/mod.ts";
 
-/** Runs `main`; an EngineError (bad file, bad flag, no adapter) prints `error: message` without a
- * stack and exits 1; anything else is a bug and keeps its stack. */
-export async function runCli(main: () => Promise<number | void> | number | void): Promise<void> {
+/** Runs `main(args)` and exits with its status (0 when it returns nothing). */
+export async function runCli(
+  main: (args: string[]) => Promise<number | void> | number | void,
+): Promise<never> {
+  let code: number;
   try {
-    const code = await main();
-    Deno.exit(typeof code === "number" ? code : 0);
+    code = (await main(Deno.args)) ?? 0;
   } catch (e) {
     if (e instanceof EngineError) {
       console.error(`error: ${e.message}`);
-      Deno.exit(1);
+      code = 1;
+    } else {
+      console.error(e);
+      code = 1;
     }
-    throw e;
   }
+  Deno.exit(code);
 }

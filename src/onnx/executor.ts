@@ -1,0 +1,456 @@
+/** The public entry point for running ONNX models: load once, plan per input shapes (cached),
+ * run with host tensors or keep data on the GPU between stages. */
+import {
+  allocTensor,
+  type CpuTensor,
+  cpuTensor,
+  createStorageBuffer,
+  downloadTensor,
+  encodeDispatches,
+  EngineError,
+  fromGpuArray,
+  getGpu,
+  type Gpu,
+  type GpuTensor,
+  sizeOf,
+  toGpuArray,
+  uploadCpuTensor,
+} from "../gpu/mod.ts";
+import type { OpImpl } from "./types.ts";
+import { OPS } from "./ops/registry.ts";
+import type { Graph, ValueDecl } from "./graph.ts";
+import { loadModelFile, type ParsedModel, parseModel } from "./parse.ts";
+import {
+  analyze,
+  type ConstantUploader,
+  foldConstants,
+  type InputFacts,
+  NeedsInputValues,
+  Plan,
+} from "./plan.ts";
+
+/** Thrown when run inputs do not match the model's declared inputs; names the input. */
+export class InputError extends EngineError {
+  constructor(message: string) {
+    super(message);
+    this.name = "InputError";
+  }
+}
+
+export interface ModelOptions {
+  /** Operator table (defaults to every registered operator). */
+  readonly ops?: ReadonlyMap<string, OpImpl>;
+  /** Most plans kept per model (least recently used ones are disposed). Default 8. */
+  readonly maxPlans?: number;
+}
+
+/** Loads a `.onnx` file (external data resolved next to it) onto `gpu` (default: shared). */
+export async function loadModel(
+  path: string,
+  gpu?: Gpu,
+  options: ModelOptions = {},
+): Promise<Model> {
+  const ops = options.ops ?? OPS;
+  const parsed = loadModelFile(path, ops);
+  return new Model(gpu ?? await getGpu(), parsed, ops, options);
+}
+
+/** Loads a model from ModelProto bytes (`source` names it in errors). */
+export async function loadModelBytes(
+  bytes: Uint8Array,
+  opts: { source?: string; baseDir?: string; gpu?: Gpu } & ModelOptions = {},
+): Promise<Model> {
+  const ops = opts.ops ?? OPS;
+  const parsed = parseModel(bytes, { source: opts.source, baseDir: opts.baseDir, ops });
+  return new Model(opts.gpu ?? await getGpu(), parsed, ops, opts);
+}
+
+function shapeText(shape: readonly (number | string | undefined)[]): string {
+  return `[${shape.map((d) => d ?? "?").join(",")}]`;
+}
+
+function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
+  return (t as GpuTensor).buffer !== undefined;
+}
+
+/** A loaded model. Not safe for concurrent runs from several tasks: runs are serialised. */
+export class Model implements ConstantUploader {
+  readonly source: string;
+  readonly graph: Graph;
+  /** Op types of every node in the file (for reports). */
+  readonly opTypes: readonly string[];
+  readonly #ops: ReadonlyMap<string, OpImpl>;
+  readonly #maxPlans: number;
+  /** Plans by key, most recently used last. */
+  #plans = new Map<string, Plan>();
+  #weights = new Map<string, GPUBuffer>();
+  /** Inputs whose values feed shapes/axes: their values are part of the plan key. */
+  #valueInputs = new Set<string>();
+  /** Every initializer name in the file (to explain a caller passing one as an input). */
+  #initializerNames: ReadonlySet<string>;
+  #queue: Promise<unknown> = Promise.resolve();
+  #disposed = false;
+
+  constructor(
+    readonly gpu: Gpu,
+    parsed: ParsedModel,
+    ops: ReadonlyMap<string, OpImpl>,
+    options: ModelOptions = {},
+  ) {
+    this.source = parsed.source;
+    this.opTypes = parsed.graph.opTypes;
+    this.#ops = ops;
+    this.#maxPlans = options.maxPlans ?? 8;
+    this.#initializerNames = new Set(parsed.graph.constants.keys());
+    try {
+      this.graph = foldConstants(parsed.graph, ops);
+    } catch (e) {
+      if (e instanceof EngineError && !e.message.startsWith(this.source)) {
+        e.message = `${this.source}: ${e.message}`;
+      }
+      throw e;
+    }
+  }
+
+  get inputs(): readonly ValueDecl[] {
+    return this.graph.inputs;
+  }
+
+  get outputs(): readonly ValueDecl[] {
+    return this.graph.outputs;
+  }
+
+  /** Number of plans currently cached. */
+  get planCount(): number {
+    return this.#plans.size;
+  }
+
+  /** ConstantUploader: initializers are uploaded once per model; other values per plan. */
+  upload(name: string, value: CpuTensor, perPlan: boolean): GPUBuffer {
+    if (!perPlan) {
+      const cached = this.#weights.get(name);
+      if (cached) return cached;
+    }
+    const data = this.#gpuData(value, `constant '${name}'`);
+    const buffer = createStorageBuffer(this.gpu, data, name);
+    if (!perPlan) this.#weights.set(name, buffer);
+    return buffer;
+  }
+
+  #gpuData(value: CpuTensor, label: string): Float32Array | Int32Array | Uint32Array {
+    try {
+      return toGpuArray(value, label);
+    } catch (e) {
+      if (e instanceof RangeError) throw new EngineError(`${this.source}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** The plan for these input shapes (built and cached on first use). Inputs whose values feed
+   * shape computations must be given as tensors to `run` instead. */
+  plan(shapes: Record<string, readonly number[]>): Promise<Plan> {
+    const facts = new Map<string, InputFacts>();
+    for (const decl of this.graph.inputs) {
+      const shape = shapes[decl.name];
+      if (shape) facts.set(decl.name, { dtype: decl.dtype, shape });
+    }
+    this.#checkNames(Object.keys(shapes));
+    for (const [name, f] of facts) this.#checkShape(this.#decl(name), f.dtype, f.shape);
+    this.#checkSymbols(facts);
+    return this.#serial(() =>
+      this.#getPlan(facts, (name) => {
+        throw new InputError(
+          `${this.source}: input '${name}' feeds a shape or axes computation, so its value is ` +
+            `needed to plan: pass it to run()`,
+        );
+      })
+    );
+  }
+
+  /** Runs the model on host tensors and downloads every output. */
+  run(inputs: Record<string, CpuTensor>): Promise<Record<string, CpuTensor>> {
+    return this.#serial(async () => {
+      const facts = this.#validate(inputs);
+      const plan = await this.#getPlan(facts, (name) => inputs[name]);
+      const gpu = this.gpu;
+      for (const [name, t] of plan.inputBuffers) {
+        const data = this.#gpuData(inputs[name], `input '${name}'`);
+        if (data.length > 0) {
+          gpu.device.queue.writeBuffer(t.buffer, 0, data as Float32Array<ArrayBuffer>);
+        }
+      }
+      const encoder = gpu.device.createCommandEncoder({ label: this.source });
+      encodeDispatches(encoder, plan.dispatches);
+      const result: Record<string, CpuTensor> = {};
+      const reads: { name: string; tensor: GpuTensor; offset: number; bytes: number }[] = [];
+      let total = 0;
+      for (const [name, out] of plan.outputs) {
+        if (out.kind === "value") {
+          result[name] = cpuTensor(out.value.dtype, out.value.shape, out.value.data);
+          continue;
+        }
+        const bytes = sizeOf(out.tensor.shape) * 4;
+        if (bytes === 0) {
+          result[name] = cpuTensor(out.tensor.dtype, out.tensor.shape);
+          continue;
+        }
+        reads.push({ name, tensor: out.tensor, offset: total, bytes });
+        total += bytes;
+      }
+      const staging = total > 0 ? plan.staging(total) : undefined;
+      for (const r of reads) {
+        encoder.copyBufferToBuffer(r.tensor.buffer, 0, staging!, r.offset, r.bytes);
+      }
+      gpu.device.queue.submit([encoder.finish()]);
+      if (staging) {
+        const lost = gpu.device.lost.then((info) => {
+          throw new EngineError(
+            `${this.source}: GPU device lost (${info.reason}): ${info.message}`,
+          );
+        });
+        await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, total), lost]);
+        const mapped = staging.getMappedRange(0, total).slice(0);
+        staging.unmap();
+        for (const r of reads) {
+          const t = r.tensor;
+          const view = t.dtype === "float32" || t.dtype === "float16"
+            ? new Float32Array(mapped, r.offset, r.bytes / 4)
+            : t.dtype === "bool"
+            ? new Uint32Array(mapped, r.offset, r.bytes / 4)
+            : new Int32Array(mapped, r.offset, r.bytes / 4);
+          result[r.name] = fromGpuArray(view, t.shape, t.dtype);
+        }
+      }
+      gpu.checkHealthy(`running ${this.source}`);
+      return result;
+    });
+  }
+
+  /** Runs the model on GPU-resident inputs (host tensors are accepted too) without waiting.
+   * Returns new pooled tensors the caller owns (release them with `releaseTensor`). Inputs are
+   * copied into the plan's buffers, so the caller may reuse or release them right away. */
+  runGpu(inputs: Record<string, GpuTensor | CpuTensor>): Promise<Record<string, GpuTensor>> {
+    return this.#serial(async () => {
+      const facts = this.#validate(inputs);
+      const plan = await this.#getPlan(facts, async (name) => {
+        const t = inputs[name];
+        return isGpuTensor(t) ? await downloadTensor(this.gpu, t) : t;
+      });
+      const gpu = this.gpu;
+      const encoder = gpu.device.createCommandEncoder({ label: this.source });
+      for (const [name, dst] of plan.inputBuffers) {
+        const src = inputs[name];
+        const bytes = sizeOf(dst.shape) * 4;
+        if (isGpuTensor(src)) {
+          if (bytes > 0) encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, bytes);
+        } else {
+          const data = this.#gpuData(src, `input '${name}'`);
+          if (data.length > 0) {
+            gpu.device.queue.writeBuffer(dst.buffer, 0, data as Float32Array<ArrayBuffer>);
+          }
+        }
+      }
+      encodeDispatches(encoder, plan.dispatches);
+      const result: Record<string, GpuTensor> = {};
+      for (const [name, out] of plan.outputs) {
+        if (out.kind === "value") {
+          result[name] = uploadCpuTensor(gpu, out.value, `output '${name}'`);
+          continue;
+        }
+        const t = allocTensor(gpu, out.tensor.shape, out.tensor.dtype, `output '${name}'`);
+        const bytes = sizeOf(t.shape) * 4;
+        if (bytes > 0) encoder.copyBufferToBuffer(out.tensor.buffer, 0, t.buffer, 0, bytes);
+        result[name] = t;
+      }
+      gpu.device.queue.submit([encoder.finish()]);
+      gpu.checkHealthy(`running ${this.source}`);
+      return result;
+    });
+  }
+
+  /** Frees every plan and uploaded weight. The model cannot run afterwards. */
+  dispose(): void {
+    this.#disposed = true;
+    for (const p of this.#plans.values()) p.dispose();
+    this.#plans.clear();
+    for (const b of this.#weights.values()) b.destroy();
+    this.#weights.clear();
+  }
+
+  /** Disposes cached plans (keeps weights); the next run plans again. */
+  clearPlans(): void {
+    for (const p of this.#plans.values()) p.dispose();
+    this.#plans.clear();
+  }
+
+  /** Runs `fn` after every earlier call finished (plans' buffers are shared between runs). */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(() => {
+      if (this.#disposed) throw new EngineError(`${this.source}: model used after dispose()`);
+      return fn();
+    });
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #getPlan(
+    given: ReadonlyMap<string, InputFacts>,
+    valueOf: (name: string) => CpuTensor | Promise<CpuTensor>,
+  ): Promise<Plan> {
+    for (;;) {
+      const facts = new Map<string, InputFacts>();
+      for (const [name, f] of given) {
+        if (this.#valueInputs.has(name)) {
+          const value = await valueOf(name);
+          facts.set(name, { dtype: f.dtype, shape: f.shape, value });
+        } else facts.set(name, { dtype: f.dtype, shape: f.shape });
+      }
+      const key = this.#planKey(facts);
+      const cached = this.#plans.get(key);
+      if (cached) {
+        this.#plans.delete(key);
+        this.#plans.set(key, cached);
+        return cached;
+      }
+      let analysis;
+      try {
+        analysis = analyze(this.graph, this.#ops, facts);
+      } catch (e) {
+        if (e instanceof NeedsInputValues) {
+          const fresh = e.inputs.filter((n) => !this.#valueInputs.has(n));
+          if (fresh.length > 0) {
+            for (const n of fresh) this.#valueInputs.add(n);
+            continue;
+          }
+          throw new EngineError(`${this.source}: ${e.message} (internal: input values missing)`);
+        }
+        if (e instanceof EngineError && !e.message.startsWith(this.source)) {
+          e.message = `${this.source}: ${e.message}`;
+        }
+        throw e;
+      }
+      const plan = await Plan.create(this.gpu, this.graph, analysis, this, key).catch((e) => {
+        if (e instanceof EngineError && !e.message.startsWith(this.source)) {
+          e.message = `${this.source}: ${e.message}`;
+        }
+        throw e;
+      });
+      this.#plans.set(key, plan);
+      while (this.#plans.size > this.#maxPlans) {
+        const oldest = this.#plans.keys().next().value!;
+        this.#plans.get(oldest)!.dispose();
+        this.#plans.delete(oldest);
+      }
+      return plan;
+    }
+  }
+
+  #planKey(facts: ReadonlyMap<string, InputFacts>): string {
+    return this.graph.inputs.map((d) => {
+      const f = facts.get(d.name)!;
+      const v = f.value ? `=${Array.from(f.value.data).join(",")}` : "";
+      return `${d.name}:${f.dtype}[${f.shape.join(",")}]${v}`;
+    }).join(";");
+  }
+
+  #decl(name: string): ValueDecl {
+    return this.graph.inputs.find((d) => d.name === name)!;
+  }
+
+  #checkNames(given: readonly string[]): void {
+    const declared = this.graph.inputs.map((d) => d.name);
+    const missing = declared.filter((n) => !given.includes(n));
+    const extra = given.filter((n) => !declared.includes(n));
+    if (missing.length === 0 && extra.length === 0) return;
+    const parts: string[] = [];
+    if (missing.length > 0) {
+      parts.push(`missing input(s) ${missing.map((n) => `'${n}'`).join(", ")}`);
+    }
+    if (extra.length > 0) {
+      const consts = extra.filter((n) => this.#initializerNames.has(n));
+      parts.push(
+        `unknown input(s) ${extra.map((n) => `'${n}'`).join(", ")}` +
+          (consts.length > 0 ? ` (${consts.join(", ")}: initializers, not inputs)` : ""),
+      );
+    }
+    throw new InputError(
+      `${this.source}: ${parts.join("; ")}; the model's inputs are ` +
+        (declared.length > 0 ? declared.map((d) => `'${d}'`).join(", ") : "(none)"),
+    );
+  }
+
+  #checkShape(decl: ValueDecl, dtype: string, shape: readonly number[]): void {
+    const where = `${this.source}: input '${decl.name}'`;
+    if (decl.typeName !== "unknown" && dtype !== decl.dtype) {
+      throw new InputError(`${where}: expected dtype ${decl.dtype}, got ${dtype}`);
+    }
+    if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new InputError(`${where}: invalid shape ${shapeText(shape)}`);
+    }
+    const dims = decl.dims;
+    if (!dims) return;
+    if (dims.length !== shape.length) {
+      throw new InputError(
+        `${where}: expected rank ${dims.length} ${shapeText(dims)}, got rank ${shape.length} ` +
+          shapeText(shape),
+      );
+    }
+    dims.forEach((d, i) => {
+      if (typeof d === "number" && d !== shape[i]) {
+        throw new InputError(
+          `${where}: expected shape ${shapeText(dims)}, got ${shapeText(shape)} (dim ${i} is ` +
+            `${shape[i]}, must be ${d})`,
+        );
+      }
+    });
+  }
+
+  /** Symbolic dims (`batch`) must agree across inputs. */
+  #checkSymbols(facts: ReadonlyMap<string, InputFacts>): void {
+    const seen = new Map<string, { input: string; size: number }>();
+    for (const decl of this.graph.inputs) {
+      const f = facts.get(decl.name);
+      if (!f || !decl.dims) continue;
+      decl.dims.forEach((d, i) => {
+        if (typeof d !== "string" || d === "") return;
+        const prev = seen.get(d);
+        if (prev && prev.size !== f.shape[i]) {
+          throw new InputError(
+            `${this.source}: dimension '${d}' is ${prev.size} in input '${prev.input}' but ` +
+              `${f.shape[i]} in input '${decl.name}'`,
+          );
+        }
+        if (!prev) seen.set(d, { input: decl.name, size: f.shape[i] });
+      });
+    }
+  }
+
+  #validate(inputs: Record<string, GpuTensor | CpuTensor>): Map<string, InputFacts> {
+    this.#checkNames(Object.keys(inputs));
+    const facts = new Map<string, InputFacts>();
+    for (const decl of this.graph.inputs) {
+      const t = inputs[decl.name];
+      if (!t || typeof t !== "object" || !Array.isArray(t.shape)) {
+        throw new InputError(`${this.source}: input '${decl.name}' is not a tensor`);
+      }
+      this.#checkShape(decl, t.dtype, t.shape);
+      const n = sizeOf(t.shape);
+      if (isGpuTensor(t)) {
+        if (t.buffer.size < n * 4) {
+          throw new InputError(
+            `${this.source}: input '${decl.name}': buffer of ${t.buffer.size} bytes is too small ` +
+              `for shape ${shapeText(t.shape)}`,
+          );
+        }
+      } else if (t.data.length !== n) {
+        throw new InputError(
+          `${this.source}: input '${decl.name}': ${t.data.length} values for shape ` +
+            `${shapeText(t.shape)} (needs ${n})`,
+        );
+      }
+      facts.set(decl.name, { dtype: t.dtype, shape: [...t.shape] });
+    }
+    this.#checkSymbols(facts);
+    return facts;
+  }
+}

@@ -1,0 +1,24 @@
+/** Public ONNX API: load a model, plan it for input shapes, run it on host or GPU tensors. */
+export { InputError, loadModel, loadModelBytes, Model, type ModelOptions } from "./executor.ts";
+export { Plan, type PlanMemory, type PlanOutput } from "./plan.ts";
+export {
+  type Graph,
+  GraphError,
+  UnsupportedError,
+  UnsupportedFeatureError,
+  UnsupportedOperatorError,
+  UnsupportedTypeError,
+  type ValueDecl,
+} from "./graph.ts";
+export { loadModelFile, type ParsedModel, parseModel } from "./parse.ts";
+export {
+  engineDType,
+  type LoadedTensor,
+  onnxTypeName,
+  onnxTypeOf,
+  readTensorFile,
+  readTensorProto,
+  tensorToProto,
+} from "./tensor_proto.ts";
+export { NodeError, type OnnxNode, type OpImpl, type TensorInfo } from "./types.ts";
+export { OPS } from "./ops/registry.ts";
