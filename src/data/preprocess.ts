@@ -3,21 +3,14 @@
  * an 8-bit intermediate), center crop with Python's rounding, RandomResizedCrop and flips,
  * then ToTensor + Normalize into float32 CHW. */
 import type { RgbImage } from "./decode.ts";
+import type { Normalization } from "../models/preprocessing.ts";
 
-export interface Normalization {
-  readonly mean: readonly [number, number, number];
-  readonly std: readonly [number, number, number];
-}
-
-export const CLIP_NORMALIZATION: Normalization = {
-  mean: [0.48145466, 0.4578275, 0.40821073],
-  std: [0.26862954, 0.26130258, 0.27577711],
-};
-
-export const IMAGENET_NORMALIZATION: Normalization = {
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-};
+// The normalisation constants belong to the encoders (src/models); re-exported for callers here.
+export {
+  CLIP_NORMALIZATION,
+  IMAGENET_NORMALIZATION,
+  type Normalization,
+} from "../models/preprocessing.ts";
 
 const PRECISION_BITS = 32 - 8 - 2;
 const BICUBIC_A = -0.5;

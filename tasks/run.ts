@@ -1,0 +1,240 @@
+/** `deno task run MODEL.onnx --input x.npy --output y.npy`: runs one ONNX model on `.npy` inputs
+ * and saves (or prints) its outputs, so results can be compared with any other runtime. Models
+ * whose inputs share a symbolic batch axis run in chunks that fit the adapter; `--verbose` prints
+ * the adapter, each plan's estimated peak GPU memory (before anything runs) and timings. */
+import { parseArgs } from "node:util";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { type CpuTensor, cpuTensor, type DType, EngineError, getGpu } from "../src/gpu/mod.ts";
+import { loadModel, type Model, type ValueDecl } from "../src/onnx/mod.ts";
+import { BatchedModel, describeBatchPlan } from "../src/models/mod.ts";
+import { type NpyArray, npyArray, type NpyDType, readNpy, writeNpy } from "../src/data/npy.ts";
+import { runCli } from "./_cli.ts";
+
+const HELP =
+  `usage: deno task run MODEL.onnx --input [NAME=]FILE.npy ... [--output FILE.npy|DIR] [options]
+
+  --input [NAME=]FILE   an input as .npy; NAME= may be left out when the model has one input
+  --output PATH         .npy file for a single output, or a directory (one NAME.npy per output);
+                        without it, a summary of each output is printed
+  --verbose             print the adapter, plan memory estimates and timings (to stderr)
+  --adapter             print the WebGPU adapter and its limits, then exit
+  --memory-budget MIB   GPU memory a chunk's plan may use besides the weights (default 2048)
+  --max-chunk N         most batch rows per chunk (default 256)`;
+
+function parse() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        input: { type: "string", short: "i", multiple: true, default: [] },
+        output: { type: "string", short: "o" },
+        verbose: { type: "boolean", short: "v", default: false },
+        adapter: { type: "boolean", default: false },
+        "memory-budget": { type: "string" },
+        "max-chunk": { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new EngineError(`${(e as Error).message}\n${HELP}`);
+  }
+}
+
+function positiveNumber(flag: string, text: string | undefined, integer: boolean) {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!(v > 0) || (integer && !Number.isInteger(v))) {
+    throw new EngineError(
+      `--${flag}: expected a positive ${integer ? "integer" : "number"}, got '${text}'`,
+    );
+  }
+  return v;
+}
+
+const FLOATS = new Set<NpyDType>(["float16", "float32", "float64"]);
+const INTS = new Set<NpyDType>(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"]);
+
+/** A `.npy` array as a host tensor of the model input's dtype (safe conversions only). */
+function toInput(a: NpyArray, decl: ValueDecl, file: string): CpuTensor {
+  const want: DType = decl.dtype;
+  const where = `${file} for input '${decl.name}' (${decl.typeName})`;
+  const isFloat = want === "float32" || want === "float16";
+  const isInt = want === "int32" || want === "int64";
+  if (isFloat && !FLOATS.has(a.dtype)) {
+    throw new EngineError(`${where}: has ${a.dtype} values, expected floating point`);
+  }
+  if (isInt && !INTS.has(a.dtype)) {
+    throw new EngineError(`${where}: has ${a.dtype} values, expected integers`);
+  }
+  if (want === "bool" && a.dtype !== "bool") {
+    throw new EngineError(`${where}: has ${a.dtype} values, expected bool`);
+  }
+  const values = a.data instanceof BigInt64Array
+    ? Array.from(a.data, (v) => {
+      if (v > 2147483647n || v < -2147483648n) {
+        throw new EngineError(`${where}: value ${v} does not fit the GPU's 32-bit integers`);
+      }
+      return Number(v);
+    })
+    : (a.data as ArrayLike<number>);
+  return cpuTensor(want, a.shape, values);
+}
+
+function toNpy(t: CpuTensor): NpyArray {
+  switch (t.dtype) {
+    case "float32":
+    case "float16":
+    case "int32":
+    case "bool":
+      return npyArray(t.dtype, t.shape, t.data);
+    case "int64":
+      return npyArray("int64", t.shape, t.data);
+  }
+}
+
+function summary(name: string, t: CpuTensor): string {
+  const d = t.data;
+  let min = Infinity, max = -Infinity, sum = 0;
+  for (let i = 0; i < d.length; i++) {
+    min = Math.min(min, d[i]);
+    max = Math.max(max, d[i]);
+    sum += d[i];
+  }
+  const head = Array.from(d.subarray(0, 6), (v) => Number(v.toPrecision(6))).join(", ");
+  const stats = d.length > 0
+    ? `min ${min.toPrecision(6)}, max ${max.toPrecision(6)}, mean ${
+      (sum / d.length).toPrecision(6)
+    }`
+    : "empty";
+  return `${name}: ${t.dtype} [${t.shape.join(",")}]: ${stats}; first [${head}${
+    d.length > 6 ? ", ..." : ""
+  }]`;
+}
+
+function fileName(name: string): string {
+  return `${name.replace(/[^A-Za-z0-9._-]+/g, "_") || "output"}.npy`;
+}
+
+function readInputs(model: Model, specs: readonly string[]): Record<string, CpuTensor> {
+  const inputs: Record<string, CpuTensor> = {};
+  const names = model.inputs.map((d) => `'${d.name}'`).join(", ") || "(none)";
+  for (const spec of specs) {
+    const eq = spec.indexOf("=");
+    let name: string, file: string;
+    if (eq > 0 && !existsSync(spec)) {
+      name = spec.slice(0, eq);
+      file = spec.slice(eq + 1);
+    } else if (model.inputs.length === 1) {
+      name = model.inputs[0].name;
+      file = spec;
+    } else {
+      throw new EngineError(
+        `--input ${spec}: the model has several inputs (${names}); use NAME=FILE`,
+      );
+    }
+    const decl = model.inputs.find((d) => d.name === name);
+    if (!decl) {
+      throw new EngineError(`--input ${spec}: the model has no input '${name}' (${names})`);
+    }
+    if (inputs[name]) throw new EngineError(`--input: '${name}' given twice`);
+    inputs[name] = toInput(readNpy(file), decl, file);
+  }
+  const missing = model.inputs.filter((d) => !inputs[d.name]);
+  if (missing.length > 0) {
+    throw new EngineError(
+      `missing --input for ${missing.map((d) => `'${d.name}'`).join(", ")} (the model's inputs: ` +
+        `${names})`,
+    );
+  }
+  return inputs;
+}
+
+function writeOutputs(path: string, outputs: Record<string, CpuTensor>, log: (s: string) => void) {
+  const names = Object.keys(outputs);
+  const isDir = (existsSync(path) && statSync(path).isDirectory()) || path.endsWith("/");
+  if (!isDir && names.length === 1) {
+    writeNpy(path, toNpy(outputs[names[0]]));
+    log(`wrote ${names[0]} to ${path}`);
+    return;
+  }
+  if (!isDir && path.endsWith(".npy")) {
+    throw new EngineError(
+      `--output ${path}: the model has ${names.length} outputs; give a directory`,
+    );
+  }
+  mkdirSync(path, { recursive: true });
+  const used = new Set<string>();
+  for (const name of names) {
+    let file = fileName(name);
+    for (let k = 1; used.has(file); k++) file = `${fileName(name).slice(0, -4)}_${k}.npy`;
+    used.add(file);
+    writeNpy(join(path, file), toNpy(outputs[name]));
+    log(`wrote ${name} to ${join(path, file)}`);
+  }
+}
+
+await runCli(async () => {
+  const args = parse();
+  const v = args.values;
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const verbose = v.verbose;
+  const log = (s: string) => {
+    if (verbose) console.error(s);
+  };
+  if (v.adapter) {
+    console.log((await getGpu()).describe());
+    return 0;
+  }
+  if (args.positionals.length !== 1) {
+    throw new EngineError(`expected one MODEL.onnx, got ${args.positionals.length}\n${HELP}`);
+  }
+  const memoryBudget = positiveNumber("memory-budget", v["memory-budget"], false);
+  const maxChunkRows = positiveNumber("max-chunk", v["max-chunk"], true);
+  const modelPath = args.positionals[0];
+  const gpu = await getGpu();
+  log(`adapter: ${gpu.describe()}`);
+  let t0 = performance.now();
+  const model = await loadModel(modelPath, gpu);
+  log(`loaded ${modelPath} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  const inputs = readInputs(model, v.input);
+
+  let outputs: Record<string, CpuTensor>;
+  if (BatchedModel.canBatch(model)) {
+    const batched = new BatchedModel(model, {
+      memoryBudget: memoryBudget !== undefined ? memoryBudget * 2 ** 20 : undefined,
+      maxChunkRows,
+      log,
+    });
+    const items = new Map(Object.entries(inputs).map(([n, t]) => [n, t.shape.slice(1)]));
+    const rows = Object.values(inputs)[0].shape[0];
+    t0 = performance.now();
+    const plan = await batched.planBatch(items, rows);
+    log(`planned in ${((performance.now() - t0) / 1000).toFixed(2)} s; ${describeBatchPlan(plan)}`);
+    t0 = performance.now();
+    outputs = await batched.run(inputs, plan);
+  } else {
+    const shapes = Object.fromEntries(Object.entries(inputs).map(([n, t]) => [n, t.shape]));
+    t0 = performance.now();
+    try {
+      const plan = await model.plan(shapes);
+      log(`planned in ${((performance.now() - t0) / 1000).toFixed(2)} s: ${plan.describe()}`);
+    } catch (e) {
+      // Inputs whose values size other tensors can only be planned with their values (in run).
+      if (!(e instanceof EngineError && /needed to plan/.test(e.message))) throw e;
+      log("plan depends on input values: planned while running");
+    }
+    t0 = performance.now();
+    outputs = await model.run(inputs);
+  }
+  log(`ran in ${((performance.now() - t0) / 1000).toFixed(3)} s`);
+  if (v.output) writeOutputs(v.output, outputs, log);
+  else for (const [name, t] of Object.entries(outputs)) console.log(summary(name, t));
+  model.dispose();
+  return 0;
+});
