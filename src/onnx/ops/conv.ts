@@ -2,7 +2,7 @@
  * GlobalMaxPool, BatchNormalization (inference). Each resolves its attributes (per opset, with
  * `auto_pad` turned into explicit pads) into the plain settings the kernels and their CPU
  * references share. */
-import { type CpuTensor, cpuTensor, type DType, type GpuTensor } from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type GpuTensor } from "../../gpu/mod.ts";
 import { type BatchNormParams, prepareBatchNorm } from "../../kernels/batchnorm.ts";
 import { batchNormLayout, batchNormRef } from "../../kernels/batchnorm_ref.ts";
 import { prepareConv } from "../../kernels/conv.ts";
@@ -21,34 +21,7 @@ import {
   type OpImpl,
   type TensorInfo,
 } from "../types.ts";
-
-interface Shaped {
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-}
-
-const FLOATS: readonly DType[] = ["float32", "float16"];
-
-function required<T>(
-  node: OnnxNode,
-  inputs: readonly (T | undefined)[],
-  i: number,
-  what: string,
-): T {
-  const t = inputs[i];
-  if (t === undefined) throw new NodeError(node, `input ${i} (${what}) is missing`);
-  return t;
-}
-
-/** Runs a kernel-level function, turning its plain errors into errors that name the node. */
-function onNode<T>(node: OnnxNode, run: () => T): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof NodeError || e instanceof UnsupportedFeatureError) throw e;
-    throw new NodeError(node, (e as Error).message);
-  }
-}
+import { FLOATS, onNode, required, type Shaped } from "./common.ts";
 
 function checkFloat(node: OnnxNode, t: Shaped, what: string): void {
   if (!FLOATS.includes(t.dtype)) {

@@ -47,32 +47,11 @@ import {
   type OpImpl,
   type TensorInfo,
 } from "../types.ts";
-
-/** dtype + shape: what TensorInfo, CpuTensor and GpuTensor share. */
-interface Shaped {
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-}
-
-function required<T>(node: OnnxNode, inputs: readonly (T | undefined)[], i: number): T {
-  const t = inputs[i];
-  if (t === undefined) throw new NodeError(node, `input ${i} is missing`);
-  return t;
-}
+import { onNode, required, type Shaped } from "./common.ts";
 
 /** The same data under another shape (same element count). */
 function withShape<T extends Shaped>(t: T, shape: readonly number[]): T {
   return { ...t, shape: [...shape] };
-}
-
-/** Runs a kernel reference, turning its plain errors into errors that name the node. */
-function onNode<T>(node: OnnxNode, run: () => T): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof NodeError) throw e;
-    throw new NodeError(node, (e as Error).message);
-  }
 }
 
 function broadcastOrThrow(node: OnnxNode, shapes: readonly (readonly number[])[]): number[] {

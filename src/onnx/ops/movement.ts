@@ -41,6 +41,7 @@ import {
   type OpImpl,
   type TensorInfo,
 } from "../types.ts";
+import { onNode, required, type Shaped } from "./common.ts";
 
 /** Reads the values of constant input i (undefined when the optional input is omitted). The
  * plan-time path reads TensorInfo values, the CPU path the tensors themselves. */
@@ -55,28 +56,6 @@ function fromTensors(inputs: readonly (CpuTensor | undefined)[]): ConstInput {
     const t = inputs[i];
     return t ? Array.from(t.data as ArrayLike<number>) : undefined;
   };
-}
-
-/** Shape/dtype facts shared by TensorInfo and CpuTensor. */
-interface Shaped {
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-}
-
-function required<T>(node: OnnxNode, inputs: readonly (T | undefined)[], i: number): T {
-  const t = inputs[i];
-  if (t === undefined) throw new NodeError(node, `input ${i} is missing`);
-  return t;
-}
-
-/** Runs a kernel reference, turning its plain errors into errors that name the node. */
-function onNode<T>(node: OnnxNode, run: () => T): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof NodeError) throw e;
-    throw new NodeError(node, (e as Error).message);
-  }
 }
 
 function info(dtype: DType, shape: readonly number[]): TensorInfo {

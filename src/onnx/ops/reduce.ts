@@ -24,30 +24,8 @@ import {
   type OpContext,
   type OpImpl,
 } from "../types.ts";
+import { FLOATS, onNode, required, type Shaped } from "./common.ts";
 
-/** Shape/dtype facts shared by TensorInfo and CpuTensor. */
-interface Shaped {
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-}
-
-function required<T>(node: OnnxNode, inputs: readonly (T | undefined)[], i: number): T {
-  const t = inputs[i];
-  if (t === undefined) throw new NodeError(node, `input ${i} is missing`);
-  return t;
-}
-
-/** Runs a kernel function, turning its plain errors into errors that name the node. */
-function onNode<T>(node: OnnxNode, run: () => T): T {
-  try {
-    return run();
-  } catch (e) {
-    if (e instanceof NodeError) throw e;
-    throw new NodeError(node, (e as Error).message);
-  }
-}
-
-const FLOATS: readonly DType[] = ["float32", "float16"];
 const NUMBERS: readonly DType[] = ["float32", "float16", "int32", "int64"];
 
 function checkDtype(node: OnnxNode, x: Shaped, allowed: readonly DType[]): void {
