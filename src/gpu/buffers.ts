@@ -121,7 +121,8 @@ export function createStorageBuffer(
   data: ArrayBufferView,
   label = "constant",
 ): GPUBuffer {
-  const bytes = Math.max(4, Math.ceil(data.byteLength / 4) * 4);
+  // Multiples of 16 bytes let kernels bind any constant as an array of vec4.
+  const bytes = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
   if (bytes > gpu.limits.maxStorageBufferBindingSize) {
     throw new EngineError(
       `${label} needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize ` +

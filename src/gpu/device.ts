@@ -152,6 +152,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       // Kernels keep packed weights in 2-D textures; the default 8192 caps their rows.
       maxTextureDimension2D: l.maxTextureDimension2D,
+      maxTextureArrayLayers: l.maxTextureArrayLayers,
     },
   });
   const info = adapter.info;

@@ -1,4 +1,167 @@
-import type { OpImpl } from "../types.ts";
+/** ONNX MatMul (numpy semantics) and Gemm, on the kernels of `src/kernels/matmul.ts`. */
+import { type CpuTensor, type GpuTensor, shapeString } from "../../gpu/mod.ts";
+import { prepareMatmul } from "../../kernels/matmul.ts";
+import { broadcastStrides, matmulRef, matmulShape } from "../../kernels/matmul_ref.ts";
+import {
+  attrFloat,
+  attrInt,
+  NodeError,
+  type OnnxNode,
+  type OpContext,
+  type OpImpl,
+  type TensorInfo,
+} from "../types.ts";
+
+/** MatMul operands seen as rank >= 2 matrices (numpy: a 1-D A is a row [1, K], a 1-D B a
+ * column [K, 1], and the added axis is dropped from the result). */
+interface MatmulView {
+  a: readonly number[];
+  b: readonly number[];
+  /** The kernel's output shape (rank >= 2). */
+  out: readonly number[];
+  /** The ONNX output shape. */
+  result: readonly number[];
+}
+
+function matmulView(node: OnnxNode, aShape: readonly number[], bShape: readonly number[]) {
+  if (aShape.length === 0 || bShape.length === 0) {
+    throw new NodeError(node, "MatMul inputs must have rank >= 1");
+  }
+  const a = aShape.length === 1 ? [1, aShape[0]] : aShape;
+  const b = bShape.length === 1 ? [bShape[0], 1] : bShape;
+  let out: readonly number[];
+  try {
+    out = matmulShape(a, b).out;
+  } catch (e) {
+    throw new NodeError(node, (e as Error).message);
+  }
+  const result = [...out];
+  if (bShape.length === 1) result.splice(result.length - 1, 1);
+  if (aShape.length === 1) result.splice(result.length - 2, 1);
+  return { a, b, out, result } satisfies MatmulView;
+}
+
+function requireInput<T>(node: OnnxNode, t: T | undefined, index: number): T {
+  if (t === undefined) throw new NodeError(node, `input ${index} is required`);
+  return t;
+}
+
+function checkSameDtype(node: OnnxNode, a: TensorInfo | CpuTensor, b: TensorInfo | CpuTensor) {
+  if (a.dtype !== b.dtype) {
+    throw new NodeError(node, `inputs have different dtypes (${a.dtype} and ${b.dtype})`);
+  }
+  if (a.dtype === "bool") throw new NodeError(node, "bool inputs are not supported");
+}
+
+function checkFloat(node: OnnxNode, t: GpuTensor) {
+  if (t.dtype !== "float32" && t.dtype !== "float16") {
+    throw new NodeError(node, `the GPU kernel takes float tensors, got ${t.dtype}`);
+  }
+}
+
+function reshaped<T extends CpuTensor | GpuTensor>(t: T, shape: readonly number[]): T {
+  return { ...t, shape };
+}
+
+const MatMul: OpImpl = {
+  infer(ctx, inputs) {
+    const a = requireInput(ctx.node, inputs[0], 0);
+    const b = requireInput(ctx.node, inputs[1], 1);
+    checkSameDtype(ctx.node, a, b);
+    return [{ dtype: a.dtype, shape: matmulView(ctx.node, a.shape, b.shape).result }];
+  },
+  cpu(ctx, inputs) {
+    const a = requireInput(ctx.node, inputs[0], 0);
+    const b = requireInput(ctx.node, inputs[1], 1);
+    checkSameDtype(ctx.node, a, b);
+    const view = matmulView(ctx.node, a.shape, b.shape);
+    const out = matmulRef(reshaped(a, view.a), reshaped(b, view.b));
+    return [reshaped(out, view.result)];
+  },
+  gpu(ctx, inputs, outputs) {
+    const a = requireInput(ctx.node, inputs[0], 0);
+    const b = requireInput(ctx.node, inputs[1], 1);
+    checkFloat(ctx.node, a);
+    const view = matmulView(ctx.node, a.shape, b.shape);
+    return prepareMatmul(
+      ctx.gpu,
+      ctx,
+      reshaped(a, view.a),
+      reshaped(b, view.b),
+      reshaped(outputs[0], view.out),
+      { label: `node '${ctx.node.name}' (MatMul)` },
+    );
+  },
+};
+
+/** Gemm's attributes and the shape checks common to inference, CPU and GPU. */
+function gemmSetup(
+  ctx: OpContext,
+  aShape: readonly number[],
+  bShape: readonly number[],
+  cShape: readonly number[] | undefined,
+) {
+  const node = ctx.node;
+  const transA = attrInt(node, "transA", 0) !== 0;
+  const transB = attrInt(node, "transB", 0) !== 0;
+  const alpha = attrFloat(node, "alpha", 1);
+  const beta = attrFloat(node, "beta", 1);
+  if (aShape.length !== 2 || bShape.length !== 2) {
+    throw new NodeError(
+      node,
+      `Gemm takes 2-D A and B, got ${shapeString(aShape)} and ${shapeString(bShape)}`,
+    );
+  }
+  let out: readonly number[];
+  try {
+    out = matmulShape(aShape, bShape, transA, transB).out;
+    // C broadcasts one-directionally to [M, N] (opset < 7: when `broadcast` is set, else it
+    // must equal [M, N], which broadcasting accepts too).
+    if (cShape) broadcastStrides(cShape, out);
+  } catch (e) {
+    const c = cShape ? `, C ${shapeString(cShape)}` : "";
+    throw new NodeError(
+      node,
+      `${(e as Error).message} (A ${shapeString(aShape)}, B ${shapeString(bShape)}${c}, ` +
+        `transA ${+transA}, transB ${+transB})`,
+    );
+  }
+  if (!cShape && ctx.opset < 11) throw new NodeError(node, `input C is required before opset 11`);
+  return { transA, transB, alpha, beta, out };
+}
+
+const Gemm: OpImpl = {
+  infer(ctx, inputs) {
+    const a = requireInput(ctx.node, inputs[0], 0);
+    const b = requireInput(ctx.node, inputs[1], 1);
+    checkSameDtype(ctx.node, a, b);
+    const { out } = gemmSetup(ctx, a.shape, b.shape, inputs[2]?.shape);
+    return [{ dtype: a.dtype, shape: out }];
+  },
+  cpu(ctx, inputs) {
+    const a = requireInput(ctx.node, inputs[0], 0);
+    const b = requireInput(ctx.node, inputs[1], 1);
+    checkSameDtype(ctx.node, a, b);
+    const c = inputs[2];
+    const options = gemmSetup(ctx, a.shape, b.shape, c?.shape);
+    return [matmulRef(a, b, { ...options, bias: c })];
+  },
+  gpu(ctx, inputs, outputs) {
+    const a = requireInput(ctx.node, inputs[0], 0);
+    const b = requireInput(ctx.node, inputs[1], 1);
+    checkFloat(ctx.node, a);
+    const c = inputs[2];
+    const { transA, transB, alpha, beta } = gemmSetup(ctx, a.shape, b.shape, c?.shape);
+    return prepareMatmul(ctx.gpu, ctx, a, b, outputs[0], {
+      transA,
+      transB,
+      alpha,
+      beta,
+      bias: c,
+      label: `node '${ctx.node.name}' (Gemm)`,
+    });
+  },
+};
 
 /** ONNX operators of the matmul family, keyed by op type. */
-export const matmulOps: Record<string, OpImpl> = {};
+export const matmulOps: Record<string, OpImpl> = { MatMul, Gemm };

@@ -1,0 +1,547 @@
+/** GPU matrix multiply: out[b] = act(alpha * op(A[b]) @ op(B[b]) + beta * bias[b]).
+ *
+ * One entry point, `prepareMatmul`, for the ONNX MatMul/Gemm ops, the models and the AMU trainer.
+ * Batch axes broadcast numpy-style, op() transposes without a copy (weights stored [N, K] as in
+ * PyTorch Linear are read in place with `transB`), and the bias (Gemm's C, a Linear bias [N])
+ * broadcasts to [..., M, N] and is added in the same pass, optionally followed by an activation.
+ *
+ * Kernels come in families of variants (see MATMUL_VARIANTS):
+ *  - vec4 (`shaders/matmul_vec4.wgsl`): register blocks of 4x4 to 16x16 outputs per invocation,
+ *    operands read as vec4 along their contiguous axis where aligned;
+ *  - texture (`shaders/matmul_texture.wgsl`): operands packed into rgba32float (or half-precision
+ *    rgba32uint) textures, then 16x16 register blocks; the fastest on llvmpipe;
+ *  - shared (`shaders/matmul_tiled.wgsl`): shared-memory tiles, for hardware GPUs;
+ *  - scalar (`shaders/matmul.wgsl`): strided scalar loads, the fallback for buffers whose size
+ *    is not a multiple of 16 bytes.
+ * `chooseMatmulVariant` picks one per adapter and problem; it is a plain function so a measured
+ * per-adapter choice can replace it. `planMatmul` tells what `prepareMatmul` will run. */
+import {
+  createUniform,
+  type Dispatch,
+  EngineError,
+  type Gpu,
+  type GpuTensor,
+  Params,
+  type PipelineSpec,
+  prepareDispatch,
+  type ResourceOwner,
+  shapeString,
+  sizeOf,
+} from "../gpu/mod.ts";
+import {
+  broadcastStrides,
+  type MatmulActivation,
+  type MatmulOptions,
+  matmulShape,
+} from "./matmul_ref.ts";
+
+export type { MatmulActivation, MatmulOptions } from "./matmul_ref.ts";
+
+/** The kernel families: strided scalar loads (any buffer), vec4 loads (buffers sized in
+ * 16-byte units), shared-memory tiles (GPUs), operands packed into textures (llvmpipe). */
+export type MatmulFamily = "scalar" | "vec4" | "shared" | "texture";
+
+/** How one kernel variant is built and how much output one workgroup covers. */
+export interface MatmulVariant {
+  readonly name: string;
+  readonly family: MatmulFamily;
+  readonly entryPoint: string;
+  /** Output rows and columns computed by one workgroup. */
+  readonly tileM: number;
+  readonly tileN: number;
+  readonly constants: Readonly<Record<string, number>>;
+  readonly placeholders?: Readonly<Record<string, number>>;
+  /** Texture family: operands stored as halves (eight per rgba32uint texel), f32 accumulation.
+   * Rounds A and B to float16 (at most 2^-11 relative error per value; exact for float16
+   * data), for about 1.15-1.3x the speed of float32 textures on llvmpipe. */
+  readonly halves?: boolean;
+}
+
+const FAMILY_SHADER: Record<MatmulFamily, string> = {
+  scalar: "matmul",
+  vec4: "matmul_vec4",
+  shared: "matmul_tiled",
+  texture: "matmul_texture",
+};
+
+/** A variant whose invocations each compute a `block` x `block` square of outputs, in 8 x 8
+ * workgroups (64 invocations: llvmpipe runs smaller workgroups at half speed; 16 x 4 and 64 x 1
+ * measured slower there). */
+function blocked(family: MatmulFamily, block: number): MatmulVariant {
+  const scalar = family === "scalar";
+  const wgX = 8, wgY = 8;
+  return {
+    name: `${family}-${block}x${block}`,
+    family,
+    entryPoint: scalar ? "main" : `main_${block}x${block}`,
+    tileM: block * wgY,
+    tileN: block * wgX,
+    constants: { WG_X: wgX, WG_Y: wgY },
+    // The scalar kernel sizes its register arrays by placeholders; the others write blocks out.
+    placeholders: scalar ? { TM: block, TN: block } : undefined,
+  };
+}
+
+/** Every variant, by name. */
+export const MATMUL_VARIANTS: Readonly<Record<string, MatmulVariant>> = Object.fromEntries(
+  [
+    blocked("scalar", 8),
+    blocked("vec4", 4),
+    blocked("vec4", 8),
+    blocked("vec4", 16),
+    {
+      name: "shared-64",
+      family: "shared",
+      entryPoint: "main",
+      tileM: 64,
+      tileN: 64,
+      constants: { WG_X: 16, WG_Y: 16, TILE_K: 16 },
+    } satisfies MatmulVariant,
+    blocked("texture", 8),
+    blocked("texture", 16),
+    {
+      ...blocked("texture", 16),
+      name: "texture-f16-16x16",
+      entryPoint: "main_f16_16x16",
+      halves: true,
+    },
+  ].map((v) => [v.name, v]),
+);
+
+export type MatmulVariantName = string;
+
+/** The problem a variant is chosen for (after batch axes are folded into M). */
+export interface MatmulProblem {
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly batch: number;
+  /** Operands may be rounded to float16 (requested, or they hold float16 values already). */
+  readonly halvesAllowed?: boolean;
+}
+
+/** Default variant choice, a plain function so a measured per-adapter choice can replace it:
+ * on llvmpipe, operands in textures with large register blocks (loads are the cost there),
+ * smaller blocks when the matrix cannot fill them; on GPUs, shared-memory tiles. Variants that
+ * cannot run a given problem are skipped by `prepareMatmul` in favour of the next fallback. */
+export function chooseMatmulVariant(gpu: Gpu, problem: MatmulProblem): MatmulVariant {
+  const { m, n } = problem;
+  if (gpu.summary.isLlvmpipe) {
+    if (m >= 96 && n >= 96) {
+      return MATMUL_VARIANTS[problem.halvesAllowed ? "texture-f16-16x16" : "texture-16x16"];
+    }
+    if (m >= 32 && n >= 32) return MATMUL_VARIANTS["vec4-8x8"];
+    return MATMUL_VARIANTS["vec4-4x4"];
+  }
+  if (m * n >= 64 * 64) return MATMUL_VARIANTS["shared-64"];
+  return MATMUL_VARIANTS["vec4-4x4"];
+}
+
+export interface PrepareMatmulOptions extends MatmulOptions {
+  /** Added as beta * bias, broadcast (right-aligned) to the output shape [...batch, M, N]. */
+  bias?: GpuTensor;
+  /** "f16" lets the kernel store A and B as float16 (f32 accumulation) where that is faster
+   * (default "f32": exact float32 operands). Operands of dtype float16 always allow it. */
+  precision?: "f32" | "f16";
+  /** Force a variant (tests, benchmarks); default `chooseMatmulVariant`. */
+  variant?: MatmulVariant | MatmulVariantName;
+  /** Names the operation in errors (an ONNX node, a model layer). */
+  label?: string;
+}
+
+/** Batch axes after folding: at most this many remain distinct (uniform slots 2 x vec4). */
+const MAX_BATCH_AXES = 8;
+
+/** Element strides of the operands along the output's axes, folded as far as possible. */
+export interface MatmulLayout {
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  /** Remaining batch axes (innermost last) and each operand's element stride along them. */
+  readonly batchShape: readonly number[];
+  readonly aBatch: readonly number[];
+  readonly bBatch: readonly number[];
+  readonly biasBatch: readonly number[];
+  readonly aRow: number;
+  readonly aCol: number;
+  readonly bRow: number;
+  readonly bCol: number;
+  readonly biasRow: number;
+  readonly biasCol: number;
+  readonly outShape: readonly number[];
+}
+
+/** Derives strides for op(A) @ op(B) (+ bias) and folds axes: batch axes that the operands
+ * traverse contiguously merge into M (a Linear layer on [B, T, C] becomes one [B*T, C] matmul),
+ * batch axes of size 1 vanish and adjacent batch axes merge when every operand allows it. */
+export function matmulLayout(
+  aShape: readonly number[],
+  bShape: readonly number[],
+  biasShape: readonly number[] | undefined,
+  transA: boolean,
+  transB: boolean,
+): MatmulLayout {
+  const s = matmulShape(aShape, bShape, transA, transB);
+  const { k, n } = s;
+  const aMat = s.m * k, bMat = k * n;
+  const aBatchS = broadcastStrides(aShape.slice(0, -2), s.batch).map((x) => x * aMat);
+  const bBatchS = broadcastStrides(bShape.slice(0, -2), s.batch).map((x) => x * bMat);
+  const biasS = biasShape ? broadcastStrides(biasShape, s.out) : new Array(s.out.length).fill(0);
+  const outS: number[] = [];
+  for (let d = s.batch.length - 1, step = s.m * n; d >= 0; d--) {
+    outS[d] = step;
+    step *= s.batch[d];
+  }
+  // Axis list: batch axes then M; each axis carries its size and four strides (A, B, bias, out).
+  interface Axis {
+    size: number;
+    st: [number, number, number, number];
+  }
+  const axes: Axis[] = s.batch.map((size, d) => ({
+    size,
+    st: [aBatchS[d], bBatchS[d], biasS[d], outS[d]],
+  }));
+  const aRow = transA ? 1 : k;
+  let mAxis: Axis = { size: s.m, st: [aRow, 0, biasS[s.out.length - 2], n] };
+  const mergeable = (outer: Axis, inner: Axis) =>
+    outer.st.every((st, i) => st === inner.size * inner.st[i]);
+  const kept = axes.filter((ax) => ax.size !== 1);
+  // Fold trailing batch axes into M while every operand walks them contiguously.
+  while (kept.length > 0 && s.m > 0 && mergeable(kept[kept.length - 1], mAxis)) {
+    const outer = kept.pop()!;
+    mAxis = { size: outer.size * mAxis.size, st: mAxis.st };
+  }
+  const merged: Axis[] = [];
+  for (const ax of kept) {
+    const last = merged[merged.length - 1];
+    if (last && mergeable(last, ax)) {
+      merged[merged.length - 1] = { size: last.size * ax.size, st: ax.st };
+    } else merged.push({ size: ax.size, st: [...ax.st] });
+  }
+  return {
+    m: mAxis.size,
+    n,
+    k,
+    batchShape: merged.map((ax) => ax.size),
+    aBatch: merged.map((ax) => ax.st[0]),
+    bBatch: merged.map((ax) => ax.st[1]),
+    biasBatch: merged.map((ax) => ax.st[2]),
+    aRow,
+    aCol: transA ? s.m : 1,
+    bRow: transB ? 1 : n,
+    bCol: transB ? k : 1,
+    biasRow: mAxis.st[2],
+    biasCol: biasS[s.out.length - 1],
+    outShape: s.out,
+  };
+}
+
+const ACTIVATION_CODES: Record<MatmulActivation, number> = {
+  none: 0,
+  relu: 1,
+  gelu: 2,
+  quick_gelu: 3,
+};
+
+/** What `prepareMatmul` will run: the folded layout, the variant (after fallbacks) and the
+ * workgroup grid. Validates shapes, dtypes and limits, naming `options.label` in errors. */
+export interface MatmulPlan {
+  readonly layout: MatmulLayout;
+  readonly variant: MatmulVariant;
+  readonly batchCount: number;
+  readonly workgroups: [number, number, number];
+}
+
+export function planMatmul(
+  gpu: Gpu,
+  a: GpuTensor,
+  b: GpuTensor,
+  out: GpuTensor,
+  options: PrepareMatmulOptions = {},
+): MatmulPlan {
+  const { transA = false, transB = false, bias } = options;
+  const label = options.label ?? "matmul";
+  let layout: MatmulLayout;
+  try {
+    layout = matmulLayout(a.shape, b.shape, bias?.shape, transA, transB);
+  } catch (e) {
+    const what = bias ? ` with bias ${shapeString(bias.shape)}` : "";
+    throw new EngineError(`${label}: ${(e as Error).message}${what}`);
+  }
+  for (const [name, t] of [["A", a], ["B", b], ["bias", bias], ["output", out]] as const) {
+    if (t && t.dtype !== "float32" && t.dtype !== "float16") {
+      throw new EngineError(`${label}: ${name} is ${t.dtype}; the GPU matmul takes float tensors`);
+    }
+  }
+  if (
+    out.shape.length !== layout.outShape.length ||
+    out.shape.some((d, i) => d !== layout.outShape[i])
+  ) {
+    throw new EngineError(
+      `${label}: output is ${shapeString(out.shape)}, expected ${shapeString(layout.outShape)}`,
+    );
+  }
+  if (out.buffer === a.buffer || out.buffer === b.buffer || out.buffer === bias?.buffer) {
+    throw new EngineError(`${label}: the output must not share a buffer with an input`);
+  }
+  if (layout.batchShape.length > MAX_BATCH_AXES) {
+    throw new EngineError(`${label}: more than ${MAX_BATCH_AXES} independent batch axes`);
+  }
+  const batchCount = sizeOf(layout.batchShape);
+  const variantOpt = options.variant;
+  const requested = typeof variantOpt === "string" ? MATMUL_VARIANTS[variantOpt] : variantOpt;
+  if (variantOpt !== undefined && !requested) {
+    throw new EngineError(`${label}: unknown matmul variant '${variantOpt}'`);
+  }
+  const problem: MatmulProblem = {
+    m: layout.m,
+    n: layout.n,
+    k: layout.k,
+    batch: batchCount,
+    halvesAllowed: options.precision === "f16" ||
+      (a.dtype === "float16" && b.dtype === "float16"),
+  };
+  const variant = fallbackVariant(
+    gpu,
+    requested ?? chooseMatmulVariant(gpu, problem),
+    layout,
+    batchCount,
+    [a, b],
+  );
+  const workgroups: [number, number, number] = [
+    Math.ceil(layout.n / variant.tileN),
+    Math.ceil(layout.m / variant.tileM),
+    batchCount,
+  ];
+  const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (workgroups.some((w) => w > maxWg)) {
+    throw new EngineError(
+      `${label}: ${workgroups.join("x")} workgroups exceed this adapter's limit of ${maxWg} per ` +
+        `dimension (output ${shapeString(out.shape)})`,
+    );
+  }
+  return { layout, variant, batchCount, workgroups };
+}
+
+/** How matmul_vec4.wgsl reads an operand: 0 / 1 as vec4 along its first / second matrix axis
+ * (A: k / m, B: n / k), 2 one value at a time. Vec4 needs that axis contiguous and every other
+ * stride, and the axis length, divisible by 4 (whole, aligned vec4 that never straddle rows). */
+function vec4Mode(
+  contiguousFirst: boolean,
+  contiguousSecond: boolean,
+  otherStride: number,
+  batchStrides: readonly number[],
+  axisLength: number,
+): number {
+  const aligned = otherStride % 4 === 0 && batchStrides.every((st) => st % 4 === 0) &&
+    axisLength % 4 === 0;
+  if (!aligned) return 2;
+  if (contiguousFirst) return 0;
+  if (contiguousSecond) return 1;
+  return 2;
+}
+
+/** Prepares `out = act(alpha * op(a) @ op(b) + beta * bias)`. Operands have rank >= 2 (reshape
+ * 1-D operands first), float dtypes, and `out` must have the exact output shape and must not
+ * share a buffer with an input. Returns the dispatches (none for an empty output). */
+export function prepareMatmul(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  a: GpuTensor,
+  b: GpuTensor,
+  out: GpuTensor,
+  options: PrepareMatmulOptions = {},
+): Dispatch[] {
+  const { alpha = 1, beta = 1, bias } = options;
+  const label = options.label ?? "matmul";
+  const { layout, variant, batchCount, workgroups } = planMatmul(gpu, a, b, out, options);
+  if (sizeOf(out.shape) === 0) return [];
+  const constants: Record<string, number> = {
+    ...variant.constants,
+    HAS_BIAS: bias ? 1 : 0,
+    ACT: ACTIVATION_CODES[options.activation ?? "none"],
+    ROUND_F16: out.dtype === "float16" ? 1 : 0,
+  };
+  const spec = {
+    shader: FAMILY_SHADER[variant.family],
+    entryPoint: variant.entryPoint,
+    constants,
+    placeholders: variant.placeholders,
+  };
+  // Without a bias, A's buffer stands in for the (unread) bias binding.
+  const biasBinding = bias ?? a.buffer;
+  if (variant.family === "texture") {
+    return prepareTextureMatmul(gpu, owner, a, b, out, biasBinding, layout, variant, spec, {
+      alpha,
+      beta,
+      batchCount,
+      workgroups,
+      label,
+    });
+  }
+  if (variant.family === "vec4") {
+    const { aRow, aCol, bRow, bCol } = layout;
+    // A: along k (mode 0) needs K % 4, along m (mode 1) M % 4; B: along n N % 4, along k K % 4.
+    constants.A_MODE = aCol === 1
+      ? vec4Mode(true, false, aRow, layout.aBatch, layout.k)
+      : vec4Mode(false, aRow === 1, aCol, layout.aBatch, layout.m);
+    constants.B_MODE = bCol === 1
+      ? vec4Mode(true, false, bRow, layout.bBatch, layout.n)
+      : vec4Mode(false, bRow === 1, bCol, layout.bBatch, layout.k);
+  }
+  const params = new Params()
+    .u32(layout.m, layout.n, layout.k, layout.batchShape.length)
+    .u32(layout.aRow, layout.aCol, layout.bRow, layout.bCol)
+    .u32(layout.biasRow, layout.biasCol)
+    .f32(alpha, beta)
+    .u32Array(layout.batchShape, 2)
+    .u32Array(layout.aBatch, 2)
+    .u32Array(layout.bBatch, 2)
+    .u32Array(layout.biasBatch, 2);
+  const uniform = owner.own(createUniform(gpu, params, label));
+  return [prepareDispatch(gpu, spec, [a, b, biasBinding, out, uniform], workgroups)];
+}
+
+/** The variant to run: the requested one when it can run this problem, else the closest that
+ * can (textures too small or too few layers -> vec4 loads; buffers not sized in 16-byte units
+ * -> scalar loads). */
+function fallbackVariant(
+  gpu: Gpu,
+  variant: MatmulVariant,
+  layout: MatmulLayout,
+  batchCount: number,
+  operands: readonly GpuTensor[],
+): MatmulVariant {
+  let v = variant;
+  if (v.family === "texture") {
+    const maxSide = gpu.limits.maxTextureDimension2D;
+    const { a, b } = textureSizes(layout, v);
+    const fits = Math.max(a.width, a.height, b.width, b.height) <= maxSide &&
+      batchCount <= gpu.limits.maxTextureArrayLayers;
+    if (!fits) v = MATMUL_VARIANTS["vec4-8x8"];
+  }
+  if (v.family === "vec4" && operands.some((t) => t.buffer.size % 16 !== 0)) {
+    v = MATMUL_VARIANTS["scalar-8x8"];
+  }
+  return v;
+}
+
+function roundUp(x: number, step: number): number {
+  return Math.ceil(x / step) * step;
+}
+
+/** Texture sizes of the texture family: A's texel (k / per, m), B's texel (n / per, k), padded
+ * to whole workgroup tiles and texels, so the multiply never reads outside. */
+function textureSizes(layout: MatmulLayout, variant: MatmulVariant) {
+  const per = variant.halves ? 8 : 4;
+  const kTexels = Math.ceil(layout.k / per);
+  return {
+    per,
+    kTexels,
+    a: { width: kTexels, height: roundUp(layout.m, variant.tileM) },
+    b: { width: roundUp(layout.n, variant.tileN) / per, height: per * kTexels },
+  };
+}
+
+interface TextureMatmulArgs {
+  alpha: number;
+  beta: number;
+  batchCount: number;
+  workgroups: [number, number, number];
+  label: string;
+}
+
+/** Scratch textures of the texture variant, per device, by operand role and size. A matmul's
+ * dispatches are [pack A, pack B, multiply], consecutive, and dispatches run in order, so every
+ * matmul of a given size can share one pair: texture memory stays bounded by the number of
+ * distinct sizes instead of growing with the number of matmuls in a model. A and B never share
+ * (the key includes the role). They live as long as the device. */
+const scratchTextures = new WeakMap<Gpu, Map<string, GPUTexture>>();
+
+function scratchTexture(
+  gpu: Gpu,
+  role: "A" | "B",
+  format: GPUTextureFormat,
+  width: number,
+  height: number,
+  layers: number,
+): GPUTexture {
+  let cache = scratchTextures.get(gpu);
+  if (!cache) scratchTextures.set(gpu, cache = new Map());
+  const key = `${role} ${format} ${width}x${height}x${layers}`;
+  let texture = cache.get(key);
+  if (!texture) {
+    texture = gpu.device.createTexture({
+      label: `matmul operand ${key}`,
+      size: [width, height, layers],
+      format,
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+    });
+    cache.set(key, texture);
+  }
+  return texture;
+}
+
+/** Texture variant: pack A and B (strided, any transpose / broadcast) into zero-padded texture
+ * arrays, one layer per output batch entry, then multiply. The packing runs every time (the
+ * operands may change between runs); the textures are shared scratch (see scratchTexture). */
+function prepareTextureMatmul(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  a: GpuTensor,
+  b: GpuTensor,
+  out: GpuTensor,
+  biasBinding: GpuTensor | GPUBuffer,
+  layout: MatmulLayout,
+  variant: MatmulVariant,
+  spec: PipelineSpec,
+  args: TextureMatmulArgs,
+): Dispatch[] {
+  const { m, n, k } = layout;
+  const layers = args.batchCount;
+  const sizes = textureSizes(layout, variant);
+  const aTex = sizes.a, bTex = sizes.b;
+  const dispatches: Dispatch[] = [];
+  const views: GPUTextureView[] = [];
+  for (
+    const [name, src, size, rows, cols, rowStride, colStride, batchStrides] of [
+      ["A", a, aTex, m, k, layout.aRow, layout.aCol, layout.aBatch],
+      ["B", b, bTex, k, n, layout.bRow, layout.bCol, layout.bBatch],
+    ] as const
+  ) {
+    const format = variant.halves ? "rgba32uint" : "rgba32float";
+    const texture = scratchTexture(gpu, name, format, size.width, size.height, layers);
+    const params = new Params()
+      .u32(size.width, size.height, layers, layout.batchShape.length)
+      .u32(rows, cols, rowStride, colStride)
+      .u32Array(layout.batchShape, 2)
+      .u32Array(batchStrides, 2);
+    const uniform = owner.own(createUniform(gpu, params, `${args.label} pack ${name}`));
+    const texels = size.width * size.height * layers;
+    dispatches.push(prepareDispatch(
+      gpu,
+      {
+        shader: spec.shader,
+        entryPoint: variant.halves ? "pack_f16" : "pack",
+        constants: { WG: PACK_WG },
+        placeholders: spec.placeholders,
+      },
+      [src, texture.createView({ dimension: "2d-array" }), uniform],
+      Math.ceil(texels / PACK_WG),
+    ));
+    views.push(texture.createView({ dimension: "2d-array" }));
+  }
+  const params = new Params()
+    .u32(m, n, sizes.kTexels, layout.batchShape.length)
+    .u32(layout.biasRow, layout.biasCol)
+    .f32(args.alpha, args.beta)
+    .u32Array(layout.batchShape, 2)
+    .u32Array(layout.biasBatch, 2);
+  const uniform = owner.own(createUniform(gpu, params, args.label));
+  dispatches.push(
+    prepareDispatch(gpu, spec, [views[0], views[1], biasBinding, out, uniform], args.workgroups),
+  );
+  return dispatches;
+}
+
+const PACK_WG = 64;

@@ -1,0 +1,373 @@
+import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
+import {
+  allocTensor,
+  type CpuTensor,
+  cpuTensor,
+  downloadTensor,
+  type DType,
+  getGpu,
+  type Gpu,
+  type GpuTensor,
+  releaseTensor,
+  ResourceScope,
+  roundToF16,
+  submitDispatches,
+  uploadCpuTensor,
+} from "../../src/gpu/mod.ts";
+import {
+  chooseMatmulVariant,
+  MATMUL_VARIANTS,
+  matmulLayout,
+  planMatmul,
+  prepareMatmul,
+  type PrepareMatmulOptions,
+} from "../../src/kernels/matmul.ts";
+import { erf, type MatmulOptions, matmulRef } from "../../src/kernels/matmul_ref.ts";
+import { matmulOps } from "../../src/onnx/ops/matmul.ts";
+import type { AttrValue, GpuOpContext, OnnxNode, TensorInfo } from "../../src/onnx/types.ts";
+import { assertClose, randomFloats } from "../helpers.ts";
+
+let seed = 1;
+function randomTensor(shape: number[], dtype: DType = "float32"): CpuTensor {
+  const n = shape.reduce((x, y) => x * y, 1);
+  return cpuTensor(dtype, shape, randomFloats(n, seed++));
+}
+
+interface Case {
+  a: CpuTensor;
+  b: CpuTensor;
+  bias?: CpuTensor;
+  options?: MatmulOptions;
+}
+
+/** Runs `prepareMatmul` on the GPU and compares with `matmulRef`. */
+async function check(
+  gpu: Gpu,
+  c: Case,
+  variant?: string,
+  extra: Partial<PrepareMatmulOptions> = {},
+): Promise<void> {
+  // Half-precision operand variants round A and B to float16 first: compare with a reference
+  // on the rounded values, so the check stays as tight as for float32.
+  const halves = MATMUL_VARIANTS[variant ?? ""]?.halves || extra.precision === "f16";
+  const rounded = (t: CpuTensor) =>
+    halves && t.dtype === "float32"
+      ? cpuTensor("float32", t.shape, Array.from(t.data as Float32Array, roundToF16))
+      : t;
+  const expected = matmulRef(rounded(c.a), rounded(c.b), { ...c.options, bias: c.bias });
+  const scope = new ResourceScope();
+  const ta = uploadCpuTensor(gpu, c.a, "A");
+  const tb = uploadCpuTensor(gpu, c.b, "B");
+  const tbias = c.bias ? uploadCpuTensor(gpu, c.bias, "bias") : undefined;
+  const out = allocTensor(gpu, expected.shape, expected.dtype, "out");
+  try {
+    submitDispatches(
+      gpu,
+      prepareMatmul(gpu, scope, ta, tb, out, {
+        ...c.options,
+        bias: tbias,
+        variant,
+        ...extra,
+      }),
+    );
+    const got = await downloadTensor(gpu, out);
+    assertEquals(got.shape, expected.shape);
+    const k = c.options?.transA ? c.a.shape[c.a.shape.length - 2] : c.a.shape[c.a.shape.length - 1];
+    const label = `${variant ?? "default"}: A ${c.a.shape} B ${c.b.shape}` +
+      ` bias ${c.bias?.shape} ${JSON.stringify(c.options ?? {})}`;
+    const f16 = expected.dtype === "float16";
+    assertClose(got.data, expected.data, {
+      rtol: f16 ? 2e-3 : 1e-4,
+      atol: f16 ? 2e-3 : 1e-6 * Math.max(1, k),
+      label,
+    });
+  } finally {
+    for (const t of [ta, tb, tbias, out]) if (t) releaseTensor(gpu, t);
+    scope.dispose();
+  }
+  gpu.checkHealthy("matmul test");
+}
+
+function plain(m: number, k: number, n: number, transA = false, transB = false): Case {
+  return {
+    a: randomTensor(transA ? [k, m] : [m, k]),
+    b: randomTensor(transB ? [n, k] : [k, n]),
+    options: { transA, transB },
+  };
+}
+
+Deno.test("matmul ref: small product by hand, bias broadcast, 1-D ONNX operands", () => {
+  const a = cpuTensor("float32", [2, 3], [1, 2, 3, 4, 5, 6]);
+  const b = cpuTensor("float32", [3, 2], [7, 8, 9, 10, 11, 12]);
+  // [[1*7+2*9+3*11, 1*8+2*10+3*12], [4*7+5*9+6*11, 4*8+5*10+6*12]]
+  assertEquals(Array.from(matmulRef(a, b).data), [58, 64, 139, 154]);
+  const bias = cpuTensor("float32", [2], [1, -1]);
+  const r = matmulRef(a, b, { alpha: 2, beta: 3, bias });
+  assertEquals(Array.from(r.data), [119, 125, 281, 305]);
+  const bt = cpuTensor("float32", [2, 3], [7, 9, 11, 8, 10, 12]);
+  assertEquals(Array.from(matmulRef(a, bt, { transB: true }).data), [58, 64, 139, 154]);
+  const v = cpuTensor("float32", [3], [1, 0, -1]);
+  const ctx = { node: node("MatMul"), opset: 13 };
+  const [av] = matmulOps.MatMul.cpu(ctx, [a, v]);
+  assertEquals(av.shape, [2]);
+  assertEquals(Array.from(av.data), [-2, -2]);
+  const [vv] = matmulOps.MatMul.cpu(ctx, [v, v]);
+  assertEquals(vv.shape, []);
+  assertEquals(Array.from(vv.data), [2]);
+  assertClose([erf(0.5), erf(-2), erf(3)], [
+    0.5204998778130465,
+    -0.9953222650189527,
+    0.9999779095030014,
+  ], {
+    rtol: 1e-12,
+  });
+});
+
+Deno.test("matmul: batch axes fold into M when the operands allow it", () => {
+  const linear = matmulLayout([8, 197, 768], [2304, 768], [2304], false, true);
+  assertEquals([linear.m, linear.n, linear.k, linear.batchShape], [1576, 2304, 768, []]);
+  // A [M, N] bias differs per row of each batch entry: no folding.
+  const rowBias = matmulLayout([4, 5, 6], [6, 7], [5, 7], false, false);
+  assertEquals([rowBias.m, rowBias.batchShape], [5, [4]]);
+  // Broadcast batch axes keep stride 0; size-1 axes vanish; contiguous ones merge.
+  // B is the same for A's innermost batch axis, which therefore folds into M (3 x 5 rows).
+  const bcast = matmulLayout([2, 1, 3, 5, 6], [1, 4, 1, 6, 7], undefined, false, false);
+  assertEquals([bcast.m, bcast.batchShape, bcast.aBatch, bcast.bBatch], [15, [2, 4], [90, 0], [
+    0,
+    42,
+  ]]);
+  const transposed = matmulLayout([2, 1, 3, 5, 6], [1, 4, 1, 5, 7], undefined, true, false);
+  assertEquals([transposed.m, transposed.batchShape], [6, [2, 4, 3]]);
+  throws(() => matmulLayout([2, 3], [4, 5], undefined, false, false), /inner dimensions/);
+});
+
+Deno.test("matmul: every variant matches the reference at odd and aligned shapes", async () => {
+  const gpu = await getGpu();
+  // Vec4 load modes: (1, 1, 1) and 33x17x65 one value at a time, 20x24x36 transposed vec4.
+  const cases = [plain(1, 1, 1), plain(33, 17, 65), plain(20, 24, 36, true, true)];
+  for (const variant of Object.keys(MATMUL_VARIANTS)) {
+    for (const c of cases) await check(gpu, c, variant);
+  }
+});
+
+Deno.test("matmul: transposes in every load mode (vec4, one-at-a-time) per family", async () => {
+  const gpu = await getGpu();
+  // Entry points of one family share their load helpers: one per family covers the modes.
+  for (const variant of ["scalar-8x8", "vec4-8x8", "shared-64", "texture-8x8"]) {
+    for (const [m, k, n] of [[7, 13, 5], [36, 24, 20]]) {
+      for (const [ta, tb] of [[true, false], [false, true], [true, true]]) {
+        await check(gpu, plain(m, k, n, ta, tb), variant);
+      }
+    }
+  }
+});
+
+Deno.test("matmul: batched with broadcast, bias broadcast, alpha/beta, activations", async () => {
+  const gpu = await getGpu();
+  const batched: Case = {
+    a: randomTensor([2, 1, 5, 6]),
+    b: randomTensor([3, 7, 6]),
+    bias: randomTensor([3, 1, 7]),
+    options: { transB: true, alpha: 0.5, beta: -2 },
+  };
+  const folded: Case = {
+    a: randomTensor([4, 9, 12]),
+    b: randomTensor([12, 10]),
+    bias: randomTensor([10]),
+    options: { activation: "gelu" },
+  };
+  const rowBias: Case = {
+    a: randomTensor([3, 9, 12]),
+    b: randomTensor([12, 10]),
+    bias: randomTensor([9, 10]),
+    options: { activation: "quick_gelu", alpha: 1.5 },
+  };
+  const transA: Case = {
+    a: randomTensor([2, 12, 9]),
+    b: randomTensor([1, 12, 8]),
+    bias: randomTensor([1]),
+    options: { transA: true, activation: "relu", beta: 0.25 },
+  };
+  for (const variant of ["scalar-8x8", "vec4-4x4", "shared-64", "texture-8x8"]) {
+    for (const c of [batched, folded, rowBias, transA]) await check(gpu, c, variant);
+  }
+});
+
+Deno.test("matmul: default choice at larger odd sizes, long K, float16 output", async () => {
+  const gpu = await getGpu();
+  await check(gpu, plain(257, 9, 31));
+  await check(gpu, plain(130, 1000, 7, false, true));
+  await check(gpu, plain(100, 64, 100, false, true));
+  await check(gpu, plain(128, 64, 128));
+  const half: Case = { a: randomTensor([9, 40], "float16"), b: randomTensor([40, 11], "float16") };
+  await check(gpu, half);
+  await check(gpu, half, "texture-8x8");
+  // float16 operands (or precision "f16") may use half-precision texture operands.
+  const halfOperands = {
+    a: randomTensor([100, 40], "float16"),
+    b: randomTensor([40, 97], "float16"),
+  };
+  await check(gpu, halfOperands);
+  await check(gpu, plain(97, 33, 101, false, true), undefined, { precision: "f16" });
+  if (gpu.summary.isLlvmpipe) {
+    const a = allocTensor(gpu, [97, 33], "float32");
+    const b = allocTensor(gpu, [101, 33], "float32");
+    const out = allocTensor(gpu, [97, 101], "float32");
+    const plan = (o: PrepareMatmulOptions) => planMatmul(gpu, a, b, out, o).variant.name;
+    assertEquals(plan({ transB: true, precision: "f16" }), "texture-f16-16x16");
+    assertEquals(plan({ transB: true }), "texture-16x16");
+    for (const t of [a, b, out]) releaseTensor(gpu, t);
+  }
+  const v = chooseMatmulVariant(gpu, { m: 1024, n: 1024, k: 1024, batch: 1 });
+  if (!MATMUL_VARIANTS[v.name]) throw new Error(`chosen variant ${v.name} is not listed`);
+});
+
+Deno.test("matmul: texture matmuls of one size share scratch textures safely", async () => {
+  const gpu = await getGpu();
+  const scope = new ResourceScope();
+  // Square: A's and B's textures have the same size (they must still be distinct).
+  const cases = [plain(128, 128, 128), plain(128, 128, 128)];
+  const tensors = cases.map((c) => ({
+    a: uploadCpuTensor(gpu, c.a),
+    b: uploadCpuTensor(gpu, c.b),
+    out: allocTensor(gpu, [128, 128], "float32"),
+  }));
+  const dispatches = tensors.flatMap((t) =>
+    prepareMatmul(gpu, scope, t.a, t.b, t.out, { variant: "texture-16x16" })
+  );
+  submitDispatches(gpu, [...dispatches, ...dispatches]);
+  for (let i = 0; i < cases.length; i++) {
+    const got = await downloadTensor(gpu, tensors[i].out);
+    assertClose(got.data, matmulRef(cases[i].a, cases[i].b).data, {
+      rtol: 1e-4,
+      atol: 1e-4,
+      label: `shared scratch, matmul ${i}`,
+    });
+  }
+  for (const t of tensors) for (const x of [t.a, t.b, t.out]) releaseTensor(gpu, x);
+  scope.dispose();
+});
+
+Deno.test("matmul: shape errors name the operation; empty outputs prepare nothing", async () => {
+  const gpu = await getGpu();
+  const scope = new ResourceScope();
+  const a = allocTensor(gpu, [3, 4], "float32");
+  const b = allocTensor(gpu, [5, 6], "float32");
+  const out = allocTensor(gpu, [3, 6], "float32");
+  throws(() => prepareMatmul(gpu, scope, a, b, out, { label: "layer7" }), /layer7: .*inner/);
+  const b2 = allocTensor(gpu, [4, 6], "float32");
+  const wrong = allocTensor(gpu, [3, 5], "float32");
+  throws(() => prepareMatmul(gpu, scope, a, b2, wrong, { label: "fc" }), /fc: output is \[3,5\]/);
+  const empty = allocTensor(gpu, [0, 6], "float32");
+  const a0 = allocTensor(gpu, [0, 4], "float32");
+  assertEquals(prepareMatmul(gpu, scope, a0, b2, empty).length, 0);
+  for (const t of [a, b, out, b2, wrong, empty, a0]) releaseTensor(gpu, t);
+  scope.dispose();
+});
+
+// ---- ONNX operators ----
+
+function node(opType: string, attrs: Record<string, AttrValue> = {}): OnnxNode {
+  return {
+    name: `${opType.toLowerCase()}_test`,
+    opType,
+    domain: "",
+    inputs: [],
+    outputs: ["y"],
+    attrs: new Map(Object.entries(attrs)),
+  };
+}
+
+/** Runs an op's infer, cpu and gpu paths and checks that they agree. */
+async function runOp(
+  gpu: Gpu,
+  n: OnnxNode,
+  inputs: (CpuTensor | undefined)[],
+  opset = 13,
+): Promise<CpuTensor> {
+  const op = matmulOps[n.opType];
+  const ctx = { node: n, opset };
+  const infos: (TensorInfo | undefined)[] = inputs.map((t) =>
+    t ? { dtype: t.dtype, shape: t.shape } : undefined
+  );
+  const [info] = op.infer(ctx, infos);
+  const [expected] = op.cpu(ctx, inputs);
+  assertEquals(info.shape, expected.shape);
+  const scope = new ResourceScope();
+  const gins: (GpuTensor | undefined)[] = inputs.map((t) =>
+    t ? uploadCpuTensor(gpu, t) : undefined
+  );
+  const out = allocTensor(gpu, info.shape, info.dtype);
+  const gctx: GpuOpContext = {
+    ...ctx,
+    gpu,
+    inputInfos: infos,
+    outputInfos: [info],
+    own: (r) => scope.own(r),
+  };
+  submitDispatches(gpu, op.gpu!(gctx, gins, [out]));
+  const got = await downloadTensor(gpu, out);
+  assertClose(got.data, expected.data, { rtol: 1e-5, atol: 1e-5, label: n.opType });
+  for (const t of [...gins, out]) if (t) releaseTensor(gpu, t);
+  scope.dispose();
+  return expected;
+}
+
+Deno.test("onnx MatMul: numpy semantics for 1-D operands and broadcast batches", async () => {
+  const gpu = await getGpu();
+  const mm = node("MatMul");
+  const shapes: [number[], number[], number[]][] = [
+    [[5], [5], []],
+    [[5], [2, 5, 3], [2, 3]],
+    [[2, 3, 4, 5], [5], [2, 3, 4]],
+    [[3, 1, 4, 5], [2, 5, 6], [3, 2, 4, 6]],
+    [[7, 13], [13, 5], [7, 5]],
+  ];
+  for (const [a, b, out] of shapes) {
+    const r = await runOp(gpu, mm, [randomTensor(a), randomTensor(b)]);
+    assertEquals(r.shape, out);
+  }
+  throws(() =>
+    matmulOps.MatMul.infer({ node: mm, opset: 13 }, [
+      { dtype: "float32", shape: [2, 3] },
+      { dtype: "float32", shape: [4, 5] },
+    ]), /matmul_test.*inner dimensions/);
+});
+
+Deno.test("onnx Gemm: transposes, alpha/beta, C broadcast, opset rules", async () => {
+  const gpu = await getGpu();
+  const all = node("Gemm", { transA: 1, transB: 1, alpha: 0.25, beta: 0.35 });
+  await runOp(gpu, all, [randomTensor([3, 4]), randomTensor([5, 3]), randomTensor([1, 5])]);
+  for (const c of [[], [1], [5], [4, 1], [4, 5]]) {
+    await runOp(gpu, node("Gemm"), [randomTensor([4, 3]), randomTensor([3, 5]), randomTensor(c)]);
+  }
+  await runOp(gpu, node("Gemm", { transB: 1 }), [randomTensor([2, 7]), randomTensor([6, 7])]);
+  await runOp(gpu, node("Gemm", { broadcast: 1 }), [
+    randomTensor([2, 7]),
+    randomTensor([7, 3]),
+    randomTensor([3]),
+  ], 6);
+  const gemm = node("Gemm");
+  throws(
+    () =>
+      matmulOps.Gemm.infer({ node: gemm, opset: 13 }, [
+        { dtype: "float32", shape: [4, 3] },
+        { dtype: "float32", shape: [3, 5] },
+        { dtype: "float32", shape: [3, 5] },
+      ]),
+    /gemm_test.*cannot broadcast/,
+  );
+  throws(
+    () =>
+      matmulOps.Gemm.infer({ node: gemm, opset: 9 }, [
+        { dtype: "float32", shape: [4, 3] },
+        { dtype: "float32", shape: [3, 5] },
+        undefined,
+      ]),
+    /input C is required/,
+  );
+  await rejects(async () => {
+    const i32 = cpuTensor("int32", [2, 2], [1, 2, 3, 4]);
+    await runOp(gpu, node("MatMul"), [i32, i32]);
+  }, /float tensors/);
+});
