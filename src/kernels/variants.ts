@@ -1,0 +1,178 @@
+/** Measured per-adapter choice among kernel variants, with a cached result.
+ *
+ * Which kernel shape is fastest depends on the adapter more than on anything a heuristic can see:
+ * on Mesa's llvmpipe, register tiles over textures win and shared-memory tiles lose; on real GPUs
+ * the reverse. So a kernel family offers several variants, and `tuneVariants` prepares each on
+ * the actual problem, runs it, and keeps the fastest. Choices are cached per adapter (description,
+ * vendor, architecture, features) and per problem key, in memory and optionally in a JSON file so
+ * the next process skips the measurement.
+ *
+ * Timing is wall clock over one command buffer of repeated invocations and one fence: the
+ * timestamp queries of lavapipe stop bracketing the work once any texture was bound, and
+ * relative order is all a choice needs. This module knows no kernel; see `matmul_tune.ts`. */
+import { type Dispatch, encodeDispatches, type Gpu, ResourceScope } from "../gpu/mod.ts";
+
+/** One candidate: builds its dispatches for the problem (resources go to `owner`). */
+export interface VariantTrial {
+  readonly name: string;
+  prepare(owner: ResourceScope): readonly Dispatch[];
+}
+
+export interface TrialResult {
+  readonly name: string;
+  /** Per-invocation wall time, ms; undefined when the candidate could not run or was pruned. */
+  readonly ms?: number;
+  readonly error?: string;
+  /** Its first run was so much slower than the best so far that it was not timed further. */
+  readonly pruned?: boolean;
+}
+
+export interface TuneResult {
+  readonly chosen: string;
+  /** Empty when the choice came from the cache. */
+  readonly trials: readonly TrialResult[];
+  readonly cached: boolean;
+}
+
+export interface TuneOptions {
+  readonly cache?: VariantCache;
+  /** Each timed batch lasts at least this long (repeats short kernels). Default 40 ms. */
+  readonly targetMs?: number;
+  /** Timed batches per candidate; the fastest counts. Default 2. */
+  readonly batches?: number;
+  /** Candidates whose first (cold) run exceeds the best one's first run by this factor are not
+   * timed further. Default 2. */
+  readonly pruneFactor?: number;
+}
+
+/** Problem key from its sizes, e.g. `1x197x768x2304` (callers fix the order per kernel). */
+export function problemKey(...sizes: readonly (number | string)[]): string {
+  return sizes.join("x");
+}
+
+/** Identifies an adapter for cached choices. */
+export function adapterKey(gpu: Gpu): string {
+  const s = gpu.summary;
+  return [s.description || "unknown", s.vendor, s.architecture, gpu.hasF16 ? "f16" : "no-f16"]
+    .join("|");
+}
+
+/** Measured choices: adapter -> "kernel:problem" -> variant name. */
+export class VariantCache {
+  readonly #byAdapter = new Map<string, Map<string, string>>();
+
+  get(gpu: Gpu, kernel: string, problem: string): string | undefined {
+    return this.#byAdapter.get(adapterKey(gpu))?.get(`${kernel}:${problem}`);
+  }
+
+  set(gpu: Gpu, kernel: string, problem: string, variant: string): void {
+    const key = adapterKey(gpu);
+    let m = this.#byAdapter.get(key);
+    if (!m) this.#byAdapter.set(key, m = new Map());
+    m.set(`${kernel}:${problem}`, variant);
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const m of this.#byAdapter.values()) n += m.size;
+    return n;
+  }
+
+  clear(): void {
+    this.#byAdapter.clear();
+  }
+
+  toJSON(): Record<string, Record<string, string>> {
+    const out: Record<string, Record<string, string>> = {};
+    for (const [adapter, m] of this.#byAdapter) out[adapter] = Object.fromEntries(m);
+    return out;
+  }
+
+  /** Merges entries from `toJSON` output; malformed entries are ignored. */
+  load(json: unknown): void {
+    if (typeof json !== "object" || json === null) return;
+    for (const [adapter, entries] of Object.entries(json)) {
+      if (typeof entries !== "object" || entries === null) continue;
+      let m = this.#byAdapter.get(adapter);
+      if (!m) this.#byAdapter.set(adapter, m = new Map());
+      for (const [k, v] of Object.entries(entries)) if (typeof v === "string") m.set(k, v);
+    }
+  }
+
+  /** Loads a file written by `saveFile`; a missing or unreadable file leaves the cache as is. */
+  loadFile(path: string): void {
+    try {
+      this.load(JSON.parse(Deno.readTextFileSync(path)));
+    } catch { /* no cache yet */ }
+  }
+
+  saveFile(path: string): void {
+    Deno.writeTextFileSync(path, JSON.stringify(this.toJSON(), null, 2) + "\n");
+  }
+}
+
+/** The process-wide cache that kernels consult (`chooseXVariant` functions). */
+export const variantCache = new VariantCache();
+
+async function runBatch(gpu: Gpu, dispatches: readonly Dispatch[], reps: number): Promise<number> {
+  const encoder = gpu.device.createCommandEncoder();
+  for (let i = 0; i < reps; i++) encodeDispatches(encoder, dispatches);
+  const t0 = performance.now();
+  gpu.device.queue.submit([encoder.finish()]);
+  await gpu.sync("variant tuning");
+  return (performance.now() - t0) / reps;
+}
+
+/** Measures every trial on this adapter and returns the fastest, caching it under
+ * (adapter, kernel, problem). A cached choice is returned without measuring. */
+export async function tuneVariants(
+  gpu: Gpu,
+  kernel: string,
+  problem: string,
+  trials: readonly VariantTrial[],
+  options: TuneOptions = {},
+): Promise<TuneResult> {
+  const cache = options.cache ?? variantCache;
+  const known = cache.get(gpu, kernel, problem);
+  if (known !== undefined && trials.some((t) => t.name === known)) {
+    return { chosen: known, trials: [], cached: true };
+  }
+  const targetMs = options.targetMs ?? 40;
+  const batches = options.batches ?? 2;
+  const pruneFactor = options.pruneFactor ?? 2;
+  const results: TrialResult[] = [];
+  let best: { name: string; ms: number; firstMs: number } | undefined;
+  for (const trial of trials) {
+    const scope = new ResourceScope();
+    try {
+      const dispatches = await gpu.scoped(
+        `${kernel} variant ${trial.name}`,
+        () => trial.prepare(scope),
+      );
+      const first = await runBatch(gpu, dispatches, 1); // compiles, allocates, warms caches
+      // Cold against cold: a first run also pays for first-touch allocation.
+      if (best && first > pruneFactor * best.firstMs) {
+        results.push({ name: trial.name, pruned: true });
+        continue;
+      }
+      const reps = Math.max(1, Math.min(50, Math.ceil(targetMs / Math.max(first, 1e-3))));
+      let ms = Infinity;
+      for (let b = 0; b < batches; b++) ms = Math.min(ms, await runBatch(gpu, dispatches, reps));
+      results.push({ name: trial.name, ms });
+      if (!best || ms < best.ms) best = { name: trial.name, ms, firstMs: first };
+    } catch (e) {
+      results.push({ name: trial.name, error: (e as Error).message.split("\n")[0] });
+      try {
+        gpu.checkHealthy("variant tuning"); // drop this candidate's leftover errors
+      } catch { /* reported above */ }
+    } finally {
+      scope.dispose();
+    }
+  }
+  if (!best) {
+    const why = results.map((r) => `${r.name}: ${r.error ?? "not timed"}`).join("; ");
+    throw new Error(`${kernel} ${problem}: no variant ran (${why})`);
+  }
+  cache.set(gpu, kernel, problem, best.name);
+  return { chosen: best.name, trials: results, cached: false };
+}

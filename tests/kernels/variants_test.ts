@@ -1,0 +1,179 @@
+/** Measured variant selection: the per-adapter cache, and tuning matmul/conv on the GPU (small
+ * problems; the chosen variant must compute the right result). No timing assertions. */
+import assert from "node:assert/strict";
+import {
+  allocTensor,
+  cpuTensor,
+  getGpu,
+  type Gpu,
+  readTensor,
+  releaseTensor,
+  ResourceScope,
+  submitDispatches,
+  uploadTensor,
+} from "../../src/gpu/mod.ts";
+import { MATMUL_VARIANTS, prepareMatmul } from "../../src/kernels/matmul.ts";
+import {
+  matmulCandidates,
+  matmulProblemKey,
+  tunedMatmulVariant,
+  tuneMatmul,
+} from "../../src/kernels/matmul_tune.ts";
+import { convCandidates, tuneConv, tunedConvChannelBlocks } from "../../src/kernels/conv_tune.ts";
+import { prepareConv } from "../../src/kernels/conv.ts";
+import { convRef } from "../../src/kernels/conv_ref.ts";
+import { adapterKey, problemKey, tuneVariants, VariantCache } from "../../src/kernels/variants.ts";
+import { assertClose, randomFloats } from "../helpers.ts";
+
+function fakeGpu(description: string, f16 = true): Gpu {
+  return {
+    summary: { description, vendor: "v", architecture: "a" },
+    hasF16: f16,
+  } as unknown as Gpu;
+}
+
+Deno.test("variant cache: per adapter and problem, JSON and file round trip", () => {
+  const cache = new VariantCache();
+  const lavapipe = fakeGpu("llvmpipe"),
+    gpu2 = fakeGpu("big gpu"),
+    noF16 = fakeGpu("llvmpipe", false);
+  assert.notEqual(adapterKey(lavapipe), adapterKey(noF16));
+  cache.set(lavapipe, "matmul", problemKey(1, 64, 64, 64), "texture-16x16");
+  cache.set(gpu2, "matmul", problemKey(1, 64, 64, 64), "shared-64");
+  assert.equal(cache.get(lavapipe, "matmul", "1x64x64x64"), "texture-16x16");
+  assert.equal(cache.get(gpu2, "matmul", "1x64x64x64"), "shared-64");
+  assert.equal(cache.get(noF16, "matmul", "1x64x64x64"), undefined);
+  assert.equal(cache.get(lavapipe, "conv", "1x64x64x64"), undefined);
+  assert.equal(cache.size, 2);
+
+  const copy = new VariantCache();
+  copy.load(JSON.parse(JSON.stringify(cache.toJSON())));
+  assert.equal(copy.get(gpu2, "matmul", "1x64x64x64"), "shared-64");
+  copy.load("garbage");
+  copy.load({ x: 3, y: { "k:p": 5 } });
+  assert.equal(copy.size, 2);
+
+  const path = Deno.makeTempFileSync({ suffix: ".json" });
+  try {
+    cache.saveFile(path);
+    const fromFile = new VariantCache();
+    fromFile.loadFile(path);
+    assert.equal(fromFile.get(lavapipe, "matmul", "1x64x64x64"), "texture-16x16");
+    fromFile.loadFile(`${path}.missing`); // absent file: unchanged
+    assert.equal(fromFile.size, 2);
+  } finally {
+    Deno.removeSync(path);
+  }
+});
+
+Deno.test("tuneMatmul picks a candidate that computes the right product, caches it", async () => {
+  const gpu = await getGpu();
+  const cache = new VariantCache();
+  const problem = { batch: 1, m: 33, k: 20, n: 70 };
+  const candidates = matmulCandidates(gpu, problem);
+  assert.ok(candidates.length >= 2);
+  assert.equal(new Set(candidates.map((v) => v.name)).size, candidates.length);
+  // Half-precision storage rounds the operands: only a problem that allows it may get it.
+  assert.ok(candidates.every((v) => !v.halves));
+  assert.notEqual(
+    matmulProblemKey(problem),
+    matmulProblemKey({ ...problem, halvesAllowed: true }),
+  );
+
+  const first = await tuneMatmul(gpu, problem, { cache, targetMs: 2, batches: 1 });
+  assert.equal(first.cached, false);
+  assert.ok(candidates.some((v) => v.name === first.chosen));
+  assert.equal(first.trials.length, candidates.length);
+  assert.ok(first.trials.some((t) => t.name === first.chosen && t.ms! > 0));
+  assert.equal(cache.get(gpu, "matmul", matmulProblemKey(problem)), first.chosen);
+  assert.equal(tunedMatmulVariant(gpu, problem, cache)?.name, first.chosen);
+
+  const again = await tuneMatmul(gpu, problem, { cache });
+  assert.equal(again.cached, true);
+  assert.equal(again.chosen, first.chosen);
+  assert.deepEqual(again.trials, []);
+
+  const { m, k, n } = problem;
+  const a = randomFloats(m * k, 1), b = randomFloats(k * n, 2);
+  const ta = uploadTensor(gpu, a, [m, k], "float32"), tb = uploadTensor(gpu, b, [k, n], "float32");
+  const tc = allocTensor(gpu, [m, n], "float32");
+  const scope = new ResourceScope();
+  try {
+    submitDispatches(gpu, prepareMatmul(gpu, scope, ta, tb, tc, { variant: first.variant }));
+    const got = await readTensor(gpu, tc);
+    const want = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        for (let p = 0; p < k; p++) want[i * n + j] += a[i * k + p] * b[p * n + j];
+      }
+    }
+    assertClose(got, want, { rtol: 1e-5, atol: 1e-5, label: first.chosen });
+  } finally {
+    scope.dispose();
+    for (const t of [ta, tb, tc]) releaseTensor(gpu, t);
+  }
+});
+
+Deno.test("tuneVariants: failing candidates are reported, all failing throws", async () => {
+  const gpu = await getGpu();
+  const cache = new VariantCache();
+  const problem = { batch: 1, m: 8, k: 8, n: 8 };
+  const good = MATMUL_VARIANTS[matmulCandidates(gpu, problem)[0].name];
+  const a = uploadTensor(gpu, new Float32Array(64).fill(1), [8, 8], "float32");
+  const out = allocTensor(gpu, [8, 8], "float32");
+  try {
+    const result = await tuneVariants(gpu, "test", "p", [
+      {
+        name: "broken",
+        prepare: () => {
+          throw new Error("cannot build");
+        },
+      },
+      { name: "good", prepare: (owner) => prepareMatmul(gpu, owner, a, a, out, { variant: good }) },
+    ], { cache, targetMs: 1, batches: 1 });
+    assert.equal(result.chosen, "good");
+    assert.deepEqual(result.trials[0], { name: "broken", error: "cannot build" });
+    await assert.rejects(
+      tuneVariants(gpu, "test", "q", [{
+        name: "broken",
+        prepare: () => {
+          throw new Error("nope");
+        },
+      }], { cache }),
+      /no variant ran.*broken: nope/,
+    );
+  } finally {
+    releaseTensor(gpu, a);
+    releaseTensor(gpu, out);
+  }
+});
+
+Deno.test("tuneConv picks a register tile that computes the right convolution", async () => {
+  const gpu = await getGpu();
+  const cache = new VariantCache();
+  const xShape = [1, 5, 9, 9], wShape = [12, 5, 3, 3];
+  const attrs = { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 };
+  const candidates = convCandidates(12);
+  assert.ok(candidates.every((c) => c >= 1 && c <= 3), `${candidates}`); // 12 channels: <= 3 blocks
+  const tuned = await tuneConv(gpu, xShape, wShape, attrs, { cache, targetMs: 2, batches: 1 });
+  assert.ok(candidates.includes(tuned.channelBlocks));
+  assert.equal(tunedConvChannelBlocks(gpu, xShape, wShape, attrs, cache), tuned.channelBlocks);
+
+  const x = cpuTensor("float32", xShape, randomFloats(5 * 81, 3));
+  const w = cpuTensor("float32", wShape, randomFloats(12 * 45, 4));
+  const tx = uploadTensor(gpu, x.data as Float32Array, xShape, "float32");
+  const ty = allocTensor(gpu, [1, 12, 9, 9], "float32");
+  const scope = new ResourceScope();
+  try {
+    submitDispatches(
+      gpu,
+      prepareConv(gpu, scope, tx, w, undefined, ty, attrs, tuned.channelBlocks),
+    );
+    const want = convRef(x.data, xShape, w.data, wShape, undefined, attrs);
+    assertClose(await readTensor(gpu, ty), want.data, { rtol: 1e-4, atol: 1e-5 });
+  } finally {
+    scope.dispose();
+    releaseTensor(gpu, tx);
+    releaseTensor(gpu, ty);
+  }
+});
