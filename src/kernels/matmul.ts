@@ -13,8 +13,14 @@
  *  - shared (`shaders/matmul_tiled.wgsl`): shared-memory tiles, for hardware GPUs;
  *  - scalar (`shaders/matmul.wgsl`): strided scalar loads, the fallback for buffers whose size
  *    is not a multiple of 16 bytes.
- * `chooseMatmulVariant` picks one per adapter and problem; it is a plain function so a measured
- * per-adapter choice can replace it. `planMatmul` tells what `prepareMatmul` will run. */
+ * The variant of a problem is, in order: the one requested in the options; the one measured
+ * fastest on this adapter (`variantCache`, filled by `tuneMatmul` in matmul_tune.ts, e.g. when a
+ * model is planned with kernel tuning, or loaded from `results/variant-cache.json`); else the
+ * heuristic `chooseMatmulVariant`. Every variant computes the same float32 products with f32
+ * accumulation but sums in a different order, so a measured choice can change results at
+ * rounding level (~1e-7 relative), never beyond the kernels' tested tolerance; the half-precision
+ * variant is only eligible when the caller allows float16 operands. `planMatmul` tells what
+ * `prepareMatmul` will run and why. */
 import {
   createUniform,
   type Dispatch,
@@ -34,6 +40,7 @@ import {
   type MatmulOptions,
   matmulShape,
 } from "./matmul_ref.ts";
+import { problemKey, type VariantCache, variantCache } from "./variants.ts";
 
 export type { MatmulActivation, MatmulOptions } from "./matmul_ref.ts";
 
@@ -120,7 +127,44 @@ export interface MatmulProblem {
   readonly halvesAllowed?: boolean;
 }
 
-/** Default variant choice, a plain function so a measured per-adapter choice can replace it:
+/** Kernel name of measured matmul choices in a VariantCache. */
+export const MATMUL_KERNEL = "matmul";
+
+/** Cache key of a problem: batch x M x K x N, and `f16` when operands may be stored as halves
+ * (a different set of candidates). */
+export function matmulProblemKey(p: MatmulProblem): string {
+  return problemKey(p.batch, p.m, p.k, p.n, ...(p.halvesAllowed ? ["f16"] : []));
+}
+
+/** The problem `planMatmul` chooses a variant for, from operand shapes (batch axes folded as the
+ * kernels fold them). `halvesAllowed`: precision "f16" requested, or both operands float16. */
+export function matmulProblem(
+  aShape: readonly number[],
+  bShape: readonly number[],
+  options: { transA?: boolean; transB?: boolean; biasShape?: readonly number[] } = {},
+  halvesAllowed = false,
+): MatmulProblem {
+  const l = matmulLayout(aShape, bShape, options.biasShape, !!options.transA, !!options.transB);
+  return { m: l.m, n: l.n, k: l.k, batch: sizeOf(l.batchShape), halvesAllowed };
+}
+
+/** The measured choice cached for this problem on this adapter, if any and usable: an unknown
+ * name (a cache written by another version) or a half-precision variant for a problem that does
+ * not allow halves (a corrupt entry) is ignored. */
+export function cachedMatmulVariant(
+  gpu: Gpu,
+  problem: MatmulProblem,
+  cache: VariantCache = variantCache,
+): MatmulVariant | undefined {
+  const name = cache.get(gpu, MATMUL_KERNEL, matmulProblemKey(problem));
+  // hasOwn: names like "constructor" from a hand-edited file are not variants.
+  const v = name !== undefined && Object.hasOwn(MATMUL_VARIANTS, name)
+    ? MATMUL_VARIANTS[name]
+    : undefined;
+  return v && (!v.halves || problem.halvesAllowed) ? v : undefined;
+}
+
+/** Default variant choice when nothing was measured (see cachedMatmulVariant):
  * on llvmpipe, operands in textures with large register blocks (loads are the cost there),
  * smaller blocks when the matrix cannot fill them; on GPUs, shared-memory tiles. Variants that
  * cannot run a given problem are skipped by `prepareMatmul` in favour of the next fallback. */
@@ -143,8 +187,11 @@ export interface PrepareMatmulOptions extends MatmulOptions {
   /** "f16" lets the kernel store A and B as float16 (f32 accumulation) where that is faster
    * (default "f32": exact float32 operands). Operands of dtype float16 always allow it. */
   precision?: "f32" | "f16";
-  /** Force a variant (tests, benchmarks); default `chooseMatmulVariant`. */
+  /** Force a variant (tests, benchmarks); default: the measured choice in `variantCache`, else
+   * `chooseMatmulVariant`. */
   variant?: MatmulVariant | MatmulVariantName;
+  /** Measured choices to consult (default: the process-wide `variantCache`). */
+  variantCache?: VariantCache;
   /** Names the operation in errors (an ONNX node, a model layer). */
   label?: string;
 }
@@ -247,7 +294,11 @@ const ACTIVATION_CODES: Record<MatmulActivation, number> = {
  * workgroup grid. Validates shapes, dtypes and limits, naming `options.label` in errors. */
 export interface MatmulPlan {
   readonly layout: MatmulLayout;
+  readonly problem: MatmulProblem;
   readonly variant: MatmulVariant;
+  /** Where the variant came from (before fallbacks): the options, the cache of measured
+   * choices, or the heuristic. */
+  readonly choice: "requested" | "measured" | "default";
   readonly batchCount: number;
   readonly workgroups: [number, number, number];
 }
@@ -301,9 +352,11 @@ export function planMatmul(
     halvesAllowed: options.precision === "f16" ||
       (a.dtype === "float16" && b.dtype === "float16"),
   };
+  const measured = requested ? undefined : cachedMatmulVariant(gpu, problem, options.variantCache);
+  const choice = requested ? "requested" : measured ? "measured" : "default";
   const variant = fallbackVariant(
     gpu,
-    requested ?? chooseMatmulVariant(gpu, problem),
+    requested ?? measured ?? chooseMatmulVariant(gpu, problem),
     layout,
     batchCount,
     [a, b],
@@ -320,7 +373,7 @@ export function planMatmul(
         `dimension (output ${shapeString(out.shape)})`,
     );
   }
-  return { layout, variant, batchCount, workgroups };
+  return { layout, problem, variant, choice, batchCount, workgroups };
 }
 
 /** How matmul_vec4.wgsl reads an operand: 0 / 1 as vec4 along its first / second matrix axis

@@ -1,17 +1,19 @@
 /** Measured matmul variant choice (see variants.ts): `tuneMatmul` times the candidate variants
  * of `MATMUL_VARIANTS` on the problem's shape, on this adapter, and caches the fastest under
- * ("matmul", `matmulProblemKey`). `chooseMatmulVariant` can consult the cache with
- * `tunedMatmulVariant`; callers that prepare ahead (model load, benchmark) tune first. */
+ * (MATMUL_KERNEL, `matmulProblemKey`). `prepareMatmul` consults that cache before its heuristic;
+ * callers that prepare ahead (model planning with `tuneKernels`, the benchmark) tune first. */
 import { allocTensor, type Gpu, releaseTensor, uploadTensor } from "../gpu/mod.ts";
 import {
+  cachedMatmulVariant,
   chooseMatmulVariant,
+  MATMUL_KERNEL,
   MATMUL_VARIANTS,
   type MatmulProblem,
+  matmulProblemKey,
   type MatmulVariant,
   prepareMatmul,
 } from "./matmul.ts";
 import {
-  problemKey,
   type TuneOptions,
   type TuneResult,
   tuneVariants,
@@ -19,13 +21,7 @@ import {
   variantCache,
 } from "./variants.ts";
 
-export const MATMUL_KERNEL = "matmul";
-
-/** Cache key of a problem: batch x M x K x N, and `f16` when operands may be stored as halves
- * (a different set of candidates). */
-export function matmulProblemKey(p: MatmulProblem): string {
-  return problemKey(p.batch, p.m, p.k, p.n, ...(p.halvesAllowed ? ["f16"] : []));
-}
+export { MATMUL_KERNEL, matmulProblemKey };
 
 /** Variants worth measuring here, the heuristic default first (the baseline that slower
  * candidates are pruned against). Half-precision storage only where the problem allows it
@@ -48,8 +44,7 @@ export function tunedMatmulVariant(
   problem: MatmulProblem,
   cache: VariantCache = variantCache,
 ): MatmulVariant | undefined {
-  const name = cache.get(gpu, MATMUL_KERNEL, matmulProblemKey(problem));
-  return name === undefined ? undefined : MATMUL_VARIANTS[name];
+  return cachedMatmulVariant(gpu, problem, cache);
 }
 
 export interface MatmulTuneResult extends TuneResult {
@@ -67,9 +62,9 @@ export async function tuneMatmul(
   const candidates = options.candidates ?? matmulCandidates(gpu, problem);
   const cache = options.cache ?? variantCache;
   const key = matmulProblemKey(problem);
-  const cached = cache.get(gpu, MATMUL_KERNEL, key);
-  if (cached !== undefined && MATMUL_VARIANTS[cached]) {
-    return { chosen: cached, trials: [], cached: true, variant: MATMUL_VARIANTS[cached] };
+  const cached = cachedMatmulVariant(gpu, problem, cache);
+  if (cached && candidates.some((v) => v.name === cached.name)) {
+    return { chosen: cached.name, trials: [], cached: true, variant: cached };
   }
   const lead = batch > 1 ? [batch] : [];
   // Constant operands: timing does not depend on values, and fresh data keeps denormals (slow

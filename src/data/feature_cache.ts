@@ -1,0 +1,243 @@
+/** The feature cache AMU-Tuning trains from: a directory with `features.npz` (numpy-readable) and
+ * `manifest.json` saying where the features came from.
+ *
+ * `features.npz` holds, as `np.load` shows them:
+ *   train_clip   float32 [N, Dc]   raw CLIP image embeddings of the training views (not normalised)
+ *   train_aux    float32 [N, Da]   raw auxiliary-encoder features of the same views
+ *   train_labels int64   [N]
+ *   test_clip    float32 [T, Dc]
+ *   test_aux     float32 [T, Da]
+ *   test_labels  int64   [T]
+ *   clip_weights float32 [Dc, C]   zero-shot classifier (unit text embeddings as columns)
+ * Readers also accept float64 features (rounded to float32) and int32 labels, so a cache made by
+ * hand in numpy with default dtypes loads too. */
+import { join } from "node:path";
+import { EngineError } from "../gpu/errors.ts";
+import { type NpyArray, npyArray, toNumbers, writeFileAtomic } from "./npy.ts";
+import { npzGet, readNpz, writeNpz } from "./npz.ts";
+
+/** A row-major float32 matrix. */
+export interface FeatureMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Float32Array;
+}
+
+/** Everything the AMU trainer needs, in memory. */
+export interface AmuFeatures {
+  readonly trainClip: FeatureMatrix;
+  readonly trainAux: FeatureMatrix;
+  readonly trainLabels: Int32Array;
+  readonly testClip: FeatureMatrix;
+  readonly testAux: FeatureMatrix;
+  readonly testLabels: Int32Array;
+  /** [Dc, C]: column c is class c's text embedding. */
+  readonly clipWeights: FeatureMatrix;
+}
+
+/** One encoder file the features were computed with. */
+export interface EncoderRecord {
+  /** What it is for: "clip_visual", "clip_text", "aux", ... */
+  role: string;
+  path: string;
+  sha256: string;
+  bytes?: number;
+}
+
+/** `manifest.json` of a feature cache (snake_case keys, as Python code would read them). */
+export interface FeatureCacheManifest {
+  format: "amu-feature-cache";
+  version: 1;
+  dataset: string;
+  /** Which split each half came from, e.g. {"train": "train (16-shot sample)", "test": "test"}. */
+  split: Record<string, string>;
+  shots: number | null;
+  seed: number | null;
+  /** Augmented views per training image (the reference's `augment_epoch`). */
+  augment_views: number;
+  class_names: string[];
+  encoders: EncoderRecord[];
+  /** Filled on write: each array's shape, for people reading the manifest. */
+  shapes?: Record<string, number[]>;
+  created?: string;
+  /** Free-form extras (preprocessing, notes). */
+  [extra: string]: unknown;
+}
+
+export const FEATURES_FILE = "features.npz";
+export const MANIFEST_FILE = "manifest.json";
+
+export function featureMatrix(rows: number, cols: number, data?: Float32Array): FeatureMatrix {
+  const d = data ?? new Float32Array(rows * cols);
+  if (d.length !== rows * cols) {
+    throw new EngineError(`matrix [${rows},${cols}] given ${d.length} values`);
+  }
+  return { rows, cols, data: d };
+}
+
+/** Shapes and label ranges agree; errors name the array. */
+export function validateFeatures(f: AmuFeatures, label = "features"): void {
+  const classes = f.clipWeights.cols;
+  const dc = f.clipWeights.rows;
+  const check = (ok: boolean, msg: string) => {
+    if (!ok) throw new EngineError(`${label}: ${msg}`);
+  };
+  check(classes >= 2, `clip_weights [${dc},${classes}] needs at least 2 classes`);
+  check(f.trainClip.rows >= 1, "train_clip has no rows");
+  check(f.trainClip.cols === dc, `train_clip has ${f.trainClip.cols} columns, clip_weights ${dc}`);
+  check(f.testClip.cols === dc, `test_clip has ${f.testClip.cols} columns, clip_weights ${dc}`);
+  check(f.trainAux.cols >= 1, "train_aux has no columns");
+  check(
+    f.testAux.cols === f.trainAux.cols,
+    `test_aux has ${f.testAux.cols} columns, train_aux ${f.trainAux.cols}`,
+  );
+  check(
+    f.trainAux.rows === f.trainClip.rows && f.trainLabels.length === f.trainClip.rows,
+    `train rows disagree: train_clip ${f.trainClip.rows}, train_aux ${f.trainAux.rows}, ` +
+      `train_labels ${f.trainLabels.length}`,
+  );
+  check(
+    f.testAux.rows === f.testClip.rows && f.testLabels.length === f.testClip.rows,
+    `test rows disagree: test_clip ${f.testClip.rows}, test_aux ${f.testAux.rows}, ` +
+      `test_labels ${f.testLabels.length}`,
+  );
+  for (const [name, labels] of [["train_labels", f.trainLabels], ["test_labels", f.testLabels]]) {
+    const arr = labels as Int32Array;
+    for (let i = 0; i < arr.length; i++) {
+      if (arr[i] < 0 || arr[i] >= classes) {
+        throw new EngineError(
+          `${label}: ${name}[${i}] = ${arr[i]} is outside the ${classes} classes of clip_weights`,
+        );
+      }
+    }
+  }
+}
+
+function matrixFrom(a: NpyArray, name: string, label: string): FeatureMatrix {
+  if (a.shape.length !== 2) {
+    throw new EngineError(`${label}: ${name} must be 2-D, has shape [${a.shape.join(",")}]`);
+  }
+  let data: Float32Array;
+  if (a.data instanceof Float32Array && a.dtype === "float32") data = a.data;
+  else if (a.dtype === "float64" || a.dtype === "float16") data = Float32Array.from(toNumbers(a));
+  else throw new EngineError(`${label}: ${name} must be float32 or float64, is ${a.dtype}`);
+  return featureMatrix(a.shape[0], a.shape[1], data);
+}
+
+function labelsFrom(a: NpyArray, name: string, label: string): Int32Array {
+  if (a.shape.length !== 1) {
+    throw new EngineError(`${label}: ${name} must be 1-D, has shape [${a.shape.join(",")}]`);
+  }
+  if (a.dtype !== "int64" && a.dtype !== "int32") {
+    throw new EngineError(`${label}: ${name} must be int64 or int32, is ${a.dtype}`);
+  }
+  return Int32Array.from(toNumbers(a, `${label}: ${name}`));
+}
+
+function labelsArray(labels: Int32Array): NpyArray {
+  return npyArray("int64", [labels.length], labels);
+}
+
+function matrixArray(m: FeatureMatrix): NpyArray {
+  return { dtype: "float32", shape: [m.rows, m.cols], data: m.data };
+}
+
+/** The arrays of `features.npz`, keyed as in the file. */
+export function featuresToArrays(f: AmuFeatures): Record<string, NpyArray> {
+  return {
+    train_clip: matrixArray(f.trainClip),
+    train_aux: matrixArray(f.trainAux),
+    train_labels: labelsArray(f.trainLabels),
+    test_clip: matrixArray(f.testClip),
+    test_aux: matrixArray(f.testAux),
+    test_labels: labelsArray(f.testLabels),
+    clip_weights: matrixArray(f.clipWeights),
+  };
+}
+
+export function featuresFromArrays(archive: Map<string, NpyArray>, label: string): AmuFeatures {
+  const get = (k: string) => npzGet(archive, k, label);
+  const f: AmuFeatures = {
+    trainClip: matrixFrom(get("train_clip"), "train_clip", label),
+    trainAux: matrixFrom(get("train_aux"), "train_aux", label),
+    trainLabels: labelsFrom(get("train_labels"), "train_labels", label),
+    testClip: matrixFrom(get("test_clip"), "test_clip", label),
+    testAux: matrixFrom(get("test_aux"), "test_aux", label),
+    testLabels: labelsFrom(get("test_labels"), "test_labels", label),
+    clipWeights: matrixFrom(get("clip_weights"), "clip_weights", label),
+  };
+  validateFeatures(f, label);
+  return f;
+}
+
+/** Writes `features.npz` and `manifest.json` into `dir` (created if needed). */
+export function writeFeatureCache(
+  dir: string,
+  features: AmuFeatures,
+  manifest: FeatureCacheManifest,
+): void {
+  validateFeatures(features, dir);
+  if (manifest.class_names.length !== features.clipWeights.cols) {
+    throw new EngineError(
+      `${dir}: manifest names ${manifest.class_names.length} classes, clip_weights has ` +
+        `${features.clipWeights.cols}`,
+    );
+  }
+  Deno.mkdirSync(dir, { recursive: true });
+  const arrays = featuresToArrays(features);
+  writeNpz(join(dir, FEATURES_FILE), arrays);
+  const shapes: Record<string, number[]> = {};
+  for (const [k, a] of Object.entries(arrays)) shapes[k] = [...a.shape];
+  const full: FeatureCacheManifest = {
+    ...manifest,
+    shapes,
+    created: manifest.created ?? new Date().toISOString(),
+  };
+  writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(full, null, 2) + "\n");
+}
+
+export interface FeatureCache {
+  features: AmuFeatures;
+  manifest: FeatureCacheManifest;
+}
+
+/** Reads and validates a cache directory. */
+export function readFeatureCache(dir: string): FeatureCache {
+  const npzPath = join(dir, FEATURES_FILE);
+  const manifestPath = join(dir, MANIFEST_FILE);
+  let manifestText: string;
+  try {
+    manifestText = Deno.readTextFileSync(manifestPath);
+  } catch (e) {
+    throw new EngineError(
+      `${dir} is not a feature cache: cannot read ${MANIFEST_FILE} (${(e as Error).message})`,
+    );
+  }
+  let manifest: FeatureCacheManifest;
+  try {
+    manifest = JSON.parse(manifestText);
+  } catch (e) {
+    throw new EngineError(`${manifestPath}: invalid JSON (${(e as Error).message})`);
+  }
+  if (manifest.format !== "amu-feature-cache") {
+    throw new EngineError(`${manifestPath}: "format" is not "amu-feature-cache"`);
+  }
+  const features = featuresFromArrays(readNpz(npzPath), npzPath);
+  if (
+    Array.isArray(manifest.class_names) &&
+    manifest.class_names.length !== features.clipWeights.cols
+  ) {
+    throw new EngineError(
+      `${manifestPath}: names ${manifest.class_names.length} classes, clip_weights has ` +
+        `${features.clipWeights.cols}`,
+    );
+  }
+  return { features, manifest };
+}
+
+/** SHA-256 of a file as lowercase hex (for the manifest's encoder records). */
+export async function sha256File(path: string): Promise<string> {
+  const bytes = await Deno.readFile(path);
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,547 @@
+/** From images to the AMU feature cache, reusing what an earlier run already computed.
+ *
+ * The cache (features.npz + manifest.json, see feature_cache.ts) has three parts, each stamped in
+ * the manifest with a key of everything it depends on:
+ *   train  training views of the few-shot list: images (paths relative to the dataset root, and
+ *          labels), shots, sampling seed, augmentation views and seed, CLIP image tower and
+ *          auxiliary encoder (file SHA-256s and input sizes)
+ *   test   the test images and the same two image encoders
+ *   text   class names, prompt templates, CLIP text tower and tokenizer
+ * A part whose key matches is reused; otherwise it is extracted again (saying why), or, when the
+ * run asked to reuse it (`--load_aux_weight` for train, `--load_pre_feat` for test and text),
+ * refused with what differs. A part missing here may come from a sibling cache with the same key
+ * (the test features of another shot count, say). Extraction saves segments under
+ * `<cache>/partial/`, so an interrupted run resumes there. Encoders are loaded only when a part
+ * must be extracted, all of them before any image is decoded, so a mismatched model fails early. */
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { EngineError } from "../gpu/errors.ts";
+import type { Normalization } from "../models/preprocessing.ts";
+import type { LabeledImage } from "./datasets.ts";
+import {
+  extractFeatures,
+  type ExtractResult,
+  type ImageTower,
+  type SkippedImage,
+} from "./extract.ts";
+import {
+  type AmuFeatures,
+  type EncoderRecord,
+  type FeatureCacheManifest,
+  type FeatureMatrix,
+  featureMatrix,
+  MANIFEST_FILE,
+  readFeatureCache,
+  writeFeatureCache,
+} from "./feature_cache.ts";
+import type { ProgressOptions } from "./progress.ts";
+import { ProgressLine } from "./progress.ts";
+import { encodeClassWeights, type PromptTokenizer, type TextEncodeFn } from "./text_features.ts";
+
+/** Bumped when extraction changes in a way that invalidates old caches. */
+export const EXTRACTION_VERSION = 1;
+
+/** A model file as the manifest records it. */
+export interface ModelFile extends EncoderRecord {
+  bytes: number;
+}
+
+export interface LoadedImageTower extends ImageTower {
+  /** Feature size when the model declares it (checked against the text tower early). */
+  featureDim?: number;
+  dispose(): void;
+}
+
+export interface LazyImageTower {
+  file: ModelFile;
+  /** Input size forced by the user (null: the model's own). Part of the cache key. */
+  sizeOverride: number | null;
+  load(): Promise<LoadedImageTower>;
+}
+
+export interface LoadedTextTower {
+  encode: TextEncodeFn;
+  contextLength: number;
+  tokenizer: PromptTokenizer;
+  featureDim?: number;
+  dispose(): void;
+}
+
+export interface LazyTextTower {
+  file: ModelFile;
+  /** Identity of the tokenizer (the BPE file's SHA-256, or a name). Part of the cache key. */
+  tokenizerId: string;
+  load(): Promise<LoadedTextTower>;
+}
+
+/** What to extract. */
+export interface FeatureJob {
+  dataset: string;
+  /** Dataset root: image paths are keyed relative to it. */
+  root: string;
+  classnames: readonly string[];
+  templates: readonly string[];
+  /** The few-shot training list. */
+  train: readonly LabeledImage[];
+  test: readonly LabeledImage[];
+  shots: number | null;
+  /** Seed of the few-shot sampling. */
+  seed: number | null;
+  /** Seed of the training views' augmentation. */
+  augmentSeed: number;
+  /** Augmented views per training image. */
+  views: number;
+  clip: LazyImageTower;
+  aux: LazyImageTower;
+  text: LazyTextTower;
+}
+
+/** auto: reuse a matching part, extract otherwise; require: reuse or fail; never: extract. */
+export type ReuseMode = "auto" | "require" | "never";
+
+export interface FeaturePipelineOptions {
+  cacheDir: string;
+  train: ReuseMode;
+  /** Test features and text weights. */
+  test: ReuseMode;
+  /** Images (or prompts) per encoder batch. */
+  batchSize: number;
+  log: (line: string) => void;
+  progress?: ProgressOptions | false;
+  /** Images per resumable segment (default 1024). */
+  segmentImages?: number;
+  /** Look for matching parts in sibling cache directories (default true). */
+  siblings?: boolean;
+  /** Which flag asked for reuse, for messages. */
+  flagNames?: { train: string; test: string };
+}
+
+export type PartName = "train" | "test" | "text";
+
+export interface SkippedRecord extends SkippedImage {
+  split: "train" | "test";
+}
+
+export interface FeaturePipelineResult {
+  features: AmuFeatures;
+  manifest: FeatureCacheManifest;
+  /** Where each part came from: "cache", "extracted", or a sibling cache directory. */
+  sources: Record<PartName, string>;
+  skipped: SkippedRecord[];
+  /** Training images that produced rows (the few-shot list minus unreadable ones). */
+  trainKept: LabeledImage[];
+}
+
+type Key = Record<string, string | number | null | readonly string[]>;
+
+async function sha256Text(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Digest of an image list: paths relative to the root and labels, in order. */
+async function listDigest(items: readonly LabeledImage[], root: string): Promise<string> {
+  const lines = items.map((it) => `${relative(root, it.path)}\t${it.label}`);
+  return await sha256Text(lines.join("\n"));
+}
+
+/** The three parts' keys (see the module comment). */
+export async function featureKeys(job: FeatureJob): Promise<Record<PartName, Key>> {
+  const root = resolve(job.root);
+  const images = {
+    clip_visual: job.clip.file.sha256,
+    clip_size: job.clip.sizeOverride ?? "model",
+    aux: job.aux.file.sha256,
+    aux_size: job.aux.sizeOverride ?? "model",
+    extraction_version: EXTRACTION_VERSION,
+  };
+  return {
+    train: {
+      dataset: job.dataset,
+      images: await listDigest(job.train, root),
+      count: job.train.length,
+      shots: job.shots,
+      seed: job.seed,
+      augment_views: job.views,
+      augment_seed: job.augmentSeed,
+      ...images,
+    },
+    test: {
+      dataset: job.dataset,
+      images: await listDigest(job.test, root),
+      count: job.test.length,
+      ...images,
+    },
+    text: {
+      classes: await sha256Text(JSON.stringify(job.classnames)),
+      class_count: job.classnames.length,
+      templates: [...job.templates],
+      clip_text: job.text.file.sha256,
+      tokenizer: job.text.tokenizerId,
+      extraction_version: EXTRACTION_VERSION,
+    },
+  };
+}
+
+const KEY_LABELS: Record<string, string> = {
+  dataset: "dataset",
+  images: "image list",
+  count: "number of images",
+  shots: "shots",
+  seed: "sampling seed (--rand_seed)",
+  augment_views: "views per image (--augment_epoch)",
+  augment_seed: "augmentation seed (--torch_rand_seed)",
+  clip_visual: "CLIP image tower (SHA-256)",
+  clip_size: "CLIP input size",
+  aux: "auxiliary encoder (SHA-256)",
+  aux_size: "auxiliary input size",
+  classes: "class names",
+  class_count: "number of classes",
+  templates: "prompt templates",
+  clip_text: "CLIP text tower (SHA-256)",
+  tokenizer: "tokenizer",
+  extraction_version: "extraction version",
+};
+
+function show(v: unknown): string {
+  if (typeof v === "string" && /^[0-9a-f]{64}$/.test(v)) return v.slice(0, 12) + "…";
+  return JSON.stringify(v);
+}
+
+/** What differs between a saved key and the current one, or "" when they match. */
+export function keyDifference(saved: unknown, now: Key): string {
+  if (!saved || typeof saved !== "object") return "it was not recorded";
+  const old = saved as Record<string, unknown>;
+  const diffs: string[] = [];
+  for (const k of new Set([...Object.keys(now), ...Object.keys(old)])) {
+    if (JSON.stringify(old[k]) !== JSON.stringify(now[k])) {
+      diffs.push(`${KEY_LABELS[k] ?? k} was ${show(old[k])}, now ${show(now[k])}`);
+    }
+  }
+  return diffs.join("; ");
+}
+
+function readManifest(dir: string): FeatureCacheManifest | undefined {
+  const path = join(dir, MANIFEST_FILE);
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(Deno.readTextFileSync(path)) as FeatureCacheManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+function savedKeys(m: FeatureCacheManifest | undefined): Partial<Record<PartName, unknown>> {
+  const keys = m?.keys;
+  return keys && typeof keys === "object" ? keys as Partial<Record<PartName, unknown>> : {};
+}
+
+function normalizationJson(n: Normalization) {
+  return { mean: [...n.mean], std: [...n.std] };
+}
+
+/** Arrays of one part, however obtained. */
+interface TrainPart {
+  clip: FeatureMatrix;
+  aux: FeatureMatrix;
+  labels: Int32Array;
+  kept: number[];
+  skipped: SkippedImage[];
+}
+
+type TestPart = TrainPart;
+
+const PART_TITLES: Record<PartName, string> = {
+  train: "training features",
+  test: "test features",
+  text: "text weights",
+};
+
+/** Runs the job against the cache in `options.cacheDir`; see the module comment. */
+export async function buildFeatures(
+  job: FeatureJob,
+  options: FeaturePipelineOptions,
+): Promise<FeaturePipelineResult> {
+  const dir = resolve(options.cacheDir);
+  const log = options.log;
+  const keys = await featureKeys(job);
+  const manifest = readManifest(dir);
+  const saved = savedKeys(manifest);
+  const modes: Record<PartName, ReuseMode> = {
+    train: options.train,
+    test: options.test,
+    text: options.test,
+  };
+  const flags = options.flagNames ?? { train: "--load_aux_weight", test: "--load_pre_feat" };
+  const flagOf: Record<PartName, string> = {
+    train: flags.train,
+    test: flags.test,
+    text: flags.test,
+  };
+
+  // Decide where each part comes from.
+  const sources: Record<PartName, string> = { train: "", test: "", text: "" };
+  const parts: PartName[] = ["text", "train", "test"];
+  for (const part of parts) {
+    const mode = modes[part];
+    if (mode === "never") {
+      sources[part] = "extracted";
+      continue;
+    }
+    const diff = manifest ? keyDifference(saved[part], keys[part]) : "no cache";
+    if (diff === "") {
+      sources[part] = "cache";
+      continue;
+    }
+    if (mode === "require") {
+      throw new EngineError(
+        manifest
+          ? `${flagOf[part]}: the feature cache ${dir} holds ${PART_TITLES[part]} for other ` +
+            `settings (${diff}); run without ${flagOf[part]} to extract them again`
+          : `${flagOf[part]}: there is no feature cache at ${dir} yet; run once without ` +
+            `${flagOf[part]} to extract the features`,
+      );
+    }
+    const sibling = options.siblings === false ? undefined : findSibling(dir, part, keys[part]);
+    if (sibling) {
+      sources[part] = sibling;
+      continue;
+    }
+    sources[part] = "extracted";
+    if (manifest) log(`feature cache ${dir}: ${PART_TITLES[part]} are stale (${diff})`);
+  }
+
+  // Cached arrays (own cache and siblings), read once per directory.
+  const caches = new Map<string, AmuFeatures>();
+  const cachedManifests = new Map<string, FeatureCacheManifest>();
+  const cacheOf = (source: string): { f: AmuFeatures; m: FeatureCacheManifest } => {
+    const d = source === "cache" ? dir : source;
+    let f = caches.get(d);
+    if (!f) {
+      const read = readFeatureCache(d);
+      f = read.features;
+      caches.set(d, f);
+      cachedManifests.set(d, read.manifest);
+    }
+    return { f, m: cachedManifests.get(d)! };
+  };
+
+  // Load every encoder some part needs, before any image is decoded.
+  const needText = sources.text === "extracted";
+  const needImages = sources.train === "extracted" || sources.test === "extracted";
+  const loaded: { dispose(): void }[] = [];
+  try {
+    let text: LoadedTextTower | undefined;
+    let clip: LoadedImageTower | undefined;
+    let aux: LoadedImageTower | undefined;
+    if (needText) loaded.push(text = await job.text.load());
+    if (needImages) {
+      loaded.push(clip = await job.clip.load());
+      loaded.push(aux = await job.aux.load());
+    }
+    // The two CLIP towers must embed into one space: check before any image is decoded.
+    const textDim = text?.featureDim ??
+      (sources.text !== "extracted" ? cacheOf(sources.text).f.clipWeights.rows : undefined);
+    const imageDim = clip?.featureDim ??
+      (sources.train !== "extracted" ? cacheOf(sources.train).f.trainClip.cols : undefined);
+    if (textDim !== undefined && imageDim !== undefined && textDim !== imageDim) {
+      throw new EngineError(
+        `the CLIP text tower ${job.text.file.path} gives ${textDim}-d features but the image ` +
+          `tower ${job.clip.file.path} ${imageDim}-d: they are not the same CLIP model`,
+      );
+    }
+
+    // Text weights.
+    let clipWeights: FeatureMatrix;
+    if (text) {
+      const t0 = performance.now();
+      const total = job.classnames.length * job.templates.length;
+      const line = options.progress === false
+        ? undefined
+        : new ProgressLine("text prompts", total, "prompts", options.progress);
+      try {
+        clipWeights = await encodeClassWeights(
+          text.encode,
+          text.tokenizer,
+          job.classnames,
+          job.templates,
+          {
+            contextLength: text.contextLength,
+            batchSize: options.batchSize,
+            onProgress: (done) => line?.advance(done - line.done),
+          },
+        );
+      } finally {
+        line?.finish();
+      }
+      log(
+        `text weights: ${job.classnames.length} classes x ${job.templates.length} template(s) ` +
+          `-> [${clipWeights.rows}, ${clipWeights.cols}] in ${secs(t0)}`,
+      );
+    } else {
+      const { f } = cacheOf(sources.text);
+      clipWeights = f.clipWeights;
+      log(`text weights: reused from ${sourceText(sources.text, dir)}`);
+    }
+
+    const towers = clip && aux ? [clip, aux] : [];
+    const extractPart = async (
+      part: "train" | "test",
+      items: readonly LabeledImage[],
+    ): Promise<TrainPart> => {
+      const t0 = performance.now();
+      const plan = part === "train"
+        ? { kind: "train" as const, views: job.views, seed: job.augmentSeed }
+        : { kind: "eval" as const };
+      log(
+        `extracting ${PART_TITLES[part]}: ${items.length} images` +
+          (part === "train" ? ` x ${job.views} augmented view(s)` : "") +
+          `, ${towers.map((t) => `${t.role} ${t.size}px`).join(", ")}, batch ${options.batchSize}`,
+      );
+      const r: ExtractResult = await extractFeatures(items, towers, plan, {
+        batchSize: options.batchSize,
+        label: part === "train" ? "training views" : "test images",
+        progress: options.progress,
+        segmentDir: join(dir, "partial", part),
+        segmentKey: JSON.stringify(keys[part]),
+        segmentImages: options.segmentImages,
+        log,
+      });
+      const images = r.kept.length;
+      log(
+        `${PART_TITLES[part]}: ${r.rows} rows (clip ${r.dims[0]}-d, aux ${r.dims[1]}-d) from ` +
+          `${images} images in ${secs(t0)}` +
+          (r.skipped.length ? `; ${r.skipped.length} unreadable image(s) skipped` : ""),
+      );
+      return {
+        clip: featureMatrix(r.rows, r.dims[0], r.features[0]),
+        aux: featureMatrix(r.rows, r.dims[1], r.features[1]),
+        labels: r.labels,
+        kept: r.kept,
+        skipped: r.skipped,
+      };
+    };
+    const fromCache = (part: "train" | "test"): TrainPart => {
+      const { f, m } = cacheOf(sources[part]);
+      const record = (m.parts as Record<string, { kept?: number[]; skipped?: SkippedImage[] }>)
+        ?.[part];
+      log(`${PART_TITLES[part]}: reused from ${sourceText(sources[part], dir)}`);
+      return part === "train"
+        ? {
+          clip: f.trainClip,
+          aux: f.trainAux,
+          labels: f.trainLabels,
+          kept: record?.kept ?? [],
+          skipped: record?.skipped ?? [],
+        }
+        : {
+          clip: f.testClip,
+          aux: f.testAux,
+          labels: f.testLabels,
+          kept: record?.kept ?? [],
+          skipped: record?.skipped ?? [],
+        };
+    };
+    const train: TrainPart = sources.train === "extracted"
+      ? await extractPart("train", job.train)
+      : fromCache("train");
+    const test: TestPart = sources.test === "extracted"
+      ? await extractPart("test", job.test)
+      : fromCache("test");
+
+    const features: AmuFeatures = {
+      trainClip: train.clip,
+      trainAux: train.aux,
+      trainLabels: train.labels,
+      testClip: test.clip,
+      testAux: test.aux,
+      testLabels: test.labels,
+      clipWeights,
+    };
+    if (clipWeights.rows !== train.clip.cols) {
+      throw new EngineError(
+        `the CLIP text tower gives ${clipWeights.rows}-d features but the image tower ` +
+          `${train.clip.cols}-d: they are not the same CLIP model`,
+      );
+    }
+    const skipped: SkippedRecord[] = [
+      ...train.skipped.map((s) => ({ split: "train" as const, ...s })),
+      ...test.skipped.map((s) => ({ split: "test" as const, ...s })),
+    ];
+    const root = resolve(job.root);
+    const preprocessing = (t: LoadedImageTower | undefined, part: "clip" | "aux") => {
+      if (t) return { size: t.size, ...normalizationJson(t.normalization) };
+      const prev = manifest?.preprocessing as Record<string, unknown> | undefined;
+      return prev?.[part] ?? null;
+    };
+    const out: FeatureCacheManifest = {
+      format: "amu-feature-cache",
+      version: 1,
+      dataset: job.dataset,
+      split: {
+        train: `train (${job.shots ?? "all"}-shot sample, seed ${job.seed ?? "-"}; ` +
+          `${job.views} augmented view(s) per image, view-major rows)`,
+        test: "test (resize + center crop)",
+      },
+      shots: job.shots,
+      seed: job.seed,
+      augment_views: job.views,
+      class_names: [...job.classnames],
+      encoders: [job.clip.file, job.text.file, job.aux.file].map((f) => ({ ...f })),
+      root_path: root,
+      templates: [...job.templates],
+      keys,
+      preprocessing: {
+        clip: preprocessing(clip, "clip"),
+        aux: preprocessing(aux, "aux"),
+        train_views: "RandomResizedCrop(scale 0.5-1, ratio 3/4-4/3, bicubic) + " +
+          "RandomHorizontalFlip, seeded per (augment_seed, image, view)",
+        test_view: "Resize(shorter side, bicubic, antialiased) + CenterCrop",
+      },
+      parts: {
+        train: { kept: train.kept, skipped: train.skipped },
+        test: { kept: test.kept, skipped: test.skipped },
+      },
+      skipped_images: skipped.length,
+    };
+    const anyNew = Object.values(sources).some((s) => s !== "cache");
+    if (anyNew) {
+      writeFeatureCache(dir, features, out);
+      log(`feature cache written: ${dir}`);
+    }
+    const partial = join(dir, "partial");
+    if (existsSync(partial)) Deno.removeSync(partial, { recursive: true });
+    const trainKept = train.kept.map((i) => job.train[i]).filter((x) => x !== undefined);
+    return {
+      features,
+      manifest: anyNew ? out : manifest!,
+      sources,
+      skipped,
+      trainKept,
+    };
+  } finally {
+    for (const m of loaded.reverse()) m.dispose();
+  }
+}
+
+function secs(t0: number): string {
+  return `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+}
+
+function sourceText(source: string, dir: string): string {
+  return source === "cache" ? `the feature cache ${dir}` : `the feature cache ${source}`;
+}
+
+/** A sibling cache directory (same parent) whose manifest has `part` under the same key. */
+function findSibling(dir: string, part: PartName, key: Key): string | undefined {
+  const parent = dirname(dir);
+  if (!existsSync(parent)) return undefined;
+  for (const entry of readdirSync(parent, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const other = join(parent, entry.name);
+    if (other === dir) continue;
+    const m = readManifest(other);
+    if (m && keyDifference(savedKeys(m)[part], key) === "") return other;
+  }
+  return undefined;
+}

@@ -1,0 +1,278 @@
+/** The experiment's own files in `results/<exp_name>/`, beside the trainer's (config.json,
+ * order.npy, metrics.json, checkpoint_*.npz, train.log):
+ *   experiment.json      every resolved setting (and where it came from), dataset, models with
+ *                        SHA-256s, feature cache, adapter
+ *   few_shot.json        the sampled training images (paths relative to the dataset root), so a
+ *                        run can be repeated exactly (`--fewshot_file`)
+ *   metrics.csv          metrics.json's epochs as a table
+ *   accuracy.svg         fused, auxiliary-branch and zero-shot test accuracy per epoch
+ *   skipped_images.txt   unreadable images that were left out (only when there were some) */
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { EngineError } from "../../src/gpu/errors.ts";
+import type { AmuMetrics } from "../../src/amu/metrics.ts";
+import type { LabeledImage } from "../../src/data/datasets.ts";
+import { writeFileAtomic } from "../../src/data/npy.ts";
+import type { SkippedRecord } from "../../src/data/feature_pipeline.ts";
+
+export const RESULT_FILES = {
+  experiment: "experiment.json",
+  fewShot: "few_shot.json",
+  csv: "metrics.csv",
+  plot: "accuracy.svg",
+  skipped: "skipped_images.txt",
+} as const;
+
+export function writeJson(path: string, value: unknown): void {
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+const CSV_COLUMNS = [
+  "epoch",
+  "lr",
+  "train_loss",
+  "train_acc",
+  "test_acc",
+  "aux_acc",
+  "test_loss",
+  "zero_shot_acc",
+] as const;
+
+export function metricsCsv(m: AmuMetrics): string {
+  const lines = [CSV_COLUMNS.join(",")];
+  for (const e of m.epochs) {
+    lines.push(
+      [
+        e.epoch,
+        e.lr,
+        e.train_loss,
+        e.train_acc,
+        e.test_acc,
+        e.aux_acc,
+        e.test_loss,
+        m.zero_shot_acc,
+      ].map((v) => String(v)).join(","),
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+function esc(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** A "nice" tick step (1, 2, 5 x 10^k) giving about `count` ticks over `span`. */
+function tickStep(span: number, count: number): number {
+  const raw = span / Math.max(1, count);
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const m = raw / p;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+}
+
+function fmt(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toFixed(Math.max(0, 2 - Math.floor(Math.log10(v))));
+}
+
+/** Line chart of test accuracy per epoch: fused model, auxiliary branch, zero-shot CLIP. */
+export function accuracySvg(m: AmuMetrics, title: string): string {
+  const W = 720, H = 420;
+  const left = 64, right = 190, top = 48, bottom = 56;
+  const pw = W - left - right, ph = H - top - bottom;
+  const epochs = m.epochs;
+  const values = [m.zero_shot_acc, ...epochs.flatMap((e) => [e.test_acc, e.aux_acc])];
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (!(hi > lo)) {
+    lo -= 1;
+    hi += 1;
+  }
+  const pad = (hi - lo) * 0.08;
+  lo = Math.max(0, lo - pad);
+  hi = Math.min(100, hi + pad);
+  if (!(hi > lo)) hi = lo + 1;
+  const yStep = tickStep(hi - lo, 6);
+  lo = Math.floor(lo / yStep) * yStep;
+  hi = Math.ceil(hi / yStep) * yStep;
+  const maxEpoch = Math.max(1, epochs.length ? epochs[epochs.length - 1].epoch : 1);
+  const xStep = Math.max(1, tickStep(maxEpoch, 10));
+  const x = (epoch: number) =>
+    left + (maxEpoch <= 1 ? pw / 2 : ((epoch - 1) / (maxEpoch - 1)) * pw);
+  const y = (acc: number) => top + ph - ((acc - lo) / (hi - lo)) * ph;
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" ` +
+      `viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${left + pw / 2}" y="24" text-anchor="middle" font-size="15">${esc(title)}</text>`,
+  );
+  // Grid and axes.
+  for (let v = lo; v <= hi + yStep / 2; v += yStep) {
+    const yy = y(v).toFixed(1);
+    out.push(
+      `<line x1="${left}" y1="${yy}" x2="${left + pw}" y2="${yy}" stroke="#e4e4e4"/>`,
+      `<text x="${left - 8}" y="${yy}" text-anchor="end" dominant-baseline="middle">` +
+        `${fmt(Number(v.toFixed(6)))}</text>`,
+    );
+  }
+  for (let e = 1; e <= maxEpoch; e += e === 1 && xStep > 1 ? xStep - 1 : xStep) {
+    const xx = x(e).toFixed(1);
+    out.push(
+      `<line x1="${xx}" y1="${top + ph}" x2="${xx}" y2="${top + ph + 5}" stroke="#333"/>`,
+      `<text x="${xx}" y="${top + ph + 19}" text-anchor="middle">${e}</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${left}" y1="${top}" x2="${left}" y2="${top + ph}" stroke="#333"/>`,
+    `<line x1="${left}" y1="${top + ph}" x2="${left + pw}" y2="${top + ph}" stroke="#333"/>`,
+    `<text x="${left + pw / 2}" y="${H - 14}" text-anchor="middle">epoch</text>`,
+    `<text transform="translate(18 ${top + ph / 2}) rotate(-90)" text-anchor="middle">` +
+      `test accuracy (%)</text>`,
+  );
+  const series: { name: string; color: string; dash?: string; points: [number, number][] }[] = [
+    {
+      name: "AMU (fused)",
+      color: "#1f6fd1",
+      points: epochs.map((e) => [e.epoch, e.test_acc]),
+    },
+    {
+      name: "aux branch",
+      color: "#e07b00",
+      points: epochs.map((e) => [e.epoch, e.aux_acc]),
+    },
+    {
+      name: "zero-shot CLIP",
+      color: "#555555",
+      dash: "6 4",
+      points: epochs.length
+        ? [[1, m.zero_shot_acc], [maxEpoch, m.zero_shot_acc]]
+        : [[1, m.zero_shot_acc]],
+    },
+  ];
+  for (const s of series) {
+    if (s.points.length === 0) continue;
+    const pts = s.points.map(([e, a]) => `${x(e).toFixed(1)},${y(a).toFixed(1)}`).join(" ");
+    out.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="2"` +
+        (s.dash ? ` stroke-dasharray="${s.dash}"` : "") + ` points="${pts}"/>`,
+    );
+    if (!s.dash && s.points.length <= 60) {
+      for (const [e, a] of s.points) {
+        out.push(
+          `<circle cx="${x(e).toFixed(1)}" cy="${y(a).toFixed(1)}" r="2.5" fill="${s.color}"/>`,
+        );
+      }
+    }
+  }
+  // Best epoch marker.
+  if (m.best.epoch > 0) {
+    const bx = x(m.best.epoch).toFixed(1), by = y(m.best.test_acc).toFixed(1);
+    out.push(
+      `<circle cx="${bx}" cy="${by}" r="5" fill="none" stroke="#1f6fd1" stroke-width="1.5"/>`,
+    );
+  }
+  // Legend.
+  const lx = left + pw + 18;
+  series.forEach((s, i) => {
+    const ly = top + 10 + i * 22;
+    out.push(
+      `<line x1="${lx}" y1="${ly}" x2="${lx + 26}" y2="${ly}" stroke="${s.color}" ` +
+        `stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
+      `<text x="${lx + 32}" y="${ly}" dominant-baseline="middle">${esc(s.name)}</text>`,
+    );
+  });
+  const notes = [
+    `best: ${m.best.test_acc.toFixed(2)}%`,
+    m.best.epoch > 0 ? `at epoch ${m.best.epoch}` : "(zero-shot)",
+    `zero-shot: ${m.zero_shot_acc.toFixed(2)}%`,
+  ];
+  notes.forEach((n, i) => {
+    out.push(`<text x="${lx}" y="${top + 90 + i * 18}">${esc(n)}</text>`);
+  });
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}
+
+/** Rewrites metrics.csv and accuracy.svg from the run's metrics.json. */
+export function writeMetricViews(dir: string, metrics: AmuMetrics, title: string): void {
+  writeFileAtomic(join(dir, RESULT_FILES.csv), metricsCsv(metrics));
+  writeFileAtomic(join(dir, RESULT_FILES.plot), accuracySvg(metrics, title));
+}
+
+export interface FewShotRecord {
+  dataset: string;
+  root_path: string;
+  shots: number;
+  rand_seed: number;
+  sampling: string;
+  class_names: string[];
+  images: { path: string; label: number; class: string }[];
+  skipped?: { path: string; reason: string }[];
+}
+
+function portablePath(path: string, root: string): string {
+  const rel = relative(root, path);
+  return rel.startsWith("..") || isAbsolute(rel) ? path : rel;
+}
+
+export function fewShotRecord(
+  dataset: string,
+  root: string,
+  shots: number,
+  seed: number,
+  sampling: string,
+  classnames: readonly string[],
+  images: readonly LabeledImage[],
+  skipped: readonly SkippedRecord[],
+): FewShotRecord {
+  return {
+    dataset,
+    root_path: root,
+    shots,
+    rand_seed: seed,
+    sampling,
+    class_names: [...classnames],
+    images: images.map((it) => ({
+      path: portablePath(it.path, root),
+      label: it.label,
+      class: classnames[it.label],
+    })),
+    ...(skipped.length
+      ? {
+        skipped: skipped.filter((s) => s.split === "train").map((s) => ({
+          path: portablePath(s.path, root),
+          reason: s.reason,
+        })),
+      }
+      : {}),
+  };
+}
+
+/** The image list of a few_shot.json (paths relative to `root` unless absolute). */
+export function readFewShotFile(
+  path: string,
+  root: string,
+  classes: number,
+): LabeledImage[] {
+  let data: FewShotRecord;
+  try {
+    data = JSON.parse(Deno.readTextFileSync(path));
+  } catch (e) {
+    throw new EngineError(`--fewshot_file ${path}: ${(e as Error).message}`);
+  }
+  if (!data || !Array.isArray(data.images)) {
+    throw new EngineError(`--fewshot_file ${path}: no "images" list (expected a few_shot.json)`);
+  }
+  return data.images.map((it, i) => {
+    if (
+      typeof it?.path !== "string" || !Number.isInteger(it.label) || it.label < 0 ||
+      it.label >= classes
+    ) {
+      throw new EngineError(
+        `--fewshot_file ${path}: images[${i}] needs a path and a label in 0..${classes - 1}`,
+      );
+    }
+    return { path: resolve(root, it.path), label: it.label };
+  });
+}
+
+export function skippedText(skipped: readonly SkippedRecord[]): string {
+  return skipped.map((s) => `${s.split}\t${s.path}\t${s.reason}`).join("\n") + "\n";
+}
