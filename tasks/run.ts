@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type CpuTensor, cpuTensor, type DType, EngineError, getGpu } from "../src/gpu/mod.ts";
-import { loadModel, type Model, type ValueDecl } from "../src/onnx/mod.ts";
+import { loadModel, type Model, setupKernelTuning, type ValueDecl } from "../src/onnx/mod.ts";
 import { BatchedModel, describeBatchPlan } from "../src/models/mod.ts";
 import { type NpyArray, npyArray, type NpyDType, readNpy, writeNpy } from "../src/data/npy.ts";
 import { runCli } from "./_cli.ts";
@@ -20,7 +20,12 @@ const HELP =
   --verbose             print the adapter, plan memory estimates and timings (to stderr)
   --adapter             print the WebGPU adapter and its limits, then exit
   --memory-budget MIB   GPU memory a chunk's plan may use besides the weights (default 2048)
-  --max-chunk N         most batch rows per chunk (default 256)`;
+  --max-chunk N         most batch rows per chunk (default 256)
+  --precision P         f32 (default) or f16: MatMul/Gemm operands and Conv weights stored as
+                        float16 with float32 accumulation (faster; ~1e-3 relative error)
+  --no-tune             use cached or default kernel variants; measure nothing
+  --variant-cache FILE  measured kernel choices, read at start and updated after tuning
+                        (default results/variant-cache.json; 'none': neither read nor saved)`;
 
 function parse() {
   try {
@@ -33,6 +38,9 @@ function parse() {
         adapter: { type: "boolean", default: false },
         "memory-budget": { type: "string" },
         "max-chunk": { type: "string" },
+        precision: { type: "string", default: "f32" },
+        "no-tune": { type: "boolean", default: false },
+        "variant-cache": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -196,11 +204,22 @@ await runCli(async () => {
   }
   const memoryBudget = positiveNumber("memory-budget", v["memory-budget"], false);
   const maxChunkRows = positiveNumber("max-chunk", v["max-chunk"], true);
+  const precision = v.precision;
+  if (precision !== "f32" && precision !== "f16") {
+    throw new EngineError(`--precision: expected f32 or f16, got '${precision}'`);
+  }
+  const cacheArg = v["variant-cache"];
+  // Saved choices apply with or without --no-tune; a missing or corrupt file is ignored.
+  const tuneKernels = setupKernelTuning({
+    tune: !v["no-tune"],
+    cacheFile: cacheArg === "none" ? null : cacheArg,
+    log,
+  });
   const modelPath = args.positionals[0];
   const gpu = await getGpu();
   log(`adapter: ${gpu.describe()}`);
   let t0 = performance.now();
-  const model = await loadModel(modelPath, gpu);
+  const model = await loadModel(modelPath, gpu, { precision, tuneKernels });
   log(`loaded ${modelPath} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   const inputs = readInputs(model, v.input);
 

@@ -1,11 +1,18 @@
 /** GPU binding of `shaders/conv.wgsl`: N-d convolution as an implicit GEMM with register tiles
- * (see the shader's header for the layout and why). */
+ * (see the shader's header for the layout and why).
+ *
+ * The register tile (output channels per invocation, `channelBlocks` of 4) is, in order: the one
+ * given in the options; the one measured fastest on this adapter for this problem (`variantCache`
+ * under CONV_KERNEL / `convProblemKey`, filled by `tuneConv` in conv_tune.ts or loaded from a
+ * saved cache); else `chooseChannelBlocks`. Every tile sums each output's taps in the same order,
+ * so the choice does not change results. */
 import {
   type CpuTensor,
   createStorageBuffer,
   createUniform,
   type Dispatch,
   EngineError,
+  f32ToF16Bits,
   type Gpu,
   type GpuTensor,
   Params,
@@ -15,6 +22,7 @@ import {
   sizeOf,
 } from "../gpu/mod.ts";
 import { type ConvAttrs, convOutputShape, to3d } from "./conv_ref.ts";
+import { problemKey, type VariantCache, variantCache } from "./variants.ts";
 
 const WG = 64;
 /** Output pixels per invocation (the vec4 lanes of the shader's accumulators). */
@@ -27,6 +35,67 @@ const CHUNK_BYTES = 256 * 1024;
  * 32 x 1 by 1.5x on llvmpipe). */
 export function chooseChannelBlocks(channelsPerGroup: number): number {
   return Math.min(2, Math.ceil(channelsPerGroup / 4));
+}
+
+/** Kernel name of measured conv choices in a VariantCache. */
+export const CONV_KERNEL = "conv";
+
+/** Cache key: input shape, weight shape, strides, pads, dilations, group, and `f16` for
+ * half-precision weight texels (timed separately). */
+export function convProblemKey(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  attrs: ConvAttrs,
+  halves = false,
+): string {
+  return problemKey(
+    xShape.join("."),
+    wShape.join("."),
+    `s${attrs.strides.join(".")}`,
+    `p${attrs.pads.join(".")}`,
+    `d${attrs.dilations.join(".")}`,
+    `g${attrs.group}`,
+    ...(halves ? ["f16"] : []),
+  );
+}
+
+/** Cache name of a register tile: `8ch` for 2 channel blocks. */
+export function convVariantName(channelBlocks: number): string {
+  return `${4 * channelBlocks}ch`;
+}
+
+/** Channel blocks of a cache name, undefined for a name that is not a valid tile. */
+export function convChannelBlocksOf(name: string): number | undefined {
+  const m = /^(\d+)ch$/.exec(name);
+  const blocks = m ? Number(m[1]) / 4 : NaN;
+  return Number.isInteger(blocks) && blocks >= 1 && blocks <= 8 ? blocks : undefined;
+}
+
+/** The measured register tile cached for this problem on this adapter, if any (entries that are
+ * not a valid tile are ignored). `halves`: the weights are stored as half-precision texels. */
+export function cachedConvChannelBlocks(
+  gpu: Gpu,
+  xShape: readonly number[],
+  wShape: readonly number[],
+  attrs: ConvAttrs,
+  cache: VariantCache = variantCache,
+  halves = false,
+): number | undefined {
+  const name = cache.get(gpu, CONV_KERNEL, convProblemKey(xShape, wShape, attrs, halves));
+  return name === undefined ? undefined : convChannelBlocksOf(name);
+}
+
+/** Options of `prepareConv` (a number is shorthand for `channelBlocks`). */
+export interface PrepareConvOptions {
+  /** Output channels per invocation in blocks of 4 (1..8); default: the measured choice in the
+   * cache, else `chooseChannelBlocks`. */
+  readonly channelBlocks?: number;
+  /** "f16": constant (host) weights are stored as half-precision texels (rgba16float), rounding
+   * them to float16 (at most 2^-11 relative error each); accumulation stays float32. GPU-computed
+   * weights and activations are unaffected. Default "f32". */
+  readonly precision?: "f32" | "f16";
+  /** Measured choices to consult (default: the process-wide `variantCache`). */
+  readonly variantCache?: VariantCache;
 }
 
 /** Where the packed weights live: a texture of `width` x `height` rgba32float texels; channel
@@ -63,7 +132,7 @@ export function convWeightLayout(
   return { k, blocks, width, rows, height };
 }
 
-/** Repacks W [M, C/group, ...kernel] into the texture layout (rgba32float texels, row-major). */
+/** Repacks W [M, C/group, ...kernel] into the texture layout (rgba texels, row-major). */
 export function packConvWeights(
   w: ArrayLike<number>,
   wShape: readonly number[],
@@ -101,14 +170,22 @@ export function cacheChunk(channelTiles: number, tileBytes: number): number {
   return best;
 }
 
+/** Float16 bit patterns (round to nearest even) of float32 values, for rgba16float texels. */
+function toHalfBits(values: Float32Array): Uint16Array<ArrayBuffer> {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = f32ToF16Bits(values[i]);
+  return out;
+}
+
 function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
   return (t as GpuTensor).buffer !== undefined;
 }
 
 /** Records Y = conv(X, W) + B (ReLU if `attrs.relu`; rounded to half precision when Y is
- * float16). X [N, C, ...spatial] and Y are GPU tensors; W and B may be GPU tensors or host tensors. Constant (host) weights are packed once
- * into a texture owned by `owner`; GPU weights are packed by a first dispatch on every run.
- * `channelBlocks` overrides the register tile (tests, benchmarks). */
+ * float16). X [N, C, ...spatial] and Y are GPU tensors; W and B may be GPU tensors or host
+ * tensors. Constant (host) weights are packed once into a texture owned by `owner`; GPU weights
+ * are packed by a first dispatch on every run. `options` (or a number: the channel blocks)
+ * overrides the register tile (tests, benchmarks) and picks the weights' precision. */
 export function prepareConv(
   gpu: Gpu,
   owner: ResourceOwner,
@@ -117,8 +194,11 @@ export function prepareConv(
   bias: GpuTensor | CpuTensor | undefined,
   y: GpuTensor,
   attrs: ConvAttrs,
-  channelBlocks?: number,
+  options: number | PrepareConvOptions = {},
 ): Dispatch[] {
+  const opts: PrepareConvOptions = typeof options === "number"
+    ? { channelBlocks: options }
+    : options;
   const expected = convOutputShape(x.shape, weight.shape, attrs);
   if (shapeString(expected) !== shapeString(y.shape)) {
     throw new EngineError(
@@ -139,7 +219,11 @@ export function prepareConv(
   const taps = kernel[0] * kernel[1] * kernel[2];
   const pixels = n * sizeOf(outSize);
   if (pixels === 0 || m === 0) return [];
-  const tm4 = channelBlocks ?? chooseChannelBlocks(mg);
+  // Half-precision texels for constant weights only (the pack shader writes rgba32float).
+  const halves = opts.precision === "f16" && !isGpuTensor(weight);
+  const tm4 = opts.channelBlocks ??
+    cachedConvChannelBlocks(gpu, x.shape, weight.shape, attrs, opts.variantCache, halves) ??
+    chooseChannelBlocks(mg);
   if (!Number.isInteger(tm4) || tm4 < 1 || tm4 > 8) {
     throw new EngineError(`conv: channel blocks per invocation must be 1..8, got ${tm4}`);
   }
@@ -149,7 +233,7 @@ export function prepareConv(
   const dispatches: Dispatch[] = [];
   const texture = owner.own(gpu.device.createTexture({
     size: [layout.width, layout.height],
-    format: "rgba32float",
+    format: halves ? "rgba16float" : "rgba32float",
     usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST |
       (isGpuTensor(weight) ? GPUTextureUsage.STORAGE_BINDING : 0),
     label: `conv weights ${shapeString(weight.shape)}`,
@@ -175,8 +259,8 @@ export function prepareConv(
     const data = packConvWeights(weight.data, weight.shape, group, layout);
     gpu.device.queue.writeTexture(
       { texture },
-      data,
-      { bytesPerRow: layout.width * 16, rowsPerImage: layout.height },
+      halves ? toHalfBits(data) : data,
+      { bytesPerRow: layout.width * (halves ? 8 : 16), rowsPerImage: layout.height },
       [layout.width, layout.height],
     );
   }

@@ -1,11 +1,18 @@
 /** Measured conv variant choice (see variants.ts): the register tile of `prepareConv` (output
  * channels per invocation, in blocks of 4) is timed on the problem's shape on this adapter, and
- * the fastest cached under ("conv", `convProblemKey`). */
+ * the fastest cached under (CONV_KERNEL, `convProblemKey`), where `prepareConv` looks first. */
 import { allocTensor, cpuTensor, type Gpu, releaseTensor, sizeOf } from "../gpu/mod.ts";
-import { chooseChannelBlocks, prepareConv } from "./conv.ts";
+import {
+  cachedConvChannelBlocks,
+  chooseChannelBlocks,
+  CONV_KERNEL,
+  convChannelBlocksOf,
+  convProblemKey,
+  convVariantName,
+  prepareConv,
+} from "./conv.ts";
 import { type ConvAttrs, convOutputShape } from "./conv_ref.ts";
 import {
-  problemKey,
   type TuneOptions,
   type TuneResult,
   tuneVariants,
@@ -13,23 +20,7 @@ import {
   variantCache,
 } from "./variants.ts";
 
-export const CONV_KERNEL = "conv";
-
-/** Cache key: input shape, weight shape, strides, pads, dilations, group. */
-export function convProblemKey(
-  xShape: readonly number[],
-  wShape: readonly number[],
-  attrs: ConvAttrs,
-): string {
-  return problemKey(
-    xShape.join("."),
-    wShape.join("."),
-    `s${attrs.strides.join(".")}`,
-    `p${attrs.pads.join(".")}`,
-    `d${attrs.dilations.join(".")}`,
-    `g${attrs.group}`,
-  );
-}
+export { CONV_KERNEL, convProblemKey };
 
 /** Channel blocks to try: the default, and the halvings and doubling of it that fit the group's
  * channels (1..8 blocks of 4). */
@@ -47,33 +38,32 @@ export function tunedConvChannelBlocks(
   wShape: readonly number[],
   attrs: ConvAttrs,
   cache: VariantCache = variantCache,
+  precision: "f32" | "f16" = "f32",
 ): number | undefined {
-  const name = cache.get(gpu, CONV_KERNEL, convProblemKey(xShape, wShape, attrs));
-  return name === undefined ? undefined : channelBlocksOf(name);
-}
-
-function variantName(channelBlocks: number): string {
-  return `${4 * channelBlocks}ch`;
-}
-
-function channelBlocksOf(name: string): number {
-  return Number(name.replace(/ch$/, "")) / 4;
+  return cachedConvChannelBlocks(gpu, xShape, wShape, attrs, cache, precision === "f16");
 }
 
 export interface ConvTuneResult extends TuneResult {
   readonly channelBlocks: number;
 }
 
-/** Times the channel-block candidates with constant (host) weights, as models use them. */
+/** Times the channel-block candidates with constant (host) weights, as models use them
+ * (`precision` "f16": half-precision weight texels, as `prepareConv` would store them). */
 export async function tuneConv(
   gpu: Gpu,
   xShape: readonly number[],
   wShape: readonly number[],
   attrs: ConvAttrs,
-  options: TuneOptions & { candidates?: readonly number[] } = {},
+  options: TuneOptions & { candidates?: readonly number[]; precision?: "f32" | "f16" } = {},
 ): Promise<ConvTuneResult> {
-  const yShape = convOutputShape(xShape, wShape, attrs);
+  const cache = options.cache ?? variantCache;
+  const halves = options.precision === "f16";
   const candidates = options.candidates ?? convCandidates(wShape[0] / attrs.group);
+  const cached = cachedConvChannelBlocks(gpu, xShape, wShape, attrs, cache, halves);
+  if (cached !== undefined && candidates.includes(cached)) {
+    return { chosen: convVariantName(cached), trials: [], cached: true, channelBlocks: cached };
+  }
+  const yShape = convOutputShape(xShape, wShape, attrs);
   const x = allocTensor(gpu, xShape, "float32", "tuning input");
   gpu.device.queue.writeBuffer(x.buffer, 0, new Float32Array(sizeOf(xShape)).fill(0.5));
   const y = allocTensor(gpu, yShape, "float32", "tuning output");
@@ -82,14 +72,18 @@ export async function tuneConv(
     const result = await tuneVariants(
       gpu,
       CONV_KERNEL,
-      convProblemKey(xShape, wShape, attrs),
+      convProblemKey(xShape, wShape, attrs, halves),
       candidates.map((cb) => ({
-        name: variantName(cb),
-        prepare: (owner) => prepareConv(gpu, owner, x, weight, undefined, y, attrs, cb),
+        name: convVariantName(cb),
+        prepare: (owner) =>
+          prepareConv(gpu, owner, x, weight, undefined, y, attrs, {
+            channelBlocks: cb,
+            precision: options.precision,
+          }),
       })),
-      options,
+      { ...options, cache },
     );
-    return { ...result, channelBlocks: channelBlocksOf(result.chosen) };
+    return { ...result, channelBlocks: convChannelBlocksOf(result.chosen)! };
   } finally {
     releaseTensor(gpu, x);
     releaseTensor(gpu, y);

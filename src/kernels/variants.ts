@@ -9,7 +9,15 @@
  *
  * Timing is wall clock over one command buffer of repeated invocations and one fence: the
  * timestamp queries of lavapipe stop bracketing the work once any texture was bound, and
- * relative order is all a choice needs. This module knows no kernel; see `matmul_tune.ts`. */
+ * relative order is all a choice needs. Tunings run one at a time in a process (concurrent ones
+ * would time each other). This module knows no kernel; see `matmul_tune.ts`.
+ *
+ * Determinism: the cache only changes which variant runs, and every variant is tested against
+ * the same CPU reference at the same tolerance; results can differ between a tuned and an
+ * untuned run (or between adapters) at float32 rounding level (summation order), never more.
+ * Half-precision variants are only candidates where the caller allowed rounding to float16. */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Dispatch, encodeDispatches, type Gpu, ResourceScope } from "../gpu/mod.ts";
 
 /** One candidate: builds its dispatches for the problem (resources go to `owner`). */
@@ -99,20 +107,64 @@ export class VariantCache {
     }
   }
 
-  /** Loads a file written by `saveFile`; a missing or unreadable file leaves the cache as is. */
-  loadFile(path: string): void {
+  /** Loads a file written by `saveFile`; a missing, unreadable or corrupt file leaves the cache
+   * as is. Returns whether the file was read. */
+  loadFile(path: string): boolean {
+    let json: unknown;
     try {
-      this.load(JSON.parse(Deno.readTextFileSync(path)));
-    } catch { /* no cache yet */ }
+      json = JSON.parse(Deno.readTextFileSync(path));
+    } catch {
+      return false; // no cache yet, or not JSON: measure again
+    }
+    this.load(json);
+    return true;
   }
 
+  /** Writes the cache to `path` (creating its folder), keeping entries that the file already
+   * holds for other adapters or problems (another process may have saved some; ours win on the
+   * same key). Written to a temporary file then renamed, so a reader never sees half a file. */
   saveFile(path: string): void {
-    Deno.writeTextFileSync(path, JSON.stringify(this.toJSON(), null, 2) + "\n");
+    const merged = new VariantCache();
+    merged.loadFile(path);
+    merged.load(this.toJSON());
+    Deno.mkdirSync(dirname(path) || ".", { recursive: true });
+    const tmp = `${path}.${Deno.pid}.tmp`;
+    Deno.writeTextFileSync(tmp, JSON.stringify(merged.toJSON(), null, 2) + "\n");
+    Deno.renameSync(tmp, path);
   }
 }
 
-/** The process-wide cache that kernels consult (`chooseXVariant` functions). */
+/** The process-wide cache that kernel bindings consult (`prepareMatmul`, `prepareConv`). */
 export const variantCache = new VariantCache();
+
+/** `results/variant-cache.json` of this checkout (resolved from this module's location, so it
+ * does not depend on the working directory), or relative to the working directory when the
+ * engine is not loaded from files. */
+export function defaultVariantCacheFile(): string {
+  const url = new URL("../../results/variant-cache.json", import.meta.url);
+  return url.protocol === "file:" ? fileURLToPath(url) : join("results", "variant-cache.json");
+}
+
+/** Loads saved choices into the process-wide cache (CLIs call this at start; default file:
+ * `defaultVariantCacheFile()`). A missing or corrupt file is ignored: kernels then use their
+ * heuristics until tuned. Returns whether the file was read. */
+export function loadVariantCacheFile(path: string = defaultVariantCacheFile()): boolean {
+  return variantCache.loadFile(path);
+}
+
+/** Saves the process-wide cache (merged with the file, see VariantCache.saveFile). */
+export function saveVariantCacheFile(path: string = defaultVariantCacheFile()): void {
+  variantCache.saveFile(path);
+}
+
+/** Tail of the queue that serialises tunings within the process. */
+let tuningQueue: Promise<unknown> = Promise.resolve();
+
+function serialized<T>(fn: () => Promise<T>): Promise<T> {
+  const next = tuningQueue.then(fn);
+  tuningQueue = next.catch(() => undefined);
+  return next;
+}
 
 async function runBatch(gpu: Gpu, dispatches: readonly Dispatch[], reps: number): Promise<number> {
   const encoder = gpu.device.createCommandEncoder();
@@ -125,12 +177,23 @@ async function runBatch(gpu: Gpu, dispatches: readonly Dispatch[], reps: number)
 
 /** Measures every trial on this adapter and returns the fastest, caching it under
  * (adapter, kernel, problem). A cached choice is returned without measuring. */
-export async function tuneVariants(
+export function tuneVariants(
   gpu: Gpu,
   kernel: string,
   problem: string,
   trials: readonly VariantTrial[],
   options: TuneOptions = {},
+): Promise<TuneResult> {
+  // One at a time; a duplicate request queued behind the first finds its result cached.
+  return serialized(() => measure(gpu, kernel, problem, trials, options));
+}
+
+async function measure(
+  gpu: Gpu,
+  kernel: string,
+  problem: string,
+  trials: readonly VariantTrial[],
+  options: TuneOptions,
 ): Promise<TuneResult> {
   const cache = options.cache ?? variantCache;
   const known = cache.get(gpu, kernel, problem);

@@ -134,9 +134,13 @@ export class BatchedModel {
     return shapes;
   }
 
-  async #planFor(itemShapes: ReadonlyMap<string, readonly number[]>, rows: number): Promise<Plan> {
+  async #planFor(
+    itemShapes: ReadonlyMap<string, readonly number[]>,
+    rows: number,
+    tuneKernels = true,
+  ): Promise<Plan> {
     const t0 = performance.now();
-    const plan = await this.model.plan(this.#shapes(itemShapes, rows));
+    const plan = await this.model.plan(this.#shapes(itemShapes, rows), { tuneKernels });
     if (!this.#logged.has(rows)) {
       this.#logged.add(rows);
       this.#log?.(
@@ -201,7 +205,8 @@ export class BatchedModel {
     const key = [...itemShapes].map(([n, s]) => `${n}:${s.join(",")}`).join(";");
     const known = this.#perRow.get(key);
     if (known !== undefined) return known;
-    const one = await this.#planFor(itemShapes, 1);
+    // A probe for more rows is dropped below: not worth tuning its kernels.
+    const one = await this.#planFor(itemShapes, 1, rows === 1);
     const perRow = Math.max(1, one.memory.total - one.memory.weights);
     this.#perRow.set(key, perRow);
     this.#log?.(

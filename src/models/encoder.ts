@@ -12,7 +12,15 @@ import {
   releaseTensor,
   shapeString,
 } from "../gpu/mod.ts";
-import { type Graph, loadModel, type Model, type ValueDecl } from "../onnx/mod.ts";
+import {
+  type ComputePrecision,
+  type Graph,
+  type KernelTuningOptions,
+  loadModel,
+  type Model,
+  type ValueDecl,
+} from "../onnx/mod.ts";
+import type { VariantCache } from "../kernels/variants.ts";
 import { attrInt } from "../onnx/types.ts";
 import {
   BatchedModel,
@@ -38,6 +46,14 @@ export interface EncoderOptions extends BatchOptions {
   readonly input?: string;
   /** Graph output holding the features (default: the only rank-2 output). */
   readonly output?: string;
+  /** Operand precision of matmul/conv kernels (see ModelOptions.precision); default "f32". */
+  readonly precision?: ComputePrecision;
+  /** Measure kernel variants when a batch size is first planned (see
+   * ModelOptions.tuneKernels). Default off; the CLIs (`deno task run`, train, bench) turn it
+   * on. */
+  readonly tuneKernels?: boolean | KernelTuningOptions;
+  /** Measured kernel choices to consult and fill (default: the process-wide one). */
+  readonly variantCache?: VariantCache;
 }
 
 /** Loads an encoder from an `.onnx` file. */
@@ -47,7 +63,12 @@ export async function loadEncoder(
   options: EncoderOptions = {},
 ): Promise<Encoder> {
   const t0 = performance.now();
-  const model = await loadModel(path, options.gpu, { maxPlans: 4 });
+  const model = await loadModel(path, options.gpu, {
+    maxPlans: 4,
+    precision: options.precision,
+    tuneKernels: tuneWithLog(options.tuneKernels, options.log),
+    variantCache: options.variantCache,
+  });
   options.log?.(
     `loaded ${path} in ${((performance.now() - t0) / 1000).toFixed(2)} s ` +
       `(${model.graph.nodes.length} nodes after folding)`,
@@ -58,6 +79,15 @@ export async function loadEncoder(
     model.dispose();
     throw e;
   }
+}
+
+/** Tuning options that report through the encoder's log unless they have their own. */
+function tuneWithLog(
+  tune: boolean | KernelTuningOptions | undefined,
+  log: ((line: string) => void) | undefined,
+): boolean | KernelTuningOptions | undefined {
+  if (!tune || !log) return tune;
+  return tune === true ? { log } : { log, ...tune };
 }
 
 function dimsText(decl: ValueDecl): string {

@@ -16,7 +16,9 @@ import {
   toGpuArray,
   uploadCpuTensor,
 } from "../gpu/mod.ts";
-import type { OpImpl } from "./types.ts";
+import type { ComputePrecision, OpImpl } from "./types.ts";
+import { type VariantCache, variantCache } from "../kernels/variants.ts";
+import { type KernelTuningOptions, kernelTuningOptions, tuneSteps } from "./tune.ts";
 import { OPS } from "./ops/registry.ts";
 import type { Graph, ValueDecl } from "./graph.ts";
 import { loadModelFile, type ParsedModel, parseModel } from "./parse.ts";
@@ -42,6 +44,20 @@ export interface ModelOptions {
   readonly ops?: ReadonlyMap<string, OpImpl>;
   /** Most plans kept per model (least recently used ones are disposed). Default 8. */
   readonly maxPlans?: number;
+  /** "f16": MatMul/Gemm may store their operands as halves and Conv its constant weights
+   * (float32 accumulation), where a kernel has such a path; faster matmuls on llvmpipe, at about
+   * 1e-3 relative error on the CLIP models (float16 rounding of activations and weights).
+   * Default "f32": operands exact. */
+  readonly precision?: ComputePrecision;
+  /** Measure the kernel variants of every MatMul/Gemm/Conv problem of a plan that has no cached
+   * choice, before preparing it (once per adapter and problem; choices saved to
+   * results/variant-cache.json unless `cacheFile` says otherwise). `true`: default settings.
+   * Default off (tests and library use stay deterministic and quick); the CLIs turn it on.
+   * Tuned variants agree with the default ones to float32 rounding. */
+  readonly tuneKernels?: boolean | KernelTuningOptions;
+  /** Measured kernel choices that this model's kernels consult and its tuning fills (default:
+   * the process-wide `variantCache`, which the CLIs load from results/variant-cache.json). */
+  readonly variantCache?: VariantCache;
 }
 
 /** Loads a `.onnx` file (external data resolved next to it) onto `gpu` (default: shared). */
@@ -81,6 +97,10 @@ export class Model implements ConstantUploader {
   readonly opTypes: readonly string[];
   readonly #ops: ReadonlyMap<string, OpImpl>;
   readonly #maxPlans: number;
+  /** Operand precision of matmul/conv kernels. */
+  readonly precision: ComputePrecision;
+  readonly #tuning: KernelTuningOptions | undefined;
+  readonly #variantCache: VariantCache;
   /** Plans by key, most recently used last. */
   #plans = new Map<string, Plan>();
   #weights = new Map<string, GPUBuffer>();
@@ -101,6 +121,9 @@ export class Model implements ConstantUploader {
     this.opTypes = parsed.graph.opTypes;
     this.#ops = ops;
     this.#maxPlans = options.maxPlans ?? 8;
+    this.precision = options.precision ?? "f32";
+    this.#tuning = kernelTuningOptions(options.tuneKernels);
+    this.#variantCache = options.variantCache ?? variantCache;
     this.#initializerNames = new Set(parsed.graph.constants.keys());
     try {
       this.graph = foldConstants(parsed.graph, ops);
@@ -147,8 +170,12 @@ export class Model implements ConstantUploader {
   }
 
   /** The plan for these input shapes (built and cached on first use). Inputs whose values feed
-   * shape computations must be given as tensors to `run` instead. */
-  plan(shapes: Record<string, readonly number[]>): Promise<Plan> {
+   * shape computations must be given as tensors to `run` instead. `tuneKernels: false` skips
+   * the model's kernel tuning for this plan (a throwaway probe, e.g. for memory estimates). */
+  plan(
+    shapes: Record<string, readonly number[]>,
+    options: { readonly tuneKernels?: boolean } = {},
+  ): Promise<Plan> {
     const facts = new Map<string, InputFacts>();
     for (const decl of this.graph.inputs) {
       const shape = shapes[decl.name];
@@ -158,7 +185,7 @@ export class Model implements ConstantUploader {
     for (const [name, f] of facts) this.#checkShape(this.#decl(name), f.dtype, f.shape);
     this.#checkSymbols(facts);
     return this.#serial(() =>
-      this.#getPlan(facts, (name) => {
+      this.#getPlan(facts, options.tuneKernels ?? true, (name) => {
         throw new InputError(
           `${this.source}: input '${name}' feeds a shape or axes computation, so its value is ` +
             `needed to plan: pass it to run()`,
@@ -171,7 +198,7 @@ export class Model implements ConstantUploader {
   run(inputs: Record<string, CpuTensor>): Promise<Record<string, CpuTensor>> {
     return this.#serial(async () => {
       const facts = this.#validate(inputs);
-      const plan = await this.#getPlan(facts, (name) => inputs[name]);
+      const plan = await this.#getPlan(facts, true, (name) => inputs[name]);
       const gpu = this.gpu;
       for (const [name, t] of plan.inputBuffers) {
         const data = this.#gpuData(inputs[name], `input '${name}'`);
@@ -232,7 +259,7 @@ export class Model implements ConstantUploader {
   runGpu(inputs: Record<string, GpuTensor | CpuTensor>): Promise<Record<string, GpuTensor>> {
     return this.#serial(async () => {
       const facts = this.#validate(inputs);
-      const plan = await this.#getPlan(facts, async (name) => {
+      const plan = await this.#getPlan(facts, true, async (name) => {
         const t = inputs[name];
         return isGpuTensor(t) ? await downloadTensor(this.gpu, t) : t;
       });
@@ -295,6 +322,7 @@ export class Model implements ConstantUploader {
 
   async #getPlan(
     given: ReadonlyMap<string, InputFacts>,
+    tune: boolean,
     valueOf: (name: string) => CpuTensor | Promise<CpuTensor>,
   ): Promise<Plan> {
     for (;;) {
@@ -329,12 +357,24 @@ export class Model implements ConstantUploader {
         }
         throw e;
       }
-      const plan = await Plan.create(this.gpu, this.graph, analysis, this, key).catch((e) => {
-        if (e instanceof EngineError && !e.message.startsWith(this.source)) {
-          e.message = `${this.source}: ${e.message}`;
-        }
-        throw e;
-      });
+      if (this.#tuning && tune) {
+        await tuneSteps(
+          this.gpu,
+          analysis.steps,
+          this.precision,
+          this.#tuning,
+          this.#variantCache,
+        );
+      }
+      const settings = { precision: this.precision, variantCache: this.#variantCache };
+      const plan = await Plan.create(this.gpu, this.graph, analysis, this, key, settings).catch(
+        (e) => {
+          if (e instanceof EngineError && !e.message.startsWith(this.source)) {
+            e.message = `${this.source}: ${e.message}`;
+          }
+          throw e;
+        },
+      );
       this.#plans.set(key, plan);
       while (this.#plans.size > this.#maxPlans) {
         const oldest = this.#plans.keys().next().value!;

@@ -1,6 +1,12 @@
 /** Public ONNX API: load a model, plan it for input shapes, run it on host or GPU tensors. */
 export { InputError, loadModel, loadModelBytes, Model, type ModelOptions } from "./executor.ts";
-export { Plan, type PlanMemory, type PlanOutput } from "./plan.ts";
+export { Plan, type PlanMemory, type PlanOutput, type PlanSettings } from "./plan.ts";
+export {
+  type KernelTuningOptions,
+  setupKernelTuning,
+  tuneSteps,
+  type TuningSummary,
+} from "./tune.ts";
 export {
   type Graph,
   GraphError,
@@ -20,5 +26,11 @@ export {
   readTensorProto,
   tensorToProto,
 } from "./tensor_proto.ts";
-export { NodeError, type OnnxNode, type OpImpl, type TensorInfo } from "./types.ts";
+export {
+  type ComputePrecision,
+  NodeError,
+  type OnnxNode,
+  type OpImpl,
+  type TensorInfo,
+} from "./types.ts";
 export { OPS } from "./ops/registry.ts";

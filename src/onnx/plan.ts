@@ -12,6 +12,7 @@ import {
   sizeOf,
 } from "../gpu/mod.ts";
 import {
+  type ComputePrecision,
   type GpuOpContext,
   NodeError,
   type OnnxNode,
@@ -19,6 +20,7 @@ import {
   type OpImpl,
   type TensorInfo,
 } from "./types.ts";
+import type { VariantCache } from "../kernels/variants.ts";
 import { findOp, type Graph, isDefaultDomain, UnsupportedError } from "./graph.ts";
 
 /** Operators whose outputs are random: never folded even when their inputs are constant. */
@@ -278,6 +280,14 @@ export type PlanOutput =
   | { readonly kind: "gpu"; readonly tensor: GpuTensor }
   | { readonly kind: "value"; readonly value: CpuTensor };
 
+/** Model-wide settings every node of a plan is prepared with. */
+export interface PlanSettings {
+  /** Operand precision of matmul/conv kernels (default "f32"). */
+  readonly precision?: ComputePrecision;
+  /** Measured kernel choices the kernels consult (default: the process-wide one). */
+  readonly variantCache?: VariantCache;
+}
+
 /** GPU resources and recorded dispatches for one set of input shapes (and valued inputs). */
 export class Plan {
   readonly dispatches: Dispatch[] = [];
@@ -307,10 +317,11 @@ export class Plan {
     analysis: Analysis,
     constants: ConstantUploader,
     key: string,
+    settings: PlanSettings = {},
   ): Promise<Plan> {
     const plan = new Plan(gpu, key, analysis.steps.length);
     try {
-      await plan.#build(graph, analysis, constants);
+      await plan.#build(graph, analysis, constants, settings);
     } catch (e) {
       plan.dispose();
       throw e;
@@ -318,7 +329,12 @@ export class Plan {
     return plan;
   }
 
-  async #build(graph: Graph, analysis: Analysis, uploader: ConstantUploader): Promise<void> {
+  async #build(
+    graph: Graph,
+    analysis: Analysis,
+    uploader: ConstantUploader,
+    settings: PlanSettings,
+  ): Promise<void> {
     const { infos, steps } = analysis;
     const gpu = this.gpu;
     const storages = new Map<string, Storage>();
@@ -471,6 +487,8 @@ export class Plan {
         gpu,
         inputInfos: step.inputs,
         outputInfos: step.outputs,
+        precision: settings.precision ?? "f32",
+        variantCache: settings.variantCache,
         own<T extends GPUBuffer | GPUTexture>(resource: T): T {
           owner.push(resource);
           if (resource instanceof GPUBuffer) scratch += resource.size;

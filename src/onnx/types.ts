@@ -1,6 +1,7 @@
 /** The contract between the ONNX executor and the operator implementations in `ops/`. */
 import type { CpuTensor, Dispatch, DType, Gpu, GpuTensor, ResourceOwner } from "../gpu/mod.ts";
 import { EngineError } from "../gpu/mod.ts";
+import type { TuneOptions, VariantCache } from "../kernels/variants.ts";
 
 /** A decoded attribute value: INT/FLOAT -> number, STRING -> string, INTS/FLOATS -> number[],
  * STRINGS -> string[], TENSOR -> CpuTensor, GRAPH(S) -> unsupported (kept as raw). */
@@ -40,6 +41,11 @@ export interface OpContext {
   readonly opset: number;
 }
 
+/** Storage precision of matmul/conv operands chosen for a model: "f16" allows kernels that
+ * have a half-precision operand path to use it (float32 accumulation); "f32" keeps operands
+ * exact. */
+export type ComputePrecision = "f32" | "f16";
+
 /** Context for preparing GPU work for one node at fixed shapes. */
 export interface GpuOpContext extends OpContext, ResourceOwner {
   readonly gpu: Gpu;
@@ -47,8 +53,31 @@ export interface GpuOpContext extends OpContext, ResourceOwner {
   readonly inputInfos: readonly (TensorInfo | undefined)[];
   /** Infos of the node's outputs. */
   readonly outputInfos: readonly TensorInfo[];
+  /** The model's operand precision (default "f32"). */
+  readonly precision?: ComputePrecision;
+  /** Measured kernel choices to consult (default: the process-wide `variantCache`). */
+  readonly variantCache?: VariantCache;
   // own(resource): keeps a resource made while preparing (uniform, scratch buffer, packed-weight
   // texture) alive for the plan's lifetime; the executor destroys it with the plan.
+}
+
+/** Context for measuring kernel variants of one node before it is prepared. */
+export interface TuneOpContext extends OpContext {
+  readonly gpu: Gpu;
+  readonly inputInfos: readonly (TensorInfo | undefined)[];
+  readonly outputInfos: readonly TensorInfo[];
+  readonly precision: ComputePrecision;
+  /** Measuring settings to pass to the kernels' tuners (`cache`: the model's). */
+  readonly tuning: TuneOptions;
+}
+
+/** One kernel problem a node's `tune` looked up or measured. */
+export interface KernelTuning {
+  readonly kernel: string;
+  readonly problem: string;
+  readonly chosen: string;
+  /** The choice was already cached (nothing measured). */
+  readonly cached: boolean;
 }
 
 export interface OpImpl {
@@ -70,6 +99,10 @@ export interface OpImpl {
     inputs: readonly (GpuTensor | undefined)[],
     outputs: readonly GpuTensor[],
   ): Dispatch[];
+  /** Optional: measures this node's kernel variants on `ctx.gpu` and caches the fastest, so that
+   * `gpu` (which consults the cache) prepares it. Called before `gpu` when the model is planned
+   * with kernel tuning; must give `gpu` the same problem it will prepare. */
+  tune?(ctx: TuneOpContext): Promise<readonly KernelTuning[]>;
 }
 
 // ---- attribute accessors (all name the node in their errors) ----

@@ -5,7 +5,8 @@
 import { type CpuTensor, cpuTensor, type GpuTensor } from "../../gpu/mod.ts";
 import { type BatchNormParams, prepareBatchNorm } from "../../kernels/batchnorm.ts";
 import { batchNormLayout, batchNormRef } from "../../kernels/batchnorm_ref.ts";
-import { prepareConv } from "../../kernels/conv.ts";
+import { CONV_KERNEL, convProblemKey, prepareConv } from "../../kernels/conv.ts";
+import { tuneConv } from "../../kernels/conv_tune.ts";
 import { type ConvAttrs, convOutputShape, convRef } from "../../kernels/conv_ref.ts";
 import { globalPoolAttrs, type PoolKind, preparePool } from "../../kernels/pool.ts";
 import { avgPoolRef, maxPoolRef, type PoolAttrs, poolOutputShape } from "../../kernels/pool_ref.ts";
@@ -161,7 +162,28 @@ const conv: OpImpl = {
     const w: GpuTensor | CpuTensor = wInfo.value ?? required(node, inputs, 1, "W");
     const b: GpuTensor | CpuTensor | undefined = ctx.inputInfos[2]?.value ?? inputs[2];
     const attrs = convSettings(node, xInfo, wInfo);
-    return onNode(node, () => prepareConv(ctx.gpu, ctx, x, w, b, outputs[0], attrs));
+    return onNode(
+      node,
+      () =>
+        prepareConv(ctx.gpu, ctx, x, w, b, outputs[0], attrs, {
+          precision: ctx.precision,
+          variantCache: ctx.variantCache,
+        }),
+    );
+  },
+  async tune(ctx) {
+    const { node } = ctx;
+    const xInfo = required(node, ctx.inputInfos, 0, "X");
+    const wInfo = required(node, ctx.inputInfos, 1, "W");
+    const attrs = convSettings(node, xInfo, wInfo);
+    // Half-precision texels only for constant weights, as prepareConv stores them.
+    const precision = wInfo.value ? ctx.precision : "f32";
+    const r = await tuneConv(ctx.gpu, xInfo.shape, wInfo.shape, attrs, {
+      ...ctx.tuning,
+      precision,
+    });
+    const problem = convProblemKey(xInfo.shape, wInfo.shape, attrs, precision === "f16");
+    return [{ kernel: CONV_KERNEL, problem, chosen: r.chosen, cached: r.cached }];
   },
 };
 

@@ -1,15 +1,27 @@
-/** ONNX MatMul (numpy semantics) and Gemm, on the kernels of `src/kernels/matmul.ts`. */
-import { type CpuTensor, type GpuTensor, shapeString } from "../../gpu/mod.ts";
-import { prepareMatmul } from "../../kernels/matmul.ts";
+/** ONNX MatMul (numpy semantics) and Gemm, on the kernels of `src/kernels/matmul.ts`. With the
+ * model's precision "f16" the operands may be stored as halves (float32 accumulation); `tune`
+ * measures the kernel variants of the node's problem (see ModelOptions.tuneKernels). */
+import { type CpuTensor, type DType, type GpuTensor, shapeString } from "../../gpu/mod.ts";
+import {
+  MATMUL_KERNEL,
+  type MatmulProblem,
+  matmulProblem,
+  matmulProblemKey,
+  prepareMatmul,
+} from "../../kernels/matmul.ts";
+import { tuneMatmul } from "../../kernels/matmul_tune.ts";
 import { broadcastStrides, matmulRef, matmulShape } from "../../kernels/matmul_ref.ts";
 import {
   attrFloat,
   attrInt,
+  type ComputePrecision,
+  type KernelTuning,
   NodeError,
   type OnnxNode,
   type OpContext,
   type OpImpl,
   type TensorInfo,
+  type TuneOpContext,
 } from "../types.ts";
 
 /** MatMul operands seen as rank >= 2 matrices (numpy: a 1-D A is a row [1, K], a 1-D B a
@@ -63,6 +75,19 @@ function reshaped<T extends CpuTensor | GpuTensor>(t: T, shape: readonly number[
   return { ...t, shape };
 }
 
+/** Whether the kernel may store the operands as halves: requested for the model, or both are
+ * float16 already (prepareMatmul decides the same way). */
+function halvesAllowed(precision: ComputePrecision | undefined, a: DType, b: DType): boolean {
+  return precision === "f16" || (a === "float16" && b === "float16");
+}
+
+/** Measures the variants of `problem` (cached ones are looked up only). */
+async function tuneProblem(ctx: TuneOpContext, problem: MatmulProblem): Promise<KernelTuning[]> {
+  const r = await tuneMatmul(ctx.gpu, problem, ctx.tuning);
+  const key = matmulProblemKey(problem);
+  return [{ kernel: MATMUL_KERNEL, problem: key, chosen: r.chosen, cached: r.cached }];
+}
+
 const MatMul: OpImpl = {
   infer(ctx, inputs) {
     const a = requireInput(ctx.node, inputs[0], 0);
@@ -89,8 +114,19 @@ const MatMul: OpImpl = {
       reshaped(a, view.a),
       reshaped(b, view.b),
       reshaped(outputs[0], view.out),
-      { label: `node '${ctx.node.name}' (MatMul)` },
+      {
+        label: `node '${ctx.node.name}' (MatMul)`,
+        precision: ctx.precision,
+        variantCache: ctx.variantCache,
+      },
     );
+  },
+  tune(ctx) {
+    const a = requireInput(ctx.node, ctx.inputInfos[0], 0);
+    const b = requireInput(ctx.node, ctx.inputInfos[1], 1);
+    const view = matmulView(ctx.node, a.shape, b.shape);
+    const halves = halvesAllowed(ctx.precision, a.dtype, b.dtype);
+    return tuneProblem(ctx, matmulProblem(view.a, view.b, {}, halves));
   },
 };
 
@@ -159,7 +195,20 @@ const Gemm: OpImpl = {
       beta,
       bias: c,
       label: `node '${ctx.node.name}' (Gemm)`,
+      precision: ctx.precision,
+      variantCache: ctx.variantCache,
     });
+  },
+  tune(ctx) {
+    const a = requireInput(ctx.node, ctx.inputInfos[0], 0);
+    const b = requireInput(ctx.node, ctx.inputInfos[1], 1);
+    const c = ctx.inputInfos[2];
+    const { transA, transB } = gemmSetup(ctx, a.shape, b.shape, c?.shape);
+    const halves = halvesAllowed(ctx.precision, a.dtype, b.dtype);
+    return tuneProblem(
+      ctx,
+      matmulProblem(a.shape, b.shape, { transA, transB, biasShape: c?.shape }, halves),
+    );
   },
 };
 

@@ -1,0 +1,77 @@
+/** Conv with half-precision weights (`precision: "f16"`): constant weights are stored as
+ * rgba16float texels, so the result equals the float64 convolution of the float16-rounded
+ * weights (float32 accumulation), differs from the float32 result, and stays within float16
+ * rounding of it. Weights computed on the GPU are not rounded. */
+import assert from "node:assert/strict";
+import {
+  allocTensor,
+  cpuTensor,
+  getGpu,
+  readTensor,
+  releaseTensor,
+  ResourceScope,
+  roundToF16,
+  submitDispatches,
+  uploadTensor,
+} from "../../src/gpu/mod.ts";
+import { prepareConv } from "../../src/kernels/conv.ts";
+import { type ConvAttrs, convOutputShape, convRef } from "../../src/kernels/conv_ref.ts";
+import { assertClose, randomFloats } from "../helpers.ts";
+
+const CASES: { x: number[]; w: number[]; attrs: ConvAttrs; channelBlocks?: number }[] = [
+  {
+    x: [2, 5, 13, 11],
+    w: [12, 5, 3, 3],
+    attrs: { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 },
+  },
+  {
+    x: [1, 8, 9, 9],
+    w: [8, 2, 3, 3],
+    attrs: { strides: [2, 2], pads: [0, 1, 0, 1], dilations: [1, 1], group: 4 },
+    channelBlocks: 1,
+  },
+  {
+    x: [3, 7, 17],
+    w: [9, 7, 1],
+    attrs: { strides: [1], pads: [0, 0], dilations: [1], group: 1, relu: true },
+  },
+];
+
+Deno.test("conv f16 weights: exact for rounded weights, within half rounding of float32", async () => {
+  const gpu = await getGpu();
+  let seed = 40;
+  for (const cs of CASES) {
+    const n = (s: number[]) => s.reduce((a, b) => a * b, 1);
+    const xData = randomFloats(n(cs.x), seed++);
+    const wData = randomFloats(n(cs.w), seed++);
+    const bData = randomFloats(cs.w[0], seed++);
+    const yShape = convOutputShape(cs.x, cs.w, cs.attrs);
+    const exact = convRef(xData, cs.x, wData, cs.w, bData, cs.attrs).data;
+    const rounded = convRef(xData, cs.x, wData.map(roundToF16), cs.w, bData, cs.attrs).data;
+    const x = uploadTensor(gpu, xData, cs.x, "float32");
+    const y = allocTensor(gpu, yShape, "float32");
+    const gw = uploadTensor(gpu, wData, cs.w, "float32");
+    const w = cpuTensor("float32", cs.w, wData), b = cpuTensor("float32", [cs.w[0]], bData);
+    const scope = new ResourceScope();
+    const label = JSON.stringify(cs);
+    try {
+      const opts = { precision: "f16" as const, channelBlocks: cs.channelBlocks };
+      submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, cs.attrs, opts));
+      const got = await readTensor(gpu, y);
+      assertClose(got, rounded, { rtol: 1e-5, atol: 1e-5, label: `${label} vs rounded weights` });
+      // Rounding the weights is visible, and bounded by 2^-11 of each |w x| term.
+      let maxDiff = 0;
+      for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - exact[i]));
+      assert.ok(maxDiff > 1e-6, `${label}: f16 weights changed nothing (${maxDiff})`);
+      const taps = n(cs.w.slice(1));
+      assert.ok(maxDiff <= taps * 2 ** -11, `${label}: ${maxDiff} over half rounding`);
+
+      // Weights on the GPU are repacked each run at full precision.
+      submitDispatches(gpu, prepareConv(gpu, scope, x, gw, b, y, cs.attrs, opts));
+      assertClose(await readTensor(gpu, y), exact, { rtol: 1e-4, atol: 1e-5, label });
+    } finally {
+      scope.dispose();
+      for (const t of [x, y, gw]) releaseTensor(gpu, t);
+    }
+  }
+});
