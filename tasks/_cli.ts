@@ -1,7 +1,7 @@
 /** Shared CLI convention: expected errors (EngineError and subclasses: bad files, bad inputs,
  * unsupported models, missing adapter) print `error: <message>` without a stack and exit 1;
  * anything else is a bug and keeps its stack. */
-import { EngineError } from "../src/gpu/mod.ts";
+import { EngineError, releaseGpu } from "../src/gpu/mod.ts";
 
 /** Runs `main(args)` and exits with its status (0 when it returns nothing). */
 export async function runCli(
@@ -19,5 +19,6 @@ export async function runCli(
       code = 1;
     }
   }
+  await releaseGpu();
   Deno.exit(code);
 }

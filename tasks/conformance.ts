@@ -10,7 +10,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import onnxProto from "onnx-proto";
-import { type CpuTensor, createGpu, EngineError, type Gpu } from "../src/gpu/mod.ts";
+import { type CpuTensor, createGpu, EngineError, getGpu, type Gpu } from "../src/gpu/mod.ts";
 import { loadModel, type Model } from "../src/onnx/executor.ts";
 import { UnsupportedError, UnsupportedOperatorError } from "../src/onnx/graph.ts";
 import { type LoadedTensor, onnxTypeName, readTensorFile } from "../src/onnx/tensor_proto.ts";
@@ -200,12 +200,12 @@ export async function runCase(gpu: Gpu, c: Case): Promise<CaseResult> {
 }
 
 /** Runs cases in order on one device (recreated only if it is lost), releasing each case's
- * buffers before the next. `gpu` defaults to a fresh device. */
+ * buffers before the next. `gpu` defaults to the shared device. */
 export async function runCases(
   cases: readonly Case[],
   opts: { gpu?: Gpu; onResult?: (r: CaseResult) => void } = {},
 ): Promise<CaseResult[]> {
-  let gpu = opts.gpu ?? await createGpu();
+  let gpu = opts.gpu ?? await getGpu();
   const results: CaseResult[] = [];
   // A promise an operator forgot to await must fail its case, not end the process.
   let stray: unknown;

@@ -129,8 +129,38 @@ export function getGpu(options: GpuOptions = {}): Promise<Gpu> {
   return shared;
 }
 
+/** Waits for the shared device's work and destroys it, if one was made. Processes call this
+ * before exiting: tearing the device down while the runtime is still intact avoids racing the
+ * driver's worker threads at process exit (seen as heap corruption with lavapipe). */
+export async function releaseGpu(): Promise<void> {
+  if (!shared) return;
+  const pending = shared;
+  shared = undefined;
+  try {
+    const gpu = await pending;
+    await gpu.device.queue.onSubmittedWorkDone();
+    gpu.destroy();
+  } catch {
+    // No device was made (no adapter): nothing to release.
+  }
+}
+
+/** Headless Linux has no session runtime dir; the Vulkan/WSI stack then prints a spurious
+ * "XDG_RUNTIME_DIR is invalid" error. A private temporary one keeps the output clean. */
+function ensureRuntimeDir(): void {
+  if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return;
+  try {
+    const dir = `/tmp/xdg-runtime-${Deno.uid() ?? 0}`;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // Without env/write permission the message stays; nothing else depends on it.
+  }
+}
+
 export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
   if (!("gpu" in navigator) || !navigator.gpu) throw new EngineError(NO_ADAPTER_HELP);
+  ensureRuntimeDir();
   const adapter = await navigator.gpu.requestAdapter({
     powerPreference: options.powerPreference ?? "high-performance",
   });
