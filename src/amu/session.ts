@@ -16,6 +16,7 @@
  * The evaluation appends, per test chunk, logits + per-row losses/hits, then one fixed-order total.
  * The host reads the epoch's iteration records and the totals once, at the end of the epoch. */
 import {
+  createStorageBuffer,
   type Dispatch,
   encodeDispatches,
   EngineError,
@@ -97,33 +98,6 @@ interface TestChunk {
 }
 
 const TOTALS_WORDS = 8;
-
-/** A storage buffer holding `data`, its size rounded up to 16 bytes (the AMU kernels read
- * vec4s). */
-export function uploadPadded(
-  gpu: Gpu,
-  data: Float32Array | Int32Array | Uint32Array,
-  label: string,
-): GPUBuffer {
-  const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
-  if (size > gpu.limits.maxStorageBufferBindingSize) {
-    throw new EngineError(
-      `${label} needs ${size} bytes, over this adapter's maxStorageBufferBindingSize ` +
-        `(${gpu.limits.maxStorageBufferBindingSize} bytes)`,
-    );
-  }
-  const buffer = gpu.device.createBuffer({
-    size,
-    usage: STORAGE_USAGE,
-    label,
-    mappedAtCreation: true,
-  });
-  new Uint8Array(buffer.getMappedRange()).set(
-    new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  );
-  buffer.unmap();
-  return buffer;
-}
 
 export class AmuSession {
   readonly rows: number;
@@ -222,7 +196,7 @@ export class AmuSession {
   }
 
   #upload(data: Float32Array | Int32Array | Uint32Array, shape: number[], label: string) {
-    const buffer = this.#scope.own(uploadPadded(this.gpu, data, label));
+    const buffer = this.#scope.own(createStorageBuffer(this.gpu, data, label));
     return {
       buffer,
       shape,
@@ -245,7 +219,7 @@ export class AmuSession {
       label: string,
     ): { logits: GpuTensor; factor: GpuTensor } => {
       const raw: GpuTensor = {
-        buffer: temp.own(uploadPadded(gpu, clip, `${label} clip`)),
+        buffer: temp.own(createStorageBuffer(gpu, clip, `${label} clip`)),
         shape: [rowCount, Dc],
         dtype: "float32",
       };

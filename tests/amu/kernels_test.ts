@@ -37,7 +37,6 @@ import {
   unpackStepState,
 } from "../../src/kernels/amu_step.ts";
 import { stepFinishRef, stepStateRef } from "../../src/kernels/amu_step_ref.ts";
-import { uploadPadded } from "../../src/amu/session.ts";
 
 function upload(
   gpu: Gpu,
@@ -46,7 +45,7 @@ function upload(
   shape: number[],
 ): GpuTensor {
   return {
-    buffer: scope.own(uploadPadded(gpu, data, "test input")),
+    buffer: scope.own(createStorageBuffer(gpu, data, "test input")),
     shape,
     dtype: data instanceof Float32Array ? "float32" : "int32",
   };
