@@ -1,4 +1,5 @@
 /** Shared test utilities: where shared data lives, seeded random data, numeric comparison. */
+import "./gpu_teardown.ts";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { sharedDataDir as sharedDir } from "../src/data/assets.ts";

@@ -129,6 +129,17 @@ export function getGpu(options: GpuOptions = {}): Promise<Gpu> {
   return shared;
 }
 
+/** Waits until the shared device (if one was made) has finished all submitted work. */
+export async function settleGpu(): Promise<void> {
+  const pending = shared;
+  if (!pending) return;
+  try {
+    await (await pending).device.queue.onSubmittedWorkDone();
+  } catch {
+    // No device was made (no adapter): nothing to wait for.
+  }
+}
+
 /** Waits for the shared device's work and destroys it, if one was made. Processes call this
  * before exiting: tearing the device down while the runtime is still intact avoids racing the
  * driver's worker threads at process exit (seen as heap corruption with lavapipe). */

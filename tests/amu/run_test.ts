@@ -1,5 +1,6 @@
 /** Run directories: feature cache files, metrics.json, saved batch orders, checkpoints, resume,
  * and the `deno task train` command line. */
+import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";

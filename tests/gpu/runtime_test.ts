@@ -1,3 +1,4 @@
+import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   allocTensor,

@@ -1,3 +1,4 @@
+import "../gpu_teardown.ts";
 import { deepStrictEqual, throws } from "node:assert/strict";
 import { cpuTensor, getGpu } from "../../src/gpu/mod.ts";
 import { prepareGather, prepareGatherElements } from "../../src/kernels/gather.ts";

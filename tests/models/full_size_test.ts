@@ -2,6 +2,7 @@
  * `python3 ../shared/fixtures/generator/export.py --full DIR` with random weights and float64
  * references at batch 2. Too large to commit and slow on a software adapter, so opt-in: set
  * FULL_MODELS_DIR=DIR (FULL_MODELS=vit_b16,rn50,text,aux picks some); absent, the test skips. */
+import "../gpu_teardown.ts";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";

@@ -1,6 +1,7 @@
 /** Movement operators (Transpose, Concat, Slice, Split, Gather, GatherElements, Expand, Tile, Pad,
  * DepthToSpace, SpaceToDepth): opset forms, ONNX edge cases, and the GPU path against the CPU
  * reference through the OpImpl contract. */
+import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   allocTensor,
