@@ -7,6 +7,12 @@
 // below and keeps only the selected branch, so every (op, dtype) pair gets its own specialised
 // pipeline from this one readable file. Op codes must match UNARY_OPS in src/kernels/elementwise.ts.
 //
+// The buffers hold {{WORD}}s: u32, or vec4<u32> when the element count is a multiple of 4 (each
+// invocation then maps 4 words, {{APPLY}} = apply4). On llvmpipe every storage-buffer access
+// compiles to a per-lane loop whose cost barely depends on its width, so 16-byte accesses cut
+// the memory cost about 4x; the host picks the element type per pipeline, so no binding is ever
+// declared with two types.
+//
 // float16 tensors hold half-precision values in f32 storage: with ROUND_F16 the result is rounded
 // to the nearest half (ties to even), as the CPU reference (cpuTensor) rounds.
 // Accuracy matters more than speed here (ONNX checks rtol 1e-3 on small values too), so the
@@ -72,8 +78,8 @@ struct Params {
   beta: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read> x: array<{{WORD}}>;
+@group(0) @binding(1) var<storage, read_write> out: array<{{WORD}}>;
 @group(0) @binding(2) var<uniform> params: Params;
 
 override WG: u32 = 256u;
@@ -380,10 +386,15 @@ fn apply(word: u32) -> u32 {
   }
 }
 
+fn apply4(words: vec4<u32>) -> vec4<u32> {
+  return vec4<u32>(apply(words.x), apply(words.y), apply(words.z), apply(words.w));
+}
+
+// params.count counts {{WORD}}s.
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i < params.count) {
-    out[i] = apply(x[i]);
+    out[i] = {{APPLY}}(x[i]);
   }
 }

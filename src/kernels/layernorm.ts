@@ -85,6 +85,25 @@ export function prepareLayerNorm(
   const meanOut = options.mean?.buffer ?? dummy();
   const invOut = options.invStdDev?.buffer ?? dummy();
   const strategy = options.strategy ?? chooseRowStrategy(gpu, rows, n);
+  // float32 rows of vec4s run shaders/layernorm_vec4.wgsl (4 values per buffer access, ~4x
+  // fewer of llvmpipe's per-lane load loops); it needs every bound buffer in whole vec4s.
+  const vec4Buffers = [x.buffer, scale.buffer, bias?.buffer ?? scale.buffer, out.buffer];
+  const useVec4 = strategy === "thread" && x.dtype === "float32" && n % 4 === 0 &&
+    scaleCount % 4 === 0 && biasCount % 4 === 0 &&
+    vec4Buffers.every((b) => b.size >= 16 && b.size % 16 === 0);
+  if (useVec4) {
+    const params4 = new Params()
+      .u32(rows, n / 4, scaleCount / 4, biasCount / 4)
+      .f32(options.epsilon ?? 1e-5)
+      .u32(writeStats);
+    const uniform4 = owner.own(createUniform(gpu, params4, "layernorm vec4"));
+    return [prepareDispatch(
+      gpu,
+      { shader: "layernorm_vec4", entryPoint: "per_thread", constants: { WG: ROW_WG } },
+      [x, scale, bias ?? scale, out, meanOut, invOut, uniform4],
+      Math.ceil(rows / ROW_WG),
+    )];
+  }
   const params = new Params()
     .u32(rows, n, scaleCount, biasCount)
     .f32(options.epsilon ?? 1e-5)

@@ -114,6 +114,33 @@ Deno.test("layernorm: every axis of a 4-D tensor, epsilon, suffix-broadcast scal
   assertClose(got.y.data, want.y.data, { rtol: 1e-4, atol: 1e-5, label: "suffix scale" });
 });
 
+Deno.test("layernorm: vec4 rows (float32, widths in 4s) with suffix scale/bias and stats", async () => {
+  const gpu = await getGpu();
+  // [rows, 3, 8] normalised over the last two dims: n = 24, scale 8 values (wrapping), bias
+  // 24 or 8 values; odd row counts. Width 768 is ViT's.
+  let seed = 400;
+  for (const [rows, mid, last] of [[1, 3, 8], [7, 3, 8], [13, 1, 768], [65, 3, 4]]) {
+    const x = cpuTensor(
+      "float32",
+      [rows, mid, last],
+      randomFloats(rows * mid * last, seed++, -2, 5),
+    );
+    const scale = cpuTensor("float32", [last], randomFloats(last, seed++, 0.5, 2));
+    for (const biasShape of [[mid, last], [last], undefined]) {
+      const count = biasShape ? biasShape.reduce((p, d) => p * d, 1) : 0;
+      const bias = biasShape
+        ? cpuTensor("float32", biasShape, randomFloats(count, seed++, -1, 1))
+        : undefined;
+      const want = layerNormRef(x, scale, bias, 1, 1e-5);
+      const got = await runLayerNorm(gpu, x, scale, bias, { axis: 1, stats: true });
+      const label = `rows=${rows} ${mid}x${last} bias=${biasShape}`;
+      assertClose(got.y.data, want.y.data, { rtol: 1e-4, atol: 1e-5, label });
+      assertClose(got.mean!.data, want.mean.data, { rtol: 1e-5, atol: 1e-6, label });
+      assertClose(got.inv!.data, want.invStdDev.data, { rtol: 1e-5, atol: 1e-6, label });
+    }
+  }
+});
+
 Deno.test("layernorm: large mean relative to spread stays accurate (two-pass variance)", async () => {
   const gpu = await getGpu();
   const n = 768;
