@@ -5,7 +5,8 @@
  * given in the options; the one measured fastest on this adapter for this problem (`variantCache`
  * under CONV_KERNEL / `convProblemKey`, filled by `tuneConv` in conv_tune.ts or loaded from a
  * saved cache); else `chooseChannelBlocks`. Every tile sums each output's taps in the same order,
- * so the choice does not change results. */
+ * so the choice does not change results. The input path (`convInputPaths`: vec4 loads of aligned
+ * pixel quads, or inputs shared by the 3 taps of a kernel row) follows from the geometry alone. */
 import {
   type CpuTensor,
   createStorageBuffer,
@@ -177,6 +178,30 @@ function toHalfBits(values: Float32Array): Uint16Array<ArrayBuffer> {
   return out;
 }
 
+/** The shader's input paths for this geometry (see VEC4_INPUT and ROW3 in conv.wgsl), from the
+ * 3-D input, output and kernel sizes and the rows per channel block of the weight texture. */
+export function convInputPaths(
+  inSize: readonly number[],
+  outSize: readonly number[],
+  kernel: readonly number[],
+  attrs: ConvAttrs,
+  rank: number,
+  textureRows: number,
+): { vec4Input: boolean; row3: boolean } {
+  const strides = to3d(attrs.strides, 1);
+  const dilations = to3d(attrs.dilations, 1);
+  const pads = to3d(attrs.pads.slice(0, rank), 0);
+  const inPlane = inSize[0] * inSize[1] * inSize[2];
+  const outPlane = outSize[0] * outSize[1] * outSize[2];
+  const pointwise = kernel.every((k) => k === 1) && strides.every((s) => s === 1) &&
+    attrs.pads.every((p) => p === 0);
+  const rowQuads = strides[2] === 1 && outSize[2] % 4 === 0;
+  const vec4Input = (pointwise && outPlane % 4 === 0 && inPlane % 4 === 0) ||
+    (rowQuads && kernel[2] === 1 && inSize[2] % 4 === 0 && pads[2] % 4 === 0);
+  const row3 = rowQuads && kernel[2] === 3 && dilations[2] === 1 && textureRows === 1;
+  return { vec4Input, row3 };
+}
+
 function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
   return (t as GpuTensor).buffer !== undefined;
 }
@@ -274,6 +299,7 @@ export function prepareConv(
   }
 
   const channelTiles = layout.blocks / tm4;
+  const paths = convInputPaths(inSize, outSize, kernel, attrs, rank, layout.rows);
   const params = new Params()
     .u32Array([...inSize, sizeOf(inSize)], 1)
     .u32Array([...outSize, sizeOf(outSize)], 1)
@@ -289,10 +315,16 @@ export function prepareConv(
     {
       shader: "conv",
       entryPoint: "main",
-      constants: { WG, RELU: attrs.relu ? 1 : 0, ROUND_F16: y.dtype === "float16" ? 1 : 0 },
+      constants: {
+        WG,
+        RELU: attrs.relu ? 1 : 0,
+        ROUND_F16: y.dtype === "float16" ? 1 : 0,
+        VEC4_INPUT: paths.vec4Input ? 1 : 0,
+        ROW3: paths.row3 ? 1 : 0,
+      },
       placeholders,
     },
-    [x, texture.createView(), biasBinding, y, owner.own(createUniform(gpu, params, "conv"))],
+    [x, texture.createView(), biasBinding, y, owner.own(createUniform(gpu, params, "conv")), x],
     Math.ceil((Math.ceil(pixels / PIXELS) * channelTiles * group) / WG),
   ));
   return dispatches;

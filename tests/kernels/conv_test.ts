@@ -10,8 +10,8 @@ import {
   submitDispatches,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
-import { prepareConv } from "../../src/kernels/conv.ts";
-import { type ConvAttrs, convOutputShape, convRef } from "../../src/kernels/conv_ref.ts";
+import { convInputPaths, convWeightLayout, prepareConv } from "../../src/kernels/conv.ts";
+import { type ConvAttrs, convOutputShape, convRef, to3d } from "../../src/kernels/conv_ref.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
 
 interface Case {
@@ -148,4 +148,43 @@ Deno.test("conv: weights packed on the GPU, every tile size, wrapped weight text
   // K = 9 * 1000 is wider than a texture row on default limits (8192): rows wrap.
   await check({ x: [1, 1000, 3, 4], w: [6, 1000, 3, 3], pads: [1, 1, 1, 1], bias: true });
   await check({ x: [1, 1000, 3, 4], w: [6, 1000, 3, 3], pads: [0, 1, 0, 1], gpuWeights: true });
+});
+
+Deno.test("conv: vec4 input loads and shared kernel-row inputs", async () => {
+  // Each case names the input path it must take, so the test fails if it stops covering it.
+  const cases: (Case & { path: "vec4" | "row3" | "generic" })[] = [
+    { x: [2, 5, 4, 6], w: [7, 5, 1, 1], bias: true, path: "vec4" }, // 1x1, OW 6, plane 24
+    { x: [3, 4, 7, 4], w: [9, 4, 1, 1], channelBlocks: 1, path: "vec4" }, // plane 28
+    { x: [1, 3, 5, 8], w: [6, 3, 3, 1], pads: [1, 4, 1, 4], relu: true, path: "vec4" },
+    { x: [2, 6, 7, 8], w: [8, 3, 3, 3], group: 2, pads: [1, 1, 1, 1], relu: true, path: "row3" },
+    { x: [1, 3, 9, 9], w: [5, 3, 3, 3], strides: [2, 1], pads: [0, 1, 1, 0], path: "row3" },
+    { x: [1, 2, 3, 4, 8], w: [3, 2, 3, 3, 3], pads: [1, 1, 1, 1, 1, 1], path: "row3" },
+    { x: [1, 4, 10], w: [4, 2, 3], group: 2, path: "row3" }, // 1-D
+    { x: [1, 5, 6, 4], w: [13, 5, 3, 3], pads: [1, 1, 1, 1], channelBlocks: 3, path: "row3" },
+    { x: [1, 3, 6, 8], w: [5, 3, 3, 3], pads: [1, 1, 1, 1], gpuWeights: true, path: "row3" },
+    { x: [1, 3, 9, 12], w: [4, 3, 3, 3], dilations: [2, 2], pads: [2, 2, 2, 2], path: "generic" },
+  ];
+  const gpu = await getGpu();
+  for (const { path, ...cs } of cases) {
+    const rank = cs.x.length - 2;
+    const attrs: ConvAttrs = {
+      strides: cs.strides ?? Array(rank).fill(1),
+      pads: cs.pads ?? Array(2 * rank).fill(0),
+      dilations: cs.dilations ?? Array(rank).fill(1),
+      group: cs.group ?? 1,
+    };
+    const yShape = convOutputShape(cs.x, cs.w, attrs);
+    const layout = convWeightLayout(gpu, cs.w, attrs.group, cs.channelBlocks ?? 2);
+    const paths = convInputPaths(
+      to3d(cs.x.slice(2), 1),
+      to3d(yShape.slice(2), 1),
+      to3d(cs.w.slice(2), 1),
+      attrs,
+      rank,
+      layout.rows,
+    );
+    const got = paths.vec4Input ? "vec4" : paths.row3 ? "row3" : "generic";
+    if (got !== path) throw new Error(`${JSON.stringify(cs)}: ${got} input path, expected ${path}`);
+    await check(cs);
+  }
 });
