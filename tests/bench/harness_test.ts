@@ -102,6 +102,14 @@ Deno.test("rates and ratios", () => {
   assert.equal(ratio(1, 0), undefined);
 });
 
+Deno.test("reference check: absolute metric compares |got - expected| with a scaled bound", () => {
+  const ref = { ...referenceAt(2, [0, 1], (i) => i * 100, 0.02), metric: "absolute" as const };
+  assert.ok(checkOutput(ref, [0.01, 100.015]).ok);
+  const off = checkOutput(ref, [0, 100.03]); // relative 3e-4 would pass the mixed metric
+  assert.equal(off.ok, false);
+  assert.ok(Math.abs(off.maxError - 0.03) < 1e-9);
+});
+
 Deno.test("reference check: mixed error, NaN and short outputs fail", () => {
   assert.equal(mixedError(1.5, 1), 0.5);
   assert.equal(mixedError(110, 100), 0.1);
