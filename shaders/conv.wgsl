@@ -4,8 +4,9 @@
 // It is an implicit GEMM per group: Y[m, p] = sum_k W[m, k] * X_col[k, p], where p runs over the
 // N * OD*OH*OW output pixels and k = tap * Cg + c over (kernel tap, input channel of the group).
 // Nothing is materialised: each invocation owns a register tile of 4 consecutive output pixels
-// (the lanes of a vec4) x 4 * TM4 output channels, and walks k loading 4 input values and TM4
-// weight texels (vec4 = 4 output channels) per step, for 16 * TM4 FMAs.
+// (the lanes of a vec4; on the ROW path, of one output row) x 4 * TM4 output channels, and walks
+// k loading 4 input values and TM4 weight texels (vec4 = 4 output channels) per step, for
+// 16 * TM4 FMAs.
 //
 // Why this shape (measured on llvmpipe, where every per-invocation load is a per-lane gather):
 // a storage-buffer load is by far the dearest (a loop with branches per lane), a texel fetch is
@@ -34,7 +35,9 @@ struct Params {
   pad: vec4<u32>, // leading pads D, H, W
   channels: vec4<u32>, // C, M, Cg (= C / groups), Mg (= M / groups)
   tiles: vec4<u32>, // N * OD*OH*OW pixels, channel tiles per group, groups, tiles per chunk
-  texture: vec4<u32>, // width, rows per channel block, unused, unused
+  // width, rows per channel block, quads per output row (ROW; 0: quads of consecutive pixels),
+  // unused
+  texture: vec4<u32>,
 }
 
 const TM4: u32 = {{TM4}}u; // output channel blocks (of 4) per invocation
@@ -48,12 +51,22 @@ override ROUND_F16: bool = false; // float16 output: round to half precision (st
 // inside or all padding (1x1 stride-1 unpadded convs with OD*OH*OW % 4 == 0; stride 1 along W
 // with OW, W and the W pad multiples of 4 and KW == 1): one vec4 load instead of 4 scalar ones
 // (measured ~1.1x on llvmpipe, whose vec4 storage loads still loop per component).
-// ROW3: KW == 3, stride and dilation 1 along W, OW % 4 == 0 (quads within a row) and one texture
-// row per channel block: the 3 taps of a kernel row read 6 consecutive inputs per channel, so
-// they are loaded once and shared, 6 loads instead of 12 (measured ~1.3x on llvmpipe). The
-// taps of a row are summed channel by channel, a different order from the generic path.
+// ROW: the weights fit one texture row per channel block, and no quad crosses an output row:
+// OW % 4 == 0, or quads laid out per output row (params.texture.z), the last one partial, which
+// the host allows while at most 1 lane in 8 idles (OW 7, 11, 14...). The KW taps of a kernel
+// row then read the quad's inputs at columns w0 + j * SW + t * DW (lane j, tap t), which span
+// ROW_SPAN = 3 * SW + (KW - 1) * DW + 1 consecutive values per channel: they are loaded once
+// and shared by the taps, ROW_SPAN loads instead of 4 * KW. The host takes it only where
+// ROW_SPAN < 4 * KW, ROW_SPAN <= 16 (the registers of v) and KW <= 7 (the taps written out).
+// Measured on llvmpipe: 3x3/1 ~1.3x (6 loads instead of 12; ~1.4x at OW 14 and 7 despite the
+// idle lanes), the 7x7/2 ResNet stem ~1.45x (13 instead of 28). The taps of a row are summed
+// channel by channel, a different order from the generic path.
 override VEC4_INPUT: bool = false;
-override ROW3: bool = false;
+override ROW: bool = false;
+override ROW_KW: u32 = 3u; // KW
+override ROW_SW: u32 = 1u; // stride along W
+override ROW_DW: u32 = 1u; // dilation along W
+override ROW_SPAN: u32 = 6u; // 3 * ROW_SW + (ROW_KW - 1) * ROW_DW + 1
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var weights: texture_2d<f32>;
@@ -66,7 +79,11 @@ override ROW3: bool = false;
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * WG;
   let pixels = params.tiles.x;
-  let quads = (pixels + 3u) / 4u;
+  // Quads of 4 consecutive pixels, or (row_quads > 0) ceil(OW / 4) quads per output row, the
+  // last one partial, so that no quad crosses a row end (the row path needs that).
+  let row_quads = params.texture.z;
+  let ow = params.out_size.z;
+  let quads = select((pixels + 3u) / 4u, (pixels / ow) * row_quads, row_quads > 0u);
   let channel_tiles = params.tiles.y;
   if (t >= quads * channel_tiles * params.tiles.z) {
     return;
@@ -82,8 +99,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let g = rest / (quads * (channel_tiles / chunk));
   let channel_tile = chunk_index * chunk + channel_tile_in_chunk;
 
-  // Four consecutive output pixels, one per vec4 lane (clamped: the tail repeats the last one).
-  let p = min(vec4<u32>(quad * 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(pixels - 1u));
+  // Four consecutive output pixels, one per vec4 lane (clamped: the tail repeats the last one,
+  // and only `valid` lanes are written).
+  var p = min(vec4<u32>(quad * 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(pixels - 1u));
+  var valid = vec4<u32>(quad * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(pixels);
+  if (row_quads > 0u) {
+    let col = vec4<u32>((quad % row_quads) * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+    p = vec4<u32>((quad / row_quads) * ow) + min(col, vec4<u32>(ow - 1u));
+    valid = col < vec4<u32>(ow);
+  }
   let out_plane = params.out_size.w;
   let n = p / out_plane;
   let s = p % out_plane;
@@ -109,7 +133,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   // acc[m] holds output channel m of the tile for the four pixels.
   var acc: array<vec4<f32>, 4u * TM4>; // zero-initialised
   let kh_kw = params.kernel.y * params.kernel.z;
-  if (ROW3) {
+  if (ROW && ROW_KW == 3u && ROW_SW == 1u && ROW_DW == 1u) {
+    // 3x3/1 has its own code: the general row code below is 1.2x slower on it (measured).
     // Kernel rows (kd, kh) one at a time: wa, wb are the 6 input columns the quad's 3 taps read.
     let w0 = origin_w.x;
     let wa = vec4<i32>(w0) + vec4<i32>(0, 1, 2, 3);
@@ -158,8 +183,147 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         k += 1u;
       }
     }
+  } else if (ROW) {
+    // Any other row geometry: kernel rows (kd, kh) one at a time, the ROW_SPAN input columns
+    // from w0 loaded once per channel into v.
+    let w0 = origin_w.x;
+    let row_taps = params.kernel.w / ROW_KW;
+    for (var tr = 0u; tr < row_taps; tr++) {
+      let tap0 = tr * ROW_KW;
+      let qd = origin_d.x + i32(tap0 / kh_kw) * dilation.x;
+      let qh = origin_h.x + i32((tap0 / params.kernel.z) % params.kernel.y) * dilation.y;
+      let row_in = qd >= 0 && qd < in_d && qh >= 0 && qh < in_h;
+      var inside_mask = 0u; // bit i: column w0 + i is inside the image
+      for (var i = 0u; i < ROW_SPAN; i++) {
+        let col = w0 + i32(i);
+        if (row_in && col >= 0 && col < in_w) {
+          inside_mask |= 1u << i;
+        }
+      }
+      // x offset of column w0 of this row (wraps when w0 < 0; only inside columns are read).
+      var off = base.x + bitcast<u32>((qd * in_h + qh) * in_w + w0);
+      var k = tap0 * cg; // texel column of (tap0, c); tap tap0 + t follows at + t * cg
+      for (var c = 0u; c < cg; c++) {
+        // Written out, not loops over v, so that v is indexed by constants and stays in registers
+        // (measured on the 7x7/2 stem: 27 ms with loops, 22.5 ms written out). Code past ROW_SPAN
+        // and ROW_KW folds away; its indices are clamped so that it still compiles.
+        var v: array<f32, 16>;
+        v[0] = row_value(off, 0u, inside_mask, base.x);
+        v[1] = row_value(off, 1u, inside_mask, base.x);
+        v[2] = row_value(off, 2u, inside_mask, base.x);
+        v[3] = row_value(off, 3u, inside_mask, base.x);
+        if (ROW_SPAN > 4u) {
+          v[4] = row_value(off, 4u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 5u) {
+          v[5] = row_value(off, 5u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 6u) {
+          v[6] = row_value(off, 6u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 7u) {
+          v[7] = row_value(off, 7u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 8u) {
+          v[8] = row_value(off, 8u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 9u) {
+          v[9] = row_value(off, 9u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 10u) {
+          v[10] = row_value(off, 10u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 11u) {
+          v[11] = row_value(off, 11u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 12u) {
+          v[12] = row_value(off, 12u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 13u) {
+          v[13] = row_value(off, 13u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 14u) {
+          v[14] = row_value(off, 14u, inside_mask, base.x);
+        }
+        if (ROW_SPAN > 15u) {
+          v[15] = row_value(off, 15u, inside_mask, base.x);
+        }
+        if (ROW_KW > 0u) {
+          let i0 = 0u * ROW_DW;
+          let x0 = vec4<f32>(
+            v[min(i0, 15u)],
+            v[min(i0 + ROW_SW, 15u)],
+            v[min(i0 + 2u * ROW_SW, 15u)],
+            v[min(i0 + 3u * ROW_SW, 15u)],
+          );
+          row_tap(&acc, x0, k + 0u * cg, first_row);
+        }
+        if (ROW_KW > 1u) {
+          let i1 = 1u * ROW_DW;
+          let x1 = vec4<f32>(
+            v[min(i1, 15u)],
+            v[min(i1 + ROW_SW, 15u)],
+            v[min(i1 + 2u * ROW_SW, 15u)],
+            v[min(i1 + 3u * ROW_SW, 15u)],
+          );
+          row_tap(&acc, x1, k + 1u * cg, first_row);
+        }
+        if (ROW_KW > 2u) {
+          let i2 = 2u * ROW_DW;
+          let x2 = vec4<f32>(
+            v[min(i2, 15u)],
+            v[min(i2 + ROW_SW, 15u)],
+            v[min(i2 + 2u * ROW_SW, 15u)],
+            v[min(i2 + 3u * ROW_SW, 15u)],
+          );
+          row_tap(&acc, x2, k + 2u * cg, first_row);
+        }
+        if (ROW_KW > 3u) {
+          let i3 = 3u * ROW_DW;
+          let x3 = vec4<f32>(
+            v[min(i3, 15u)],
+            v[min(i3 + ROW_SW, 15u)],
+            v[min(i3 + 2u * ROW_SW, 15u)],
+            v[min(i3 + 3u * ROW_SW, 15u)],
+          );
+          row_tap(&acc, x3, k + 3u * cg, first_row);
+        }
+        if (ROW_KW > 4u) {
+          let i4 = 4u * ROW_DW;
+          let x4 = vec4<f32>(
+            v[min(i4, 15u)],
+            v[min(i4 + ROW_SW, 15u)],
+            v[min(i4 + 2u * ROW_SW, 15u)],
+            v[min(i4 + 3u * ROW_SW, 15u)],
+          );
+          row_tap(&acc, x4, k + 4u * cg, first_row);
+        }
+        if (ROW_KW > 5u) {
+          let i5 = 5u * ROW_DW;
+          let x5 = vec4<f32>(
+            v[min(i5, 15u)],
+            v[min(i5 + ROW_SW, 15u)],
+            v[min(i5 + 2u * ROW_SW, 15u)],
+            v[min(i5 + 3u * ROW_SW, 15u)],
+          );
+          row_tap(&acc, x5, k + 5u * cg, first_row);
+        }
+        if (ROW_KW > 6u) {
+          let i6 = 6u * ROW_DW;
+          let x6 = vec4<f32>(
+            v[min(i6, 15u)],
+            v[min(i6 + ROW_SW, 15u)],
+            v[min(i6 + 2u * ROW_SW, 15u)],
+            v[min(i6 + 3u * ROW_SW, 15u)],
+          );
+          row_tap(&acc, x6, k + 6u * cg, first_row);
+        }
+        off += in_plane;
+        k += 1u;
+      }
+    }
   }
-  let taps = select(params.kernel.w, 0u, ROW3); // the generic path: one tap at a time
+  let taps = select(params.kernel.w, 0u, ROW); // the generic path: one tap at a time
   for (var tap = 0u; tap < taps; tap++) {
     let k = vec3<i32>(
       i32(tap / kh_kw),
@@ -220,11 +384,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       }
       let dst = out_base + oc * out_plane;
       for (var j = 0u; j < 4u; j++) {
-        if (quad * 4u + j < pixels) {
+        if (valid[j]) {
           y[dst[j]] = v[j];
         }
       }
     }
+  }
+}
+
+// Input value `i` of the row path's span (0 outside the image: `inside_mask` bit i clear).
+fn row_value(off: u32, i: u32, inside_mask: u32, fallback: u32) -> f32 {
+  let inside = ((inside_mask >> i) & 1u) != 0u;
+  return select(0.0, x[select(fallback, off + i, inside)], inside);
+}
+
+// One tap of the row path: the quad's inputs `xv` times the tap's weight texels (column `col`).
+fn row_tap(
+  acc: ptr<function, array<vec4<f32>, 4u * TM4>>,
+  xv: vec4<f32>,
+  col: u32,
+  first_row: u32,
+) {
+  for (var b = 0u; b < TM4; b++) {
+    let wv = textureLoad(weights, vec2<u32>(col, first_row + b), 0);
+    (*acc)[4u * b] = fma(xv, vec4<f32>(wv.x), (*acc)[4u * b]);
+    (*acc)[4u * b + 1u] = fma(xv, vec4<f32>(wv.y), (*acc)[4u * b + 1u]);
+    (*acc)[4u * b + 2u] = fma(xv, vec4<f32>(wv.z), (*acc)[4u * b + 2u]);
+    (*acc)[4u * b + 3u] = fma(xv, vec4<f32>(wv.w), (*acc)[4u * b + 3u]);
   }
 }
 

@@ -6,7 +6,7 @@
  * under CONV_KERNEL / `convProblemKey`, filled by `tuneConv` in conv_tune.ts or loaded from a
  * saved cache); else `chooseChannelBlocks`. Every tile sums each output's taps in the same order,
  * so the choice does not change results. The input path (`convInputPaths`: vec4 loads of aligned
- * pixel quads, or inputs shared by the 3 taps of a kernel row) follows from the geometry alone. */
+ * pixel quads, or inputs shared by the taps of a kernel row) follows from the geometry alone. */
 import {
   type CpuTensor,
   createStorageBuffer,
@@ -178,8 +178,16 @@ function toHalfBits(values: Float32Array): Uint16Array<ArrayBuffer> {
   return out;
 }
 
-/** The shader's input paths for this geometry (see VEC4_INPUT and ROW3 in conv.wgsl), from the
- * 3-D input, output and kernel sizes and the rows per channel block of the weight texture. */
+/** Most input values the row path holds per channel (the size of `v` in conv.wgsl), and the
+ * widest kernel it handles (the taps written out there). */
+const MAX_ROW_SPAN = 16;
+const MAX_ROW_KW = 7;
+
+/** The shader's input paths for this geometry (see VEC4_INPUT and ROW in conv.wgsl), from the
+ * 3-D input, output and kernel sizes and the rows per channel block of the weight texture.
+ * `rowSpan` is the number of consecutive input values a quad's kernel row reads along W, 0 when
+ * the row path is not taken (it is taken only where it loads fewer values than 4 per tap).
+ * `rowQuads` > 0: the quads are laid out per output row, that many per row (see conv.wgsl). */
 export function convInputPaths(
   inSize: readonly number[],
   outSize: readonly number[],
@@ -187,7 +195,7 @@ export function convInputPaths(
   attrs: ConvAttrs,
   rank: number,
   textureRows: number,
-): { vec4Input: boolean; row3: boolean } {
+): { vec4Input: boolean; rowSpan: number; rowQuads: number } {
   const strides = to3d(attrs.strides, 1);
   const dilations = to3d(attrs.dilations, 1);
   const pads = to3d(attrs.pads.slice(0, rank), 0);
@@ -195,11 +203,21 @@ export function convInputPaths(
   const outPlane = outSize[0] * outSize[1] * outSize[2];
   const pointwise = kernel.every((k) => k === 1) && strides.every((s) => s === 1) &&
     attrs.pads.every((p) => p === 0);
-  const rowQuads = strides[2] === 1 && outSize[2] % 4 === 0;
+  const quadsInRows = outSize[2] % 4 === 0;
   const vec4Input = (pointwise && outPlane % 4 === 0 && inPlane % 4 === 0) ||
-    (rowQuads && kernel[2] === 1 && inSize[2] % 4 === 0 && pads[2] % 4 === 0);
-  const row3 = rowQuads && kernel[2] === 3 && dilations[2] === 1 && textureRows === 1;
-  return { vec4Input, row3 };
+    (quadsInRows && strides[2] === 1 && kernel[2] === 1 && inSize[2] % 4 === 0 &&
+      pads[2] % 4 === 0);
+  const span = (PIXELS - 1) * strides[2] + (kernel[2] - 1) * dilations[2] + 1;
+  // Where OW % 4 != 0 the row path runs ceil(OW / 4) quads per row, the last one partial: worth
+  // it while at most 1 lane in 8 idles (OW 7, 11, 14, 15, ...; measured on 3x3/1 at OW 14 and 7).
+  const rowSlots = Math.ceil(outSize[2] / PIXELS) * PIXELS;
+  const row = !vec4Input && 7 * rowSlots <= 8 * outSize[2] && textureRows === 1 &&
+    span < PIXELS * kernel[2] && span <= MAX_ROW_SPAN && kernel[2] <= MAX_ROW_KW;
+  return {
+    vec4Input,
+    rowSpan: row ? span : 0,
+    rowQuads: row && !quadsInRows ? rowSlots / PIXELS : 0,
+  };
 }
 
 function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
@@ -300,6 +318,9 @@ export function prepareConv(
 
   const channelTiles = layout.blocks / tm4;
   const paths = convInputPaths(inSize, outSize, kernel, attrs, rank, layout.rows);
+  const quads = paths.rowQuads > 0
+    ? (pixels / outSize[2]) * paths.rowQuads
+    : Math.ceil(pixels / PIXELS);
   const params = new Params()
     .u32Array([...inSize, sizeOf(inSize)], 1)
     .u32Array([...outSize, sizeOf(outSize)], 1)
@@ -309,7 +330,7 @@ export function prepareConv(
     .u32Array(to3d(attrs.pads.slice(0, rank), 0), 1)
     .u32Array([c, m, cg, mg], 1)
     .u32Array([pixels, channelTiles, group, cacheChunk(channelTiles, tm4 * 16 * layout.k)], 1)
-    .u32Array([layout.width, layout.rows], 1);
+    .u32Array([layout.width, layout.rows, paths.rowQuads], 1);
   dispatches.push(prepareDispatch(
     gpu,
     {
@@ -320,12 +341,20 @@ export function prepareConv(
         RELU: attrs.relu ? 1 : 0,
         ROUND_F16: y.dtype === "float16" ? 1 : 0,
         VEC4_INPUT: paths.vec4Input ? 1 : 0,
-        ROW3: paths.row3 ? 1 : 0,
+        ROW: paths.rowSpan > 0 ? 1 : 0,
+        ...(paths.rowSpan > 0
+          ? {
+            ROW_KW: kernel[2],
+            ROW_SW: to3d(attrs.strides, 1)[2],
+            ROW_DW: to3d(attrs.dilations, 1)[2],
+            ROW_SPAN: paths.rowSpan,
+          }
+          : {}),
       },
       placeholders,
     },
     [x, texture.createView(), biasBinding, y, owner.own(createUniform(gpu, params, "conv")), x],
-    Math.ceil((Math.ceil(pixels / PIXELS) * channelTiles * group) / WG),
+    Math.ceil((quads * channelTiles * group) / WG),
   ));
   return dispatches;
 }

@@ -151,19 +151,75 @@ Deno.test("conv: weights packed on the GPU, every tile size, wrapped weight text
 });
 
 Deno.test("conv: vec4 input loads and shared kernel-row inputs", async () => {
-  // Each case names the input path it must take, so the test fails if it stops covering it.
-  const cases: (Case & { path: "vec4" | "row3" | "generic" })[] = [
-    { x: [2, 5, 4, 6], w: [7, 5, 1, 1], bias: true, path: "vec4" }, // 1x1, OW 6, plane 24
-    { x: [3, 4, 7, 4], w: [9, 4, 1, 1], channelBlocks: 1, path: "vec4" }, // plane 28
-    { x: [1, 3, 5, 8], w: [6, 3, 3, 1], pads: [1, 4, 1, 4], relu: true, path: "vec4" },
-    { x: [2, 6, 7, 8], w: [8, 3, 3, 3], group: 2, pads: [1, 1, 1, 1], relu: true, path: "row3" },
-    { x: [1, 3, 9, 9], w: [5, 3, 3, 3], strides: [2, 1], pads: [0, 1, 1, 0], path: "row3" },
-    { x: [1, 2, 3, 4, 8], w: [3, 2, 3, 3, 3], pads: [1, 1, 1, 1, 1, 1], path: "row3" },
-    { x: [1, 4, 10], w: [4, 2, 3], group: 2, path: "row3" }, // 1-D
-    { x: [1, 5, 6, 4], w: [13, 5, 3, 3], pads: [1, 1, 1, 1], channelBlocks: 3, path: "row3" },
-    { x: [1, 3, 6, 8], w: [5, 3, 3, 3], pads: [1, 1, 1, 1], gpuWeights: true, path: "row3" },
-    { x: [1, 3, 9, 12], w: [4, 3, 3, 3], dilations: [2, 2], pads: [2, 2, 2, 2], path: "generic" },
-  ];
+  // Each case names the input path it must take (for the row path: "row" and the span of input
+  // values a quad's kernel row reads), so the test fails if it stops covering it.
+  const cases:
+    (Case & { path: "vec4" | `row${number}` | `row${number} q${number}` | "generic" })[] = [
+      { x: [2, 5, 4, 6], w: [7, 5, 1, 1], bias: true, path: "vec4" }, // 1x1, OW 6, plane 24
+      { x: [3, 4, 7, 4], w: [9, 4, 1, 1], channelBlocks: 1, path: "vec4" }, // plane 28
+      { x: [1, 3, 5, 8], w: [6, 3, 3, 1], pads: [1, 4, 1, 4], relu: true, path: "vec4" },
+      { x: [2, 6, 7, 8], w: [8, 3, 3, 3], group: 2, pads: [1, 1, 1, 1], relu: true, path: "row6" },
+      { x: [1, 3, 9, 9], w: [5, 3, 3, 3], strides: [2, 1], pads: [0, 1, 1, 0], path: "row6" },
+      { x: [1, 2, 3, 4, 8], w: [3, 2, 3, 3, 3], pads: [1, 1, 1, 1, 1, 1], path: "row6" },
+      { x: [1, 4, 10], w: [4, 2, 3], group: 2, path: "row6" }, // 1-D
+      { x: [1, 5, 6, 4], w: [13, 5, 3, 3], pads: [1, 1, 1, 1], channelBlocks: 3, path: "row6" },
+      { x: [1, 3, 6, 8], w: [5, 3, 3, 3], pads: [1, 1, 1, 1], gpuWeights: true, path: "row6" },
+      { x: [1, 3, 9, 12], w: [4, 3, 3, 3], dilations: [2, 2], pads: [2, 2, 2, 2], path: "row8" },
+      // 7x7/2 stem (pads wider than a quad's first columns), 3x3/2, 5-wide/3, 7-wide dilated.
+      { x: [2, 3, 19, 24], w: [9, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3], path: "row13" },
+      {
+        x: [1, 3, 11, 17],
+        w: [6, 3, 7, 7],
+        strides: [2, 2],
+        pads: [3, 3, 2, 2],
+        bias: true,
+        path: "row13",
+      },
+      {
+        x: [1, 5, 9, 16],
+        w: [16, 5, 3, 3],
+        strides: [2, 2],
+        pads: [1, 1, 1, 1],
+        relu: true,
+        path: "row9",
+      },
+      {
+        x: [1, 4, 7, 15],
+        w: [7, 4, 3, 3],
+        strides: [1, 2],
+        pads: [1, 0, 1, 2],
+        gpuWeights: true,
+        path: "row9",
+      },
+      { x: [1, 2, 23], w: [5, 2, 5], strides: [3], pads: [2, 1], f16: true, path: "row14" }, // 1-D
+      { x: [1, 3, 5, 18], w: [4, 3, 2, 7], dilations: [1, 2], pads: [0, 3, 0, 3], path: "row16" },
+      {
+        x: [2, 6, 5, 11],
+        w: [8, 3, 3, 5],
+        strides: [1, 2],
+        group: 2,
+        channelBlocks: 1,
+        path: "row11",
+      },
+      // Not a win (span >= 4 per tap) or too wide for the shader: the generic path.
+      { x: [1, 4, 6, 16], w: [5, 4, 1, 1], strides: [2, 2], path: "generic" },
+      { x: [1, 3, 6, 16], w: [5, 3, 2, 2], strides: [2, 2], path: "generic" },
+      { x: [1, 2, 3, 19], w: [3, 2, 1, 8], path: "generic" }, // KW 8: wider than written out
+      { x: [1, 3, 5, 46], w: [4, 3, 1, 7], strides: [1, 3], dilations: [1, 2], path: "generic" },
+      { x: [1, 3, 6, 6], w: [4, 3, 3, 3], pads: [1, 1, 1, 1], path: "generic" }, // OW 6: 2 idle
+      // OW % 4 != 0: quads per output row, the last one partial ("q": quads per row).
+      { x: [2, 5, 7, 7], w: [9, 5, 3, 3], pads: [1, 1, 1, 1], bias: true, path: "row6 q2" },
+      { x: [1, 4, 14, 14], w: [8, 4, 3, 3], pads: [1, 1, 1, 1], relu: true, path: "row6 q4" },
+      { x: [1, 3, 5, 11], w: [6, 1, 3, 3], pads: [0, 1, 0, 1], group: 3, path: "row6 q3" }, // OW 11
+      { x: [1, 3, 9, 29], w: [5, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3], path: "row13 q4" },
+      {
+        x: [1, 2, 3, 3, 7],
+        w: [3, 2, 1, 3, 3],
+        pads: [0, 1, 1, 0, 1, 1],
+        gpuWeights: true,
+        path: "row6 q2",
+      },
+    ];
   const gpu = await getGpu();
   for (const { path, ...cs } of cases) {
     const rank = cs.x.length - 2;
@@ -183,7 +239,12 @@ Deno.test("conv: vec4 input loads and shared kernel-row inputs", async () => {
       rank,
       layout.rows,
     );
-    const got = paths.vec4Input ? "vec4" : paths.row3 ? "row3" : "generic";
+    const rowQuads = paths.rowQuads > 0 ? ` q${paths.rowQuads}` : "";
+    const got = paths.vec4Input
+      ? "vec4"
+      : paths.rowSpan > 0
+      ? `row${paths.rowSpan}${rowQuads}`
+      : "generic";
     if (got !== path) throw new Error(`${JSON.stringify(cs)}: ${got} input path, expected ${path}`);
     await check(cs);
   }
