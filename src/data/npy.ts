@@ -8,6 +8,7 @@
  * when the header does not fit in 65,535 bytes), little-endian, C order. We read any byte order
  * and Fortran order (transposed into C order on load). */
 import { EngineError } from "../gpu/errors.ts";
+import { f16BitsToF32, f32ToF16Bits } from "../gpu/tensor.ts";
 
 /** Element types supported on both read and write. */
 export type NpyDType =
@@ -152,53 +153,6 @@ export function toNumbers(a: NpyArray, label = "array"): Float64Array {
 }
 
 // ---------------------------------------------------------------------------------------------
-// float16 conversion (numpy stores IEEE half)
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 0x1f) return m ? NaN : sign * Infinity;
-  return sign * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-function floatToHalf(value: number): number {
-  f32Scratch[0] = value;
-  const x = u32Scratch[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let m = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    if (rest > half || (rest === half && (m & 1))) m++;
-    return sign | m;
-  }
-  let m = mant >>> 13;
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (m & 1))) {
-    m++;
-    if (m === 0x400) {
-      m = 0;
-      e++;
-      if (e >= 0x1f) return sign | 0x7c00;
-    }
-  }
-  return sign | (e << 10) | m;
-}
-
-// ---------------------------------------------------------------------------------------------
 // header
 
 interface Header {
@@ -290,7 +244,7 @@ export function encodeNpy(a: NpyArray): Uint8Array {
 function writeElements(dv: DataView, dtype: NpyDType, data: NpyData, n: number): void {
   const bytes = new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength);
   if (dtype === "float16") {
-    for (let i = 0; i < n; i++) dv.setUint16(i * 2, floatToHalf((data as Float32Array)[i]), true);
+    for (let i = 0; i < n; i++) dv.setUint16(i * 2, f32ToF16Bits((data as Float32Array)[i]), true);
     return;
   }
   if (dtype === "bool") {
@@ -343,7 +297,7 @@ function readElements(dv: DataView, dtype: NpyDType, n: number, little: boolean)
   const size = DTYPES[dtype].bytes;
   if (dtype === "float16") {
     const f = out as Float32Array;
-    for (let i = 0; i < n; i++) f[i] = halfToFloat(dv.getUint16(i * 2, little));
+    for (let i = 0; i < n; i++) f[i] = f16BitsToF32(dv.getUint16(i * 2, little));
     return out;
   }
   if (little || size === 1) {
