@@ -1,6 +1,7 @@
 /** Host references for the strided-copy family (Slice, Concat, Split, Expand) and the index
  * helpers the movement references share. Plain loops over multi-indices, written independently
  * of the GPU path's axis merging so tests compare two different derivations. */
+import { broadcastShapes } from "./broadcast.ts";
 import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../gpu/mod.ts";
 
 /** Row-major strides (in elements) of `shape`. */
@@ -145,22 +146,6 @@ export function splitRef(x: CpuTensor, sizes: readonly number[], axis: number): 
     start += size;
     return sliceRef(x, { starts, steps: x.shape.map(() => 1), shape });
   });
-}
-
-/** The numpy broadcast of two shapes, or undefined when they do not broadcast. */
-export function broadcastShapes(
-  a: readonly number[],
-  b: readonly number[],
-): number[] | undefined {
-  const rank = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let d = 0; d < rank; d++) {
-    const x = a[d - rank + a.length] ?? 1;
-    const y = b[d - rank + b.length] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) return undefined;
-    out.push(x === 1 ? y : x);
-  }
-  return out;
 }
 
 /** `x` broadcast to `shape` (x right-aligned, its size-1 axes repeated). */

@@ -4,6 +4,7 @@
  * the last two axes, the batch axes (all but the last two) broadcast numpy-style, and `bias` is
  * broadcast (right-aligned, numpy rules, one-directional) to the output shape [...batch, M, N].
  * Sums accumulate in float64 so the reference is the oracle for float32 GPU results. */
+import { broadcastShapes } from "./broadcast.ts";
 import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../gpu/mod.ts";
 
 /** Epilogue activations the matmul kernels can fuse (applied after alpha/beta/bias). */
@@ -31,22 +32,6 @@ export interface MatmulShape {
   readonly batch: readonly number[];
   /** Output shape: [...batch, m, n]. */
   readonly out: readonly number[];
-}
-
-/** Numpy broadcast of two shapes (right-aligned); undefined when incompatible. */
-export function broadcastShapes(
-  a: readonly number[],
-  b: readonly number[],
-): number[] | undefined {
-  const rank = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < rank; i++) {
-    const da = a[a.length - rank + i] ?? 1;
-    const db = b[b.length - rank + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) return undefined;
-    out.push(da === 1 ? db : da);
-  }
-  return out;
 }
 
 /** Shape rules for op(A) @ op(B) with rank >= 2 operands; throws a RangeError naming the

@@ -10,8 +10,8 @@ import {
   prepareSplit,
   simplifyRegion,
 } from "../../src/kernels/copy.ts";
+import { broadcastShapes } from "../../src/kernels/broadcast.ts";
 import {
-  broadcastShapes,
   concatRef,
   expandRef,
   resolveSlice,

@@ -2,9 +2,9 @@
  * Tile, Pad, DepthToSpace, SpaceToDepth. Each resolves its attributes/constant inputs once (per
  * opset) into plain numbers, shared by shape inference, the CPU reference and the GPU kernels. */
 import { type CpuTensor, type DType, roundToF16, shapeString, sizeOf } from "../../gpu/mod.ts";
+import { broadcastShapes } from "../../kernels/broadcast.ts";
 import { prepareConcat, prepareExpand, prepareSlice, prepareSplit } from "../../kernels/copy.ts";
 import {
-  broadcastShapes,
   concatRef,
   expandRef,
   type ResolvedSlice,
