@@ -9,7 +9,8 @@
 //    storage buffer into a texture holding consecutive columns per texel: four f32 in
 //    rgba32float, or eight halves in rgba32uint (two per u32, as pack2x16float makes them).
 //    Rows and columns are zero-padded up to the texture size, so the multiply needs no bounds
-//    checks and no transposed reads.
+//    checks and no transposed reads. Constant operands (weights) are packed the same way once,
+//    on the host (src/kernels/matmul_pack.ts), and then never again.
 //  - `main_8x8` / `main_16x16` (f32 textures) and `main_f16_16x16` (half textures, f32
 //    accumulation) give each invocation a block of outputs, kept as 4 x 4 matrices in
 //    registers. A's texture holds A(m, k ..) at texel (k / 4 or k / 8, m), B's holds B(k, n ..)
@@ -40,53 +41,44 @@ struct PackParams {
 @group(0) @binding(1) var pack_dst_f16: texture_storage_2d_array<rgba32uint, write>;
 @group(0) @binding(2) var<uniform> pp: PackParams;
 
-override WG: u32 = 64u;
-
-// Texel coordinates (x, y, layer) of invocation i, and the source offset of row y of the layer;
-// x is past the texture when i is out of range.
-fn pack_site(i: u32) -> vec4<u32> {
-  let per_layer = pp.width * pp.height;
-  let layer = i / per_layer;
-  let x = select(i % pp.width, pp.width, i >= per_layer * pp.layers);
-  let y = (i % per_layer) / pp.width;
+// Texel coordinates (x, y, layer) of an invocation, and the source offset of row y of the layer.
+// The pack runs on a 3-D grid (texels along x, rows along y, layers along z) rather than a flat
+// index, which would take integer divisions per texel to recover the coordinates.
+fn pack_site(gid: vec3<u32>) -> vec4<u32> {
   var base = 0u;
-  var rest = layer;
+  var rest = gid.z;
   for (var d = i32(pp.batch_rank) - 1; d >= 0; d--) {
     let size = pp.batch_shape[d / 4][d % 4];
     base += (rest % size) * pp.batch_strides[d / 4][d % 4];
     rest = rest / size;
   }
-  return vec4<u32>(x, y, layer, base + y * pp.row_stride);
+  return vec4<u32>(gid.x, gid.y, gid.z, base + gid.y * pp.row_stride);
 }
 
+// Element (row site.y, column col) of the source, 0 past the matrix (the texture's padding).
 fn pack_value(site: vec4<u32>, col: u32) -> f32 {
-  if (site.y < pp.rows && col < pp.cols) {
-    return pack_src[site.w + col * pp.col_stride];
-  }
-  return 0.0;
+  let inside = site.y < pp.rows && col < pp.cols;
+  return select(0.0, pack_src[select(0u, site.w + col * pp.col_stride, inside)], inside);
 }
 
-@compute @workgroup_size(WG)
-fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let site = pack_site(gid.x + gid.y * nwg.x * WG);
-  if (site.x >= pp.width) {
+@compute @workgroup_size(WG_X, WG_Y)
+fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x >= pp.width || gid.y >= pp.height) {
     return;
   }
+  let site = pack_site(gid);
   let c = 4u * site.x;
   let texel = vec4<f32>(pack_value(site, c), pack_value(site, c + 1u), pack_value(site, c + 2u),
     pack_value(site, c + 3u));
   textureStore(pack_dst, site.xy, site.z, texel);
 }
 
-@compute @workgroup_size(WG)
-fn pack_f16(
-  @builtin(global_invocation_id) gid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let site = pack_site(gid.x + gid.y * nwg.x * WG);
-  if (site.x >= pp.width) {
+@compute @workgroup_size(WG_X, WG_Y)
+fn pack_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x >= pp.width || gid.y >= pp.height) {
     return;
   }
+  let site = pack_site(gid);
   let c = 8u * site.x;
   let texel = vec4<u32>(
     pack2x16float(vec2<f32>(pack_value(site, c), pack_value(site, c + 1u))),
@@ -125,6 +117,9 @@ override WG_Y: u32 = 8u;
 override HAS_BIAS: bool = false;
 override ACT: u32 = 0u;
 override ROUND_F16: bool = false;
+// An operand broadcast over every batch entry (a weight) is packed into one layer, read by all.
+override A_SHARED: bool = false;
+override B_SHARED: bool = false;
 
 // ---- loading 4 x 4 blocks ----
 // An A block holds rows r .. r + 3 as matrix columns, each a vec4 along k; a B block holds rows
@@ -285,23 +280,47 @@ fn bias_offset(z: u32) -> u32 {
 }
 
 // Writes a 4 x 4 accumulator block (column q = output row r + q) through the epilogue.
+// A bias that is constant along the rows (a Linear layer's, [N]) or along the columns (a
+// convolution's, one per output channel) is read once per column or row of the block rather
+// than once per output: with a short K (a 64-channel 1x1 convolution) those storage loads were
+// a fifth of the kernel's time on llvmpipe.
 fn store_block(z: u32, acc: mat4x4<f32>, r: u32, c: u32) {
   let out_base = z * p.M * p.N;
-  let bias_base = bias_offset(z);
+  var bias_base = 0u;
+  var col_bias = vec4<f32>(0.0); // per column, when the bias does not vary along rows
+  if (HAS_BIAS) {
+    bias_base = bias_offset(z);
+    if (p.bias_row == 0u) {
+      let last = bias_base + (p.N - 1u) * p.bias_col;
+      col_bias = p.beta * vec4<f32>(
+        bias[min(bias_base + c * p.bias_col, last)],
+        bias[min(bias_base + (c + 1u) * p.bias_col, last)],
+        bias[min(bias_base + (c + 2u) * p.bias_col, last)],
+        bias[min(bias_base + (c + 3u) * p.bias_col, last)],
+      );
+    }
+  }
   for (var q = 0u; q < 4u; q++) {
     let m = r + q;
     if (m >= p.M) {
       return;
     }
-    let row = acc[q];
+    var row = p.alpha * acc[q];
+    if (HAS_BIAS) {
+      if (p.bias_row == 0u) {
+        row += col_bias;
+      } else if (p.bias_col == 0u) {
+        row += vec4<f32>(p.beta * bias[bias_base + m * p.bias_row]);
+      } else {
+        for (var e = 0u; e < 4u; e++) {
+          row[e] += p.beta * bias[bias_base + m * p.bias_row + min(c + e, p.N - 1u) * p.bias_col];
+        }
+      }
+    }
     for (var e = 0u; e < 4u; e++) {
       let n = c + e;
       if (n < p.N) {
-        var v = p.alpha * row[e];
-        if (HAS_BIAS) {
-          v += p.beta * bias[bias_base + m * p.bias_row + n * p.bias_col];
-        }
-        out[out_base + m * p.N + n] = epilogue(v);
+        out[out_base + m * p.N + n] = epilogue(row[e]);
       }
     }
   }
@@ -317,6 +336,8 @@ fn main_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     return;
   }
   let z = wid.z;
+  let za = select(z, 0u, A_SHARED);
+  let zb = select(z, 0u, B_SHARED);
   let c4 = n0 / 4u;
   var acc00: mat4x4<f32>;
   var acc01: mat4x4<f32>;
@@ -324,10 +345,10 @@ fn main_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   var acc11: mat4x4<f32>;
   for (var k4 = 0u; k4 < p.K_TEXELS; k4++) {
     let k = 4u * k4;
-    let a0 = load_a(z, m0, k4);
-    let a1 = load_a(z, m0 + 4u, k4);
-    let b0 = load_b(z, c4, k);
-    let b1 = load_b(z, c4 + 1u, k);
+    let a0 = load_a(za, m0, k4);
+    let a1 = load_a(za, m0 + 4u, k4);
+    let b0 = load_b(zb, c4, k);
+    let b1 = load_b(zb, c4 + 1u, k);
     acc00 += b0 * a0;
     acc01 += b1 * a0;
     acc10 += b0 * a1;
@@ -350,16 +371,18 @@ fn main_16x16(
     return;
   }
   let z = wid.z;
+  let za = select(z, 0u, A_SHARED);
+  let zb = select(z, 0u, B_SHARED);
   let c4 = n0 / 4u;
   var acc: Acc16;
   // (Eight k per step with update8_16x16, as the f16 kernel does, measured slower here: the
   // extra operand registers cost more than the accumulator traffic saved.)
   for (var k4 = 0u; k4 < p.K_TEXELS; k4++) {
     let k = 4u * k4;
-    let a = Quad(load_a(z, m0, k4), load_a(z, m0 + 4u, k4), load_a(z, m0 + 8u, k4),
-      load_a(z, m0 + 12u, k4));
-    let b = Quad(load_b(z, c4, k), load_b(z, c4 + 1u, k), load_b(z, c4 + 2u, k),
-      load_b(z, c4 + 3u, k));
+    let a = Quad(load_a(za, m0, k4), load_a(za, m0 + 4u, k4), load_a(za, m0 + 8u, k4),
+      load_a(za, m0 + 12u, k4));
+    let b = Quad(load_b(zb, c4, k), load_b(zb, c4 + 1u, k), load_b(zb, c4 + 2u, k),
+      load_b(zb, c4 + 3u, k));
     update_16x16(&acc, a, b);
   }
   store_16x16(z, &acc, m0, n0);
@@ -376,20 +399,22 @@ fn main_f16_16x16(
     return;
   }
   let z = wid.z;
+  let za = select(z, 0u, A_SHARED);
+  let zb = select(z, 0u, B_SHARED);
   let c8 = n0 / 8u;
   var acc: Acc16;
   for (var k8 = 0u; k8 < p.K_TEXELS; k8++) {
     let k = 8u * k8;
     // Element h of each pair covers k + 4h .. k + 4h + 3.
-    let a0 = load_a_f16(z, m0, k8);
-    let a1 = load_a_f16(z, m0 + 4u, k8);
-    let a2 = load_a_f16(z, m0 + 8u, k8);
-    let a3 = load_a_f16(z, m0 + 12u, k8);
+    let a0 = load_a_f16(za, m0, k8);
+    let a1 = load_a_f16(za, m0 + 4u, k8);
+    let a2 = load_a_f16(za, m0 + 8u, k8);
+    let a3 = load_a_f16(za, m0 + 12u, k8);
     // Element h of each pair covers columns +4h .. +4h + 3 of its eight.
-    let b0 = load_b_f16(z, c8, k);
-    let b1 = load_b_f16(z, c8 + 1u, k);
-    let b2 = load_b_f16(z, c8, k + 4u);
-    let b3 = load_b_f16(z, c8 + 1u, k + 4u);
+    let b0 = load_b_f16(zb, c8, k);
+    let b1 = load_b_f16(zb, c8 + 1u, k);
+    let b2 = load_b_f16(zb, c8, k + 4u);
+    let b3 = load_b_f16(zb, c8 + 1u, k + 4u);
     update8_16x16(
       &acc,
       Quad(a0[0], a1[0], a2[0], a3[0]),

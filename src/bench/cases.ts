@@ -14,7 +14,12 @@ import {
   sizeOf,
   uploadTensor,
 } from "../gpu/mod.ts";
-import { prepareConv } from "../kernels/conv.ts";
+import {
+  CONV_GEMM,
+  convChannelBlocksOf,
+  prepareConv,
+  type PrepareConvOptions,
+} from "../kernels/conv.ts";
 import { convCandidates, tuneConv } from "../kernels/conv_tune.ts";
 import { type ConvAttrs, convOutputShape } from "../kernels/conv_ref.ts";
 import { prepareUnary } from "../kernels/elementwise.ts";
@@ -316,13 +321,16 @@ async function chooseConvTile(
   xShape: readonly number[],
   wShape: readonly number[],
   attrs: ConvAttrs,
-): Promise<Choice & { channelBlocks?: number }> {
+): Promise<Choice & { options: PrepareConvOptions }> {
+  const options = (name: string): PrepareConvOptions =>
+    name === CONV_GEMM ? { gemm: true } : { channelBlocks: convChannelBlocksOf(name) };
   if (!ctx.tune) {
-    return { label: `${4 * convCandidates(wShape[0] / attrs.group)[0]}ch` };
+    const name = convCandidates(wShape, attrs)[0];
+    return { label: name, options: options(name) };
   }
   const r = await tuneConv(ctx.gpu, xShape, wShape, attrs);
   return {
-    channelBlocks: r.channelBlocks,
+    options: options(r.chosen),
     label: tunedLabel(r.chosen, r.cached, r.trials.length),
     trials: formatTrials(r.trials),
   };
@@ -379,7 +387,7 @@ export function convCase(spec: ConvCaseSpec): BenchCase {
         cpuTensor("float32", [m], bias.data),
         ty,
         attrs,
-        choice.channelBlocks,
+        choice.options,
       );
       const xNhwc: F32Host = { shape: [n, h, w, c], data: nchwToNhwc(x.data, n, c, h, w) };
       const filter: F32Host = { shape: [kk, kk, c, m], data: oihwToHwio(wt.data, m, c, kk, kk) };

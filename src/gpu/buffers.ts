@@ -195,3 +195,17 @@ export function uploadCpuTensor(gpu: Gpu, t: CpuTensor, label = "tensor"): GpuTe
 export async function downloadTensor(gpu: Gpu, t: GpuTensor): Promise<CpuTensor> {
   return fromGpuArray(await readTensor(gpu, t), t.shape, t.dtype);
 }
+
+/** Bytes per texel of the texture formats the kernels use (others count 16, the widest). */
+const TEXEL_BYTES: Partial<Record<GPUTextureFormat, number>> = {
+  rgba32float: 16,
+  rgba32uint: 16,
+  rgba16float: 8,
+  r32float: 4,
+};
+
+/** Memory a texture holds (for plan memory reports). */
+export function textureBytes(texture: GPUTexture): number {
+  const texel = TEXEL_BYTES[texture.format] ?? 16;
+  return texture.width * texture.height * texture.depthOrArrayLayers * texel;
+}

@@ -1,17 +1,22 @@
-/** Measured conv variant choice (see variants.ts): the register tile of `prepareConv` (output
- * channels per invocation, in blocks of 4) is timed on the problem's shape on this adapter, and
- * the fastest cached under (CONV_KERNEL, `convProblemKey`), where `prepareConv` looks first. */
+/** Measured conv variant choice (see variants.ts): the variants of `prepareConv` (the direct
+ * kernel's register tiles, output channels per invocation in blocks of 4, and `gemm` for
+ * pointwise convolutions) are timed on the problem's shape on this adapter, and the fastest
+ * cached under (CONV_KERNEL, `convProblemKey`), where `prepareConv` looks first. */
 import { allocTensor, cpuTensor, type Gpu, releaseTensor, sizeOf } from "../gpu/mod.ts";
 import {
   cachedConvChannelBlocks,
   chooseChannelBlocks,
+  CONV_GEMM,
   CONV_KERNEL,
   convChannelBlocksOf,
   convProblemKey,
   convVariantName,
+  isPointwiseConv,
   prepareConv,
 } from "./conv.ts";
 import { type ConvAttrs, convOutputShape } from "./conv_ref.ts";
+import { matmulProblem } from "./matmul.ts";
+import { tuneMatmul } from "./matmul_tune.ts";
 import {
   type TuneOptions,
   type TuneResult,
@@ -22,14 +27,16 @@ import {
 
 export { CONV_KERNEL, convProblemKey };
 
-/** Channel blocks to try: the default, and the halvings and doubling of it that fit the group's
- * channels (1..8 blocks of 4). */
-export function convCandidates(channelsPerGroup: number): number[] {
+/** Variant names to try, the default first: `gemm` for a pointwise convolution, then the direct
+ * kernel's default tile and the halvings and doubling of it that fit the group's channels
+ * (1..8 blocks of 4). */
+export function convCandidates(wShape: readonly number[], attrs: ConvAttrs): string[] {
+  const channelsPerGroup = wShape[0] / attrs.group;
   const max = Math.min(8, Math.ceil(channelsPerGroup / 4));
   const first = chooseChannelBlocks(channelsPerGroup);
-  const out = [first];
-  for (const c of [8, 4, 2, 1]) if (c <= max && !out.includes(c)) out.push(c);
-  return out;
+  const blocks = [first];
+  for (const c of [8, 4, 2, 1]) if (c <= max && !blocks.includes(c)) blocks.push(c);
+  return [...(isPointwiseConv(wShape, attrs) ? [CONV_GEMM] : []), ...blocks.map(convVariantName)];
 }
 
 export function tunedConvChannelBlocks(
@@ -44,24 +51,39 @@ export function tunedConvChannelBlocks(
 }
 
 export interface ConvTuneResult extends TuneResult {
-  readonly channelBlocks: number;
+  /** The direct kernel's tile; undefined when `gemm` won. */
+  readonly channelBlocks?: number;
 }
 
-/** Times the channel-block candidates with constant (host) weights, as models use them
- * (`precision` "f16": half-precision weight texels, as `prepareConv` would store them). */
+/** Times the candidates with constant (host) weights, as models use them (`precision` "f16":
+ * half-precision weight texels, as `prepareConv` would store them). For a pointwise convolution
+ * the equivalent matmul is tuned first, so that `gemm` competes with its best variant. */
 export async function tuneConv(
   gpu: Gpu,
   xShape: readonly number[],
   wShape: readonly number[],
   attrs: ConvAttrs,
-  options: TuneOptions & { candidates?: readonly number[]; precision?: "f32" | "f16" } = {},
+  options: TuneOptions & { candidates?: readonly string[]; precision?: "f32" | "f16" } = {},
 ): Promise<ConvTuneResult> {
   const cache = options.cache ?? variantCache;
   const halves = options.precision === "f16";
-  const candidates = options.candidates ?? convCandidates(wShape[0] / attrs.group);
-  const cached = cachedConvChannelBlocks(gpu, xShape, wShape, attrs, cache, halves);
+  const candidates = options.candidates ?? convCandidates(wShape, attrs);
+  const key = convProblemKey(xShape, wShape, attrs, halves);
+  const cached = cache.get(gpu, CONV_KERNEL, key);
   if (cached !== undefined && candidates.includes(cached)) {
-    return { chosen: convVariantName(cached), trials: [], cached: true, channelBlocks: cached };
+    return { chosen: cached, trials: [], cached: true, channelBlocks: convChannelBlocksOf(cached) };
+  }
+  if (candidates.includes(CONV_GEMM)) {
+    const [n, c] = xShape;
+    const plane = sizeOf(xShape.slice(2));
+    const { targetMs, batches, pruneFactor } = options;
+    const problem = matmulProblem([wShape[0], c], [n, c, plane], {}, halves, { a: true });
+    await tuneMatmul(gpu, problem, {
+      targetMs,
+      batches,
+      pruneFactor,
+      cache,
+    });
   }
   const yShape = convOutputShape(xShape, wShape, attrs);
   const x = allocTensor(gpu, xShape, "float32", "tuning input");
@@ -72,18 +94,19 @@ export async function tuneConv(
     const result = await tuneVariants(
       gpu,
       CONV_KERNEL,
-      convProblemKey(xShape, wShape, attrs, halves),
-      candidates.map((cb) => ({
-        name: convVariantName(cb),
+      key,
+      candidates.map((name) => ({
+        name,
         prepare: (owner) =>
           prepareConv(gpu, owner, x, weight, undefined, y, attrs, {
-            channelBlocks: cb,
+            ...(name === CONV_GEMM ? { gemm: true } : { channelBlocks: convChannelBlocksOf(name) }),
             precision: options.precision,
+            variantCache: cache,
           }),
       })),
       { ...options, cache },
     );
-    return { ...result, channelBlocks: convChannelBlocksOf(result.chosen)! };
+    return { ...result, channelBlocks: convChannelBlocksOf(result.chosen) };
   } finally {
     releaseTensor(gpu, x);
     releaseTensor(gpu, y);

@@ -1,7 +1,6 @@
 /** Host references for the strided-copy family (Slice, Concat, Split, Expand) and the index
  * helpers the movement references share. Plain loops over multi-indices, written independently
  * of the GPU path's axis merging so tests compare two different derivations. */
-import { broadcastShapes } from "./broadcast.ts";
 import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../gpu/mod.ts";
 
 /** Row-major strides (in elements) of `shape`. */

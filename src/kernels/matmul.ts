@@ -22,6 +22,7 @@
  * variant is only eligible when the caller allows float16 operands. `planMatmul` tells what
  * `prepareMatmul` will run and why. */
 import {
+  type CpuTensor,
   createUniform,
   type Dispatch,
   EngineError,
@@ -40,6 +41,7 @@ import {
   type MatmulOptions,
   matmulShape,
 } from "./matmul_ref.ts";
+import { packTextureOperand } from "./matmul_pack.ts";
 import { problemKey, type VariantCache, variantCache } from "./variants.ts";
 
 export type { MatmulActivation, MatmulOptions } from "./matmul_ref.ts";
@@ -89,6 +91,17 @@ function blocked(family: MatmulFamily, block: number): MatmulVariant {
   };
 }
 
+/** A 16x16-block variant in 16 x 4 workgroups: tiles of 256 rows x 64 columns. */
+function narrow(v: MatmulVariant): MatmulVariant {
+  return {
+    ...v,
+    name: `${v.name}-n64`,
+    tileM: 16 * 16,
+    tileN: 16 * 4,
+    constants: { WG_X: 4, WG_Y: 16 },
+  };
+}
+
 /** Every variant, by name. */
 export const MATMUL_VARIANTS: Readonly<Record<string, MatmulVariant>> = Object.fromEntries(
   [
@@ -112,6 +125,16 @@ export const MATMUL_VARIANTS: Readonly<Record<string, MatmulVariant>> = Object.f
       entryPoint: "main_f16_16x16",
       halves: true,
     },
+    // Workgroups of 16 x 4 blocks (256 rows x 64 columns) for narrow products, whose columns
+    // would mostly be padding in a 128-wide tile: a 2048x512 pointwise convolution over a 7x7
+    // plane (49 columns) fills 77% of a 64-wide tile and 38% of a 128-wide one.
+    narrow(blocked("texture", 16)),
+    narrow({
+      ...blocked("texture", 16),
+      name: "texture-f16-16x16",
+      entryPoint: "main_f16_16x16",
+      halves: true,
+    }),
   ].map((v) => [v.name, v]),
 );
 
@@ -125,15 +148,27 @@ export interface MatmulProblem {
   readonly batch: number;
   /** Operands may be rounded to float16 (requested, or they hold float16 values already). */
   readonly halvesAllowed?: boolean;
+  /** A / B is a constant (a weight, see PrepareMatmulOptions.constants): the texture family
+   * packs it once instead of on every run, which changes which variant is fastest. */
+  readonly constantA?: boolean;
+  readonly constantB?: boolean;
 }
 
 /** Kernel name of measured matmul choices in a VariantCache. */
 export const MATMUL_KERNEL = "matmul";
 
-/** Cache key of a problem: batch x M x K x N, and `f16` when operands may be stored as halves
- * (a different set of candidates). */
+/** Cache key of a problem: batch x M x K x N, `f16` when operands may be stored as halves
+ * (a different set of candidates), `ca` / `cb` for a constant A / B. */
 export function matmulProblemKey(p: MatmulProblem): string {
-  return problemKey(p.batch, p.m, p.k, p.n, ...(p.halvesAllowed ? ["f16"] : []));
+  return problemKey(
+    p.batch,
+    p.m,
+    p.k,
+    p.n,
+    ...(p.halvesAllowed ? ["f16"] : []),
+    ...(p.constantA ? ["ca"] : []),
+    ...(p.constantB ? ["cb"] : []),
+  );
 }
 
 /** The problem `planMatmul` chooses a variant for, from operand shapes (batch axes folded as the
@@ -143,9 +178,18 @@ export function matmulProblem(
   bShape: readonly number[],
   options: { transA?: boolean; transB?: boolean; biasShape?: readonly number[] } = {},
   halvesAllowed = false,
+  constants: { a?: boolean; b?: boolean } = {},
 ): MatmulProblem {
   const l = matmulLayout(aShape, bShape, options.biasShape, !!options.transA, !!options.transB);
-  return { m: l.m, n: l.n, k: l.k, batch: sizeOf(l.batchShape), halvesAllowed };
+  return {
+    m: l.m,
+    n: l.n,
+    k: l.k,
+    batch: sizeOf(l.batchShape),
+    halvesAllowed,
+    constantA: !!constants.a,
+    constantB: !!constants.b,
+  };
 }
 
 /** The measured choice cached for this problem on this adapter, if any and usable: an unknown
@@ -166,13 +210,19 @@ export function cachedMatmulVariant(
 
 /** Default variant choice when nothing was measured (see cachedMatmulVariant):
  * on llvmpipe, operands in textures with large register blocks (loads are the cost there),
- * smaller blocks when the matrix cannot fill them; on GPUs, shared-memory tiles. Variants that
+ * narrower tiles or smaller blocks when the matrix cannot fill them; on GPUs, shared-memory
+ * tiles. Variants that
  * cannot run a given problem are skipped by `prepareMatmul` in favour of the next fallback. */
 export function chooseMatmulVariant(gpu: Gpu, problem: MatmulProblem): MatmulVariant {
   const { m, n } = problem;
   if (gpu.summary.isLlvmpipe) {
     if (m >= 96 && n >= 96) {
       return MATMUL_VARIANTS[problem.halvesAllowed ? "texture-f16-16x16" : "texture-16x16"];
+    }
+    if (m >= 256 && n >= 32) {
+      return MATMUL_VARIANTS[
+        problem.halvesAllowed ? "texture-f16-16x16-n64" : "texture-16x16-n64"
+      ];
     }
     if (m >= 32 && n >= 32) return MATMUL_VARIANTS["vec4-8x8"];
     return MATMUL_VARIANTS["vec4-4x4"];
@@ -194,6 +244,10 @@ export interface PrepareMatmulOptions extends MatmulOptions {
   variantCache?: VariantCache;
   /** Names the operation in errors (an ONNX node, a model layer). */
   label?: string;
+  /** Host copies of operands whose contents never change (weights), equal to what the GPU
+   * tensors hold. The texture family then packs them once, here, into a texture that `owner`
+   * keeps, instead of on every run; other families read the GPU tensors and ignore these. */
+  constants?: { a?: CpuTensor; b?: CpuTensor };
 }
 
 /** Batch axes after folding: at most this many remain distinct (uniform slots 2 x vec4). */
@@ -351,6 +405,8 @@ export function planMatmul(
     batch: batchCount,
     halvesAllowed: options.precision === "f16" ||
       (a.dtype === "float16" && b.dtype === "float16"),
+    constantA: options.constants?.a !== undefined,
+    constantB: options.constants?.b !== undefined,
   };
   const measured = requested ? undefined : cachedMatmulVariant(gpu, problem, options.variantCache);
   const choice = requested ? "requested" : measured ? "measured" : "default";
@@ -430,6 +486,7 @@ export function prepareMatmul(
       batchCount,
       workgroups,
       label,
+      constants: options.constants ?? {},
     });
   }
   if (variant.family === "vec4") {
@@ -502,6 +559,7 @@ interface TextureMatmulArgs {
   batchCount: number;
   workgroups: [number, number, number];
   label: string;
+  constants: { a?: CpuTensor; b?: CpuTensor };
 }
 
 /** Scratch textures of the texture variant, per device, by operand role and size. A matmul's
@@ -536,8 +594,10 @@ function scratchTexture(
 }
 
 /** Texture variant: pack A and B (strided, any transpose / broadcast) into zero-padded texture
- * arrays, one layer per output batch entry, then multiply. The packing runs every time (the
- * operands may change between runs); the textures are shared scratch (see scratchTexture). */
+ * arrays, one layer per output batch entry (one layer for an operand broadcast over the batch),
+ * then multiply. Operands given as host constants are packed once, here, into textures `owner`
+ * keeps; the others are packed by a dispatch on every run (their contents may change) into
+ * shared scratch textures (see scratchTexture). */
 function prepareTextureMatmul(
   gpu: Gpu,
   owner: ResourceOwner,
@@ -551,18 +611,55 @@ function prepareTextureMatmul(
   args: TextureMatmulArgs,
 ): Dispatch[] {
   const { m, n, k } = layout;
-  const layers = args.batchCount;
   const sizes = textureSizes(layout, variant);
-  const aTex = sizes.a, bTex = sizes.b;
+  const format = variant.halves ? "rgba32uint" : "rgba32float";
   const dispatches: Dispatch[] = [];
   const views: GPUTextureView[] = [];
+  const shared: boolean[] = [];
   for (
-    const [name, src, size, rows, cols, rowStride, colStride, batchStrides] of [
-      ["A", a, aTex, m, k, layout.aRow, layout.aCol, layout.aBatch],
-      ["B", b, bTex, k, n, layout.bRow, layout.bCol, layout.bBatch],
+    const [name, src, host, size, rows, cols, rowStride, colStride, batchStrides] of [
+      ["A", a, args.constants.a, sizes.a, m, k, layout.aRow, layout.aCol, layout.aBatch],
+      ["B", b, args.constants.b, sizes.b, k, n, layout.bRow, layout.bCol, layout.bBatch],
     ] as const
   ) {
-    const format = variant.halves ? "rgba32uint" : "rgba32float";
+    // Broadcast over the batch (a weight): one layer that every batch entry reads.
+    const oneLayer = batchStrides.every((st) => st === 0);
+    const layers = oneLayer ? 1 : args.batchCount;
+    shared.push(oneLayer && args.batchCount > 1);
+    if (host) {
+      if (sizeOf(host.shape) !== sizeOf(src.shape)) {
+        throw new EngineError(
+          `${args.label}: constant ${name} has ${sizeOf(host.shape)} values for a ` +
+            `${shapeString(src.shape)} operand`,
+        );
+      }
+      const texture = owner.own(gpu.device.createTexture({
+        label: `${args.label} constant ${name}`,
+        size: [size.width, size.height, layers],
+        format,
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      }));
+      const data = packTextureOperand(host.data, {
+        width: size.width,
+        height: size.height,
+        layers,
+        rows,
+        cols,
+        rowStride,
+        colStride,
+        batchShape: layout.batchShape,
+        batchStrides,
+        halves: !!variant.halves,
+      });
+      gpu.device.queue.writeTexture(
+        { texture },
+        data,
+        { bytesPerRow: size.width * 16, rowsPerImage: size.height },
+        [size.width, size.height, layers],
+      );
+      views.push(texture.createView({ dimension: "2d-array" }));
+      continue;
+    }
     const texture = scratchTexture(gpu, name, format, size.width, size.height, layers);
     const params = new Params()
       .u32(size.width, size.height, layers, layout.batchShape.length)
@@ -570,17 +667,16 @@ function prepareTextureMatmul(
       .u32Array(layout.batchShape, 2)
       .u32Array(batchStrides, 2);
     const uniform = owner.own(createUniform(gpu, params, `${args.label} pack ${name}`));
-    const texels = size.width * size.height * layers;
     dispatches.push(prepareDispatch(
       gpu,
       {
         shader: spec.shader,
         entryPoint: variant.halves ? "pack_f16" : "pack",
-        constants: { WG: PACK_WG },
+        constants: { WG_X: PACK_WG_X, WG_Y: PACK_WG_Y },
         placeholders: spec.placeholders,
       },
       [src, texture.createView({ dimension: "2d-array" }), uniform],
-      Math.ceil(texels / PACK_WG),
+      [Math.ceil(size.width / PACK_WG_X), Math.ceil(size.height / PACK_WG_Y), layers],
     ));
     views.push(texture.createView({ dimension: "2d-array" }));
   }
@@ -591,10 +687,22 @@ function prepareTextureMatmul(
     .u32Array(layout.batchShape, 2)
     .u32Array(layout.biasBatch, 2);
   const uniform = owner.own(createUniform(gpu, params, args.label));
+  const multiply = {
+    ...spec,
+    constants: { ...spec.constants, A_SHARED: shared[0] ? 1 : 0, B_SHARED: shared[1] ? 1 : 0 },
+  };
   dispatches.push(
-    prepareDispatch(gpu, spec, [views[0], views[1], biasBinding, out, uniform], args.workgroups),
+    prepareDispatch(
+      gpu,
+      multiply,
+      [views[0], views[1], biasBinding, out, uniform],
+      args.workgroups,
+    ),
   );
   return dispatches;
 }
 
-const PACK_WG = 64;
+/** Pack workgroups: 8 texels x 8 rows (64 invocations; llvmpipe runs smaller ones at half
+ * speed), so that narrow operands (K = 64: 16 texels) still fill them. */
+const PACK_WG_X = 8;
+const PACK_WG_Y = 8;

@@ -2,7 +2,14 @@
  * of `MATMUL_VARIANTS` on the problem's shape, on this adapter, and caches the fastest under
  * (MATMUL_KERNEL, `matmulProblemKey`). `prepareMatmul` consults that cache before its heuristic;
  * callers that prepare ahead (model planning with `tuneKernels`, the benchmark) tune first. */
-import { allocTensor, type Gpu, releaseTensor, uploadTensor } from "../gpu/mod.ts";
+import {
+  allocTensor,
+  cpuTensor,
+  type Gpu,
+  releaseTensor,
+  sizeOf,
+  uploadCpuTensor,
+} from "../gpu/mod.ts";
 import {
   cachedMatmulVariant,
   chooseMatmulVariant,
@@ -52,7 +59,8 @@ export interface MatmulTuneResult extends TuneResult {
 }
 
 /** Measures the candidates on scratch operands A [batch, M, K], B [batch, K, N] (precision
- * "f16" when `halvesAllowed`) and caches the fastest. */
+ * "f16" when `halvesAllowed`; a constant operand as one [M, K] / [K, N] weight given as a host
+ * constant) and caches the fastest. */
 export async function tuneMatmul(
   gpu: Gpu,
   problem: MatmulProblem,
@@ -67,20 +75,19 @@ export async function tuneMatmul(
     return { chosen: cached.name, trials: [], cached: true, variant: cached };
   }
   const lead = batch > 1 ? [batch] : [];
+  // A constant operand is timed as models hold one: a weight shared by the batch, packed once.
+  const aShape = problem.constantA ? [m, k] : [...lead, m, k];
+  const bShape = problem.constantB ? [k, n] : [...lead, k, n];
   // Constant operands: timing does not depend on values, and fresh data keeps denormals (slow
   // on CPUs) out of reused pool buffers.
-  const a = uploadTensor(
-    gpu,
-    new Float32Array(batch * m * k).fill(0.5),
-    [...lead, m, k],
-    "float32",
-  );
-  const b = uploadTensor(
-    gpu,
-    new Float32Array(batch * k * n).fill(0.5),
-    [...lead, k, n],
-    "float32",
-  );
+  const aHost = cpuTensor("float32", aShape, new Float32Array(sizeOf(aShape)).fill(0.5));
+  const bHost = cpuTensor("float32", bShape, new Float32Array(sizeOf(bShape)).fill(0.5));
+  const a = uploadCpuTensor(gpu, aHost, "tuning A");
+  const b = uploadCpuTensor(gpu, bHost, "tuning B");
+  const constants = {
+    a: problem.constantA ? aHost : undefined,
+    b: problem.constantB ? bHost : undefined,
+  };
   const out = allocTensor(gpu, [...lead, m, n], "float32", "tuning output");
   try {
     const result = await tuneVariants(
@@ -94,6 +101,7 @@ export async function tuneMatmul(
             variant: v,
             label: v.name,
             precision: problem.halvesAllowed ? "f16" : "f32",
+            constants,
           }),
       })),
       { ...options, cache },

@@ -58,11 +58,21 @@ export function problemKey(...sizes: readonly (number | string)[]): string {
   return sizes.join("x");
 }
 
-/** Identifies an adapter for cached choices. */
+/** Version of the kernels' variant sets. Bump it when a variant is added or a kernel changes
+ * enough to reorder them: choices measured by an older engine are then measured again instead
+ * of hiding the new candidates (their entries stay in the file, unused). */
+export const VARIANT_SET_VERSION = 2;
+
+/** Identifies an adapter (and the variant-set version) for cached choices. */
 export function adapterKey(gpu: Gpu): string {
   const s = gpu.summary;
-  return [s.description || "unknown", s.vendor, s.architecture, gpu.hasF16 ? "f16" : "no-f16"]
-    .join("|");
+  return [
+    s.description || "unknown",
+    s.vendor,
+    s.architecture,
+    gpu.hasF16 ? "f16" : "no-f16",
+    `v${VARIANT_SET_VERSION}`,
+  ].join("|");
 }
 
 /** Measured choices: adapter -> "kernel:problem" -> variant name. */

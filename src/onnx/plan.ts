@@ -10,6 +10,7 @@ import {
   shapeString,
   sizeClass,
   sizeOf,
+  textureBytes,
 } from "../gpu/mod.ts";
 import {
   type ComputePrecision,
@@ -252,7 +253,7 @@ export interface PlanMemory {
   readonly constants: number;
   /** Model weights this plan reads (shared by all plans of the model). */
   readonly weights: number;
-  /** Uniforms and scratch buffers kept by operators. */
+  /** Uniforms, scratch buffers and packed-weight textures kept by operators. */
   readonly scratch: number;
   readonly total: number;
 }
@@ -491,7 +492,7 @@ export class Plan {
         variantCache: settings.variantCache,
         own<T extends GPUBuffer | GPUTexture>(resource: T): T {
           owner.push(resource);
-          if (resource instanceof GPUBuffer) scratch += resource.size;
+          scratch += resource instanceof GPUBuffer ? resource.size : textureBytes(resource);
           return resource;
         },
       };
@@ -566,6 +567,7 @@ export class Plan {
       `est. peak GPU memory ${mib(m.total)} (activations ${mib(m.activations)}, weights ${
         mib(m.weights)
       }, inputs ` +
-      `${mib(m.inputs)}, constants ${mib(m.constants)}, op scratch ${mib(m.scratch)})`;
+      `${mib(m.inputs)}, constants ${mib(m.constants)}, op scratch and packed weights ` +
+      `${mib(m.scratch)})`;
   }
 }

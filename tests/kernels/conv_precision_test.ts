@@ -16,6 +16,8 @@ import {
 } from "../../src/gpu/mod.ts";
 import { prepareConv } from "../../src/kernels/conv.ts";
 import { type ConvAttrs, convOutputShape, convRef } from "../../src/kernels/conv_ref.ts";
+import { MATMUL_KERNEL, matmulProblem, matmulProblemKey } from "../../src/kernels/matmul.ts";
+import { VariantCache } from "../../src/kernels/variants.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
 
 const CASES: { x: number[]; w: number[]; attrs: ConvAttrs; channelBlocks?: number }[] = [
@@ -34,6 +36,7 @@ const CASES: { x: number[]; w: number[]; attrs: ConvAttrs; channelBlocks?: numbe
     x: [3, 7, 17],
     w: [9, 7, 1],
     attrs: { strides: [1], pads: [0, 0], dilations: [1], group: 1, relu: true },
+    channelBlocks: 2, // the direct kernel (pointwise convolutions default to the matmul)
   },
 ];
 
@@ -73,5 +76,37 @@ Deno.test("conv f16 weights: exact for rounded weights, within half rounding of 
       scope.dispose();
       for (const t of [x, y, gw]) releaseTensor(gpu, t);
     }
+  }
+});
+
+Deno.test("conv f16 as a matmul: weights and activations stored as halves", async () => {
+  const gpu = await getGpu();
+  const xShape = [2, 9, 10, 10], wShape = [97, 9, 1, 1];
+  const attrs: ConvAttrs = { strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 };
+  const xData = randomFloats(2 * 9 * 100, 50), wData = randomFloats(97 * 9, 51);
+  const bData = randomFloats(97, 52);
+  const exact = convRef(xData, xShape, wData, wShape, bData, attrs).data;
+  const rounded =
+    convRef(xData.map(roundToF16), xShape, wData.map(roundToF16), wShape, bData, attrs).data;
+  const x = uploadTensor(gpu, xData, xShape, "float32");
+  const y = allocTensor(gpu, [2, 97, 10, 10], "float32");
+  const scope = new ResourceScope();
+  try {
+    const w = cpuTensor("float32", wShape, wData), b = cpuTensor("float32", [97], bData);
+    // The half-precision texture matmul, whatever the adapter would choose.
+    const variantCache = new VariantCache();
+    const problem = matmulProblem([97, 9], [2, 9, 100], {}, true);
+    variantCache.set(gpu, MATMUL_KERNEL, matmulProblemKey(problem), "texture-f16-16x16");
+    const options = { precision: "f16", gemm: true, variantCache } as const;
+    submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, attrs, options));
+    const got = await readTensor(gpu, y);
+    assertClose(got, rounded, { rtol: 1e-5, atol: 1e-5, label: "vs rounded operands" });
+    let maxDiff = 0;
+    for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - exact[i]));
+    assert.ok(maxDiff > 1e-6, `f16 operands changed nothing (${maxDiff})`);
+    assert.ok(maxDiff <= 9 * 2 * 2 ** -11, `${maxDiff} over half rounding of both operands`);
+  } finally {
+    scope.dispose();
+    for (const t of [x, y]) releaseTensor(gpu, t);
   }
 });

@@ -1,3 +1,4 @@
+import { rejects } from "node:assert/strict";
 import {
   allocTensor,
   cpuTensor,
@@ -29,6 +30,8 @@ interface Case {
   f16?: boolean;
   /** Register tile override (output channel blocks of 4 per invocation). */
   channelBlocks?: number;
+  /** Pointwise as a matmul (true) or the direct kernel (false); default: the binding's choice. */
+  gemm?: boolean;
 }
 
 let seed = 1;
@@ -66,7 +69,8 @@ async function check(cs: Case): Promise<void> {
       temps.push(b);
     }
   }
-  submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, attrs, cs.channelBlocks));
+  const options = { channelBlocks: cs.channelBlocks, gemm: cs.gemm };
+  submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, attrs, options));
   const got = await readTensor(gpu, y);
   for (const t of temps) releaseTensor(gpu, t);
   scope.dispose();
@@ -86,6 +90,31 @@ Deno.test("conv: 2-D basics, odd sizes, bias/no bias, relu", async () => {
   await check({ x: [1, 13, 11, 10], w: [17, 13, 1, 1], bias: true, relu: true });
   await check({ x: [3, 8, 6, 6], w: [16, 8, 3, 3], pads: [1, 1, 1, 1], relu: true });
   await check({ x: [1, 2, 1, 1], w: [3, 2, 1, 1] });
+});
+
+Deno.test("conv: pointwise convolutions as a matmul and by the direct kernel", async () => {
+  const cases: Case[] = [
+    { x: [1, 13, 11, 10], w: [17, 13, 1, 1], bias: true, relu: true },
+    { x: [3, 7, 5, 9], w: [33, 7, 1, 1], bias: true }, // batch of 3, odd plane 45
+    { x: [2, 64, 7, 7], w: [130, 64, 1, 1], relu: true }, // stage-4-like plane of 49
+    { x: [1, 2, 1, 1], w: [3, 2, 1, 1] },
+    { x: [2, 5, 19], w: [6, 5, 1], bias: true }, // 1-D
+    { x: [1, 3, 2, 3, 5], w: [4, 3, 1, 1, 1], dilations: [2, 2, 2] }, // 3-D; dilation is moot
+    { x: [2, 9, 6, 6], w: [12, 9, 1, 1], bias: true, gpuWeights: true },
+    { x: [2, 6, 5, 5], w: [10, 6, 1, 1], bias: true, relu: true, f16: true },
+  ];
+  for (const cs of cases) {
+    await check(cs); // the default (the matmul, unless a measured choice says otherwise)
+    await check({ ...cs, gemm: true });
+    await check({ ...cs, gemm: false });
+  }
+  // Strided, padded and grouped 1x1 convolutions are not plain matmuls.
+  await check({ x: [1, 4, 9, 9], w: [8, 4, 1, 1], strides: [2, 2], bias: true });
+  await check({ x: [1, 4, 5, 5], w: [8, 4, 1, 1], pads: [1, 1, 1, 1] });
+  await rejects(
+    () => check({ x: [1, 4, 5, 5], w: [8, 4, 1, 1], pads: [1, 1, 1, 1], gemm: true }),
+    /matmul path takes pointwise convolutions/,
+  );
 });
 
 Deno.test("conv: strides, asymmetric pads, dilations", async () => {

@@ -222,6 +222,68 @@ Deno.test("matmul: default choice at larger odd sizes, long K, float16 output", 
   if (!MATMUL_VARIANTS[v.name]) throw new Error(`chosen variant ${v.name} is not listed`);
 });
 
+Deno.test("matmul: texture variants pack host constants once (odd, batched, broadcast, f16)", async () => {
+  const gpu = await getGpu();
+  // A weight shared by every batch entry (a pointwise convolution: W [M, C] @ X [N, C, P]).
+  const pointwise = {
+    a: randomTensor([13, 7]),
+    b: randomTensor([3, 7, 29]),
+    bias: randomTensor([13, 1]),
+  };
+  const cases: [Case, "" | "a" | "b" | "ab"][] = [
+    [pointwise, "a"],
+    [pointwise, ""], // packed on every run, still into one shared layer
+    // A Linear layer's weight read transposed, batched activations folded into M.
+    [{ a: randomTensor([2, 9, 33]), b: randomTensor([21, 33]), options: { transB: true } }, "b"],
+    // Constants that differ per batch entry, transposed A, activation.
+    [{
+      a: randomTensor([2, 11, 5]),
+      b: randomTensor([2, 11, 6]),
+      options: { transA: true, activation: "relu" },
+    }, "ab"],
+  ];
+  for (const variant of ["texture-8x8", "texture-16x16", "texture-f16-16x16"]) {
+    for (const [c, which] of cases) {
+      // The GPU operands hold zeros: a right answer shows the host constants were packed, once.
+      const zeros = (t: CpuTensor) => cpuTensor("float32", t.shape);
+      const constants = {
+        a: which.includes("a") ? c.a : undefined,
+        b: which.includes("b") ? c.b : undefined,
+      };
+      const gpuCase = {
+        ...c,
+        a: constants.a ? zeros(c.a) : c.a,
+        b: constants.b ? zeros(c.b) : c.b,
+      };
+      const halves = MATMUL_VARIANTS[variant].halves;
+      const r = (t: CpuTensor) =>
+        halves ? cpuTensor("float32", t.shape, Array.from(t.data as Float32Array, roundToF16)) : t;
+      const expected = matmulRef(r(c.a), r(c.b), { ...c.options, bias: c.bias });
+      const scope = new ResourceScope();
+      const ta = uploadCpuTensor(gpu, gpuCase.a), tb = uploadCpuTensor(gpu, gpuCase.b);
+      const tbias = c.bias ? uploadCpuTensor(gpu, c.bias) : undefined;
+      const out = allocTensor(gpu, expected.shape, "float32");
+      const dispatches = prepareMatmul(gpu, scope, ta, tb, out, {
+        ...c.options,
+        bias: tbias,
+        variant,
+        constants,
+      });
+      assertEquals(dispatches.length, 3 - which.length, `${variant} ${which}: pack dispatches`);
+      submitDispatches(gpu, dispatches);
+      assertClose((await downloadTensor(gpu, out)).data, expected.data, {
+        rtol: 1e-4,
+        atol: 1e-5,
+        label: `${variant}: constant ${which}, A ${c.a.shape} B ${c.b.shape}`,
+      });
+      for (const t of [ta, tb, tbias, out]) if (t) releaseTensor(gpu, t);
+      scope.dispose();
+    }
+  }
+  // Other families read the GPU tensors and ignore the host copies.
+  await check(gpu, plain(9, 10, 11), "vec4-4x4", { constants: { b: randomTensor([10, 11]) } });
+});
+
 Deno.test("matmul: texture matmuls of one size share scratch textures safely", async () => {
   const gpu = await getGpu();
   const scope = new ResourceScope();

@@ -153,10 +153,11 @@ Deno.test("tuneConv picks a register tile that computes the right convolution", 
   const cache = new VariantCache();
   const xShape = [1, 5, 9, 9], wShape = [12, 5, 3, 3];
   const attrs = { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 };
-  const candidates = convCandidates(12);
-  assert.ok(candidates.every((c) => c >= 1 && c <= 3), `${candidates}`); // 12 channels: <= 3 blocks
+  // 12 channels: at most 3 blocks of 4; a 3x3 convolution is not a plain matmul.
+  const candidates = convCandidates(wShape, attrs);
+  assert.deepEqual(candidates, ["8ch", "4ch"]);
   const tuned = await tuneConv(gpu, xShape, wShape, attrs, { cache, targetMs: 2, batches: 1 });
-  assert.ok(candidates.includes(tuned.channelBlocks));
+  assert.ok(candidates.includes(tuned.chosen));
   assert.equal(tunedConvChannelBlocks(gpu, xShape, wShape, attrs, cache), tuned.channelBlocks);
 
   const x = cpuTensor("float32", xShape, randomFloats(5 * 81, 3));
@@ -171,6 +172,51 @@ Deno.test("tuneConv picks a register tile that computes the right convolution", 
     );
     const want = convRef(x.data, xShape, w.data, wShape, undefined, attrs);
     assertClose(await readTensor(gpu, ty), want.data, { rtol: 1e-4, atol: 1e-5 });
+  } finally {
+    scope.dispose();
+    releaseTensor(gpu, tx);
+    releaseTensor(gpu, ty);
+  }
+});
+
+Deno.test("tuneConv: pointwise convolutions also try the matmul, and prepareConv follows", async () => {
+  const gpu = await getGpu();
+  const cache = new VariantCache();
+  const xShape = [2, 6, 5, 7], wShape = [9, 6, 1, 1];
+  const attrs = { strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 };
+  assert.deepEqual(convCandidates(wShape, attrs), ["gemm", "8ch", "4ch"]);
+  // Strided or padded 1x1 convolutions are not plain matmuls.
+  assert.ok(!convCandidates(wShape, { ...attrs, strides: [2, 2] }).includes("gemm"));
+  assert.ok(!convCandidates(wShape, { ...attrs, pads: [1, 1, 1, 1] }).includes("gemm"));
+  const x = cpuTensor("float32", xShape, randomFloats(2 * 6 * 35, 5));
+  const w = cpuTensor("float32", wShape, randomFloats(54, 6));
+  const want = convRef(x.data, xShape, w.data, wShape, undefined, attrs);
+  const tx = uploadTensor(gpu, x.data as Float32Array, xShape, "float32");
+  const ty = allocTensor(gpu, [2, 9, 5, 7], "float32");
+  const scope = new ResourceScope();
+  try {
+    for (const candidate of ["gemm", "4ch"]) {
+      // Force each winner in turn: prepareConv reads the choice from the cache.
+      const c = new VariantCache();
+      const r = await tuneConv(gpu, xShape, wShape, attrs, {
+        cache: c,
+        candidates: [candidate],
+        targetMs: 2,
+        batches: 1,
+      });
+      assert.equal(r.chosen, candidate);
+      submitDispatches(
+        gpu,
+        prepareConv(gpu, scope, tx, w, undefined, ty, attrs, { variantCache: c }),
+      );
+      assertClose(await readTensor(gpu, ty), want.data, {
+        rtol: 1e-4,
+        atol: 1e-5,
+        label: candidate,
+      });
+    }
+    const tuned = await tuneConv(gpu, xShape, wShape, attrs, { cache, targetMs: 2, batches: 1 });
+    assert.ok(convCandidates(wShape, attrs).includes(tuned.chosen));
   } finally {
     scope.dispose();
     releaseTensor(gpu, tx);

@@ -53,7 +53,15 @@ Deno.test("prepareMatmul runs the cached measured variant; unusable entries are 
   const ta = uploadTensor(gpu, a, [m, k], "float32"), tb = uploadTensor(gpu, b, [k, n], "float32");
   const tc = allocTensor(gpu, [m, n], "float32");
   const problem = matmulProblem([m, k], [k, n]);
-  assert.deepEqual(problem, { m, n, k, batch: 1, halvesAllowed: false });
+  assert.deepEqual(problem, {
+    m,
+    n,
+    k,
+    batch: 1,
+    halvesAllowed: false,
+    constantA: false,
+    constantB: false,
+  });
   const key = matmulProblemKey(problem);
   const cache = new VariantCache();
   try {
@@ -196,8 +204,9 @@ Deno.test("tuneKernels measures each distinct problem of a plan once and saves t
     const attrs = { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 };
     const keys = [
       `${CONV_KERNEL}:${convProblemKey([2, 3, 8, 8], [8, 3, 3, 3], attrs)}`,
-      `${MATMUL_KERNEL}:${matmulProblemKey({ batch: 1, m: 2, k: 512, n: 40 })}`,
-      `${MATMUL_KERNEL}:${matmulProblemKey({ batch: 1, m: 2, k: 40, n: 24 })}`,
+      // The weights are constant operands (packed once), a problem of their own.
+      `${MATMUL_KERNEL}:${matmulProblemKey({ batch: 1, m: 2, k: 512, n: 40, constantB: true })}`,
+      `${MATMUL_KERNEL}:${matmulProblemKey({ batch: 1, m: 2, k: 40, n: 24, constantB: true })}`,
     ];
     const entries = Object.values(cache.toJSON())[0] ?? {};
     assert.deepEqual(Object.keys(entries).sort(), [...keys].sort());

@@ -108,6 +108,7 @@ const MatMul: OpImpl = {
     const b = requireInput(ctx.node, inputs[1], 1);
     checkFloat(ctx.node, a);
     const view = matmulView(ctx.node, a.shape, b.shape);
+    const [aValue, bValue] = [ctx.inputInfos[0]?.value, ctx.inputInfos[1]?.value];
     return prepareMatmul(
       ctx.gpu,
       ctx,
@@ -118,6 +119,11 @@ const MatMul: OpImpl = {
         label: `node '${ctx.node.name}' (MatMul)`,
         precision: ctx.precision,
         variantCache: ctx.variantCache,
+        // Weights (initializers, folded constants) are packed once where the kernel packs.
+        constants: {
+          a: aValue && reshaped(aValue, view.a),
+          b: bValue && reshaped(bValue, view.b),
+        },
       },
     );
   },
@@ -126,7 +132,8 @@ const MatMul: OpImpl = {
     const b = requireInput(ctx.node, ctx.inputInfos[1], 1);
     const view = matmulView(ctx.node, a.shape, b.shape);
     const halves = halvesAllowed(ctx.precision, a.dtype, b.dtype);
-    return tuneProblem(ctx, matmulProblem(view.a, view.b, {}, halves));
+    const constants = { a: a.value !== undefined, b: b.value !== undefined };
+    return tuneProblem(ctx, matmulProblem(view.a, view.b, {}, halves, constants));
   },
 };
 
@@ -197,6 +204,7 @@ const Gemm: OpImpl = {
       label: `node '${ctx.node.name}' (Gemm)`,
       precision: ctx.precision,
       variantCache: ctx.variantCache,
+      constants: { a: ctx.inputInfos[0]?.value, b: ctx.inputInfos[1]?.value },
     });
   },
   tune(ctx) {
@@ -205,9 +213,10 @@ const Gemm: OpImpl = {
     const c = ctx.inputInfos[2];
     const { transA, transB } = gemmSetup(ctx, a.shape, b.shape, c?.shape);
     const halves = halvesAllowed(ctx.precision, a.dtype, b.dtype);
+    const constants = { a: a.value !== undefined, b: b.value !== undefined };
     return tuneProblem(
       ctx,
-      matmulProblem(a.shape, b.shape, { transA, transB, biasShape: c?.shape }, halves),
+      matmulProblem(a.shape, b.shape, { transA, transB, biasShape: c?.shape }, halves, constants),
     );
   },
 };
