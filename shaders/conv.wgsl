@@ -10,11 +10,13 @@
 //
 // Why this shape (measured on llvmpipe, where every per-invocation load is a per-lane gather):
 // a storage-buffer load is by far the dearest (a loop with branches per lane), a texel fetch is
-// a branch-free gather and cheaper, more than ~32 accumulators per invocation spill, and
-// per-pixel private arrays indexed in loops stop being registers. So the weights come from an
-// rgba32float texture, the 4 pixels live in vec4 lanes, and the default tile is 4 pixels x 8
-// channels: ~1.5x faster than 1 pixel x 32 channels, and 3-5x faster than 16 x 16 tiles with
-// both operands in storage buffers. Nothing in it is bad for GPUs either.
+// a branch-free gather and cheaper, and a private array indexed by anything but constants
+// lives in memory (a single dynamic index into the accumulators made 16- and 32-channel tiles
+// 2-4x slower; the epilogue therefore stores channel by channel with constant indices). So the
+// weights come from an rgba32float texture, the 4 pixels live in vec4 lanes, and the tile is
+// 4 pixels x 4 * TM4 channels (default 16: 1.2-1.4x the 8-channel tile on ResNet-50's stem and
+// strided 3x3 convolutions, where 32 channels are faster still and chosen when measured).
+// Nothing in it is bad for GPUs either.
 //
 // The reduction runs tap-major: for each kernel tap the pixels' input offsets and their
 // inside-the-image tests are computed once, then the loop over the group's input channels only
@@ -365,29 +367,127 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
   }
 
-  let m_total = params.channels.y;
+  let out_base = n * params.channels.y * out_plane + s;
+  // Constant indices only: one dynamic index into acc would keep the whole array in memory
+  // (see store_wide). Stores past the tile's 4 * TM4 channels fold away.
+  let mc0 = channel_tile * TM4 * 4u; // the tile's first channel within the group
+  if (4u * TM4 > 0u) {
+    store_channel(acc[min(0u, 4u * TM4 - 1u)], out_base, g, mc0 + 0u, valid);
+  }
+  if (4u * TM4 > 1u) {
+    store_channel(acc[min(1u, 4u * TM4 - 1u)], out_base, g, mc0 + 1u, valid);
+  }
+  if (4u * TM4 > 2u) {
+    store_channel(acc[min(2u, 4u * TM4 - 1u)], out_base, g, mc0 + 2u, valid);
+  }
+  if (4u * TM4 > 3u) {
+    store_channel(acc[min(3u, 4u * TM4 - 1u)], out_base, g, mc0 + 3u, valid);
+  }
+  if (4u * TM4 > 4u) {
+    store_channel(acc[min(4u, 4u * TM4 - 1u)], out_base, g, mc0 + 4u, valid);
+  }
+  if (4u * TM4 > 5u) {
+    store_channel(acc[min(5u, 4u * TM4 - 1u)], out_base, g, mc0 + 5u, valid);
+  }
+  if (4u * TM4 > 6u) {
+    store_channel(acc[min(6u, 4u * TM4 - 1u)], out_base, g, mc0 + 6u, valid);
+  }
+  if (4u * TM4 > 7u) {
+    store_channel(acc[min(7u, 4u * TM4 - 1u)], out_base, g, mc0 + 7u, valid);
+  }
+  if (4u * TM4 > 8u) {
+    store_channel(acc[min(8u, 4u * TM4 - 1u)], out_base, g, mc0 + 8u, valid);
+  }
+  if (4u * TM4 > 9u) {
+    store_channel(acc[min(9u, 4u * TM4 - 1u)], out_base, g, mc0 + 9u, valid);
+  }
+  if (4u * TM4 > 10u) {
+    store_channel(acc[min(10u, 4u * TM4 - 1u)], out_base, g, mc0 + 10u, valid);
+  }
+  if (4u * TM4 > 11u) {
+    store_channel(acc[min(11u, 4u * TM4 - 1u)], out_base, g, mc0 + 11u, valid);
+  }
+  if (4u * TM4 > 12u) {
+    store_channel(acc[min(12u, 4u * TM4 - 1u)], out_base, g, mc0 + 12u, valid);
+  }
+  if (4u * TM4 > 13u) {
+    store_channel(acc[min(13u, 4u * TM4 - 1u)], out_base, g, mc0 + 13u, valid);
+  }
+  if (4u * TM4 > 14u) {
+    store_channel(acc[min(14u, 4u * TM4 - 1u)], out_base, g, mc0 + 14u, valid);
+  }
+  if (4u * TM4 > 15u) {
+    store_channel(acc[min(15u, 4u * TM4 - 1u)], out_base, g, mc0 + 15u, valid);
+  }
+  if (4u * TM4 > 16u) {
+    store_channel(acc[min(16u, 4u * TM4 - 1u)], out_base, g, mc0 + 16u, valid);
+  }
+  if (4u * TM4 > 17u) {
+    store_channel(acc[min(17u, 4u * TM4 - 1u)], out_base, g, mc0 + 17u, valid);
+  }
+  if (4u * TM4 > 18u) {
+    store_channel(acc[min(18u, 4u * TM4 - 1u)], out_base, g, mc0 + 18u, valid);
+  }
+  if (4u * TM4 > 19u) {
+    store_channel(acc[min(19u, 4u * TM4 - 1u)], out_base, g, mc0 + 19u, valid);
+  }
+  if (4u * TM4 > 20u) {
+    store_channel(acc[min(20u, 4u * TM4 - 1u)], out_base, g, mc0 + 20u, valid);
+  }
+  if (4u * TM4 > 21u) {
+    store_channel(acc[min(21u, 4u * TM4 - 1u)], out_base, g, mc0 + 21u, valid);
+  }
+  if (4u * TM4 > 22u) {
+    store_channel(acc[min(22u, 4u * TM4 - 1u)], out_base, g, mc0 + 22u, valid);
+  }
+  if (4u * TM4 > 23u) {
+    store_channel(acc[min(23u, 4u * TM4 - 1u)], out_base, g, mc0 + 23u, valid);
+  }
+  if (4u * TM4 > 24u) {
+    store_channel(acc[min(24u, 4u * TM4 - 1u)], out_base, g, mc0 + 24u, valid);
+  }
+  if (4u * TM4 > 25u) {
+    store_channel(acc[min(25u, 4u * TM4 - 1u)], out_base, g, mc0 + 25u, valid);
+  }
+  if (4u * TM4 > 26u) {
+    store_channel(acc[min(26u, 4u * TM4 - 1u)], out_base, g, mc0 + 26u, valid);
+  }
+  if (4u * TM4 > 27u) {
+    store_channel(acc[min(27u, 4u * TM4 - 1u)], out_base, g, mc0 + 27u, valid);
+  }
+  if (4u * TM4 > 28u) {
+    store_channel(acc[min(28u, 4u * TM4 - 1u)], out_base, g, mc0 + 28u, valid);
+  }
+  if (4u * TM4 > 29u) {
+    store_channel(acc[min(29u, 4u * TM4 - 1u)], out_base, g, mc0 + 29u, valid);
+  }
+  if (4u * TM4 > 30u) {
+    store_channel(acc[min(30u, 4u * TM4 - 1u)], out_base, g, mc0 + 30u, valid);
+  }
+  if (4u * TM4 > 31u) {
+    store_channel(acc[min(31u, 4u * TM4 - 1u)], out_base, g, mc0 + 31u, valid);
+  }
+}
+
+// Writes output channel mc (within group g) of `main`'s quad: bias, ReLU, rounding; lanes
+// that are not `valid` and channels past the group's Mg (padding) are skipped.
+fn store_channel(v_in: vec4<f32>, out_base: vec4<u32>, g: u32, mc: u32, valid: vec4<bool>) {
   let mg = params.channels.w;
-  let out_base = n * m_total * out_plane + s;
-  for (var m = 0u; m < 4u * TM4; m++) {
-    let mc = channel_tile * TM4 * 4u + m; // channel within the group
-    if (mc < mg) {
-      let oc = g * mg + mc;
-      var v = acc[m] + bias[oc];
-      if (RELU) {
-        v = max(v, vec4<f32>(0.0));
-      }
-      if (ROUND_F16) {
-        v = vec4<f32>(
-          unpack2x16float(pack2x16float(v.xy)),
-          unpack2x16float(pack2x16float(v.zw)),
-        );
-      }
-      let dst = out_base + oc * out_plane;
-      for (var j = 0u; j < 4u; j++) {
-        if (valid[j]) {
-          y[dst[j]] = v[j];
-        }
-      }
+  if (mc >= mg) {
+    return;
+  }
+  let oc = g * mg + mc;
+  var v = v_in + bias[oc];
+  if (RELU) {
+    v = max(v, vec4<f32>(0.0));
+  }
+  if (ROUND_F16) {
+    v = vec4<f32>(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));
+  }
+  let dst = out_base + oc * params.out_size.w;
+  for (var j = 0u; j < 4u; j++) {
+    if (valid[j]) {
+      y[dst[j]] = v[j];
     }
   }
 }
@@ -411,6 +511,197 @@ fn row_tap(
     (*acc)[4u * b + 1u] = fma(xv, vec4<f32>(wv.y), (*acc)[4u * b + 1u]);
     (*acc)[4u * b + 2u] = fma(xv, vec4<f32>(wv.z), (*acc)[4u * b + 2u]);
     (*acc)[4u * b + 3u] = fma(xv, vec4<f32>(wv.w), (*acc)[4u * b + 3u]);
+  }
+}
+
+// ---- wide tiles for 3-wide stride-1 kernel rows (3x3/1, the bulk of a ResNet) ----
+//
+// `main_wide3`: an invocation computes 8 consecutive output pixels of one output row (two quads,
+// the lanes of two vec4) x 16 output channels (4 weight blocks, TM4 = 4 in the texture layout).
+// Per input channel and kernel row it loads the 10 input columns the 8 pixels' 3 taps read
+// (once, shared by the taps) and 12 weight texels, for 96 vec4 multiply-adds: about twice the
+// multiply-adds per load of `main`'s 4 pixels x 8 channels, which is what llvmpipe rewards
+// (1.6-1.9x the 8-channel tile and 1.3-1.5x the 16-channel one on ResNet-50's 3x3/1 shapes).
+// Its 32 vec4 accumulators are two arrays indexed by constants only (written out in `tap16`).
+// Rows are cut into ceil(OW / 8) segments, the last one partial; params.texture.z holds that
+// count. Sums run over kernel rows, then channels, then the 3 taps of a row, as on ROW.
+
+alias Acc16 = array<vec4<f32>, 16>; // acc[4 b + i]: output channel 4 b + i of the tile, 4 pixels
+
+// acc += x * w for one tap of one quad: x holds the quad's 4 inputs, w0..w3 the tap's weights
+// for channel blocks 0..3 (lane i of block b: output channel 4 b + i).
+fn tap16(
+  acc: ptr<function, Acc16>,
+  x: vec4<f32>,
+  w0: vec4<f32>,
+  w1: vec4<f32>,
+  w2: vec4<f32>,
+  w3: vec4<f32>,
+) {
+  (*acc)[0] = fma(x, vec4<f32>(w0.x), (*acc)[0]);
+  (*acc)[1] = fma(x, vec4<f32>(w0.y), (*acc)[1]);
+  (*acc)[2] = fma(x, vec4<f32>(w0.z), (*acc)[2]);
+  (*acc)[3] = fma(x, vec4<f32>(w0.w), (*acc)[3]);
+  (*acc)[4] = fma(x, vec4<f32>(w1.x), (*acc)[4]);
+  (*acc)[5] = fma(x, vec4<f32>(w1.y), (*acc)[5]);
+  (*acc)[6] = fma(x, vec4<f32>(w1.z), (*acc)[6]);
+  (*acc)[7] = fma(x, vec4<f32>(w1.w), (*acc)[7]);
+  (*acc)[8] = fma(x, vec4<f32>(w2.x), (*acc)[8]);
+  (*acc)[9] = fma(x, vec4<f32>(w2.y), (*acc)[9]);
+  (*acc)[10] = fma(x, vec4<f32>(w2.z), (*acc)[10]);
+  (*acc)[11] = fma(x, vec4<f32>(w2.w), (*acc)[11]);
+  (*acc)[12] = fma(x, vec4<f32>(w3.x), (*acc)[12]);
+  (*acc)[13] = fma(x, vec4<f32>(w3.y), (*acc)[13]);
+  (*acc)[14] = fma(x, vec4<f32>(w3.z), (*acc)[14]);
+  (*acc)[15] = fma(x, vec4<f32>(w3.w), (*acc)[15]);
+}
+
+// One tap's weights for the 4 channel blocks of a tile (texture column `col`).
+fn wide_weights(col: u32, first_row: u32) -> array<vec4<f32>, 4> {
+  return array<vec4<f32>, 4>(
+    textureLoad(weights, vec2<u32>(col, first_row), 0),
+    textureLoad(weights, vec2<u32>(col, first_row + 1u), 0),
+    textureLoad(weights, vec2<u32>(col, first_row + 2u), 0),
+    textureLoad(weights, vec2<u32>(col, first_row + 3u), 0),
+  );
+}
+
+// Writes one output channel of a quad (pixel j at out_base + j, while j < lanes), through the
+// epilogue of `main` (bias, ReLU, rounding); channels past the group's Mg (padding) are skipped.
+fn store_wide_channel(v_in: vec4<f32>, out_base: u32, oc: u32, mc: u32, lanes: u32) {
+  if (mc >= params.channels.w) {
+    return;
+  }
+  var v = v_in + bias[oc];
+  if (RELU) {
+    v = max(v, vec4<f32>(0.0));
+  }
+  if (ROUND_F16) {
+    v = vec4<f32>(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));
+  }
+  let dst = out_base + oc * params.out_size.w;
+  for (var j = 0u; j < 4u; j++) {
+    if (j < lanes) {
+      y[dst + j] = v[j];
+    }
+  }
+}
+
+// Writes the 16 channels of a tile for one quad; oc0 is the tile's first output channel, mc0
+// its index within the group. Indexed by constants only: one dynamic index into the array
+// would put all of it in memory for the whole kernel (measured: 3x slower).
+fn store_wide(acc: ptr<function, Acc16>, out_base: u32, oc0: u32, mc0: u32, lanes: u32) {
+  store_wide_channel((*acc)[0], out_base, oc0, mc0, lanes);
+  store_wide_channel((*acc)[1], out_base, oc0 + 1u, mc0 + 1u, lanes);
+  store_wide_channel((*acc)[2], out_base, oc0 + 2u, mc0 + 2u, lanes);
+  store_wide_channel((*acc)[3], out_base, oc0 + 3u, mc0 + 3u, lanes);
+  store_wide_channel((*acc)[4], out_base, oc0 + 4u, mc0 + 4u, lanes);
+  store_wide_channel((*acc)[5], out_base, oc0 + 5u, mc0 + 5u, lanes);
+  store_wide_channel((*acc)[6], out_base, oc0 + 6u, mc0 + 6u, lanes);
+  store_wide_channel((*acc)[7], out_base, oc0 + 7u, mc0 + 7u, lanes);
+  store_wide_channel((*acc)[8], out_base, oc0 + 8u, mc0 + 8u, lanes);
+  store_wide_channel((*acc)[9], out_base, oc0 + 9u, mc0 + 9u, lanes);
+  store_wide_channel((*acc)[10], out_base, oc0 + 10u, mc0 + 10u, lanes);
+  store_wide_channel((*acc)[11], out_base, oc0 + 11u, mc0 + 11u, lanes);
+  store_wide_channel((*acc)[12], out_base, oc0 + 12u, mc0 + 12u, lanes);
+  store_wide_channel((*acc)[13], out_base, oc0 + 13u, mc0 + 13u, lanes);
+  store_wide_channel((*acc)[14], out_base, oc0 + 14u, mc0 + 14u, lanes);
+  store_wide_channel((*acc)[15], out_base, oc0 + 15u, mc0 + 15u, lanes);
+}
+
+@compute @workgroup_size(WG)
+fn main_wide3(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let t = gid.x + gid.y * nwg.x * WG;
+  let ow = params.out_size.z;
+  let segments_per_row = params.texture.z;
+  let segments = (params.tiles.x / ow) * segments_per_row; // N * OD * OH rows
+  let channel_tiles = params.tiles.y;
+  if (t >= segments * channel_tiles * params.tiles.z) {
+    return;
+  }
+  // Same cache blocking as `main`: the channel tile varies fastest within a chunk.
+  let chunk = params.tiles.w;
+  let channel_tile_in_chunk = t % chunk;
+  let rest = t / chunk;
+  let segment = rest % segments;
+  let chunk_index = (rest / segments) % (channel_tiles / chunk);
+  let g = rest / (segments * (channel_tiles / chunk));
+  let channel_tile = chunk_index * chunk + channel_tile_in_chunk;
+
+  let col0 = (segment % segments_per_row) * 8u; // the segment's first output column
+  let out_plane = params.out_size.w;
+  let p0 = (segment / segments_per_row) * ow + col0; // its flat output pixel
+  let n = p0 / out_plane;
+  let s0 = p0 % out_plane;
+  let ohw = params.out_size.y * ow;
+  let origin_d = i32((s0 / ohw) * params.stride.x) - i32(params.pad.x);
+  let origin_h = i32(((s0 / ow) % params.out_size.y) * params.stride.y) - i32(params.pad.y);
+  let w0 = i32(col0) - i32(params.pad.z); // stride 1 along W: input column of tap 0, pixel 0
+  let in_plane = params.in_size.w;
+  let cg = params.channels.z;
+  let base = (n * params.channels.x + g * cg) * in_plane;
+  let in_d = i32(params.in_size.x);
+  let in_h = i32(params.in_size.y);
+  let in_w = i32(params.in_size.z);
+  let first_row = (g * channel_tiles + channel_tile) * 4u;
+  let kh_kw = params.kernel.y * params.kernel.z;
+
+  var acc_a: Acc16; // columns col0 .. col0 + 3
+  var acc_b: Acc16; // columns col0 + 4 .. col0 + 7
+  let row_taps = params.kernel.w / 3u;
+  for (var tr = 0u; tr < row_taps; tr++) {
+    let tap0 = tr * 3u;
+    let qd = origin_d + i32(tap0 / kh_kw) * i32(params.dilation.x);
+    let qh = origin_h + i32((tap0 / params.kernel.z) % params.kernel.y) * i32(params.dilation.y);
+    let row_in = qd >= 0 && qd < in_d && qh >= 0 && qh < in_h;
+    var inside_mask = 0u; // bit i: column w0 + i is inside the image
+    for (var i = 0u; i < 10u; i++) {
+      let col = w0 + i32(i);
+      if (row_in && col >= 0 && col < in_w) {
+        inside_mask |= 1u << i;
+      }
+    }
+    // x offset of column w0 of this row (wraps when w0 < 0; only inside columns are read).
+    var off = base + bitcast<u32>((qd * in_h + qh) * in_w + w0);
+    var k = tap0 * cg; // texel column of (tap0, c); taps tap0 + 1, tap0 + 2 follow at +cg
+    for (var c = 0u; c < cg; c++) {
+      let va = vec4<f32>(
+        row_value(off, 0u, inside_mask, base),
+        row_value(off, 1u, inside_mask, base),
+        row_value(off, 2u, inside_mask, base),
+        row_value(off, 3u, inside_mask, base),
+      );
+      let vb = vec4<f32>(
+        row_value(off, 4u, inside_mask, base),
+        row_value(off, 5u, inside_mask, base),
+        row_value(off, 6u, inside_mask, base),
+        row_value(off, 7u, inside_mask, base),
+      );
+      let vc = vec2<f32>(row_value(off, 8u, inside_mask, base), row_value(off, 9u, inside_mask, base));
+      let w_0 = wide_weights(k, first_row);
+      tap16(&acc_a, va, w_0[0], w_0[1], w_0[2], w_0[3]);
+      tap16(&acc_b, vb, w_0[0], w_0[1], w_0[2], w_0[3]);
+      let w_1 = wide_weights(k + cg, first_row);
+      tap16(&acc_a, vec4<f32>(va.yzw, vb.x), w_1[0], w_1[1], w_1[2], w_1[3]);
+      tap16(&acc_b, vec4<f32>(vb.yzw, vc.x), w_1[0], w_1[1], w_1[2], w_1[3]);
+      let w_2 = wide_weights(k + 2u * cg, first_row);
+      tap16(&acc_a, vec4<f32>(va.zw, vb.xy), w_2[0], w_2[1], w_2[2], w_2[3]);
+      tap16(&acc_b, vec4<f32>(vb.zw, vc), w_2[0], w_2[1], w_2[2], w_2[3]);
+      off += in_plane;
+      k += 1u;
+    }
+  }
+
+  let mg = params.channels.w;
+  let mc0 = channel_tile * 16u;
+  let oc0 = g * mg + mc0;
+  let out_base = n * params.channels.y * out_plane + s0;
+  store_wide(&acc_a, out_base, oc0, mc0, min(ow - col0, 4u));
+  if (col0 + 4u < ow) {
+    store_wide(&acc_b, out_base + 4u, oc0, mc0, min(ow - col0 - 4u, 4u));
   }
 }
 

@@ -14,13 +14,8 @@ import {
   sizeOf,
   uploadTensor,
 } from "../gpu/mod.ts";
-import {
-  CONV_GEMM,
-  convChannelBlocksOf,
-  prepareConv,
-  type PrepareConvOptions,
-} from "../kernels/conv.ts";
-import { convCandidates, tuneConv } from "../kernels/conv_tune.ts";
+import { prepareConv, type PrepareConvOptions } from "../kernels/conv.ts";
+import { convCandidates, convVariantOptions, tuneConv } from "../kernels/conv_tune.ts";
 import { type ConvAttrs, convOutputShape } from "../kernels/conv_ref.ts";
 import { prepareUnary } from "../kernels/elementwise.ts";
 import { prepareLayerNorm } from "../kernels/layernorm.ts";
@@ -322,15 +317,13 @@ async function chooseConvTile(
   wShape: readonly number[],
   attrs: ConvAttrs,
 ): Promise<Choice & { options: PrepareConvOptions }> {
-  const options = (name: string): PrepareConvOptions =>
-    name === CONV_GEMM ? { gemm: true } : { channelBlocks: convChannelBlocksOf(name) };
   if (!ctx.tune) {
-    const name = convCandidates(wShape, attrs)[0];
-    return { label: name, options: options(name) };
+    const name = convCandidates(xShape, wShape, attrs)[0];
+    return { label: name, options: convVariantOptions(name) };
   }
   const r = await tuneConv(ctx.gpu, xShape, wShape, attrs);
   return {
-    options: options(r.chosen),
+    options: convVariantOptions(r.chosen),
     label: tunedLabel(r.chosen, r.cached, r.trials.length),
     trials: formatTrials(r.trials),
   };

@@ -7,11 +7,13 @@
  * Y[n] = W [M, C] @ X[n] [C, D*H*W] in NCHW, run by `prepareMatmul` with the weights as a
  * constant operand (packed once), the bias as a per-row bias and ReLU fused. On llvmpipe that is
  * 1.6-2.9x the direct kernel at ResNet-50's shapes (the matmul's 16x16 register blocks load
- * fewer values per multiply-add than the direct kernel's 4 pixels x 8 channels).
+ * fewer values per multiply-add than the direct kernel's 4 pixels x 16 channels).
+ * A third variant, `8px16ch` (CONV_WIDE), is the direct kernel's wide tile for 3-wide stride-1
+ * kernel rows (3x3/1): 8 pixels of a row x 16 channels per invocation (`main_wide3`).
  * The variant is, in order: the one given in the options; the one measured fastest on this
  * adapter for this problem (`variantCache` under CONV_KERNEL / `convProblemKey`, filled by
- * `tuneConv` in conv_tune.ts or loaded from a saved cache); else `gemm` where it applies, else
- * the direct kernel with `chooseChannelBlocks`. Every direct tile sums each output's taps in the
+ * `tuneConv` in conv_tune.ts or loaded from a saved cache); else `gemm` or `8px16ch` where they
+ * apply, else the direct kernel with `chooseChannelBlocks`. Every direct tile sums each output's taps in the
  * same order; `gemm` sums in the matmul's order (rounding-level differences). The direct
  * kernel's input path (`convInputPaths`: vec4 loads of aligned pixel quads, or inputs shared by
  * the taps of a kernel row) follows from the geometry alone. */
@@ -40,11 +42,12 @@ const PIXELS = 4;
 /** Weight bytes per cache chunk of channel tiles: a share of a CPU core's L2 cache. */
 const CHUNK_BYTES = 256 * 1024;
 
-/** Output channels of one invocation, in blocks of 4: 2 blocks x 4 pixels = 32 accumulators,
- * past which registers spill on CPU adapters (measured: 8 channels x 4 pixels beat 16 x 4 and
- * 32 x 1 by 1.5x on llvmpipe). */
+/** Output channels of one invocation, in blocks of 4, when nothing was measured: 4 blocks
+ * (16 channels x 4 pixels), measured on llvmpipe at 1.2-1.4x the 8-channel tile on ResNet-50's
+ * stem and 3x3 convolutions (32 channels win some shapes and lose the 3x3/1 ones badly, so
+ * they are left to tuning). Fewer for groups with fewer channels. */
 export function chooseChannelBlocks(channelsPerGroup: number): number {
-  return Math.min(2, Math.ceil(channelsPerGroup / 4));
+  return Math.min(4, Math.ceil(channelsPerGroup / 4));
 }
 
 /** Kernel name of measured conv choices in a VariantCache. */
@@ -77,6 +80,23 @@ export const CONV_GEMM = "gemm";
 export function isPointwiseConv(wShape: readonly number[], attrs: ConvAttrs): boolean {
   return attrs.group === 1 && wShape.slice(2).every((k) => k === 1) &&
     attrs.strides.every((st) => st === 1) && attrs.pads.every((p) => p === 0);
+}
+
+/** Cache name of the wide tile of `main_wide3` (8 pixels of a row x 16 channels). */
+export const CONV_WIDE = "8px16ch";
+
+/** Whether `main_wide3` applies: kernel rows 3 wide at stride and dilation 1 along W (3x3/1
+ * and the like, any D/H strides), 16 or more output channels per group (its tile). It also
+ * needs K = C/group * taps within one texture row (prepareConv checks the adapter's limit). */
+export function isWideRowConv(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  attrs: ConvAttrs,
+): boolean {
+  const rank = xShape.length - 2;
+  const kernel = to3d(wShape.slice(2), 1);
+  return kernel[2] === 3 && to3d(attrs.strides, 1)[2] === 1 &&
+    to3d(attrs.dilations, 1)[2] === 1 && wShape[0] / attrs.group >= 16 && rank >= 1;
 }
 
 /** Cache name of a register tile: `8ch` for 2 channel blocks. */
@@ -114,6 +134,9 @@ export interface PrepareConvOptions {
   /** Run a pointwise convolution as a matrix product (true), or not (false); default as above.
    * True for a convolution that is not pointwise (see isPointwiseConv) is an error. */
   readonly gemm?: boolean;
+  /** Run the wide tile (`CONV_WIDE`, see isWideRowConv) (true), or not (false); default: the
+   * measured choice. True where it does not apply is an error. */
+  readonly wide?: boolean;
   /** "f16": constant (host) weights are stored as half-precision texels (rgba16float), rounding
    * them to float16 (at most 2^-11 relative error each); accumulation stays float32. GPU-computed
    * weights and activations are unaffected, except on the `gemm` path, whose matmul then stores
@@ -295,17 +318,36 @@ export function prepareConv(
         `not weights ${shapeString(weight.shape)} with ${JSON.stringify(attrs)}`,
     );
   }
-  const cached = opts.channelBlocks === undefined && opts.gemm === undefined
+  const wideOk = isWideRowConv(x.shape, weight.shape, attrs) &&
+    sizeOf(weight.shape.slice(1)) <= gpu.limits.maxTextureDimension2D;
+  if (opts.wide && !wideOk) {
+    throw new EngineError(
+      `conv: the ${CONV_WIDE} tile takes 3-wide stride-1 kernel rows and 16+ channels per ` +
+        `group, not weights ${shapeString(weight.shape)} with ${JSON.stringify(attrs)}`,
+    );
+  }
+  const cachedName = opts.channelBlocks === undefined && opts.gemm === undefined &&
+      opts.wide === undefined
     ? (opts.variantCache ?? variantCache).get(
       gpu,
       CONV_KERNEL,
       convProblemKey(x.shape, weight.shape, attrs, halves),
     )
     : undefined;
+  // Names that are no variant (a hand-edited or foreign cache) count as nothing measured.
+  const cached = cachedName === CONV_GEMM || cachedName === CONV_WIDE ||
+      (cachedName !== undefined && convChannelBlocksOf(cachedName) !== undefined)
+    ? cachedName
+    : undefined;
   const gemm = pointwise &&
     (opts.gemm ?? (opts.channelBlocks === undefined && (cached ?? CONV_GEMM) === CONV_GEMM));
   if (gemm) return preparePointwiseGemm(gpu, owner, x, weight, bias, y, attrs, opts);
-  const tm4 = opts.channelBlocks ??
+  // Measured choice first; with none, the wide tile where it applies (1.6-1.9x the 8ch tile on
+  // ResNet-50's 3x3 convolutions on llvmpipe).
+  const wide = wideOk &&
+    (opts.wide ??
+      (opts.channelBlocks === undefined && (cached === undefined || cached === CONV_WIDE)));
+  const tm4 = wide ? 4 : opts.channelBlocks ??
     (cached === undefined ? undefined : convChannelBlocksOf(cached)) ??
     chooseChannelBlocks(mg);
   if (!Number.isInteger(tm4) || tm4 < 1 || tm4 > 8) {
@@ -358,29 +400,46 @@ export function prepareConv(
   }
 
   const channelTiles = layout.blocks / tm4;
+  const chunk = cacheChunk(channelTiles, tm4 * 16 * layout.k);
+  const uniform = (segments: number) =>
+    owner.own(createUniform(
+      gpu,
+      new Params()
+        .u32Array([...inSize, sizeOf(inSize)], 1)
+        .u32Array([...outSize, sizeOf(outSize)], 1)
+        .u32Array([...kernel, taps], 1)
+        .u32Array(to3d(attrs.strides, 1), 1)
+        .u32Array(to3d(attrs.dilations, 1), 1)
+        .u32Array(to3d(attrs.pads.slice(0, rank), 0), 1)
+        .u32Array([c, m, cg, mg], 1)
+        .u32Array([pixels, channelTiles, group, chunk], 1)
+        .u32Array([layout.width, layout.rows, segments], 1),
+      "conv",
+    ));
+  const common = { WG, RELU: attrs.relu ? 1 : 0, ROUND_F16: y.dtype === "float16" ? 1 : 0 };
+  if (wide) {
+    // Segments of 8 output pixels per output row (see main_wide3 in conv.wgsl).
+    const perRow = Math.ceil(outSize[2] / 8);
+    const segments = (pixels / outSize[2]) * perRow;
+    dispatches.push(prepareDispatch(
+      gpu,
+      { shader: "conv", entryPoint: "main_wide3", constants: common, placeholders },
+      [x, texture.createView(), biasBinding, y, uniform(perRow)],
+      Math.ceil((segments * channelTiles * group) / WG),
+    ));
+    return dispatches;
+  }
   const paths = convInputPaths(inSize, outSize, kernel, attrs, rank, layout.rows);
   const quads = paths.rowQuads > 0
     ? (pixels / outSize[2]) * paths.rowQuads
     : Math.ceil(pixels / PIXELS);
-  const params = new Params()
-    .u32Array([...inSize, sizeOf(inSize)], 1)
-    .u32Array([...outSize, sizeOf(outSize)], 1)
-    .u32Array([...kernel, taps], 1)
-    .u32Array(to3d(attrs.strides, 1), 1)
-    .u32Array(to3d(attrs.dilations, 1), 1)
-    .u32Array(to3d(attrs.pads.slice(0, rank), 0), 1)
-    .u32Array([c, m, cg, mg], 1)
-    .u32Array([pixels, channelTiles, group, cacheChunk(channelTiles, tm4 * 16 * layout.k)], 1)
-    .u32Array([layout.width, layout.rows, paths.rowQuads], 1);
   dispatches.push(prepareDispatch(
     gpu,
     {
       shader: "conv",
       entryPoint: "main",
       constants: {
-        WG,
-        RELU: attrs.relu ? 1 : 0,
-        ROUND_F16: y.dtype === "float16" ? 1 : 0,
+        ...common,
         VEC4_INPUT: paths.vec4Input ? 1 : 0,
         ROW: paths.rowSpan > 0 ? 1 : 0,
         ...(paths.rowSpan > 0
@@ -394,7 +453,7 @@ export function prepareConv(
       },
       placeholders,
     },
-    [x, texture.createView(), biasBinding, y, owner.own(createUniform(gpu, params, "conv")), x],
+    [x, texture.createView(), biasBinding, y, uniform(paths.rowQuads), x],
     Math.ceil((quads * channelTiles * group) / WG),
   ));
   return dispatches;

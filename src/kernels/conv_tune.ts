@@ -8,11 +8,14 @@ import {
   chooseChannelBlocks,
   CONV_GEMM,
   CONV_KERNEL,
+  CONV_WIDE,
   convChannelBlocksOf,
   convProblemKey,
   convVariantName,
   isPointwiseConv,
+  isWideRowConv,
   prepareConv,
+  type PrepareConvOptions,
 } from "./conv.ts";
 import { type ConvAttrs, convOutputShape } from "./conv_ref.ts";
 import { matmulProblem } from "./matmul.ts";
@@ -27,16 +30,24 @@ import {
 
 export { CONV_KERNEL, convProblemKey };
 
-/** Variant names to try, the default first: `gemm` for a pointwise convolution, then the direct
- * kernel's default tile and the halvings and doubling of it that fit the group's channels
+/** Variant names to try, the default first: `gemm` for a pointwise convolution, `8px16ch` for
+ * 3-wide stride-1 kernel rows, then the direct kernel's default tile and the halvings and doubling of it that fit the group's channels
  * (1..8 blocks of 4). */
-export function convCandidates(wShape: readonly number[], attrs: ConvAttrs): string[] {
+export function convCandidates(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  attrs: ConvAttrs,
+): string[] {
   const channelsPerGroup = wShape[0] / attrs.group;
   const max = Math.min(8, Math.ceil(channelsPerGroup / 4));
   const first = chooseChannelBlocks(channelsPerGroup);
   const blocks = [first];
   for (const c of [8, 4, 2, 1]) if (c <= max && !blocks.includes(c)) blocks.push(c);
-  return [...(isPointwiseConv(wShape, attrs) ? [CONV_GEMM] : []), ...blocks.map(convVariantName)];
+  return [
+    ...(isPointwiseConv(wShape, attrs) ? [CONV_GEMM] : []),
+    ...(isWideRowConv(xShape, wShape, attrs) ? [CONV_WIDE] : []),
+    ...blocks.map(convVariantName),
+  ];
 }
 
 export function tunedConvChannelBlocks(
@@ -67,7 +78,7 @@ export async function tuneConv(
 ): Promise<ConvTuneResult> {
   const cache = options.cache ?? variantCache;
   const halves = options.precision === "f16";
-  const candidates = options.candidates ?? convCandidates(wShape, attrs);
+  const candidates = options.candidates ?? convCandidates(xShape, wShape, attrs);
   const key = convProblemKey(xShape, wShape, attrs, halves);
   const cached = cache.get(gpu, CONV_KERNEL, key);
   if (cached !== undefined && candidates.includes(cached)) {
@@ -99,7 +110,7 @@ export async function tuneConv(
         name,
         prepare: (owner) =>
           prepareConv(gpu, owner, x, weight, undefined, y, attrs, {
-            ...(name === CONV_GEMM ? { gemm: true } : { channelBlocks: convChannelBlocksOf(name) }),
+            ...convVariantOptions(name),
             precision: options.precision,
             variantCache: cache,
           }),
@@ -111,4 +122,11 @@ export async function tuneConv(
     releaseTensor(gpu, x);
     releaseTensor(gpu, y);
   }
+}
+
+/** prepareConv options that run the variant of a cache name. */
+export function convVariantOptions(name: string): PrepareConvOptions {
+  if (name === CONV_GEMM) return { gemm: true };
+  if (name === CONV_WIDE) return { wide: true };
+  return { channelBlocks: convChannelBlocksOf(name) };
 }

@@ -32,6 +32,8 @@ interface Case {
   channelBlocks?: number;
   /** Pointwise as a matmul (true) or the direct kernel (false); default: the binding's choice. */
   gemm?: boolean;
+  /** The wide tile of 3-wide stride-1 kernel rows (true), or not (false). */
+  wide?: boolean;
 }
 
 let seed = 1;
@@ -69,7 +71,7 @@ async function check(cs: Case): Promise<void> {
       temps.push(b);
     }
   }
-  const options = { channelBlocks: cs.channelBlocks, gemm: cs.gemm };
+  const options = { channelBlocks: cs.channelBlocks, gemm: cs.gemm, wide: cs.wide };
   submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, attrs, options));
   const got = await readTensor(gpu, y);
   for (const t of temps) releaseTensor(gpu, t);
@@ -114,6 +116,32 @@ Deno.test("conv: pointwise convolutions as a matmul and by the direct kernel", a
   await rejects(
     () => check({ x: [1, 4, 5, 5], w: [8, 4, 1, 1], pads: [1, 1, 1, 1], gemm: true }),
     /matmul path takes pointwise convolutions/,
+  );
+});
+
+Deno.test("conv: the wide tile (8 pixels x 16 channels) of 3-wide stride-1 kernel rows", async () => {
+  const cases: Case[] = [
+    { x: [1, 5, 9, 16], w: [16, 5, 3, 3], pads: [1, 1, 1, 1], bias: true, relu: true },
+    { x: [2, 3, 7, 7], w: [20, 3, 3, 3], pads: [1, 1, 1, 1], bias: true }, // 20 = 16 + 4 padding
+    { x: [1, 4, 6, 13], w: [32, 4, 3, 3] }, // no pads, OW 11: a partial segment of 3
+    { x: [1, 2, 5, 9], w: [16, 2, 3, 3], pads: [0, 2, 1, 0], strides: [2, 1], dilations: [2, 1] },
+    { x: [1, 8, 6, 6], w: [32, 4, 3, 3], group: 2, pads: [1, 1, 1, 1] },
+    { x: [2, 3, 21], w: [17, 3, 3], pads: [1, 1], bias: true }, // 1-D
+    { x: [1, 2, 3, 4, 10], w: [16, 2, 2, 3, 3], pads: [0, 1, 1, 1, 0, 1] }, // 3-D
+    { x: [1, 3, 5, 10], w: [16, 3, 3, 3], pads: [1, 1, 1, 1], gpuWeights: true, bias: true },
+    { x: [1, 3, 6, 9], w: [16, 3, 3, 3], pads: [1, 1, 1, 1], f16: true, relu: true },
+  ];
+  for (const cs of cases) {
+    await check({ ...cs, wide: true });
+    await check({ ...cs, wide: false });
+  }
+  await rejects(
+    () => check({ x: [1, 3, 9, 9], w: [16, 3, 3, 3], strides: [1, 2], wide: true }),
+    /tile takes 3-wide stride-1 kernel rows/,
+  );
+  await rejects(
+    () => check({ x: [1, 3, 9, 9], w: [8, 3, 3, 3], wide: true }),
+    /16\+ channels per group/,
   );
 });
 

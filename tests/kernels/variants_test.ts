@@ -154,8 +154,10 @@ Deno.test("tuneConv picks a register tile that computes the right convolution", 
   const xShape = [1, 5, 9, 9], wShape = [12, 5, 3, 3];
   const attrs = { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 };
   // 12 channels: at most 3 blocks of 4; a 3x3 convolution is not a plain matmul.
-  const candidates = convCandidates(wShape, attrs);
-  assert.deepEqual(candidates, ["8ch", "4ch"]);
+  const candidates = convCandidates(xShape, wShape, attrs);
+  assert.deepEqual(candidates, ["12ch", "8ch", "4ch"]);
+  // From 16 channels a 3-wide stride-1 kernel row also tries the wide tile.
+  assert.deepEqual(convCandidates(xShape, [16, 5, 3, 3], attrs), ["8px16ch", "16ch", "8ch", "4ch"]);
   const tuned = await tuneConv(gpu, xShape, wShape, attrs, { cache, targetMs: 2, batches: 1 });
   assert.ok(candidates.includes(tuned.chosen));
   assert.equal(tunedConvChannelBlocks(gpu, xShape, wShape, attrs, cache), tuned.channelBlocks);
@@ -184,10 +186,10 @@ Deno.test("tuneConv: pointwise convolutions also try the matmul, and prepareConv
   const cache = new VariantCache();
   const xShape = [2, 6, 5, 7], wShape = [9, 6, 1, 1];
   const attrs = { strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 };
-  assert.deepEqual(convCandidates(wShape, attrs), ["gemm", "8ch", "4ch"]);
+  assert.deepEqual(convCandidates(xShape, wShape, attrs), ["gemm", "12ch", "8ch", "4ch"]);
   // Strided or padded 1x1 convolutions are not plain matmuls.
-  assert.ok(!convCandidates(wShape, { ...attrs, strides: [2, 2] }).includes("gemm"));
-  assert.ok(!convCandidates(wShape, { ...attrs, pads: [1, 1, 1, 1] }).includes("gemm"));
+  assert.ok(!convCandidates(xShape, wShape, { ...attrs, strides: [2, 2] }).includes("gemm"));
+  assert.ok(!convCandidates(xShape, wShape, { ...attrs, pads: [1, 1, 1, 1] }).includes("gemm"));
   const x = cpuTensor("float32", xShape, randomFloats(2 * 6 * 35, 5));
   const w = cpuTensor("float32", wShape, randomFloats(54, 6));
   const want = convRef(x.data, xShape, w.data, wShape, undefined, attrs);
@@ -216,7 +218,7 @@ Deno.test("tuneConv: pointwise convolutions also try the matmul, and prepareConv
       });
     }
     const tuned = await tuneConv(gpu, xShape, wShape, attrs, { cache, targetMs: 2, batches: 1 });
-    assert.ok(convCandidates(wShape, attrs).includes(tuned.chosen));
+    assert.ok(convCandidates(xShape, wShape, attrs).includes(tuned.chosen));
   } finally {
     scope.dispose();
     releaseTensor(gpu, tx);

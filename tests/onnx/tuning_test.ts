@@ -122,10 +122,11 @@ function workgroupsOf(dispatches: readonly Dispatch[]): number {
 
 Deno.test("prepareConv uses the cached register tile; invalid entries are ignored", async () => {
   const gpu = await getGpu();
-  const xShape = [1, 3, 16, 16], wShape = [32, 3, 3, 3], yShape = [1, 32, 16, 16];
-  const attrs = { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 };
+  // A 3x2 kernel: the direct kernel's tiles (3-wide rows would take the wide tile by default).
+  const xShape = [1, 3, 16, 16], wShape = [32, 3, 3, 2], yShape = [1, 32, 16, 16];
+  const attrs = { strides: [1, 1], pads: [1, 0, 1, 1], dilations: [1, 1], group: 1 };
   const x = cpuTensor("float32", xShape, randomFloats(3 * 256, 3));
-  const w = cpuTensor("float32", wShape, randomFloats(32 * 27, 4));
+  const w = cpuTensor("float32", wShape, randomFloats(32 * 18, 4));
   const tx = uploadTensor(gpu, x.data as Float32Array, xShape, "float32");
   const ty = allocTensor(gpu, yShape, "float32");
   const want = convRef(x.data, xShape, w.data, wShape, undefined, attrs).data;
@@ -133,13 +134,13 @@ Deno.test("prepareConv uses the cached register tile; invalid entries are ignore
   const key = convProblemKey(xShape, wShape, attrs);
   const scope = new ResourceScope();
   try {
-    assert.equal(chooseChannelBlocks(32), 2);
+    assert.equal(chooseChannelBlocks(32), 4);
     const byDefault = workgroupsOf(
       prepareConv(gpu, scope, tx, w, undefined, ty, attrs, { variantCache: cache }),
     );
-    // One block of 4 channels per invocation instead of 2: twice the invocations.
-    cache.set(gpu, CONV_KERNEL, key, "4ch");
-    assert.equal(cachedConvChannelBlocks(gpu, xShape, wShape, attrs, cache), 1);
+    // Two blocks of 4 channels per invocation instead of 4: twice the invocations.
+    cache.set(gpu, CONV_KERNEL, key, "8ch");
+    assert.equal(cachedConvChannelBlocks(gpu, xShape, wShape, attrs, cache), 2);
     const tuned = prepareConv(gpu, scope, tx, w, undefined, ty, attrs, { variantCache: cache });
     assert.equal(workgroupsOf(tuned), 2 * byDefault);
     submitDispatches(gpu, tuned);
