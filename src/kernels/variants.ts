@@ -44,12 +44,13 @@ export interface TuneResult {
 
 export interface TuneOptions {
   readonly cache?: VariantCache;
-  /** Each timed batch lasts at least this long (repeats short kernels). Default 40 ms. */
+  /** Each timed batch lasts at least this long (repeats short kernels). Default 80 ms: waiting
+   * for the GPU costs a fixed ~11 ms in Deno on lavapipe, which shorter batches let dominate. */
   readonly targetMs?: number;
-  /** Timed batches per candidate; the fastest counts. Default 2. */
+  /** Timed batches per candidate (the candidates take turns); the fastest counts. Default 3. */
   readonly batches?: number;
-  /** Candidates whose first (cold) run exceeds the best one's first run by this factor are not
-   * timed further. Default 2. */
+  /** Candidates whose warm run (the second) exceeds the best warm run so far by this factor are
+   * not timed further. Default 2. */
   readonly pruneFactor?: number;
 }
 
@@ -210,42 +211,66 @@ async function measure(
   if (known !== undefined && trials.some((t) => t.name === known)) {
     return { chosen: known, trials: [], cached: true };
   }
-  const targetMs = options.targetMs ?? 40;
-  const batches = options.batches ?? 2;
+  const targetMs = options.targetMs ?? 80;
+  const batches = options.batches ?? 3;
   const pruneFactor = options.pruneFactor ?? 2;
-  const results: TrialResult[] = [];
-  let best: { name: string; ms: number; firstMs: number } | undefined;
-  for (const trial of trials) {
-    const scope = new ResourceScope();
-    try {
-      const dispatches = await gpu.scoped(
-        `${kernel} variant ${trial.name}`,
-        () => trial.prepare(scope),
-      );
-      const first = await runBatch(gpu, dispatches, 1); // compiles, allocates, warms caches
-      // Cold against cold: a first run also pays for first-touch allocation.
-      if (best && first > pruneFactor * best.firstMs) {
-        results.push({ name: trial.name, pruned: true });
-        continue;
-      }
-      const reps = Math.max(1, Math.min(50, Math.ceil(targetMs / Math.max(first, 1e-3))));
-      let ms = Infinity;
-      for (let b = 0; b < batches; b++) ms = Math.min(ms, await runBatch(gpu, dispatches, reps));
-      results.push({ name: trial.name, ms });
-      if (!best || ms < best.ms) best = { name: trial.name, ms, firstMs: first };
-    } catch (e) {
-      results.push({ name: trial.name, error: (e as Error).message.split("\n")[0] });
-      try {
-        gpu.checkHealthy("variant tuning"); // drop this candidate's leftover errors
-      } catch { /* reported above */ }
-    } finally {
-      scope.dispose();
-    }
+  const results = new Map<string, TrialResult>();
+  // Phase 1: prepare every candidate, run it cold (compiles, allocates) then warm; a candidate
+  // far slower warm than the best so far is not timed further.
+  interface Live {
+    name: string;
+    dispatches: readonly Dispatch[];
+    reps: number;
+    ms: number;
   }
+  const live: Live[] = [];
+  const scopes: ResourceScope[] = [];
+  let bestWarm = Infinity;
+  try {
+    for (const trial of trials) {
+      const scope = new ResourceScope();
+      scopes.push(scope);
+      try {
+        const dispatches = await gpu.scoped(
+          `${kernel} variant ${trial.name}`,
+          () => trial.prepare(scope),
+        );
+        await runBatch(gpu, dispatches, 1);
+        const warm = await runBatch(gpu, dispatches, 1);
+        if (warm > pruneFactor * bestWarm) {
+          results.set(trial.name, { name: trial.name, pruned: true });
+          scope.dispose();
+          continue;
+        }
+        bestWarm = Math.min(bestWarm, warm);
+        const reps = Math.max(1, Math.min(50, Math.ceil(targetMs / Math.max(warm, 1e-3))));
+        live.push({ name: trial.name, dispatches, reps, ms: Infinity });
+      } catch (e) {
+        results.set(trial.name, { name: trial.name, error: (e as Error).message.split("\n")[0] });
+        try {
+          gpu.checkHealthy("variant tuning"); // drop this candidate's leftover errors
+        } catch { /* reported above */ }
+        scope.dispose();
+      }
+    }
+    // Phase 2: timed batches, the candidates taking turns, so that a change in the machine's
+    // load (other processes on a shared CPU) falls on all of them; the fastest batch counts.
+    for (let b = 0; b < batches; b++) {
+      for (const c of live) c.ms = Math.min(c.ms, await runBatch(gpu, c.dispatches, c.reps));
+    }
+  } finally {
+    for (const scope of scopes) scope.dispose();
+  }
+  let best: Live | undefined;
+  for (const c of live) {
+    results.set(c.name, { name: c.name, ms: c.ms });
+    if (!best || c.ms < best.ms) best = c;
+  }
+  const ordered = trials.map((t) => results.get(t.name)!).filter((r) => r !== undefined);
   if (!best) {
-    const why = results.map((r) => `${r.name}: ${r.error ?? "not timed"}`).join("; ");
+    const why = ordered.map((r) => `${r.name}: ${r.error ?? "not timed"}`).join("; ");
     throw new Error(`${kernel} ${problem}: no variant ran (${why})`);
   }
   cache.set(gpu, kernel, problem, best.name);
-  return { chosen: best.name, trials: results, cached: false };
+  return { chosen: best.name, trials: ordered, cached: false };
 }
