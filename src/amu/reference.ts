@@ -85,48 +85,28 @@ export function trainAmuReference(
     epochTestLoss: [],
     zeroShotAcc: 0,
   };
-  const hyper = {
-    beta1: config.adamBeta1,
-    beta2: config.adamBeta2,
-    eps: config.adamEps,
-    weightDecay: config.weightDecay,
-  };
   let t = 0;
   for (let e = 0; e < config.epochs; e++) {
     for (let it = 0; it < iters; it++, t++) {
-      const rows: number[] = [];
-      for (let i = it * config.batchSize; i < Math.min(N, (it + 1) * config.batchSize); i++) {
-        rows.push(order[e * N + i]);
-      }
-      const B = rows.length;
-      const z = amuLogitsRef(trainAux, D, rows, w, "classes-major", C);
-      const clip = new Float64Array(B * C);
-      rows.forEach((r, b) => clip.set(train.logits.subarray(r * C, (r + 1) * C), b * C));
-      const res = amuTrainRowsRef(
-        z,
-        clip,
-        rows.map((r) => train.factor[r]),
-        rows.map((r) => f.trainLabels[r]),
-        C,
-        config.alpha,
-        config.lambdaMerge,
-      );
-      const [loss, merge, aux, hits] = stepFinishRef(
-        res.lossMerge,
-        res.lossAux,
-        res.correct,
-        config.lambdaMerge,
-      );
-      out.loss.push(loss);
-      out.lossMerge.push(merge);
-      out.lossAux.push(aux);
-      out.correct.push(hits);
-      const x = new Float64Array(B * D);
-      rows.forEach((r, b) => x.set(trainAux.subarray(r * D, (r + 1) * D), b * D));
-      const g = amuWeightGradRef(res.dz, x, B, C, D);
+      const rows = batchRows(order, e, it, N, config.batchSize);
       const lr = cosineLr(config.lr, t, total);
+      const r = referenceStep(
+        config,
+        trainAux,
+        D,
+        C,
+        rows,
+        train,
+        f.trainLabels,
+        { w, m, v },
+        lr,
+        t,
+      );
+      out.loss.push(r.loss);
+      out.lossMerge.push(r.lossMerge);
+      out.lossAux.push(r.lossAux);
+      out.correct.push(r.correct);
       out.lr.push(lr);
-      adamwStepRef(w, m, v, g, lr, t + 1, hyper);
     }
     out.epochWeights.push(w.slice());
     const z = amuLogitsRef(testAux, D, range(T), w, "classes-major", C);
@@ -145,4 +125,137 @@ export function trainAmuReference(
     out.zeroShotAcc = 100 * clipHits / T;
   }
   return out;
+}
+
+/** Training rows of iteration `it` of epoch `e` (the batch's slice of the epoch's order). */
+function batchRows(
+  order: ArrayLike<number>,
+  e: number,
+  it: number,
+  rows: number,
+  batchSize: number,
+): number[] {
+  const out: number[] = [];
+  for (let i = it * batchSize; i < Math.min(rows, (it + 1) * batchSize); i++) {
+    out.push(order[e * rows + i]);
+  }
+  return out;
+}
+
+/** CLIP logits [rows, C] and uncertainty factors of training rows, by row index. */
+interface ClipSide {
+  logits: Float64Array;
+  factor: ArrayLike<number>;
+}
+
+/** One training step in place on (w, m, v): fused and auxiliary cross-entropy of the batch,
+ * the head's weight gradient and an AdamW update at learning rate `lr`, step `t` (0-based).
+ * `clip` holds the rows' logits and factors at their row index (`rowIndex` maps a training row
+ * to it; identity by default). */
+function referenceStep(
+  config: AmuConfig,
+  trainAux: Float64Array,
+  D: number,
+  C: number,
+  rows: readonly number[],
+  clip: ClipSide,
+  labels: ArrayLike<number>,
+  state: { w: Float64Array; m: Float64Array; v: Float64Array },
+  lr: number,
+  t: number,
+  rowIndex: (row: number) => number = (row) => row,
+): { loss: number; lossMerge: number; lossAux: number; correct: number } {
+  const B = rows.length;
+  const z = amuLogitsRef(trainAux, D, rows, state.w, "classes-major", C);
+  const clipRows = new Float64Array(B * C);
+  rows.forEach((r, b) => {
+    const i = rowIndex(r);
+    clipRows.set(clip.logits.subarray(i * C, (i + 1) * C), b * C);
+  });
+  const res = amuTrainRowsRef(
+    z,
+    clipRows,
+    rows.map((r) => clip.factor[rowIndex(r)]),
+    rows.map((r) => labels[r]),
+    C,
+    config.alpha,
+    config.lambdaMerge,
+  );
+  const [loss, lossMerge, lossAux, correct] = stepFinishRef(
+    res.lossMerge,
+    res.lossAux,
+    res.correct,
+    config.lambdaMerge,
+  );
+  const x = new Float64Array(B * D);
+  rows.forEach((r, b) => x.set(trainAux.subarray(r * D, (r + 1) * D), b * D));
+  const g = amuWeightGradRef(res.dz, x, B, C, D);
+  adamwStepRef(state.w, state.m, state.v, g, lr, t + 1, {
+    beta1: config.adamBeta1,
+    beta2: config.adamBeta2,
+    eps: config.adamEps,
+    weightDecay: config.weightDecay,
+  });
+  return { loss, lossMerge, lossAux, correct };
+}
+
+/** The losses of the first `steps` iterations in float64, with CLIP logits computed only for
+ * the rows those batches read: a check of the GPU trainer at sizes where a whole reference run
+ * would take hours (the benchmark's full-size problem). */
+export function referenceFirstSteps(
+  config: AmuConfig,
+  f: AmuFeatures,
+  order: ArrayLike<number>,
+  steps: number,
+): number[] {
+  const N = f.trainAux.rows;
+  const C = f.clipWeights.cols, D = f.trainAux.cols, Dc = f.clipWeights.rows;
+  const iters = itersPerEpoch(N, config.batchSize);
+  const total = iters * config.epochs;
+  const batches = Array.from(
+    { length: steps },
+    (_, t) => batchRows(order, Math.floor(t / iters), t % iters, N, config.batchSize),
+  );
+  // The rows read, each once, and their CLIP side.
+  const used = [...new Set(batches.flat())];
+  const index = new Map(used.map((r, i) => [r, i]));
+  const clipData = new Float32Array(used.length * Dc);
+  used.forEach((r, i) => clipData.set(f.trainClip.data.subarray(r * Dc, (r + 1) * Dc), i * Dc));
+  const logits = amuLogitsRef(
+    l2NormalizeRowsRef(clipData, used.length, Dc),
+    Dc,
+    range(used.length),
+    f.clipWeights.data,
+    "depth-major",
+    C,
+    config.logitScale,
+  );
+  const factor = uncertaintyFactorRef(
+    logits,
+    used.length,
+    C,
+    config.uncertainty,
+    config.uncertaintyPower,
+  );
+  const trainAux = l2NormalizeRowsRef(f.trainAux.data, N, D);
+  const state = {
+    w: amuInitWeightsRef(trainAux, f.trainLabels, D, C),
+    m: new Float64Array(C * D),
+    v: new Float64Array(C * D),
+  };
+  return batches.map((rows, t) =>
+    referenceStep(
+      config,
+      trainAux,
+      D,
+      C,
+      rows,
+      { logits, factor },
+      f.trainLabels,
+      state,
+      cosineLr(config.lr, t, total),
+      t,
+      (r) => index.get(r)!,
+    ).loss
+  );
 }

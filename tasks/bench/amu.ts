@@ -11,6 +11,7 @@
 import { EngineError } from "../../src/gpu/errors.ts";
 import { getGpu } from "../../src/gpu/mod.ts";
 import { amuConfig } from "../../src/amu/config.ts";
+import { referenceFirstSteps } from "../../src/amu/reference.ts";
 import { AmuSession } from "../../src/amu/session.ts";
 import { makeOrder } from "../../src/amu/order.ts";
 import { type AmuFeatures, featureMatrix } from "../../src/data/feature_cache.ts";
@@ -62,12 +63,19 @@ interface Timings {
   setup: number;
   train: Map<number, { ms: number; steps: number; iters: number }>;
   evalMs: number;
+  /** Batch sizes whose checked steps disagreed with the reference. */
+  wrong: number[];
 }
+
+/** Steps checked against `referenceFirstSteps` (float64, plain loops: seconds at full size). */
+const CHECK_STEPS = 2;
+/** Relative error allowed on a batch's mean loss (float32 sums over 2048 x 1,000 products). */
+const LOSS_RTOL = 1e-4;
 
 async function runEngine(z: Sizes): Promise<Timings> {
   const gpu = await getGpu();
   console.log(`engine: ${gpu.describe()}`);
-  const out: Timings = { setup: 0, train: new Map(), evalMs: 0 };
+  const out: Timings = { setup: 0, train: new Map(), evalMs: 0, wrong: [] };
   for (const [i, batch] of z.batches.entries()) {
     // The 50,000-row evaluation is timed with the first batch size's session only.
     const features = benchFeatures(z, i === 0 ? z.test : 1);
@@ -80,9 +88,25 @@ async function runEngine(z: Sizes): Promise<Timings> {
     const s = session!;
     try {
       if (i === 0) out.setup = setupMs;
-      // One untimed step first: lavapipe compiles a pipeline at its first dispatch.
+      // Untimed first steps (lavapipe compiles a pipeline at its first dispatch), checked against
+      // the float64 CPU reference before anything is timed; then back to the initial state.
+      const w0 = await s.readWeights();
+      const zeros = new Float32Array(w0.length);
       s.setStep(0);
-      await s.run(1, false, 1);
+      const first = await s.run(CHECK_STEPS, false, CHECK_STEPS);
+      const t0 = performance.now();
+      const want = referenceFirstSteps(config, features, order, CHECK_STEPS);
+      const got = Array.from(first.records.loss.subarray(0, CHECK_STEPS));
+      const err = Math.max(...got.map((g, k) => Math.abs(g - want[k]) / Math.abs(want[k])));
+      const verdict = err <= LOSS_RTOL ? "ok" : `WRONG (over ${LOSS_RTOL})`;
+      console.log(
+        `  engine batch ${batch}: losses of the first ${CHECK_STEPS} steps ` +
+          `${got.map((g) => g.toFixed(6)).join(", ")} vs float64 ` +
+          `${want.map((g) => g.toFixed(6)).join(", ")}: relative error ${err.toExponential(1)} ` +
+          `${verdict} (reference ${seconds(performance.now() - t0)})`,
+      );
+      if (err > LOSS_RTOL) out.wrong.push(batch);
+      s.setState(w0, zeros, zeros);
       s.setStep(0);
       const steps = z.steps > 0 ? Math.min(z.steps, s.iters) : s.iters;
       const ms = await timeMs(() => s.run(steps, false, steps));
@@ -124,7 +148,12 @@ async function runTorch(z: Sizes): Promise<Timings | undefined> {
   }
   const j = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").pop()!);
   console.log(`torch: ${j.torch}, ${j.threads} threads`);
-  const out: Timings = { setup: j.setup_s * 1000, train: new Map(), evalMs: j.eval_s * 1000 };
+  const out: Timings = {
+    setup: j.setup_s * 1000,
+    train: new Map(),
+    evalMs: j.eval_s * 1000,
+    wrong: [],
+  };
   for (const b of z.batches) {
     out.train.set(b, {
       ms: j[`train_b${b}_s`] * 1000,
@@ -200,9 +229,10 @@ export const amuSuite: BenchSuite = {
     row("setup (normalise, CLIP logits, factors, init)", ours.setup, torch?.setup);
     for (const b of batches) {
       const t = ours.train.get(b)!;
-      const what = t.steps === t.iters
+      const what = (t.steps === t.iters
         ? `epoch, batch ${b} (${t.iters} steps)`
-        : `batch ${b}: ${t.steps} of ${t.iters} steps`;
+        : `batch ${b}: ${t.steps} of ${t.iters} steps`) +
+        (ours.wrong.includes(b) ? " WRONG: losses disagree with the reference" : "");
       row(what, t.ms, torch?.train.get(b)?.ms);
     }
     row(`evaluation, ${z.test} rows`, ours.evalMs, torch?.evalMs);

@@ -3,7 +3,7 @@
  * batches, every uncertainty kind, and the all-divisible-by-4 shapes of the vec4 paths. */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { trainAmu } from "../../src/amu/train.ts";
-import { trainAmuReference } from "../../src/amu/reference.ts";
+import { referenceFirstSteps, trainAmuReference } from "../../src/amu/reference.ts";
 import { amuConfig, UNCERTAINTY_KINDS } from "../../src/amu/config.ts";
 import { makeOrder } from "../../src/amu/order.ts";
 import { syntheticFeatures } from "../../src/amu/synthetic.ts";
@@ -74,5 +74,25 @@ Deno.test("trainAmu matches the float64 reference trainer at random sizes, every
       label: `${label} test loss`,
     });
     assertEquals(gpu.metrics.zero_shot_acc, ref.zeroShotAcc, `${label} zero-shot`);
+  }
+});
+
+Deno.test("referenceFirstSteps: the full reference's first losses, past an epoch boundary", () => {
+  const features = syntheticFeatures({
+    trainRows: 13,
+    testRows: 4,
+    classes: 7,
+    clipDim: 5,
+    auxDim: 9,
+    seed: 99,
+    noise: 2,
+  });
+  for (const uncertainty of ["none", "entropy"] as const) {
+    const config = amuConfig({ epochs: 3, batchSize: 4, lr: 5e-3, uncertainty });
+    const order = makeOrder(7, 3, 13);
+    const full = trainAmuReference(config, features, order);
+    // 4 iterations per epoch: 6 steps cross into the second epoch's order.
+    const first = referenceFirstSteps(config, features, order, 6);
+    assertClose(first, full.loss.slice(0, 6), { rtol: 1e-12, atol: 0, label: uncertainty });
   }
 });
