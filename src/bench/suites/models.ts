@@ -90,7 +90,7 @@ export function modelCase(dir: string, rowPrefix: string, batch: number): BenchC
     name: `${rowPrefix}-b${batch}`,
     shape: `${input.name} [${[batch, ...itemShape].join(",")}] -> [${batch},${outPerRow}]`,
     items: batch,
-    async prepare({ gpu }) {
+    async prepare({ gpu, tune }) {
       let host: HostTensor;
       let engineDtype: DType;
       let values: ArrayLike<number>;
@@ -127,7 +127,12 @@ export function modelCase(dir: string, rowPrefix: string, batch: number): BenchC
         metric: "absolute",
       };
 
-      const model = await loadModel(file, gpu, { maxPlans: 1 });
+      // Kernel variants measured for the model's problems, as `deno task run` and training do
+      // (the choices go to the process-wide cache, which the CLI saves).
+      const model = await loadModel(file, gpu, {
+        maxPlans: 1,
+        tuneKernels: tune ? { cacheFile: null, log: (line) => console.log(`  ${line}`) } : false,
+      });
       try {
         const plan = await model.plan({ [input.name]: host.shape });
         const inBuf = plan.inputBuffers.get(input.name);
