@@ -27,7 +27,8 @@ export class BatchInputError extends EngineError {
 }
 
 export interface BatchOptions {
-  /** GPU memory one chunk's plan may use beyond the model's weights, in bytes. Default 2 GiB
+  /** GPU memory one chunk's plan may use beyond the model's weights (and the kernels' packed
+   * copies of them), in bytes. Default 2 GiB
    * (WebGPU cannot report an adapter's memory; lower it on small GPUs). */
   readonly memoryBudget?: number;
   /** Most rows per chunk (default 256: larger batches buy nothing on most adapters). */
@@ -65,7 +66,8 @@ export function describeBatchPlan(p: BatchPlan): string {
     (p.chunks.at(-1)!.rows !== p.chunkRows ? ` (last ${p.chunks.at(-1)!.rows})` : "");
   return `batch ${p.rows}: ${chunks}; est. peak GPU memory ${mib(p.peakBytes)} (weights ` +
     `${mib(m.weights)}, activations ${mib(m.activations)}, inputs ${mib(m.inputs)}, constants ` +
-    `${mib(m.constants)}, op scratch ${mib(m.scratch)}, stitched outputs ${mib(p.outputBytes)}, ` +
+    `${mib(m.constants)}, op scratch ${mib(m.scratch)}, packed weights ${mib(m.packedWeights)}, ` +
+    `stitched outputs ${mib(p.outputBytes)}, ` +
     `input staging ${mib(p.stagingBytes)})`;
 }
 
@@ -207,7 +209,7 @@ export class BatchedModel {
     if (known !== undefined) return known;
     // A probe for more rows is dropped below: not worth tuning its kernels.
     const one = await this.#planFor(itemShapes, 1, rows === 1);
-    const perRow = Math.max(1, one.memory.total - one.memory.weights);
+    const perRow = Math.max(1, one.memory.total - fixedBytes(one.memory));
     this.#perRow.set(key, perRow);
     this.#log?.(
       `per-row estimate ${mib(perRow)}; binding limit allows ` +
@@ -250,7 +252,7 @@ export class BatchedModel {
         }
         throw e;
       }
-      const used = plan.memory.total - plan.memory.weights;
+      const used = plan.memory.total - fixedBytes(plan.memory);
       if (used <= this.memoryBudget || chunk === 1) break;
       const smaller = Math.max(
         1,
@@ -259,9 +261,11 @@ export class BatchedModel {
       this.#log?.(`plan for ${chunk} rows needs ${mib(used)} over the budget; trying ${smaller}`);
       chunk = smaller;
     }
-    if (plan.memory.total - plan.memory.weights > this.memoryBudget) {
+    if (plan.memory.total - fixedBytes(plan.memory) > this.memoryBudget) {
       throw new EngineError(
-        `${this.model.source}: one row needs ${mib(plan.memory.total - plan.memory.weights)} of ` +
+        `${this.model.source}: one row needs ${
+          mib(plan.memory.total - fixedBytes(plan.memory))
+        } of ` +
           `GPU memory besides the weights, over the budget of ${mib(this.memoryBudget)}`,
       );
     }
@@ -455,4 +459,10 @@ function batchSymbolOf(model: Model): string | undefined {
     symbol = d0;
   }
   return symbol;
+}
+
+/** Plan memory that does not grow with the batch: the model's weights and the kernels' packed
+ * copies of them. */
+function fixedBytes(m: PlanMemory): number {
+  return m.weights + m.packedWeights;
 }

@@ -20,6 +20,7 @@ import type { ComputePrecision, OpImpl } from "./types.ts";
 import { type VariantCache, variantCache } from "../kernels/variants.ts";
 import { type KernelTuningOptions, kernelTuningOptions, tuneSteps } from "./tune.ts";
 import { OPS } from "./ops/registry.ts";
+import { fuseGraph, type FusionSummary } from "./fuse.ts";
 import type { Graph, ValueDecl } from "./graph.ts";
 import { loadModelFile, type ParsedModel, parseModel } from "./parse.ts";
 import {
@@ -58,6 +59,10 @@ export interface ModelOptions {
   /** Measured kernel choices that this model's kernels consult and its tuning fills (default:
    * the process-wide `variantCache`, which the CLIs load from results/variant-cache.json). */
   readonly variantCache?: VariantCache;
+  /** Fuse the node patterns of src/onnx/fuse.ts (decomposed LayerNorm, Linear bias and
+   * activation, Conv + Relu) into single kernels. Default true; false runs the graph as written
+   * (same results up to float32 rounding). */
+  readonly fuse?: boolean;
 }
 
 /** Loads a `.onnx` file (external data resolved next to it) onto `gpu` (default: shared). */
@@ -95,6 +100,8 @@ export class Model implements ConstantUploader {
   readonly graph: Graph;
   /** Op types of every node in the file (for reports). */
   readonly opTypes: readonly string[];
+  /** What the fusion pass did (undefined with `fuse: false`). */
+  readonly fusion?: FusionSummary;
   readonly #ops: ReadonlyMap<string, OpImpl>;
   readonly #maxPlans: number;
   /** Operand precision of matmul/conv kernels. */
@@ -126,7 +133,14 @@ export class Model implements ConstantUploader {
     this.#variantCache = options.variantCache ?? variantCache;
     this.#initializerNames = new Set(parsed.graph.constants.keys());
     try {
-      this.graph = foldConstants(parsed.graph, ops);
+      const folded = foldConstants(parsed.graph, ops);
+      if (options.fuse === false) {
+        this.graph = folded;
+      } else {
+        const fused = fuseGraph(folded);
+        this.graph = fused.graph;
+        this.fusion = fused.summary;
+      }
     } catch (e) {
       if (e instanceof EngineError && !e.message.startsWith(this.source)) {
         e.message = `${this.source}: ${e.message}`;

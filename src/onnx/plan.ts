@@ -253,8 +253,11 @@ export interface PlanMemory {
   readonly constants: number;
   /** Model weights this plan reads (shared by all plans of the model). */
   readonly weights: number;
-  /** Uniforms, scratch buffers and packed-weight textures kept by operators. */
+  /** Uniforms and scratch buffers kept by operators. */
   readonly scratch: number;
+  /** Weights repacked by operators for their kernels (textures), per plan; like `weights`, they
+   * do not grow with the batch. */
+  readonly packedWeights: number;
   readonly total: number;
 }
 
@@ -301,6 +304,7 @@ export class Plan {
     constants: 0,
     weights: 0,
     scratch: 0,
+    packedWeights: 0,
     total: 0,
   };
   #owned: (GPUBuffer | GPUTexture)[] = [];
@@ -472,6 +476,7 @@ export class Plan {
 
     // Record dispatches, one error scope per node so a validation error names its node.
     let scratch = 0;
+    let packed = 0;
     const scopes: Promise<GPUError | null>[] = [];
     const scopeNodes: OnnxNode[] = [];
     const device = gpu.device;
@@ -492,7 +497,8 @@ export class Plan {
         variantCache: settings.variantCache,
         own<T extends GPUBuffer | GPUTexture>(resource: T): T {
           owner.push(resource);
-          scratch += resource instanceof GPUBuffer ? resource.size : textureBytes(resource);
+          if (resource instanceof GPUBuffer) scratch += resource.size;
+          else packed += textureBytes(resource); // operators own textures for packed weights
           return resource;
         },
       };
@@ -527,7 +533,8 @@ export class Plan {
       constants: constBytes,
       weights: weightBytes,
       scratch,
-      total: activations + inputBytes + constBytes + weightBytes + scratch,
+      packedWeights: packed,
+      total: activations + inputBytes + constBytes + weightBytes + scratch + packed,
     };
   }
 
@@ -567,7 +574,7 @@ export class Plan {
       `est. peak GPU memory ${mib(m.total)} (activations ${mib(m.activations)}, weights ${
         mib(m.weights)
       }, inputs ` +
-      `${mib(m.inputs)}, constants ${mib(m.constants)}, op scratch and packed weights ` +
-      `${mib(m.scratch)})`;
+      `${mib(m.inputs)}, constants ${mib(m.constants)}, op scratch ${mib(m.scratch)}, packed ` +
+      `weights ${mib(m.packedWeights)})`;
   }
 }

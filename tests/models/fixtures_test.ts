@@ -175,7 +175,7 @@ async function chunkedEncoder(c: EncoderCase, rowsPerChunk: number): Promise<Enc
   const probe = await loadEncoder(c.path, preprocessingFor(c));
   const one = await probe.planBatch(1);
   probe.dispose();
-  const perRow = one.planMemory.total - one.planMemory.weights;
+  const perRow = one.planMemory.total - one.planMemory.weights - one.planMemory.packedWeights;
   return await loadEncoder(c.path, preprocessingFor(c), {
     memoryBudget: perRow * rowsPerChunk + perRow / 2,
   });

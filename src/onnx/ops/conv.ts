@@ -125,7 +125,18 @@ function convSettings(node: OnnxNode, x: Shaped, w: Shaped): ConvAttrs {
     dilations: win.dilations,
     pads: win.pads,
     group: attrInt(node, "group", 1),
+    relu: fusedRelu(node),
   };
+}
+
+/** engine.FusedConv (a Conv and the Relu after it, see src/onnx/fuse.ts): activation "relu". */
+function fusedRelu(node: OnnxNode): boolean {
+  if (node.domain !== "engine") return false;
+  const activation = attrString(node, "activation", "none");
+  if (activation !== "relu" && activation !== "none") {
+    throw new NodeError(node, `unknown activation '${activation}' (none, relu)`);
+  }
+  return activation === "relu";
 }
 
 const conv: OpImpl = {
@@ -373,6 +384,7 @@ const batchNormalization: OpImpl = {
 /** ONNX operators of the conv family, keyed by op type. */
 export const convOps: Record<string, OpImpl> = {
   Conv: conv,
+  "engine.FusedConv": conv,
   MaxPool: pool("max"),
   AveragePool: pool("avg"),
   GlobalAveragePool: globalPool("avg"),

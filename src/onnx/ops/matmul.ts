@@ -10,10 +10,16 @@ import {
   prepareMatmul,
 } from "../../kernels/matmul.ts";
 import { tuneMatmul } from "../../kernels/matmul_tune.ts";
-import { broadcastStrides, matmulRef, matmulShape } from "../../kernels/matmul_ref.ts";
+import {
+  broadcastStrides,
+  type MatmulActivation,
+  matmulRef,
+  matmulShape,
+} from "../../kernels/matmul_ref.ts";
 import {
   attrFloat,
   attrInt,
+  attrString,
   type ComputePrecision,
   type KernelTuning,
   NodeError,
@@ -221,5 +227,88 @@ const Gemm: OpImpl = {
   },
 };
 
-/** ONNX operators of the matmul family, keyed by op type. */
-export const matmulOps: Record<string, OpImpl> = { MatMul, Gemm };
+// ---- engine.FusedMatMul: MatMul + bias + activation, made by the load-time fusion pass ----
+
+const ACTIVATIONS: readonly MatmulActivation[] = ["none", "relu", "gelu", "quick_gelu"];
+
+function fusedActivation(node: OnnxNode): MatmulActivation {
+  const a = attrString(node, "activation", "none") as MatmulActivation;
+  if (!ACTIVATIONS.includes(a)) {
+    throw new NodeError(node, `unknown activation '${a}' (${ACTIVATIONS.join(", ")})`);
+  }
+  return a;
+}
+
+/** The fused output: MatMul's, which the bias (input 2, optional) must broadcast into. */
+function fusedInfer(ctx: OpContext, inputs: readonly (TensorInfo | undefined)[]): TensorInfo[] {
+  const [out] = MatMul.infer(ctx, inputs.slice(0, 2));
+  const bias = inputs[2];
+  if (bias) {
+    if (bias.dtype !== out.dtype) {
+      throw new NodeError(ctx.node, `bias is ${bias.dtype}, the product ${out.dtype}`);
+    }
+    try {
+      broadcastStrides(bias.shape, out.shape);
+    } catch {
+      throw new NodeError(
+        ctx.node,
+        `bias ${shapeString(bias.shape)} does not broadcast to the product ${
+          shapeString(out.shape)
+        }`,
+      );
+    }
+  }
+  fusedActivation(ctx.node);
+  return [out];
+}
+
+/** act(A @ B + bias) with MatMul's numpy semantics: one kernel instead of a MatMul, an Add and
+ * the activation's elementwise passes (see src/onnx/fuse.ts). */
+const FusedMatMul: OpImpl = {
+  infer: fusedInfer,
+  cpu(ctx, inputs) {
+    const a = requireInput(ctx.node, inputs[0], 0);
+    const b = requireInput(ctx.node, inputs[1], 1);
+    checkSameDtype(ctx.node, a, b);
+    const view = matmulView(ctx.node, a.shape, b.shape);
+    const bias = inputs[2];
+    const out = matmulRef(reshaped(a, view.a), reshaped(b, view.b), {
+      bias,
+      activation: fusedActivation(ctx.node),
+    });
+    return [reshaped(out, view.result)];
+  },
+  gpu(ctx, inputs, outputs) {
+    const a = requireInput(ctx.node, inputs[0], 0);
+    const b = requireInput(ctx.node, inputs[1], 1);
+    checkFloat(ctx.node, a);
+    const view = matmulView(ctx.node, a.shape, b.shape);
+    const [aValue, bValue] = [ctx.inputInfos[0]?.value, ctx.inputInfos[1]?.value];
+    return prepareMatmul(
+      ctx.gpu,
+      ctx,
+      reshaped(a, view.a),
+      reshaped(b, view.b),
+      reshaped(outputs[0], view.out),
+      {
+        bias: inputs[2],
+        activation: fusedActivation(ctx.node),
+        label: `node '${ctx.node.name}' (FusedMatMul)`,
+        precision: ctx.precision,
+        variantCache: ctx.variantCache,
+        constants: {
+          a: aValue && reshaped(aValue, view.a),
+          b: bValue && reshaped(bValue, view.b),
+        },
+      },
+    );
+  },
+  tune: (ctx) => MatMul.tune!(ctx),
+};
+
+/** ONNX operators of the matmul family, keyed by op type (engine-domain ones prefixed). */
+export const matmulOps: Record<string, OpImpl> = {
+  MatMul,
+  Gemm,
+  "engine.FusedMatMul": FusedMatMul,
+};

@@ -291,6 +291,9 @@ export const reduceOps: Record<string, OpImpl> = {
   Softmax: softmaxOp(false),
   LogSoftmax: softmaxOp(true),
   LayerNormalization: layerNormalization,
+  // A decomposed LayerNorm recognised by the fusion pass (src/onnx/fuse.ts): ONNX's
+  // LayerNormalization, whatever the model's opset (it is new in opset 17).
+  "engine.LayerNormalization": layerNormalization,
   LpNormalization: lpNormalization,
   ArgMax: argOp(false),
   ArgMin: argOp(true),
