@@ -90,16 +90,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (t >= quads * channel_tiles * params.tiles.z) {
     return;
   }
-  // Cache blocking: channel tiles come in chunks whose weights fit in a CPU's L2 cache. Within
-  // a chunk the tile varies fastest, so the invocations computing one pixel quad run together
-  // and share its input values; the chunk's weights stay cached while the quads go by.
-  let chunk = params.tiles.w;
-  let channel_tile_in_chunk = t % chunk;
-  let rest = t / chunk;
-  let quad = rest % quads;
-  let chunk_index = (rest / quads) % (channel_tiles / chunk);
-  let g = rest / (quads * (channel_tiles / chunk));
-  let channel_tile = chunk_index * chunk + channel_tile_in_chunk;
+  let tile = tile_of(t, quads);
+  let quad = tile.x;
+  let channel_tile = tile.y;
+  let g = tile.z;
 
   // Four consecutive output pixels, one per vec4 lane (clamped: the tail repeats the last one,
   // and only `valid` lanes are written).
@@ -492,6 +486,21 @@ fn store_channel(v_in: vec4<f32>, out_base: vec4<u32>, g: u32, mc: u32, valid: v
   }
 }
 
+// (pixel unit, channel tile, group) of invocation t, with `units` pixel units (quads, segments)
+// per group. Cache blocking: channel tiles come in chunks whose weights fit in a CPU's L2 cache.
+// Within a chunk the tile varies fastest, so the invocations computing one pixel unit run
+// together and share its input values; the chunk's weights stay cached while the units go by.
+fn tile_of(t: u32, units: u32) -> vec3<u32> {
+  let chunk = params.tiles.w;
+  let chunks = params.tiles.y / chunk;
+  let rest = t / chunk;
+  return vec3<u32>(
+    rest % units,
+    ((rest / units) % chunks) * chunk + t % chunk,
+    rest / (units * chunks),
+  );
+}
+
 // Input value `i` of the row path's span (0 outside the image: `inside_mask` bit i clear).
 fn row_value(off: u32, i: u32, inside_mask: u32, fallback: u32) -> f32 {
   let inside = ((inside_mask >> i) & 1u) != 0u;
@@ -514,7 +523,7 @@ fn row_tap(
   }
 }
 
-// ---- wide tiles for 3-wide stride-1 kernel rows (3x3/1, the bulk of a ResNet) ----
+// ---- wide tiles for 3-wide (and 1-wide) stride-1 kernel rows (3x3/1, the bulk of a ResNet) ----
 //
 // `main_wide3`: an invocation computes 8 consecutive output pixels of one output row (two quads,
 // the lanes of two vec4) x 16 output channels (4 weight blocks, TM4 = 4 in the texture layout).
@@ -527,6 +536,10 @@ fn row_tap(
 // count. Sums run over kernel rows, then channels, then the 3 taps of a row, as on ROW.
 
 alias Acc16 = array<vec4<f32>, 16>; // acc[4 b + i]: output channel 4 b + i of the tile, 4 pixels
+
+// Kernel row width: 3 (3x3/1 and the like), or 1 (1x1 kernels at stride 1 along W: 8 inputs
+// and 4 texels per channel for 64 vec4 multiply-adds).
+override WIDE_KW: u32 = 3u;
 
 // acc += x * w for one tap of one quad: x holds the quad's 4 inputs, w0..w3 the tap's weights
 // for channel blocks 0..3 (lane i of block b: output channel 4 b + i).
@@ -622,14 +635,10 @@ fn main_wide3(
   if (t >= segments * channel_tiles * params.tiles.z) {
     return;
   }
-  // Same cache blocking as `main`: the channel tile varies fastest within a chunk.
-  let chunk = params.tiles.w;
-  let channel_tile_in_chunk = t % chunk;
-  let rest = t / chunk;
-  let segment = rest % segments;
-  let chunk_index = (rest / segments) % (channel_tiles / chunk);
-  let g = rest / (segments * (channel_tiles / chunk));
-  let channel_tile = chunk_index * chunk + channel_tile_in_chunk;
+  let tile = tile_of(t, segments);
+  let segment = tile.x;
+  let channel_tile = tile.y;
+  let g = tile.z;
 
   let col0 = (segment % segments_per_row) * 8u; // the segment's first output column
   let out_plane = params.out_size.w;
@@ -651,14 +660,14 @@ fn main_wide3(
 
   var acc_a: Acc16; // columns col0 .. col0 + 3
   var acc_b: Acc16; // columns col0 + 4 .. col0 + 7
-  let row_taps = params.kernel.w / 3u;
+  let row_taps = params.kernel.w / WIDE_KW;
   for (var tr = 0u; tr < row_taps; tr++) {
-    let tap0 = tr * 3u;
+    let tap0 = tr * WIDE_KW;
     let qd = origin_d + i32(tap0 / kh_kw) * i32(params.dilation.x);
     let qh = origin_h + i32((tap0 / params.kernel.z) % params.kernel.y) * i32(params.dilation.y);
     let row_in = qd >= 0 && qd < in_d && qh >= 0 && qh < in_h;
     var inside_mask = 0u; // bit i: column w0 + i is inside the image
-    for (var i = 0u; i < 10u; i++) {
+    for (var i = 0u; i < 7u + WIDE_KW; i++) {
       let col = w0 + i32(i);
       if (row_in && col >= 0 && col < in_w) {
         inside_mask |= 1u << i;
@@ -680,16 +689,21 @@ fn main_wide3(
         row_value(off, 6u, inside_mask, base),
         row_value(off, 7u, inside_mask, base),
       );
-      let vc = vec2<f32>(row_value(off, 8u, inside_mask, base), row_value(off, 9u, inside_mask, base));
       let w_0 = wide_weights(k, first_row);
       tap16(&acc_a, va, w_0[0], w_0[1], w_0[2], w_0[3]);
       tap16(&acc_b, vb, w_0[0], w_0[1], w_0[2], w_0[3]);
-      let w_1 = wide_weights(k + cg, first_row);
-      tap16(&acc_a, vec4<f32>(va.yzw, vb.x), w_1[0], w_1[1], w_1[2], w_1[3]);
-      tap16(&acc_b, vec4<f32>(vb.yzw, vc.x), w_1[0], w_1[1], w_1[2], w_1[3]);
-      let w_2 = wide_weights(k + 2u * cg, first_row);
-      tap16(&acc_a, vec4<f32>(va.zw, vb.xy), w_2[0], w_2[1], w_2[2], w_2[3]);
-      tap16(&acc_b, vec4<f32>(vb.zw, vc), w_2[0], w_2[1], w_2[2], w_2[3]);
+      if (WIDE_KW == 3u) {
+        let vc = vec2<f32>(
+          row_value(off, 8u, inside_mask, base),
+          row_value(off, 9u, inside_mask, base),
+        );
+        let w_1 = wide_weights(k + cg, first_row);
+        tap16(&acc_a, vec4<f32>(va.yzw, vb.x), w_1[0], w_1[1], w_1[2], w_1[3]);
+        tap16(&acc_b, vec4<f32>(vb.yzw, vc.x), w_1[0], w_1[1], w_1[2], w_1[3]);
+        let w_2 = wide_weights(k + 2u * cg, first_row);
+        tap16(&acc_a, vec4<f32>(va.zw, vb.xy), w_2[0], w_2[1], w_2[2], w_2[3]);
+        tap16(&acc_b, vec4<f32>(vb.zw, vc), w_2[0], w_2[1], w_2[2], w_2[3]);
+      }
       off += in_plane;
       k += 1u;
     }

@@ -6,7 +6,14 @@ import { parseArgs } from "node:util";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type CpuTensor, cpuTensor, type DType, EngineError, getGpu } from "../src/gpu/mod.ts";
-import { loadModel, type Model, setupKernelTuning, type ValueDecl } from "../src/onnx/mod.ts";
+import {
+  formatProfile,
+  loadModel,
+  type Model,
+  profilePlan,
+  setupKernelTuning,
+  type ValueDecl,
+} from "../src/onnx/mod.ts";
 import { BatchedModel, describeBatchPlan } from "../src/models/mod.ts";
 import { type NpyArray, npyArray, type NpyDType, readNpy, writeNpy } from "../src/data/npy.ts";
 import { runCli } from "./_cli.ts";
@@ -23,6 +30,8 @@ const HELP =
   --max-chunk N         most batch rows per chunk (default 256)
   --precision P         f32 (default) or f16: MatMul/Gemm operands and Conv weights stored as
                         float16 with float32 accumulation (faster; ~1e-3 relative error)
+  --profile             after the run, time every dispatch of the (largest chunk's) plan and
+                        print the time per operator type
   --no-tune             use cached or default kernel variants; measure nothing
   --variant-cache FILE  measured kernel choices, read at start and updated after tuning
                         (default results/variant-cache.json; 'none': neither read nor saved)`;
@@ -40,6 +49,7 @@ function parse() {
         "max-chunk": { type: "string" },
         precision: { type: "string", default: "f32" },
         "no-tune": { type: "boolean", default: false },
+        profile: { type: "boolean", default: false },
         "variant-cache": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -224,6 +234,8 @@ await runCli(async () => {
   const inputs = readInputs(model, v.input);
 
   let outputs: Record<string, CpuTensor>;
+  // Shapes of the plan to profile: the inputs', or the largest chunk's.
+  let profileShapes = Object.fromEntries(Object.entries(inputs).map(([n, t]) => [n, t.shape]));
   if (BatchedModel.canBatch(model)) {
     const batched = new BatchedModel(model, {
       memoryBudget: memoryBudget !== undefined ? memoryBudget * 2 ** 20 : undefined,
@@ -235,6 +247,10 @@ await runCli(async () => {
     t0 = performance.now();
     const plan = await batched.planBatch(items, rows);
     log(`planned in ${((performance.now() - t0) / 1000).toFixed(2)} s; ${describeBatchPlan(plan)}`);
+    const chunk = Math.max(...plan.chunks.map((k) => k.rows));
+    profileShapes = Object.fromEntries(
+      Object.entries(inputs).map(([n, t]) => [n, [chunk, ...t.shape.slice(1)]]),
+    );
     t0 = performance.now();
     outputs = await batched.run(inputs, plan);
   } else {
@@ -254,6 +270,12 @@ await runCli(async () => {
   log(`ran in ${((performance.now() - t0) / 1000).toFixed(3)} s`);
   if (v.output) writeOutputs(v.output, outputs, log);
   else for (const [name, t] of Object.entries(outputs)) console.log(summary(name, t));
+  if (v.profile) {
+    const plan = await model.plan(profileShapes);
+    const shapes = Object.entries(profileShapes).map(([n, s]) => `${n} [${s}]`).join(", ");
+    console.log(`profile of the plan for ${shapes} (${plan.dispatches.length} dispatches):`);
+    console.log(formatProfile(await profilePlan(gpu, plan)));
+  }
   model.dispose();
   return 0;
 });

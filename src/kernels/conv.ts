@@ -86,7 +86,8 @@ export function isPointwiseConv(wShape: readonly number[], attrs: ConvAttrs): bo
 export const CONV_WIDE = "8px16ch";
 
 /** Whether `main_wide3` applies: kernel rows 3 wide at stride and dilation 1 along W (3x3/1
- * and the like, any D/H strides), 16 or more output channels per group (its tile). It also
+ * and the like, any D/H strides) or 1 wide at stride 1 along W (1x1), 16 or more output channels
+ * per group (its tile). It also
  * needs K = C/group * taps within one texture row (prepareConv checks the adapter's limit). */
 export function isWideRowConv(
   xShape: readonly number[],
@@ -95,8 +96,9 @@ export function isWideRowConv(
 ): boolean {
   const rank = xShape.length - 2;
   const kernel = to3d(wShape.slice(2), 1);
-  return kernel[2] === 3 && to3d(attrs.strides, 1)[2] === 1 &&
-    to3d(attrs.dilations, 1)[2] === 1 && wShape[0] / attrs.group >= 16 && rank >= 1;
+  const kw = kernel[2], sw = to3d(attrs.strides, 1)[2], dw = to3d(attrs.dilations, 1)[2];
+  return (kw === 1 || (kw === 3 && dw === 1)) && sw === 1 && wShape[0] / attrs.group >= 16 &&
+    rank >= 1;
 }
 
 /** Cache name of a register tile: `8ch` for 2 channel blocks. */
@@ -322,7 +324,7 @@ export function prepareConv(
     sizeOf(weight.shape.slice(1)) <= gpu.limits.maxTextureDimension2D;
   if (opts.wide && !wideOk) {
     throw new EngineError(
-      `conv: the ${CONV_WIDE} tile takes 3-wide stride-1 kernel rows and 16+ channels per ` +
+      `conv: the ${CONV_WIDE} tile takes 3- or 1-wide stride-1 kernel rows and 16+ channels per ` +
         `group, not weights ${shapeString(weight.shape)} with ${JSON.stringify(attrs)}`,
     );
   }
@@ -423,7 +425,12 @@ export function prepareConv(
     const segments = (pixels / outSize[2]) * perRow;
     dispatches.push(prepareDispatch(
       gpu,
-      { shader: "conv", entryPoint: "main_wide3", constants: common, placeholders },
+      {
+        shader: "conv",
+        entryPoint: "main_wide3",
+        constants: { ...common, WIDE_KW: kernel[2] },
+        placeholders,
+      },
       [x, texture.createView(), biasBinding, y, uniform(perRow)],
       Math.ceil((segments * channelTiles * group) / WG),
     ));

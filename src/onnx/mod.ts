@@ -1,6 +1,7 @@
 /** Public ONNX API: load a model, plan it for input shapes, run it on host or GPU tensors. */
 export { InputError, loadModel, loadModelBytes, Model, type ModelOptions } from "./executor.ts";
 export { Plan, type PlanMemory, type PlanOutput, type PlanSettings } from "./plan.ts";
+export { formatProfile, type PlanProfile, profilePlan, type ProfileRow } from "./profile.ts";
 export {
   type KernelTuningOptions,
   setupKernelTuning,

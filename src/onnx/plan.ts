@@ -295,6 +295,8 @@ export interface PlanSettings {
 /** GPU resources and recorded dispatches for one set of input shapes (and valued inputs). */
 export class Plan {
   readonly dispatches: Dispatch[] = [];
+  /** The node each dispatch belongs to (parallel to `dispatches`; for profiles). */
+  readonly dispatchNodes: OnnxNode[] = [];
   /** Graph inputs the GPU reads, by name: callers write input data into these buffers. */
   readonly inputBuffers = new Map<string, GpuTensor>();
   readonly outputs = new Map<string, PlanOutput>();
@@ -515,6 +517,7 @@ export class Plan {
         scopeNodes.push(step.node);
       }
       this.dispatches.push(...dispatches);
+      for (let i = 0; i < dispatches.length; i++) this.dispatchNodes.push(step.node);
     });
     const errors = await Promise.all(scopes);
     const bad = errors.findIndex((e) => e !== null);

@@ -130,6 +130,10 @@ Deno.test("conv: the wide tile (8 pixels x 16 channels) of 3-wide stride-1 kerne
     { x: [1, 2, 3, 4, 10], w: [16, 2, 2, 3, 3], pads: [0, 1, 1, 1, 0, 1] }, // 3-D
     { x: [1, 3, 5, 10], w: [16, 3, 3, 3], pads: [1, 1, 1, 1], gpuWeights: true, bias: true },
     { x: [1, 3, 6, 9], w: [16, 3, 3, 3], pads: [1, 1, 1, 1], f16: true, relu: true },
+    // 1-wide rows: pointwise, padded and strided-along-H 1x1 convolutions.
+    { x: [2, 5, 7, 11], w: [16, 5, 1, 1], bias: true, relu: true },
+    { x: [1, 6, 5, 9], w: [20, 6, 1, 1], pads: [1, 2, 0, 1], strides: [2, 1] },
+    { x: [1, 4, 3, 3, 8], w: [16, 4, 1, 1, 1], gpuWeights: true },
   ];
   for (const cs of cases) {
     await check({ ...cs, wide: true });
@@ -137,7 +141,7 @@ Deno.test("conv: the wide tile (8 pixels x 16 channels) of 3-wide stride-1 kerne
   }
   await rejects(
     () => check({ x: [1, 3, 9, 9], w: [16, 3, 3, 3], strides: [1, 2], wide: true }),
-    /tile takes 3-wide stride-1 kernel rows/,
+    /tile takes 3- or 1-wide stride-1 kernel rows/,
   );
   await rejects(
     () => check({ x: [1, 3, 9, 9], w: [8, 3, 3, 3], wide: true }),

@@ -94,19 +94,43 @@ async function tuneProblem(ctx: TuneOpContext, problem: MatmulProblem): Promise<
   return [{ kernel: MATMUL_KERNEL, problem: key, chosen: r.chosen, cached: r.cached }];
 }
 
+/** MatMul, and engine.FusedMatMul: act(A @ B + bias) with MatMul's numpy semantics, which the
+ * load-time fusion pass (src/onnx/fuse.ts) makes of a MatMul, the Add of its bias and an
+ * activation, to run as one kernel. A plain MatMul is the case without bias and activation. */
 const MatMul: OpImpl = {
   infer(ctx, inputs) {
     const a = requireInput(ctx.node, inputs[0], 0);
     const b = requireInput(ctx.node, inputs[1], 1);
     checkSameDtype(ctx.node, a, b);
-    return [{ dtype: a.dtype, shape: matmulView(ctx.node, a.shape, b.shape).result }];
+    const out = { dtype: a.dtype, shape: matmulView(ctx.node, a.shape, b.shape).result };
+    const bias = fusedBias(ctx.node, inputs);
+    if (bias) {
+      if (bias.dtype !== out.dtype) {
+        throw new NodeError(ctx.node, `bias is ${bias.dtype}, the product ${out.dtype}`);
+      }
+      try {
+        broadcastStrides(bias.shape, out.shape);
+      } catch {
+        throw new NodeError(
+          ctx.node,
+          `bias ${shapeString(bias.shape)} does not broadcast to the product ${
+            shapeString(out.shape)
+          }`,
+        );
+      }
+    }
+    fusedActivation(ctx.node);
+    return [out];
   },
   cpu(ctx, inputs) {
     const a = requireInput(ctx.node, inputs[0], 0);
     const b = requireInput(ctx.node, inputs[1], 1);
     checkSameDtype(ctx.node, a, b);
     const view = matmulView(ctx.node, a.shape, b.shape);
-    const out = matmulRef(reshaped(a, view.a), reshaped(b, view.b));
+    const out = matmulRef(reshaped(a, view.a), reshaped(b, view.b), {
+      bias: fusedBias(ctx.node, inputs),
+      activation: fusedActivation(ctx.node),
+    });
     return [reshaped(out, view.result)];
   },
   gpu(ctx, inputs, outputs) {
@@ -122,7 +146,9 @@ const MatMul: OpImpl = {
       reshaped(b, view.b),
       reshaped(outputs[0], view.out),
       {
-        label: `node '${ctx.node.name}' (MatMul)`,
+        bias: fusedBias(ctx.node, inputs),
+        activation: fusedActivation(ctx.node),
+        label: `node '${ctx.node.name}' (${ctx.node.opType})`,
         precision: ctx.precision,
         variantCache: ctx.variantCache,
         // Weights (initializers, folded constants) are packed once where the kernel packs.
@@ -142,6 +168,23 @@ const MatMul: OpImpl = {
     return tuneProblem(ctx, matmulProblem(view.a, view.b, {}, halves, constants));
   },
 };
+
+const ACTIVATIONS: readonly MatmulActivation[] = ["none", "relu", "gelu", "quick_gelu"];
+
+/** engine.FusedMatMul's activation attribute ("none" for MatMul). */
+function fusedActivation(node: OnnxNode): MatmulActivation {
+  if (node.domain !== "engine") return "none";
+  const a = attrString(node, "activation", "none") as MatmulActivation;
+  if (!ACTIVATIONS.includes(a)) {
+    throw new NodeError(node, `unknown activation '${a}' (${ACTIVATIONS.join(", ")})`);
+  }
+  return a;
+}
+
+/** engine.FusedMatMul's bias (input 2); a MatMul has none. */
+function fusedBias<T>(node: OnnxNode, inputs: readonly (T | undefined)[]): T | undefined {
+  return node.domain === "engine" ? inputs[2] : undefined;
+}
 
 /** Gemm's attributes and the shape checks common to inference, CPU and GPU. */
 function gemmSetup(
@@ -227,88 +270,9 @@ const Gemm: OpImpl = {
   },
 };
 
-// ---- engine.FusedMatMul: MatMul + bias + activation, made by the load-time fusion pass ----
-
-const ACTIVATIONS: readonly MatmulActivation[] = ["none", "relu", "gelu", "quick_gelu"];
-
-function fusedActivation(node: OnnxNode): MatmulActivation {
-  const a = attrString(node, "activation", "none") as MatmulActivation;
-  if (!ACTIVATIONS.includes(a)) {
-    throw new NodeError(node, `unknown activation '${a}' (${ACTIVATIONS.join(", ")})`);
-  }
-  return a;
-}
-
-/** The fused output: MatMul's, which the bias (input 2, optional) must broadcast into. */
-function fusedInfer(ctx: OpContext, inputs: readonly (TensorInfo | undefined)[]): TensorInfo[] {
-  const [out] = MatMul.infer(ctx, inputs.slice(0, 2));
-  const bias = inputs[2];
-  if (bias) {
-    if (bias.dtype !== out.dtype) {
-      throw new NodeError(ctx.node, `bias is ${bias.dtype}, the product ${out.dtype}`);
-    }
-    try {
-      broadcastStrides(bias.shape, out.shape);
-    } catch {
-      throw new NodeError(
-        ctx.node,
-        `bias ${shapeString(bias.shape)} does not broadcast to the product ${
-          shapeString(out.shape)
-        }`,
-      );
-    }
-  }
-  fusedActivation(ctx.node);
-  return [out];
-}
-
-/** act(A @ B + bias) with MatMul's numpy semantics: one kernel instead of a MatMul, an Add and
- * the activation's elementwise passes (see src/onnx/fuse.ts). */
-const FusedMatMul: OpImpl = {
-  infer: fusedInfer,
-  cpu(ctx, inputs) {
-    const a = requireInput(ctx.node, inputs[0], 0);
-    const b = requireInput(ctx.node, inputs[1], 1);
-    checkSameDtype(ctx.node, a, b);
-    const view = matmulView(ctx.node, a.shape, b.shape);
-    const bias = inputs[2];
-    const out = matmulRef(reshaped(a, view.a), reshaped(b, view.b), {
-      bias,
-      activation: fusedActivation(ctx.node),
-    });
-    return [reshaped(out, view.result)];
-  },
-  gpu(ctx, inputs, outputs) {
-    const a = requireInput(ctx.node, inputs[0], 0);
-    const b = requireInput(ctx.node, inputs[1], 1);
-    checkFloat(ctx.node, a);
-    const view = matmulView(ctx.node, a.shape, b.shape);
-    const [aValue, bValue] = [ctx.inputInfos[0]?.value, ctx.inputInfos[1]?.value];
-    return prepareMatmul(
-      ctx.gpu,
-      ctx,
-      reshaped(a, view.a),
-      reshaped(b, view.b),
-      reshaped(outputs[0], view.out),
-      {
-        bias: inputs[2],
-        activation: fusedActivation(ctx.node),
-        label: `node '${ctx.node.name}' (FusedMatMul)`,
-        precision: ctx.precision,
-        variantCache: ctx.variantCache,
-        constants: {
-          a: aValue && reshaped(aValue, view.a),
-          b: bValue && reshaped(bValue, view.b),
-        },
-      },
-    );
-  },
-  tune: (ctx) => MatMul.tune!(ctx),
-};
-
 /** ONNX operators of the matmul family, keyed by op type (engine-domain ones prefixed). */
 export const matmulOps: Record<string, OpImpl> = {
   MatMul,
   Gemm,
-  "engine.FusedMatMul": FusedMatMul,
+  "engine.FusedMatMul": MatMul,
 };

@@ -1,0 +1,70 @@
+/** `deno task run` (tasks/run.ts) end to end on a fixture model: .npy in, .npy out matching the
+ * float64 reference, `--profile` accounting for every dispatch, and a bad flag named. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { npyArray, readNpy, writeNpy } from "../../src/data/npy.ts";
+import { sharedPath } from "../helpers.ts";
+
+const repoRoot = new URL("../../", import.meta.url).pathname;
+
+async function runTask(args: string[]) {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(repoRoot, "tasks/run.ts"), ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: r.code,
+    stdout: new TextDecoder().decode(r.stdout),
+    stderr: new TextDecoder().decode(r.stderr),
+  };
+}
+
+Deno.test("deno task run: npy in, npy out, --profile covers every dispatch", async () => {
+  const dir = sharedPath("fixtures", "clip_vit_tiny");
+  if (!dir) return;
+  const tmp = Deno.makeTempDirSync();
+  try {
+    const x = new Float32Array(Deno.readFileSync(join(dir, "input_image.bin")).buffer);
+    writeNpy(join(tmp, "x.npy"), npyArray("float32", [3, 3, 32, 32], x));
+    const out = join(tmp, "y.npy");
+    const r = await runTask([
+      join(dir, "clip_vit_tiny.opset14.onnx"),
+      "--input",
+      `image=${join(tmp, "x.npy")}`,
+      "--output",
+      out,
+      "--no-tune",
+      "--variant-cache",
+      "none",
+      "--profile",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const y = readNpy(out);
+    assert.deepEqual(y.shape, [3, 32]);
+    const ref = new Float64Array(Deno.readFileSync(join(dir, "output_embedding_f64.bin")).buffer);
+    let err = 0, max = 0;
+    for (let i = 0; i < ref.length; i++) {
+      err = Math.max(err, Math.abs(Number(y.data[i]) - ref[i]));
+      max = Math.max(max, Math.abs(ref[i]));
+    }
+    assert.ok(err <= 1e-4 * max + 1e-5, `max error ${err}`);
+    // The profile: one row per op type, whose dispatch counts add up to the plan's.
+    const m = /profile of the plan for image \[3,3,32,32\] \((\d+) dispatches\)/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    const rows = r.stdout.split("\n").filter((l) => /^\S+\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+%$/.test(l));
+    const dispatches = rows.reduce((a, l) => a + Number(l.trim().split(/\s+/)[2]), 0);
+    assert.equal(dispatches, Number(m[1]), r.stdout);
+    assert.ok(rows.some((l) => l.startsWith("engine.LayerNormalization")), r.stdout);
+    assert.match(r.stdout, /sum of dispatches [\d.]+ ms; whole plan [\d.]+ ms per run/);
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+});
+
+Deno.test("deno task run: a bad flag is named, exit 1, no stack", async () => {
+  const r = await runTask(["model.onnx", "--precision", "f8"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--precision: expected f32 or f16, got 'f8'/);
+  assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/);
+});
