@@ -8,15 +8,16 @@
  * constant operand (packed once), the bias as a per-row bias and ReLU fused. On llvmpipe that is
  * 1.6-2.9x the direct kernel at ResNet-50's shapes (the matmul's 16x16 register blocks load
  * fewer values per multiply-add than the direct kernel's 4 pixels x 16 channels).
- * A third variant, `8px16ch` (CONV_WIDE), is the direct kernel's wide tile for 3-wide stride-1
- * kernel rows (3x3/1): 8 pixels of a row x 16 channels per invocation (`main_wide3`).
- * The variant is, in order: the one given in the options; the one measured fastest on this
- * adapter for this problem (`variantCache` under CONV_KERNEL / `convProblemKey`, filled by
- * `tuneConv` in conv_tune.ts or loaded from a saved cache); else `gemm` or `8px16ch` where they
- * apply, else the direct kernel with `chooseChannelBlocks`. Every direct tile sums each output's taps in the
- * same order; `gemm` sums in the matmul's order (rounding-level differences). The direct
- * kernel's input path (`convInputPaths`: vec4 loads of aligned pixel quads, or inputs shared by
- * the taps of a kernel row) follows from the geometry alone. */
+ * A third variant, `8px16ch` (CONV_WIDE), is the direct kernel's wide tile for 3-wide and
+ * 1-wide stride-1 kernel rows (3x3/1, 1x1): 8 pixels of a row x 16 channels per invocation
+ * (`main_wide3`). The variant is, in order: the one given in the options; the one measured
+ * fastest on this adapter for this problem (`variantCache` under CONV_KERNEL / `convProblemKey`,
+ * filled by `tuneConv` in conv_tune.ts or loaded from a saved cache); else `gemm` or `8px16ch`
+ * where they apply, else the direct kernel with `chooseChannelBlocks`. Every direct tile sums
+ * each output's taps in the same order; `gemm` and `8px16ch` sum in other orders
+ * (rounding-level differences). The direct kernel's input path (`convInputPaths`: vec4 loads of
+ * aligned pixel quads, or inputs shared by the taps of a kernel row) follows from the geometry
+ * alone. */
 import {
   type CpuTensor,
   createStorageBuffer,
@@ -87,8 +88,8 @@ export const CONV_WIDE = "8px16ch";
 
 /** Whether `main_wide3` applies: kernel rows 3 wide at stride and dilation 1 along W (3x3/1
  * and the like, any D/H strides) or 1 wide at stride 1 along W (1x1), 16 or more output channels
- * per group (its tile). It also
- * needs K = C/group * taps within one texture row (prepareConv checks the adapter's limit). */
+ * per group (its tile). It also needs K = C/group * taps within one texture row (prepareConv
+ * checks the adapter's limit). */
 export function isWideRowConv(
   xShape: readonly number[],
   wShape: readonly number[],
@@ -130,8 +131,8 @@ export function cachedConvChannelBlocks(
 /** Options of `prepareConv` (a number is shorthand for `channelBlocks`). */
 export interface PrepareConvOptions {
   /** Run the direct kernel with this many output channels per invocation in blocks of 4 (1..8);
-   * default: the measured choice in the cache, else `gemm` where it applies, else
-   * `chooseChannelBlocks`. */
+   * default: the measured choice in the cache, else `gemm` or the wide tile where they apply,
+   * else `chooseChannelBlocks`. */
   readonly channelBlocks?: number;
   /** Run a pointwise convolution as a matrix product (true), or not (false); default as above.
    * True for a convolution that is not pointwise (see isPointwiseConv) is an error. */
