@@ -523,7 +523,7 @@ fn row_tap(
   }
 }
 
-// ---- wide tiles for 3-wide (and 1-wide) stride-1 kernel rows (3x3/1, the bulk of a ResNet) ----
+// ---- wide tiles for 3-wide and 1-wide kernel rows at stride 1 or 2 (the bulk of a ResNet) ----
 //
 // `main_wide3`: an invocation computes 8 consecutive output pixels of one output row (two quads,
 // the lanes of two vec4) x 16 output channels (4 weight blocks, TM4 = 4 in the texture layout).
@@ -533,13 +533,20 @@ fn row_tap(
 // (1.6-1.9x the 8-channel tile and 1.3-1.5x the 16-channel one on ResNet-50's 3x3/1 shapes).
 // Its 32 vec4 accumulators are two arrays indexed by constants only (written out in `tap16`).
 // Rows are cut into ceil(OW / 8) segments, the last one partial; params.texture.z holds that
-// count. Sums run over kernel rows, then channels, then the 3 taps of a row, as on ROW.
+// count. Sums run over kernel rows, then channels, then the 3 taps of a row, as on ROW. At
+// stride 2 along W (`wide_strided`) the 8 pixels read 17 columns (15 for 1x1): 1.1-1.45x the
+// best 4-pixel tile on ResNet-50's downsampling convolutions.
 
 alias Acc16 = array<vec4<f32>, 16>; // acc[4 b + i]: output channel 4 b + i of the tile, 4 pixels
 
-// Kernel row width: 3 (3x3/1 and the like), or 1 (1x1 kernels at stride 1 along W: 8 inputs
-// and 4 texels per channel for 64 vec4 multiply-adds).
+// Kernel row width: 3 (3x3 and the like), or 1 (1x1 kernels: 8 inputs and 4 texels per channel
+// for 64 vec4 multiply-adds).
 override WIDE_KW: u32 = 3u;
+// Stride along W: 1, or 2 (the strided 3x3 and 1x1 convolutions of a ResNet's downsampling),
+// whose 8 pixels read every other column of a span of 7 * 2 + KW (`wide_strided`).
+override WIDE_SW: u32 = 1u;
+// Input columns a segment's 8 pixels read per kernel row: 7 * WIDE_SW + WIDE_KW (at most 17).
+override WIDE_SPAN: u32 = 10u;
 
 // acc += x * w for one tap of one quad: x holds the quad's 4 inputs, w0..w3 the tap's weights
 // for channel blocks 0..3 (lane i of block b: output channel 4 b + i).
@@ -622,6 +629,52 @@ fn store_wide(acc: ptr<function, Acc16>, out_base: u32, oc0: u32, mc0: u32, lane
   store_wide_channel((*acc)[15], out_base, oc0 + 15u, mc0 + 15u, lanes);
 }
 
+// One input channel of a kernel row at stride 2 along W: the span's WIDE_SPAN values are
+// loaded once (written out with constant indices so that they stay in registers; code past
+// the span folds away), then tap t of pixel j reads value 2 j + t.
+fn wide_strided(
+  acc_a: ptr<function, Acc16>,
+  acc_b: ptr<function, Acc16>,
+  off: u32,
+  inside_mask: u32,
+  base: u32,
+  k: u32,
+  cg: u32,
+  first_row: u32,
+) {
+  var v: array<f32, 17>;
+  v[0] = row_value(off, 0u, inside_mask, base);
+  v[1] = row_value(off, 1u, inside_mask, base);
+  v[2] = row_value(off, 2u, inside_mask, base);
+  v[3] = row_value(off, 3u, inside_mask, base);
+  v[4] = row_value(off, 4u, inside_mask, base);
+  v[5] = row_value(off, 5u, inside_mask, base);
+  v[6] = row_value(off, 6u, inside_mask, base);
+  v[7] = row_value(off, 7u, inside_mask, base);
+  v[8] = row_value(off, 8u, inside_mask, base);
+  v[9] = row_value(off, 9u, inside_mask, base);
+  v[10] = row_value(off, 10u, inside_mask, base);
+  v[11] = row_value(off, 11u, inside_mask, base);
+  v[12] = row_value(off, 12u, inside_mask, base);
+  v[13] = row_value(off, 13u, inside_mask, base);
+  v[14] = row_value(off, 14u, inside_mask, base);
+  if (WIDE_SPAN > 15u) {
+    v[15] = row_value(off, 15u, inside_mask, base);
+    v[16] = row_value(off, 16u, inside_mask, base);
+  }
+  let w_0 = wide_weights(k, first_row);
+  tap16(acc_a, vec4<f32>(v[0], v[2], v[4], v[6]), w_0[0], w_0[1], w_0[2], w_0[3]);
+  tap16(acc_b, vec4<f32>(v[8], v[10], v[12], v[14]), w_0[0], w_0[1], w_0[2], w_0[3]);
+  if (WIDE_KW == 3u) {
+    let w_1 = wide_weights(k + cg, first_row);
+    tap16(acc_a, vec4<f32>(v[1], v[3], v[5], v[7]), w_1[0], w_1[1], w_1[2], w_1[3]);
+    tap16(acc_b, vec4<f32>(v[9], v[11], v[13], v[15]), w_1[0], w_1[1], w_1[2], w_1[3]);
+    let w_2 = wide_weights(k + 2u * cg, first_row);
+    tap16(acc_a, vec4<f32>(v[2], v[4], v[6], v[8]), w_2[0], w_2[1], w_2[2], w_2[3]);
+    tap16(acc_b, vec4<f32>(v[10], v[12], v[14], v[16]), w_2[0], w_2[1], w_2[2], w_2[3]);
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main_wide3(
   @builtin(global_invocation_id) gid: vec3<u32>,
@@ -648,7 +701,7 @@ fn main_wide3(
   let ohw = params.out_size.y * ow;
   let origin_d = i32((s0 / ohw) * params.stride.x) - i32(params.pad.x);
   let origin_h = i32(((s0 / ow) % params.out_size.y) * params.stride.y) - i32(params.pad.y);
-  let w0 = i32(col0) - i32(params.pad.z); // stride 1 along W: input column of tap 0, pixel 0
+  let w0 = i32(col0 * WIDE_SW) - i32(params.pad.z); // input column of tap 0, pixel 0
   let in_plane = params.in_size.w;
   let cg = params.channels.z;
   let base = (n * params.channels.x + g * cg) * in_plane;
@@ -667,7 +720,7 @@ fn main_wide3(
     let qh = origin_h + i32((tap0 / params.kernel.z) % params.kernel.y) * i32(params.dilation.y);
     let row_in = qd >= 0 && qd < in_d && qh >= 0 && qh < in_h;
     var inside_mask = 0u; // bit i: column w0 + i is inside the image
-    for (var i = 0u; i < 7u + WIDE_KW; i++) {
+    for (var i = 0u; i < WIDE_SPAN; i++) {
       let col = w0 + i32(i);
       if (row_in && col >= 0 && col < in_w) {
         inside_mask |= 1u << i;
@@ -677,32 +730,36 @@ fn main_wide3(
     var off = base + bitcast<u32>((qd * in_h + qh) * in_w + w0);
     var k = tap0 * cg; // texel column of (tap0, c); taps tap0 + 1, tap0 + 2 follow at +cg
     for (var c = 0u; c < cg; c++) {
-      let va = vec4<f32>(
-        row_value(off, 0u, inside_mask, base),
-        row_value(off, 1u, inside_mask, base),
-        row_value(off, 2u, inside_mask, base),
-        row_value(off, 3u, inside_mask, base),
-      );
-      let vb = vec4<f32>(
-        row_value(off, 4u, inside_mask, base),
-        row_value(off, 5u, inside_mask, base),
-        row_value(off, 6u, inside_mask, base),
-        row_value(off, 7u, inside_mask, base),
-      );
-      let w_0 = wide_weights(k, first_row);
-      tap16(&acc_a, va, w_0[0], w_0[1], w_0[2], w_0[3]);
-      tap16(&acc_b, vb, w_0[0], w_0[1], w_0[2], w_0[3]);
-      if (WIDE_KW == 3u) {
-        let vc = vec2<f32>(
-          row_value(off, 8u, inside_mask, base),
-          row_value(off, 9u, inside_mask, base),
+      if (WIDE_SW == 1u) {
+        let va = vec4<f32>(
+          row_value(off, 0u, inside_mask, base),
+          row_value(off, 1u, inside_mask, base),
+          row_value(off, 2u, inside_mask, base),
+          row_value(off, 3u, inside_mask, base),
         );
-        let w_1 = wide_weights(k + cg, first_row);
-        tap16(&acc_a, vec4<f32>(va.yzw, vb.x), w_1[0], w_1[1], w_1[2], w_1[3]);
-        tap16(&acc_b, vec4<f32>(vb.yzw, vc.x), w_1[0], w_1[1], w_1[2], w_1[3]);
-        let w_2 = wide_weights(k + 2u * cg, first_row);
-        tap16(&acc_a, vec4<f32>(va.zw, vb.xy), w_2[0], w_2[1], w_2[2], w_2[3]);
-        tap16(&acc_b, vec4<f32>(vb.zw, vc), w_2[0], w_2[1], w_2[2], w_2[3]);
+        let vb = vec4<f32>(
+          row_value(off, 4u, inside_mask, base),
+          row_value(off, 5u, inside_mask, base),
+          row_value(off, 6u, inside_mask, base),
+          row_value(off, 7u, inside_mask, base),
+        );
+        let w_0 = wide_weights(k, first_row);
+        tap16(&acc_a, va, w_0[0], w_0[1], w_0[2], w_0[3]);
+        tap16(&acc_b, vb, w_0[0], w_0[1], w_0[2], w_0[3]);
+        if (WIDE_KW == 3u) {
+          let vc = vec2<f32>(
+            row_value(off, 8u, inside_mask, base),
+            row_value(off, 9u, inside_mask, base),
+          );
+          let w_1 = wide_weights(k + cg, first_row);
+          tap16(&acc_a, vec4<f32>(va.yzw, vb.x), w_1[0], w_1[1], w_1[2], w_1[3]);
+          tap16(&acc_b, vec4<f32>(vb.yzw, vc.x), w_1[0], w_1[1], w_1[2], w_1[3]);
+          let w_2 = wide_weights(k + 2u * cg, first_row);
+          tap16(&acc_a, vec4<f32>(va.zw, vb.xy), w_2[0], w_2[1], w_2[2], w_2[3]);
+          tap16(&acc_b, vec4<f32>(vb.zw, vc), w_2[0], w_2[1], w_2[2], w_2[3]);
+        }
+      } else {
+        wide_strided(&acc_a, &acc_b, off, inside_mask, base, k, cg, first_row);
       }
       off += in_plane;
       k += 1u;

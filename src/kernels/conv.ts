@@ -9,8 +9,8 @@
  * 1.6-2.9x the direct kernel at ResNet-50's shapes (the matmul's 16x16 register blocks load
  * fewer values per multiply-add than the direct kernel's 4 pixels x 16 channels).
  * A third variant, `8px16ch` (CONV_WIDE), is the direct kernel's wide tile for 3-wide and
- * 1-wide stride-1 kernel rows (3x3/1, 1x1): 8 pixels of a row x 16 channels per invocation
- * (`main_wide3`). The variant is, in order: the one given in the options; the one measured
+ * 1-wide kernel rows at stride 1 or 2 (3x3, 1x1): 8 pixels of a row x 16 channels per
+ * invocation (`main_wide3`). The variant is, in order: the one given in the options; the one measured
  * fastest on this adapter for this problem (`variantCache` under CONV_KERNEL / `convProblemKey`,
  * filled by `tuneConv` in conv_tune.ts or loaded from a saved cache); else `gemm` or `8px16ch`
  * where they apply, else the direct kernel with `chooseChannelBlocks`. Every direct tile sums
@@ -86,9 +86,9 @@ export function isPointwiseConv(wShape: readonly number[], attrs: ConvAttrs): bo
 /** Cache name of the wide tile of `main_wide3` (8 pixels of a row x 16 channels). */
 export const CONV_WIDE = "8px16ch";
 
-/** Whether `main_wide3` applies: kernel rows 3 wide at stride and dilation 1 along W (3x3/1
- * and the like, any D/H strides) or 1 wide at stride 1 along W (1x1), 16 or more output channels
- * per group (its tile). It also needs K = C/group * taps within one texture row (prepareConv
+/** Whether `main_wide3` applies: kernel rows 3 wide at dilation 1 (3x3 and the like) or 1 wide
+ * (1x1), at stride 1 or 2 along W (any D/H strides), 16 or more output channels per group (its
+ * tile). It also needs K = C/group * taps within one texture row (prepareConv
  * checks the adapter's limit). */
 export function isWideRowConv(
   xShape: readonly number[],
@@ -98,8 +98,8 @@ export function isWideRowConv(
   const rank = xShape.length - 2;
   const kernel = to3d(wShape.slice(2), 1);
   const kw = kernel[2], sw = to3d(attrs.strides, 1)[2], dw = to3d(attrs.dilations, 1)[2];
-  return (kw === 1 || (kw === 3 && dw === 1)) && sw === 1 && wShape[0] / attrs.group >= 16 &&
-    rank >= 1;
+  return (kw === 1 || (kw === 3 && dw === 1)) && (sw === 1 || sw === 2) &&
+    wShape[0] / attrs.group >= 16 && rank >= 1;
 }
 
 /** Cache name of a register tile: `8ch` for 2 channel blocks. */
@@ -325,8 +325,10 @@ export function prepareConv(
     sizeOf(weight.shape.slice(1)) <= gpu.limits.maxTextureDimension2D;
   if (opts.wide && !wideOk) {
     throw new EngineError(
-      `conv: the ${CONV_WIDE} tile takes 3- or 1-wide stride-1 kernel rows and 16+ channels per ` +
-        `group, not weights ${shapeString(weight.shape)} with ${JSON.stringify(attrs)}`,
+      `conv: the ${CONV_WIDE} tile takes 3- or 1-wide kernel rows at stride 1 or 2 and 16+ ` +
+        `channels per group, not weights ${shapeString(weight.shape)} with ${
+          JSON.stringify(attrs)
+        }`,
     );
   }
   const cachedName = opts.channelBlocks === undefined && opts.gemm === undefined &&
@@ -422,6 +424,7 @@ export function prepareConv(
   const common = { WG, RELU: attrs.relu ? 1 : 0, ROUND_F16: y.dtype === "float16" ? 1 : 0 };
   if (wide) {
     // Segments of 8 output pixels per output row (see main_wide3 in conv.wgsl).
+    const strideW = to3d(attrs.strides, 1)[2];
     const perRow = Math.ceil(outSize[2] / 8);
     const segments = (pixels / outSize[2]) * perRow;
     dispatches.push(prepareDispatch(
@@ -429,7 +432,12 @@ export function prepareConv(
       {
         shader: "conv",
         entryPoint: "main_wide3",
-        constants: { ...common, WIDE_KW: kernel[2] },
+        constants: {
+          ...common,
+          WIDE_KW: kernel[2],
+          WIDE_SW: strideW,
+          WIDE_SPAN: 7 * strideW + kernel[2],
+        },
         placeholders,
       },
       [x, texture.createView(), biasBinding, y, uniform(perRow)],

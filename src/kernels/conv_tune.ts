@@ -30,9 +30,9 @@ import {
 
 export { CONV_KERNEL, convProblemKey };
 
-/** Variant names to try, the default first: `gemm` for a pointwise convolution, `8px16ch` for
- * 3-wide stride-1 kernel rows, then the direct kernel's default tile and the halvings and doubling of it that fit the group's channels
- * (1..8 blocks of 4). */
+/** Variant names to try, the default first: `gemm` for a pointwise convolution, `8px16ch` where
+ * the wide tile applies (isWideRowConv), then the direct kernel's default tile and the halvings
+ * and doubling of it that fit the group's channels (1..8 blocks of 4). */
 export function convCandidates(
   xShape: readonly number[],
   wShape: readonly number[],

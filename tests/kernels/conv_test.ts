@@ -32,7 +32,7 @@ interface Case {
   channelBlocks?: number;
   /** Pointwise as a matmul (true) or the direct kernel (false); default: the binding's choice. */
   gemm?: boolean;
-  /** The wide tile of 3-wide stride-1 kernel rows (true), or not (false). */
+  /** The wide tile of 3- and 1-wide kernel rows at stride 1 or 2 (true), or not (false). */
   wide?: boolean;
 }
 
@@ -119,7 +119,7 @@ Deno.test("conv: pointwise convolutions as a matmul and by the direct kernel", a
   );
 });
 
-Deno.test("conv: the wide tile (8 pixels x 16 channels) of 3-wide stride-1 kernel rows", async () => {
+Deno.test("conv: the wide tile (8 pixels x 16 channels) of 3- and 1-wide rows, stride 1 and 2", async () => {
   const cases: Case[] = [
     { x: [1, 5, 9, 16], w: [16, 5, 3, 3], pads: [1, 1, 1, 1], bias: true, relu: true },
     { x: [2, 3, 7, 7], w: [20, 3, 3, 3], pads: [1, 1, 1, 1], bias: true }, // 20 = 16 + 4 padding
@@ -134,14 +134,19 @@ Deno.test("conv: the wide tile (8 pixels x 16 channels) of 3-wide stride-1 kerne
     { x: [2, 5, 7, 11], w: [16, 5, 1, 1], bias: true, relu: true },
     { x: [1, 6, 5, 9], w: [20, 6, 1, 1], pads: [1, 2, 0, 1], strides: [2, 1] },
     { x: [1, 4, 3, 3, 8], w: [16, 4, 1, 1, 1], gpuWeights: true },
+    // Stride 2 along W: ResNet downsampling (3x3/2 padded, 1x1/2), odd widths, partial segments.
+    { x: [1, 5, 9, 21], w: [16, 5, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1], bias: true },
+    { x: [2, 6, 8, 16], w: [20, 6, 1, 1], strides: [2, 2], relu: true },
+    { x: [1, 3, 7, 30], w: [16, 3, 3, 3], strides: [1, 2], pads: [0, 2, 1, 0] },
+    { x: [1, 4, 5, 13], w: [32, 4, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1], f16: true },
   ];
   for (const cs of cases) {
     await check({ ...cs, wide: true });
     await check({ ...cs, wide: false });
   }
   await rejects(
-    () => check({ x: [1, 3, 9, 9], w: [16, 3, 3, 3], strides: [1, 2], wide: true }),
-    /tile takes 3- or 1-wide stride-1 kernel rows/,
+    () => check({ x: [1, 3, 9, 9], w: [16, 3, 3, 3], strides: [1, 3], wide: true }),
+    /tile takes 3- or 1-wide kernel rows at stride 1 or 2/,
   );
   await rejects(
     () => check({ x: [1, 3, 9, 9], w: [8, 3, 3, 3], wide: true }),

@@ -156,7 +156,7 @@ Deno.test("tuneConv picks a register tile that computes the right convolution", 
   // 12 channels: at most 3 blocks of 4; a 3x3 convolution is not a plain matmul.
   const candidates = convCandidates(xShape, wShape, attrs);
   assert.deepEqual(candidates, ["12ch", "8ch", "4ch"]);
-  // From 16 channels a 3-wide stride-1 kernel row also tries the wide tile.
+  // From 16 channels a 3-wide kernel row at stride 1 also tries the wide tile.
   assert.deepEqual(convCandidates(xShape, [16, 5, 3, 3], attrs), ["8px16ch", "16ch", "8ch", "4ch"]);
   const tuned = await tuneConv(gpu, xShape, wShape, attrs, { cache, targetMs: 2, batches: 1 });
   assert.ok(candidates.includes(tuned.chosen));
