@@ -46,27 +46,8 @@ export function trainAmuReference(
   const C = f.clipWeights.cols, D = f.trainAux.cols, Dc = f.clipWeights.rows;
   const trainAux = l2NormalizeRowsRef(f.trainAux.data, N, D);
   const testAux = l2NormalizeRowsRef(f.testAux.data, T, D);
-  const clipSide = (clip: Float32Array, rows: number) => {
-    const logits = amuLogitsRef(
-      l2NormalizeRowsRef(clip, rows, Dc),
-      Dc,
-      range(rows),
-      f.clipWeights.data,
-      "depth-major",
-      C,
-      config.logitScale,
-    );
-    const factor = uncertaintyFactorRef(
-      logits,
-      rows,
-      C,
-      config.uncertainty,
-      config.uncertaintyPower,
-    );
-    return { logits, factor };
-  };
-  const train = clipSide(f.trainClip.data, N);
-  const test = clipSide(f.testClip.data, T);
+  const train = clipSide(config, f, f.trainClip.data, N);
+  const test = clipSide(config, f, f.testClip.data, T);
   const w = amuInitWeightsRef(trainAux, f.trainLabels, D, C);
   const m = new Float64Array(C * D);
   const v = new Float64Array(C * D);
@@ -148,6 +129,23 @@ interface ClipSide {
   factor: ArrayLike<number>;
 }
 
+/** The CLIP side of `rows` rows of CLIP features: L2-normalised, times the text weights and the
+ * logit scale, and each row's uncertainty factor. */
+function clipSide(config: AmuConfig, f: AmuFeatures, clip: Float32Array, rows: number): ClipSide {
+  const C = f.clipWeights.cols, Dc = f.clipWeights.rows;
+  const logits = amuLogitsRef(
+    l2NormalizeRowsRef(clip, rows, Dc),
+    Dc,
+    range(rows),
+    f.clipWeights.data,
+    "depth-major",
+    C,
+    config.logitScale,
+  );
+  const factor = uncertaintyFactorRef(logits, rows, C, config.uncertainty, config.uncertaintyPower);
+  return { logits, factor };
+}
+
 /** One training step in place on (w, m, v): fused and auxiliary cross-entropy of the batch,
  * the head's weight gradient and an AdamW update at learning rate `lr`, step `t` (0-based).
  * `clip` holds the rows' logits and factors at their row index (`rowIndex` maps a training row
@@ -221,22 +219,7 @@ export function referenceFirstSteps(
   const index = new Map(used.map((r, i) => [r, i]));
   const clipData = new Float32Array(used.length * Dc);
   used.forEach((r, i) => clipData.set(f.trainClip.data.subarray(r * Dc, (r + 1) * Dc), i * Dc));
-  const logits = amuLogitsRef(
-    l2NormalizeRowsRef(clipData, used.length, Dc),
-    Dc,
-    range(used.length),
-    f.clipWeights.data,
-    "depth-major",
-    C,
-    config.logitScale,
-  );
-  const factor = uncertaintyFactorRef(
-    logits,
-    used.length,
-    C,
-    config.uncertainty,
-    config.uncertaintyPower,
-  );
+  const clip = clipSide(config, f, clipData, used.length);
   const trainAux = l2NormalizeRowsRef(f.trainAux.data, N, D);
   const state = {
     w: amuInitWeightsRef(trainAux, f.trainLabels, D, C),
@@ -250,7 +233,7 @@ export function referenceFirstSteps(
       D,
       C,
       rows,
-      { logits, factor },
+      clip,
       f.trainLabels,
       state,
       cosineLr(config.lr, t, total),

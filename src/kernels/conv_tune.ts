@@ -1,6 +1,6 @@
 /** Measured conv variant choice (see variants.ts): the variants of `prepareConv` (the direct
- * kernel's register tiles, output channels per invocation in blocks of 4, and `gemm` for
- * pointwise convolutions) are timed on the problem's shape on this adapter, and the fastest
+ * kernel's register tiles, output channels per invocation in blocks of 4, its wide tile
+ * `8px16ch`, and `gemm` for pointwise convolutions) are timed on the problem's shape on this adapter, and the fastest
  * cached under (CONV_KERNEL, `convProblemKey`), where `prepareConv` looks first. */
 import { allocTensor, cpuTensor, type Gpu, releaseTensor, sizeOf } from "../gpu/mod.ts";
 import {
@@ -62,7 +62,7 @@ export function tunedConvChannelBlocks(
 }
 
 export interface ConvTuneResult extends TuneResult {
-  /** The direct kernel's tile; undefined when `gemm` won. */
+  /** The direct kernel's tile; undefined when `gemm` or the wide tile won. */
   readonly channelBlocks?: number;
 }
 

@@ -102,6 +102,14 @@ function narrow(v: MatmulVariant): MatmulVariant {
   };
 }
 
+/** 16x16 blocks from half-precision textures (eight halves per texel, f32 accumulation). */
+const TEXTURE_F16: MatmulVariant = {
+  ...blocked("texture", 16),
+  name: "texture-f16-16x16",
+  entryPoint: "main_f16_16x16",
+  halves: true,
+};
+
 /** Every variant, by name. */
 export const MATMUL_VARIANTS: Readonly<Record<string, MatmulVariant>> = Object.fromEntries(
   [
@@ -119,22 +127,12 @@ export const MATMUL_VARIANTS: Readonly<Record<string, MatmulVariant>> = Object.f
     } satisfies MatmulVariant,
     blocked("texture", 8),
     blocked("texture", 16),
-    {
-      ...blocked("texture", 16),
-      name: "texture-f16-16x16",
-      entryPoint: "main_f16_16x16",
-      halves: true,
-    },
+    TEXTURE_F16,
     // Workgroups of 16 x 4 blocks (256 rows x 64 columns) for narrow products, whose columns
     // would mostly be padding in a 128-wide tile: a 2048x512 pointwise convolution over a 7x7
     // plane (49 columns) fills 77% of a 64-wide tile and 38% of a 128-wide one.
     narrow(blocked("texture", 16)),
-    narrow({
-      ...blocked("texture", 16),
-      name: "texture-f16-16x16",
-      entryPoint: "main_f16_16x16",
-      halves: true,
-    }),
+    narrow(TEXTURE_F16),
   ].map((v) => [v.name, v]),
 );
 
@@ -211,8 +209,8 @@ export function cachedMatmulVariant(
 /** Default variant choice when nothing was measured (see cachedMatmulVariant):
  * on llvmpipe, operands in textures with large register blocks (loads are the cost there),
  * narrower tiles or smaller blocks when the matrix cannot fill them; on GPUs, shared-memory
- * tiles. Variants that
- * cannot run a given problem are skipped by `prepareMatmul` in favour of the next fallback. */
+ * tiles. Variants that cannot run a given problem are skipped by `prepareMatmul` in favour of
+ * the next fallback. */
 export function chooseMatmulVariant(gpu: Gpu, problem: MatmulProblem): MatmulVariant {
   const { m, n } = problem;
   if (gpu.summary.isLlvmpipe) {

@@ -209,7 +209,7 @@ export class BatchedModel {
     if (known !== undefined) return known;
     // A probe for more rows is dropped below: not worth tuning its kernels.
     const one = await this.#planFor(itemShapes, 1, rows === 1);
-    const perRow = Math.max(1, one.memory.total - fixedBytes(one.memory));
+    const perRow = Math.max(1, batchBytes(one.memory));
     this.#perRow.set(key, perRow);
     this.#log?.(
       `per-row estimate ${mib(perRow)}; binding limit allows ` +
@@ -252,7 +252,7 @@ export class BatchedModel {
         }
         throw e;
       }
-      const used = plan.memory.total - fixedBytes(plan.memory);
+      const used = batchBytes(plan.memory);
       if (used <= this.memoryBudget || chunk === 1) break;
       const smaller = Math.max(
         1,
@@ -261,11 +261,9 @@ export class BatchedModel {
       this.#log?.(`plan for ${chunk} rows needs ${mib(used)} over the budget; trying ${smaller}`);
       chunk = smaller;
     }
-    if (plan.memory.total - fixedBytes(plan.memory) > this.memoryBudget) {
+    if (batchBytes(plan.memory) > this.memoryBudget) {
       throw new EngineError(
-        `${this.model.source}: one row needs ${
-          mib(plan.memory.total - fixedBytes(plan.memory))
-        } of ` +
+        `${this.model.source}: one row needs ${mib(batchBytes(plan.memory))} of ` +
           `GPU memory besides the weights, over the budget of ${mib(this.memoryBudget)}`,
       );
     }
@@ -461,8 +459,8 @@ function batchSymbolOf(model: Model): string | undefined {
   return symbol;
 }
 
-/** Plan memory that does not grow with the batch: the model's weights and the kernels' packed
- * copies of them. */
-function fixedBytes(m: PlanMemory): number {
-  return m.weights + m.packedWeights;
+/** Plan memory that the batch size decides: all but the model's weights and the kernels'
+ * packed copies of them (the memory budget's measure). */
+function batchBytes(m: PlanMemory): number {
+  return m.total - m.weights - m.packedWeights;
 }

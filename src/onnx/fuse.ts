@@ -15,10 +15,7 @@
  * keeps the graph as written. */
 import type { CpuTensor } from "../gpu/mod.ts";
 import type { Graph } from "./graph.ts";
-import type { AttrValue, OnnxNode } from "./types.ts";
-
-/** Domain of the fused operators (registered as `engine.<opType>`). */
-export const ENGINE_DOMAIN = "engine";
+import { type AttrValue, ENGINE_DOMAIN, type OnnxNode } from "./types.ts";
 
 /** What fusion did, for reports and tests. */
 export interface FusionSummary {

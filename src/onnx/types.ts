@@ -7,6 +7,10 @@ import type { TuneOptions, VariantCache } from "../kernels/variants.ts";
  * STRINGS -> string[], TENSOR -> CpuTensor, GRAPH(S) -> unsupported (kept as raw). */
 export type AttrValue = number | string | number[] | string[] | CpuTensor | { graph: unknown };
 
+/** Domain of the engine's own operators: the fused nodes that src/onnx/fuse.ts makes, registered
+ * as `engine.<opType>`. */
+export const ENGINE_DOMAIN = "engine";
+
 export interface OnnxNode {
   /** Node name, or a generated `<opType>_<index>` when the file has none. */
   readonly name: string;

@@ -16,6 +16,7 @@ import {
   attrInt,
   attrInts,
   attrString,
+  ENGINE_DOMAIN,
   NodeError,
   type OnnxNode,
   type OpContext,
@@ -131,7 +132,7 @@ function convSettings(node: OnnxNode, x: Shaped, w: Shaped): ConvAttrs {
 
 /** engine.FusedConv (a Conv and the Relu after it, see src/onnx/fuse.ts): activation "relu". */
 function fusedRelu(node: OnnxNode): boolean {
-  if (node.domain !== "engine") return false;
+  if (node.domain !== ENGINE_DOMAIN) return false;
   const activation = attrString(node, "activation", "none");
   if (activation !== "relu" && activation !== "none") {
     throw new NodeError(node, `unknown activation '${activation}' (none, relu)`);
@@ -384,7 +385,7 @@ const batchNormalization: OpImpl = {
 /** ONNX operators of the conv family, keyed by op type. */
 export const convOps: Record<string, OpImpl> = {
   Conv: conv,
-  "engine.FusedConv": conv,
+  [`${ENGINE_DOMAIN}.FusedConv`]: conv,
   MaxPool: pool("max"),
   AveragePool: pool("avg"),
   GlobalAveragePool: globalPool("avg"),

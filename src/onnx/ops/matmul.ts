@@ -21,6 +21,7 @@ import {
   attrInt,
   attrString,
   type ComputePrecision,
+  ENGINE_DOMAIN,
   type KernelTuning,
   NodeError,
   type OnnxNode,
@@ -173,7 +174,7 @@ const ACTIVATIONS: readonly MatmulActivation[] = ["none", "relu", "gelu", "quick
 
 /** engine.FusedMatMul's activation attribute ("none" for MatMul). */
 function fusedActivation(node: OnnxNode): MatmulActivation {
-  if (node.domain !== "engine") return "none";
+  if (node.domain !== ENGINE_DOMAIN) return "none";
   const a = attrString(node, "activation", "none") as MatmulActivation;
   if (!ACTIVATIONS.includes(a)) {
     throw new NodeError(node, `unknown activation '${a}' (${ACTIVATIONS.join(", ")})`);
@@ -183,7 +184,7 @@ function fusedActivation(node: OnnxNode): MatmulActivation {
 
 /** engine.FusedMatMul's bias (input 2); a MatMul has none. */
 function fusedBias<T>(node: OnnxNode, inputs: readonly (T | undefined)[]): T | undefined {
-  return node.domain === "engine" ? inputs[2] : undefined;
+  return node.domain === ENGINE_DOMAIN ? inputs[2] : undefined;
 }
 
 /** Gemm's attributes and the shape checks common to inference, CPU and GPU. */
@@ -274,5 +275,5 @@ const Gemm: OpImpl = {
 export const matmulOps: Record<string, OpImpl> = {
   MatMul,
   Gemm,
-  "engine.FusedMatMul": MatMul,
+  [`${ENGINE_DOMAIN}.FusedMatMul`]: MatMul,
 };

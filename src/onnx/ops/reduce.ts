@@ -18,6 +18,7 @@ import {
   attrInt,
   attrInts,
   constValues,
+  ENGINE_DOMAIN,
   NodeError,
   normAxis,
   type OnnxNode,
@@ -293,7 +294,7 @@ export const reduceOps: Record<string, OpImpl> = {
   LayerNormalization: layerNormalization,
   // A decomposed LayerNorm recognised by the fusion pass (src/onnx/fuse.ts): ONNX's
   // LayerNormalization, whatever the model's opset (it is new in opset 17).
-  "engine.LayerNormalization": layerNormalization,
+  [`${ENGINE_DOMAIN}.LayerNormalization`]: layerNormalization,
   LpNormalization: lpNormalization,
   ArgMax: argOp(false),
   ArgMin: argOp(true),
