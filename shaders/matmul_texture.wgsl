@@ -109,6 +109,10 @@ struct Params {
 @group(0) @binding(1) var tex_b_f16: texture_2d_array<u32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// The same output seen as vec4 rows, for the `_v4` entry points (N % 4 == 0): one store per four
+// outputs. On llvmpipe every storage access is a loop over the SIMD lanes, so a short-K product
+// (a 64-channel 1x1 convolution) spent much of its time in scalar stores.
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 override WG_X: u32 = 8u;
@@ -243,6 +247,25 @@ fn store_16x16(z: u32, acc: ptr<function, Acc16>, m0: u32, n0: u32) {
   store_block(z, (*acc)[15], m0 + 12u, n0 + 12u);
 }
 
+fn store4_16x16(z: u32, acc: ptr<function, Acc16>, m0: u32, n0: u32) {
+  store_block4(z, (*acc)[0], m0, n0);
+  store_block4(z, (*acc)[1], m0, n0 + 4u);
+  store_block4(z, (*acc)[2], m0, n0 + 8u);
+  store_block4(z, (*acc)[3], m0, n0 + 12u);
+  store_block4(z, (*acc)[4], m0 + 4u, n0);
+  store_block4(z, (*acc)[5], m0 + 4u, n0 + 4u);
+  store_block4(z, (*acc)[6], m0 + 4u, n0 + 8u);
+  store_block4(z, (*acc)[7], m0 + 4u, n0 + 12u);
+  store_block4(z, (*acc)[8], m0 + 8u, n0);
+  store_block4(z, (*acc)[9], m0 + 8u, n0 + 4u);
+  store_block4(z, (*acc)[10], m0 + 8u, n0 + 8u);
+  store_block4(z, (*acc)[11], m0 + 8u, n0 + 12u);
+  store_block4(z, (*acc)[12], m0 + 12u, n0);
+  store_block4(z, (*acc)[13], m0 + 12u, n0 + 4u);
+  store_block4(z, (*acc)[14], m0 + 12u, n0 + 8u);
+  store_block4(z, (*acc)[15], m0 + 12u, n0 + 12u);
+}
+
 // ---- epilogue ----
 
 fn erf_approx(x: f32) -> f32 {
@@ -279,65 +302,108 @@ fn bias_offset(z: u32) -> u32 {
   return base;
 }
 
-// Writes a 4 x 4 accumulator block (column q = output row r + q) through the epilogue.
+// The bias of a block's columns c .. c + 3: its offset for batch entry z, and the four values
+// when the bias does not vary along rows (zero otherwise).
+struct BlockBias {
+  base: u32,
+  cols: vec4<f32>,
+}
+
 // A bias that is constant along the rows (a Linear layer's, [N]) or along the columns (a
-// convolution's, one per output channel) is read once per column or row of the block rather
-// than once per output: with a short K (a 64-channel 1x1 convolution) those storage loads were
-// a fifth of the kernel's time on llvmpipe.
-fn store_block(z: u32, acc: mat4x4<f32>, r: u32, c: u32) {
-  let out_base = z * p.M * p.N;
-  var bias_base = 0u;
-  var col_bias = vec4<f32>(0.0); // per column, when the bias does not vary along rows
+// convolution's, one per output channel) is read once per column or row of a block rather than
+// once per output: with a short K (a 64-channel 1x1 convolution) those storage loads were a fifth
+// of the kernel's time on llvmpipe.
+fn block_bias(z: u32, c: u32) -> BlockBias {
+  var bb = BlockBias(0u, vec4<f32>(0.0));
   if (HAS_BIAS) {
-    bias_base = bias_offset(z);
+    bb.base = bias_offset(z);
     if (p.bias_row == 0u) {
-      let last = bias_base + (p.N - 1u) * p.bias_col;
-      col_bias = p.beta * vec4<f32>(
-        bias[min(bias_base + c * p.bias_col, last)],
-        bias[min(bias_base + (c + 1u) * p.bias_col, last)],
-        bias[min(bias_base + (c + 2u) * p.bias_col, last)],
-        bias[min(bias_base + (c + 3u) * p.bias_col, last)],
+      let last = bb.base + (p.N - 1u) * p.bias_col;
+      bb.cols = p.beta * vec4<f32>(
+        bias[min(bb.base + c * p.bias_col, last)],
+        bias[min(bb.base + (c + 1u) * p.bias_col, last)],
+        bias[min(bb.base + (c + 2u) * p.bias_col, last)],
+        bias[min(bb.base + (c + 3u) * p.bias_col, last)],
       );
     }
   }
+  return bb;
+}
+
+// Output row m, columns c .. c + 3, from its accumulators: alpha * acc + beta * bias, activated.
+fn finish_row(bb: BlockBias, acc_row: vec4<f32>, m: u32, c: u32) -> vec4<f32> {
+  var row = p.alpha * acc_row;
+  if (HAS_BIAS) {
+    if (p.bias_row == 0u) {
+      row += bb.cols;
+    } else if (p.bias_col == 0u) {
+      row += vec4<f32>(p.beta * bias[bb.base + m * p.bias_row]);
+    } else {
+      for (var e = 0u; e < 4u; e++) {
+        row[e] += p.beta * bias[bb.base + m * p.bias_row + min(c + e, p.N - 1u) * p.bias_col];
+      }
+    }
+  }
+  return vec4<f32>(epilogue(row.x), epilogue(row.y), epilogue(row.z), epilogue(row.w));
+}
+
+// Writes a 4 x 4 accumulator block (column q = output row r + q), one output at a time.
+fn store_block(z: u32, acc: mat4x4<f32>, r: u32, c: u32) {
+  let out_base = z * p.M * p.N;
+  let bb = block_bias(z, c);
   for (var q = 0u; q < 4u; q++) {
     let m = r + q;
     if (m >= p.M) {
       return;
     }
-    var row = p.alpha * acc[q];
-    if (HAS_BIAS) {
-      if (p.bias_row == 0u) {
-        row += col_bias;
-      } else if (p.bias_col == 0u) {
-        row += vec4<f32>(p.beta * bias[bias_base + m * p.bias_row]);
-      } else {
-        for (var e = 0u; e < 4u; e++) {
-          row[e] += p.beta * bias[bias_base + m * p.bias_row + min(c + e, p.N - 1u) * p.bias_col];
-        }
-      }
-    }
+    let row = finish_row(bb, acc[q], m, c);
     for (var e = 0u; e < 4u; e++) {
-      let n = c + e;
-      if (n < p.N) {
-        out[out_base + m * p.N + n] = epilogue(row[e]);
+      if (c + e < p.N) {
+        out[out_base + m * p.N + c + e] = row[e];
       }
     }
   }
 }
 
-// ---- entry points ----
-
-@compute @workgroup_size(WG_X, WG_Y)
-fn main_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let m0 = (wid.y * WG_Y + lid.y) * 8u;
-  let n0 = (wid.x * WG_X + lid.x) * 8u;
-  if (m0 >= p.M || n0 >= p.N) {
+// The same with one vec4 store per row (N % 4 == 0, so a block column inside N is whole).
+fn store_block4(z: u32, acc: mat4x4<f32>, r: u32, c: u32) {
+  if (c >= p.N) {
     return;
   }
-  let z = wid.z;
-  let za = select(z, 0u, A_SHARED);
-  let zb = select(z, 0u, B_SHARED);
+  let row_texels = p.N / 4u;
+  let out_base = z * p.M * row_texels + c / 4u;
+  let bb = block_bias(z, c);
+  for (var q = 0u; q < 4u; q++) {
+    let m = r + q;
+    if (m >= p.M) {
+      return;
+    }
+    out4[out_base + m * row_texels] = finish_row(bb, acc[q], m, c);
+  }
+}
+
+// ---- entry points ----
+// Each product has two entry points: `main_*` stores one output at a time, `main_*_v4` one vec4
+// per four outputs of a row (the host picks it when N % 4 == 0).
+
+// Corner (m0, n0) of the block of `size` x `size` outputs of this invocation.
+fn block_corner(wid: vec3<u32>, lid: vec3<u32>, size: u32) -> vec2<u32> {
+  return vec2<u32>((wid.y * WG_Y + lid.y) * size, (wid.x * WG_X + lid.x) * size);
+}
+
+// Texture layers of A and B for output batch entry z.
+fn layer_a(z: u32) -> u32 {
+  return select(z, 0u, A_SHARED);
+}
+
+fn layer_b(z: u32) -> u32 {
+  return select(z, 0u, B_SHARED);
+}
+
+// 8 x 8 block: four 4 x 4 accumulators, in order (rows, columns) 00, 01, 10, 11.
+fn multiply_8x8(z: u32, m0: u32, n0: u32) -> array<mat4x4<f32>, 4> {
+  let za = layer_a(z);
+  let zb = layer_b(z);
   let c4 = n0 / 4u;
   var acc00: mat4x4<f32>;
   var acc01: mat4x4<f32>;
@@ -354,27 +420,13 @@ fn main_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     acc10 += b0 * a1;
     acc11 += b1 * a1;
   }
-  store_block(z, acc00, m0, n0);
-  store_block(z, acc01, m0, n0 + 4u);
-  store_block(z, acc10, m0 + 4u, n0);
-  store_block(z, acc11, m0 + 4u, n0 + 4u);
+  return array<mat4x4<f32>, 4>(acc00, acc01, acc10, acc11);
 }
 
-@compute @workgroup_size(WG_X, WG_Y)
-fn main_16x16(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-  let m0 = (wid.y * WG_Y + lid.y) * 16u;
-  let n0 = (wid.x * WG_X + lid.x) * 16u;
-  if (m0 >= p.M || n0 >= p.N) {
-    return;
-  }
-  let z = wid.z;
-  let za = select(z, 0u, A_SHARED);
-  let zb = select(z, 0u, B_SHARED);
+fn multiply_16x16(acc: ptr<function, Acc16>, z: u32, m0: u32, n0: u32) {
+  let za = layer_a(z);
+  let zb = layer_b(z);
   let c4 = n0 / 4u;
-  var acc: Acc16;
   // (Eight k per step with update8_16x16, as the f16 kernel does, measured slower here: the
   // extra operand registers cost more than the accumulator traffic saved.)
   for (var k4 = 0u; k4 < p.K_TEXELS; k4++) {
@@ -383,26 +435,14 @@ fn main_16x16(
       load_a(za, m0 + 12u, k4));
     let b = Quad(load_b(zb, c4, k), load_b(zb, c4 + 1u, k), load_b(zb, c4 + 2u, k),
       load_b(zb, c4 + 3u, k));
-    update_16x16(&acc, a, b);
+    update_16x16(acc, a, b);
   }
-  store_16x16(z, &acc, m0, n0);
 }
 
-@compute @workgroup_size(WG_X, WG_Y)
-fn main_f16_16x16(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-  let m0 = (wid.y * WG_Y + lid.y) * 16u;
-  let n0 = (wid.x * WG_X + lid.x) * 16u;
-  if (m0 >= p.M || n0 >= p.N) {
-    return;
-  }
-  let z = wid.z;
-  let za = select(z, 0u, A_SHARED);
-  let zb = select(z, 0u, B_SHARED);
+fn multiply_f16_16x16(acc: ptr<function, Acc16>, z: u32, m0: u32, n0: u32) {
+  let za = layer_a(z);
+  let zb = layer_b(z);
   let c8 = n0 / 8u;
-  var acc: Acc16;
   for (var k8 = 0u; k8 < p.K_TEXELS; k8++) {
     let k = 8u * k8;
     // Element h of each pair covers k + 4h .. k + 4h + 3.
@@ -416,12 +456,96 @@ fn main_f16_16x16(
     let b2 = load_b_f16(zb, c8, k + 4u);
     let b3 = load_b_f16(zb, c8 + 1u, k + 4u);
     update8_16x16(
-      &acc,
+      acc,
       Quad(a0[0], a1[0], a2[0], a3[0]),
       Quad(b0[0], b0[1], b1[0], b1[1]),
       Quad(a0[1], a1[1], a2[1], a3[1]),
       Quad(b2[0], b2[1], b3[0], b3[1]),
     );
   }
-  store_16x16(z, &acc, m0, n0);
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn main_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let mn = block_corner(wid, lid, 8u);
+  if (mn.x >= p.M || mn.y >= p.N) {
+    return;
+  }
+  let acc = multiply_8x8(wid.z, mn.x, mn.y);
+  store_block(wid.z, acc[0], mn.x, mn.y);
+  store_block(wid.z, acc[1], mn.x, mn.y + 4u);
+  store_block(wid.z, acc[2], mn.x + 4u, mn.y);
+  store_block(wid.z, acc[3], mn.x + 4u, mn.y + 4u);
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn main_8x8_v4(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+  let mn = block_corner(wid, lid, 8u);
+  if (mn.x >= p.M || mn.y >= p.N) {
+    return;
+  }
+  let acc = multiply_8x8(wid.z, mn.x, mn.y);
+  store_block4(wid.z, acc[0], mn.x, mn.y);
+  store_block4(wid.z, acc[1], mn.x, mn.y + 4u);
+  store_block4(wid.z, acc[2], mn.x + 4u, mn.y);
+  store_block4(wid.z, acc[3], mn.x + 4u, mn.y + 4u);
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn main_16x16(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+  let mn = block_corner(wid, lid, 16u);
+  if (mn.x >= p.M || mn.y >= p.N) {
+    return;
+  }
+  var acc: Acc16;
+  multiply_16x16(&acc, wid.z, mn.x, mn.y);
+  store_16x16(wid.z, &acc, mn.x, mn.y);
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn main_16x16_v4(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+  let mn = block_corner(wid, lid, 16u);
+  if (mn.x >= p.M || mn.y >= p.N) {
+    return;
+  }
+  var acc: Acc16;
+  multiply_16x16(&acc, wid.z, mn.x, mn.y);
+  store4_16x16(wid.z, &acc, mn.x, mn.y);
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn main_f16_16x16(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+  let mn = block_corner(wid, lid, 16u);
+  if (mn.x >= p.M || mn.y >= p.N) {
+    return;
+  }
+  var acc: Acc16;
+  multiply_f16_16x16(&acc, wid.z, mn.x, mn.y);
+  store_16x16(wid.z, &acc, mn.x, mn.y);
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn main_f16_16x16_v4(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+  let mn = block_corner(wid, lid, 16u);
+  if (mn.x >= p.M || mn.y >= p.N) {
+    return;
+  }
+  var acc: Acc16;
+  multiply_f16_16x16(&acc, wid.z, mn.x, mn.y);
+  store4_16x16(wid.z, &acc, mn.x, mn.y);
 }

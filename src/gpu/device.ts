@@ -129,20 +129,10 @@ export function getGpu(options: GpuOptions = {}): Promise<Gpu> {
   return shared;
 }
 
-/** Waits until the shared device (if one was made) has finished all submitted work. */
-export async function settleGpu(): Promise<void> {
-  const pending = shared;
-  if (!pending) return;
-  try {
-    await (await pending).device.queue.onSubmittedWorkDone();
-  } catch {
-    // No device was made (no adapter): nothing to wait for.
-  }
-}
-
-/** Waits for the shared device's work and destroys it, if one was made. Processes call this
- * before exiting: tearing the device down while the runtime is still intact avoids racing the
- * driver's worker threads at process exit (seen as heap corruption with lavapipe). */
+/** Waits for the shared device's work and destroys it, if one was made; a later getGpu makes a
+ * new one. Processes call this before exiting, and test workers after their last test: tearing
+ * the device down while the runtime is still intact avoids racing the driver's worker threads at
+ * exit (seen as heap corruption with lavapipe). */
 export async function releaseGpu(): Promise<void> {
   if (!shared) return;
   const pending = shared;
@@ -169,13 +159,47 @@ function ensureRuntimeDir(): void {
   }
 }
 
+/** wgpu starts its OpenGL backend (EGL, through glvnd) beside Vulkan unless told otherwise. On
+ * Linux that backend only matters on machines without a Vulkan driver, and it breaks process
+ * exit: EGL's per-thread state is freed twice when a thread that touched it (a worker that made a
+ * device) exits while the process runs its library destructors. A core dump of the abort that
+ * followed a passing test run ("double free or corruption", "corrupted size vs. prev_size") showed
+ * libGLdispatch/libEGL thread-data destructors racing exit(). So on Linux the engine asks for
+ * Vulkan alone, unless DENO_WEBGPU_BACKEND is set (e.g. `gl` for a machine with OpenGL only).
+ * Deno reads the variable when a worker first asks for an adapter. */
+function chooseBackends(): void {
+  if (Deno.build.os !== "linux") return;
+  try {
+    if (!Deno.env.get(BACKEND_VARIABLE)) Deno.env.set(BACKEND_VARIABLE, "vulkan");
+  } catch {
+    // Without env permission wgpu keeps its default backends.
+  }
+}
+
+const BACKEND_VARIABLE = "DENO_WEBGPU_BACKEND";
+
+function noAdapterError(): EngineError {
+  let backend: string | undefined;
+  try {
+    backend = Deno.env.get(BACKEND_VARIABLE);
+  } catch {
+    // Without env permission there is nothing more to say.
+  }
+  if (!backend) return new EngineError(NO_ADAPTER_HELP);
+  const hint = Deno.build.os === "linux" && backend === "vulkan" ? "; `gl` tries OpenGL" : "";
+  return new EngineError(
+    `${NO_ADAPTER_HELP} (backends asked for: ${BACKEND_VARIABLE}=${backend}${hint})`,
+  );
+}
+
 export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
   if (!("gpu" in navigator) || !navigator.gpu) throw new EngineError(NO_ADAPTER_HELP);
   ensureRuntimeDir();
+  chooseBackends();
   const adapter = await navigator.gpu.requestAdapter({
     powerPreference: options.powerPreference ?? "high-performance",
   });
-  if (!adapter) throw new EngineError(NO_ADAPTER_HELP);
+  if (!adapter) throw noAdapterError();
   const wanted: GPUFeatureName[] = [];
   if (options.f16 !== false && adapter.features.has("shader-f16")) wanted.push("shader-f16");
   if (adapter.features.has("timestamp-query")) wanted.push("timestamp-query");

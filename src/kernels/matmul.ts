@@ -688,6 +688,8 @@ function prepareTextureMatmul(
   const uniform = owner.own(createUniform(gpu, params, args.label));
   const multiply = {
     ...spec,
+    // Rows of a whole number of vec4 are stored a vec4 at a time (see the shader's `_v4`).
+    entryPoint: n % 4 === 0 ? `${spec.entryPoint}_v4` : spec.entryPoint,
     constants: { ...spec.constants, A_SHARED: shared[0] ? 1 : 0, B_SHARED: shared[1] ? 1 : 0 },
   };
   dispatches.push(

@@ -21,6 +21,23 @@ Deno.test("gpu: adapter is described", async () => {
   if (!text.includes("maxStorageBufferBindingSize")) throw new Error(text);
 });
 
+/** The backends the user asked for, read before this file makes a device. */
+const backendAsked = Deno.env.get("DENO_WEBGPU_BACKEND");
+
+Deno.test({
+  name: "gpu: on Linux only the Vulkan backend is started (EGL's thread data broke process exit)",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await getGpu();
+    const backend = Deno.env.get("DENO_WEBGPU_BACKEND");
+    assertEquals(backend, backendAsked ?? "vulkan");
+    if (backend === "vulkan") {
+      const libraries = Deno.readTextFileSync("/proc/self/maps");
+      assertEquals(/libEGL/.test(libraries), false, "libEGL was loaded beside Vulkan");
+    }
+  },
+});
+
 Deno.test("gpu: upload/download round trip for every dtype", async () => {
   const gpu = await getGpu();
   for (const dtype of ["float32", "float16", "int32", "int64", "bool"] as const) {

@@ -193,6 +193,44 @@ Deno.test("matmul: batched with broadcast, bias broadcast, alpha/beta, activatio
   }
 });
 
+Deno.test("matmul: texture products with N % 4 == 0 store vec4 rows, with every bias form", async () => {
+  const gpu = await getGpu();
+  // N = 12 and 20: whole vec4 rows, blocks (8 or 16 columns) that run past N; M = 13 and 21:
+  // blocks that run past M. The same shapes with N = 13 take the one-output-at-a-time store.
+  const cases: Case[] = [];
+  for (const n of [12, 20, 13]) {
+    cases.push(
+      { a: randomTensor([13, 9]), b: randomTensor([9, n]) },
+      // A Linear layer's bias (one per column), GELU.
+      {
+        a: randomTensor([2, 21, 9]),
+        b: randomTensor([9, n]),
+        bias: randomTensor([n]),
+        options: { activation: "gelu" },
+      },
+      // A convolution's bias (one per output row), ReLU, alpha and beta.
+      {
+        a: randomTensor([21, 9]),
+        b: randomTensor([2, 9, n]),
+        bias: randomTensor([21, 1]),
+        options: { activation: "relu", alpha: 0.5, beta: 2 },
+      },
+      // A full bias that differs per batch entry, QuickGELU.
+      {
+        a: randomTensor([2, 13, 9]),
+        b: randomTensor([2, 9, n]),
+        bias: randomTensor([2, 13, n]),
+        options: { activation: "quick_gelu" },
+      },
+      // Float16 output: rounded in the same epilogue.
+      { a: randomTensor([13, 9], "float16"), b: randomTensor([9, n], "float16") },
+    );
+  }
+  for (const variant of ["texture-8x8", "texture-16x16", "texture-f16-16x16"]) {
+    for (const c of cases) await check(gpu, c, variant);
+  }
+});
+
 Deno.test("matmul: default choice at larger odd sizes, long K, float16 output", async () => {
   const gpu = await getGpu();
   await check(gpu, plain(257, 9, 31));
