@@ -43,7 +43,7 @@ export function trainAmuReference(
   order: ArrayLike<number>,
 ): ReferenceRun {
   const N = f.trainAux.rows, T = f.testAux.rows;
-  const C = f.clipWeights.cols, D = f.trainAux.cols, Dc = f.clipWeights.rows;
+  const C = f.clipWeights.cols, D = f.trainAux.cols;
   const trainAux = l2NormalizeRowsRef(f.trainAux.data, N, D);
   const testAux = l2NormalizeRowsRef(f.testAux.data, T, D);
   const train = clipSide(config, f, f.trainClip.data, N);
