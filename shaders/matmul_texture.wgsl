@@ -17,6 +17,8 @@
 //    at (n / 4 or n / 8, k), so a 4 x 4 block of either is four texel loads (two blocks for
 //    halves: half the loads per multiply-add, which is why the f16 form is faster) and one
 //    matrix product does 64 multiply-adds.
+//  - each product's `_v4` twin (`main_16x16_v4`, ...) stores one vec4 per four outputs of a row
+//    instead of one output at a time; the host picks it when N % 4 == 0.
 // The blocks are written out with constant indices rather than looped over: loops over register
 // arrays are not reliably unrolled, and an array that is not unrolled lives in memory.
 

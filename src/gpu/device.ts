@@ -130,9 +130,8 @@ export function getGpu(options: GpuOptions = {}): Promise<Gpu> {
 }
 
 /** Waits for the shared device's work and destroys it, if one was made; a later getGpu makes a
- * new one. Processes call this before exiting, and test workers after their last test: tearing
- * the device down while the runtime is still intact avoids racing the driver's worker threads at
- * exit (seen as heap corruption with lavapipe). */
+ * new one. Processes call this before exiting, and test workers after their last test, so that
+ * the device is torn down while the runtime is intact, not by the runtime's own teardown. */
 export async function releaseGpu(): Promise<void> {
   if (!shared) return;
   const pending = shared;
