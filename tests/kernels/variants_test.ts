@@ -148,6 +148,42 @@ Deno.test("tuneVariants: failing candidates are reported, all failing throws", a
   }
 });
 
+Deno.test("tuneVariants keeps the default (first) trial unless clearly beaten", async () => {
+  const gpu = await getGpu();
+  // Big enough (a few ms) that four times the work shows over the ~11 ms fence of a batch.
+  const problem = { batch: 1, m: 256, k: 256, n: 256 };
+  const variant = MATMUL_VARIANTS[matmulCandidates(gpu, problem)[0].name];
+  const a = uploadTensor(gpu, new Float32Array(256 * 256).fill(1), [256, 256], "float32");
+  const out = allocTensor(gpu, [256, 256], "float32");
+  // `times` runs of the same product: the work of a candidate, in whole multiples.
+  const trial = (name: string, times: number) => ({
+    name,
+    prepare: (owner: ResourceScope) => {
+      const once = prepareMatmul(gpu, owner, a, a, out, { variant });
+      return Array.from({ length: times }, () => once).flat();
+    },
+  });
+  const options = { targetMs: 20, batches: 2 };
+  try {
+    // Equal work: the default stays, whichever measured a little faster.
+    const tie = await tuneVariants(gpu, "test", "tie", [trial("default", 1), trial("other", 1)], {
+      ...options,
+      cache: new VariantCache(),
+      keepDefaultWithin: 0.5,
+    });
+    assert.equal(tie.chosen, "default");
+    // Four times the work: beaten by far more than the margin.
+    const slow = await tuneVariants(gpu, "test", "slow", [trial("default", 4), trial("other", 1)], {
+      ...options,
+      cache: new VariantCache(),
+    });
+    assert.equal(slow.chosen, "other");
+  } finally {
+    releaseTensor(gpu, a);
+    releaseTensor(gpu, out);
+  }
+});
+
 Deno.test("tuneConv picks a register tile that computes the right convolution", async () => {
   const gpu = await getGpu();
   const cache = new VariantCache();
