@@ -12,8 +12,9 @@
  * 1-wide kernel rows at stride 1 or 2 (3x3, 1x1): 8 pixels of a row x 16 channels per
  * invocation (`main_wide3`). The variant is, in order: the one given in the options; the one measured
  * fastest on this adapter for this problem (`variantCache` under CONV_KERNEL / `convProblemKey`,
- * filled by `tuneConv` in conv_tune.ts or loaded from a saved cache); else `gemm` or `8px16ch`
- * where they apply, else the direct kernel with `chooseChannelBlocks`. Every direct tile sums
+ * filled by `tuneConv` in conv_tune.ts or loaded from a saved cache); else the default of
+ * `convDefaultVariant` (`gemm` or `8px16ch`) where one applies, else the direct kernel with
+ * `chooseChannelBlocks`. Every direct tile sums
  * each output's taps in the same order; `gemm` and `8px16ch` sum in other orders
  * (rounding-level differences). The direct kernel's input path (`convInputPaths`: vec4 loads of
  * aligned pixel quads, or inputs shared by the taps of a kernel row) follows from the geometry
@@ -102,6 +103,24 @@ export function isWideRowConv(
     wShape[0] / attrs.group >= 16 && rank >= 1;
 }
 
+/** The variant a convolution runs when nothing was measured (undefined: the direct kernel's
+ * `chooseChannelBlocks` tile). A pointwise convolution runs as a matmul (`gemm`) when its plane
+ * is a whole number of vec4, whose rows the matmul then stores a vec4 at a time: 1.4-1.7x the
+ * wide tile at ResNet-50's 14x14. Otherwise the wide tile where it applies: at 7x7 (49-pixel
+ * rows, stored one value at a time) it is 1.2x `gemm`. (llvmpipe; timings in the closing note
+ * of issue 6.) */
+export function convDefaultVariant(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  attrs: ConvAttrs,
+): string | undefined {
+  const wideRow = isWideRowConv(xShape, wShape, attrs);
+  if (isPointwiseConv(wShape, attrs)) {
+    return sizeOf(xShape.slice(2)) % 4 === 0 || !wideRow ? CONV_GEMM : CONV_WIDE;
+  }
+  return wideRow ? CONV_WIDE : undefined;
+}
+
 /** Cache name of a register tile: `8ch` for 2 channel blocks. */
 export function convVariantName(channelBlocks: number): string {
   return `${4 * channelBlocks}ch`;
@@ -131,8 +150,8 @@ export function cachedConvChannelBlocks(
 /** Options of `prepareConv` (a number is shorthand for `channelBlocks`). */
 export interface PrepareConvOptions {
   /** Run the direct kernel with this many output channels per invocation in blocks of 4 (1..8);
-   * default: the measured choice in the cache, else `gemm` or the wide tile where they apply,
-   * else `chooseChannelBlocks`. */
+   * default: the measured choice in the cache, else `convDefaultVariant`, else
+   * `chooseChannelBlocks`. */
   readonly channelBlocks?: number;
   /** Run a pointwise convolution as a matrix product (true), or not (false); default as above.
    * True for a convolution that is not pointwise (see isPointwiseConv) is an error. */
@@ -344,14 +363,16 @@ export function prepareConv(
       (cachedName !== undefined && convChannelBlocksOf(cachedName) !== undefined)
     ? cachedName
     : undefined;
-  const gemm = pointwise &&
-    (opts.gemm ?? (opts.channelBlocks === undefined && (cached ?? CONV_GEMM) === CONV_GEMM));
+  // Measured choice first; with none, the default (the wide tile is 1.6-1.9x the 8ch tile on
+  // ResNet-50's 3x3 convolutions on llvmpipe), `gemm` where the texture limit rules the wide
+  // tile out.
+  let byDefault = convDefaultVariant(x.shape, weight.shape, attrs);
+  if (byDefault === CONV_WIDE && !wideOk) byDefault = pointwise ? CONV_GEMM : undefined;
+  const choice = opts.channelBlocks === undefined ? cached ?? byDefault : undefined;
+  // Asking for the wide tile rules `gemm` out (it is what the tuner times under that name).
+  const gemm = pointwise && (opts.gemm ?? (opts.wide !== true && choice === CONV_GEMM));
   if (gemm) return preparePointwiseGemm(gpu, owner, x, weight, bias, y, attrs, opts);
-  // Measured choice first; with none, the wide tile where it applies (1.6-1.9x the 8ch tile on
-  // ResNet-50's 3x3 convolutions on llvmpipe).
-  const wide = wideOk &&
-    (opts.wide ??
-      (opts.channelBlocks === undefined && (cached === undefined || cached === CONV_WIDE)));
+  const wide = wideOk && (opts.wide ?? choice === CONV_WIDE);
   const tm4 = wide ? 4 : opts.channelBlocks ??
     (cached === undefined ? undefined : convChannelBlocksOf(cached)) ??
     chooseChannelBlocks(mg);

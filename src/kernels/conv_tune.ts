@@ -10,6 +10,7 @@ import {
   CONV_KERNEL,
   CONV_WIDE,
   convChannelBlocksOf,
+  convDefaultVariant,
   convProblemKey,
   convVariantName,
   isPointwiseConv,
@@ -30,9 +31,10 @@ import {
 
 export { CONV_KERNEL, convProblemKey };
 
-/** Variant names to try, the default first: `gemm` for a pointwise convolution, `8px16ch` where
- * the wide tile applies (isWideRowConv), then the direct kernel's default tile and the halvings
- * and doubling of it that fit the group's channels (1..8 blocks of 4). */
+/** Variant names to try, the default first (convDefaultVariant, which tuning keeps unless it is
+ * clearly beaten): `gemm` for a pointwise convolution, `8px16ch` where the wide tile applies
+ * (isWideRowConv), then the direct kernel's default tile and the halvings and doubling of it
+ * that fit the group's channels (1..8 blocks of 4). */
 export function convCandidates(
   xShape: readonly number[],
   wShape: readonly number[],
@@ -43,11 +45,13 @@ export function convCandidates(
   const first = chooseChannelBlocks(channelsPerGroup);
   const blocks = [first];
   for (const c of [8, 4, 2, 1]) if (c <= max && !blocks.includes(c)) blocks.push(c);
-  return [
+  const names = [
     ...(isPointwiseConv(wShape, attrs) ? [CONV_GEMM] : []),
     ...(isWideRowConv(xShape, wShape, attrs) ? [CONV_WIDE] : []),
     ...blocks.map(convVariantName),
   ];
+  const preferred = convDefaultVariant(xShape, wShape, attrs);
+  return preferred === undefined ? names : [preferred, ...names.filter((n) => n !== preferred)];
 }
 
 export function tunedConvChannelBlocks(

@@ -68,7 +68,7 @@ export function problemKey(...sizes: readonly (number | string)[]): string {
 /** Version of the kernels' variant sets. Bump it when a variant is added or a kernel changes
  * enough to reorder them: choices measured by an older engine are then measured again instead
  * of hiding the new candidates (their entries stay in the file, unused). */
-export const VARIANT_SET_VERSION = 7;
+export const VARIANT_SET_VERSION = 8;
 
 /** Identifies an adapter (and the variant-set version) for cached choices. */
 export function adapterKey(gpu: Gpu): string {

@@ -1,4 +1,4 @@
-import { rejects } from "node:assert/strict";
+import { ok, rejects } from "node:assert/strict";
 import {
   allocTensor,
   cpuTensor,
@@ -38,7 +38,8 @@ interface Case {
 
 let seed = 1;
 
-async function check(cs: Case): Promise<void> {
+/** Runs the case and compares with convRef; returns the shaders its dispatches ran. */
+async function check(cs: Case): Promise<string[]> {
   const gpu = await getGpu();
   const rank = cs.x.length - 2;
   const attrs: ConvAttrs = {
@@ -72,7 +73,8 @@ async function check(cs: Case): Promise<void> {
     }
   }
   const options = { channelBlocks: cs.channelBlocks, gemm: cs.gemm, wide: cs.wide };
-  submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, attrs, options));
+  const dispatches = prepareConv(gpu, scope, x, w, b, y, attrs, options);
+  submitDispatches(gpu, dispatches);
   const got = await readTensor(gpu, y);
   for (const t of temps) releaseTensor(gpu, t);
   scope.dispose();
@@ -84,6 +86,7 @@ async function check(cs: Case): Promise<void> {
   } else {
     assertClose(got, ref.data, { rtol: 1e-4, atol: 1e-4, label });
   }
+  return dispatches.map((d) => d.label);
 }
 
 Deno.test("conv: 2-D basics, odd sizes, bias/no bias, relu", async () => {
@@ -141,7 +144,9 @@ Deno.test("conv: the wide tile (8 pixels x 16 channels) of 3- and 1-wide rows, s
     { x: [1, 4, 5, 13], w: [32, 4, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1], f16: true },
   ];
   for (const cs of cases) {
-    await check({ ...cs, wide: true });
+    // The wide tile itself, also for pointwise convolutions (whose default may be the matmul).
+    const shaders = await check({ ...cs, wide: true });
+    ok(shaders.every((name) => name === "conv"), `${JSON.stringify(cs)} ran ${shaders}`);
     await check({ ...cs, wide: false });
   }
   await rejects(

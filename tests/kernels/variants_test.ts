@@ -223,6 +223,12 @@ Deno.test("tuneConv: pointwise convolutions also try the matmul, and prepareConv
   const xShape = [2, 6, 5, 7], wShape = [9, 6, 1, 1];
   const attrs = { strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 };
   assert.deepEqual(convCandidates(xShape, wShape, attrs), ["gemm", "12ch", "8ch", "4ch"]);
+  // The default comes first: the matmul when the plane is a whole number of vec4 (28 pixels),
+  // the wide tile when it is not (49) and the tile applies (16+ channels).
+  const wide16 = [16, 6, 1, 1];
+  const rest = ["16ch", "8ch", "4ch"];
+  assert.deepEqual(convCandidates([1, 6, 4, 7], wide16, attrs), ["gemm", "8px16ch", ...rest]);
+  assert.deepEqual(convCandidates([1, 6, 7, 7], wide16, attrs), ["8px16ch", "gemm", ...rest]);
   // Strided or padded 1x1 convolutions are not plain matmuls.
   assert.ok(!convCandidates(xShape, wShape, { ...attrs, strides: [2, 2] }).includes("gemm"));
   assert.ok(!convCandidates(xShape, wShape, { ...attrs, pads: [1, 1, 1, 1] }).includes("gemm"));
