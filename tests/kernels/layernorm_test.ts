@@ -141,7 +141,7 @@ Deno.test("layernorm: vec4 rows (float32, widths in 4s) with suffix scale/bias a
   }
 });
 
-Deno.test("layernorm: large mean relative to spread stays accurate (two-pass variance)", async () => {
+Deno.test("layernorm: large mean relative to spread stays accurate (two-pass and Welford variance)", async () => {
   const gpu = await getGpu();
   const n = 768;
   const x = cpuTensor("float32", [4, n], randomFloats(4 * n, 3, -1, 1).map((v) => 1000 + v));
