@@ -1,10 +1,11 @@
 // LayerNormalization of float32 rows whose length n and scale/bias counts are multiples of 4
 // (ViT/CLIP widths 512, 768, 1024): y = (x - mean) * inv_std * scale + bias as `per_thread` in
 // layernorm.wgsl, but every buffer is read and written as vec4<f32>, and mean and variance come
-// from one Welford pass (1.07-1.17x the centred two-pass form here, which reads the row again). On llvmpipe each storage-buffer access compiles to a
-// per-lane loop whose cost barely depends on the access width, so moving 4 values per access
-// cuts the row loops' cost about 4x. A separate module (not a second entry point of
-// layernorm.wgsl) so no binding is declared with two element types in one shader.
+// from one Welford pass (1.07-1.17x the centred two-pass form here, which reads the row again).
+// On llvmpipe each storage-buffer access compiles to a per-lane loop whose cost barely depends on
+// the access width, so moving 4 values per access cuts the row loops' cost about 4x. A separate
+// module (not a second entry point of layernorm.wgsl) so no binding is declared with two element
+// types in one shader.
 // One invocation per row (llvmpipe's best split, see chooseRowStrategy); float16 rows, whose
 // results must be rounded to half, and other widths use layernorm.wgsl.
 

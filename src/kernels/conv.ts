@@ -104,7 +104,8 @@ export function isWideRowConv(
 }
 
 /** The variant a convolution runs when nothing was measured (undefined: the direct kernel's
- * `chooseChannelBlocks` tile). A pointwise convolution runs as a matmul (`gemm`) when its plane
+ * `chooseChannelBlocks` tile); `wideRow`: whether the wide tile applies (prepareConv also checks
+ * the adapter's texture limit). A pointwise convolution runs as a matmul (`gemm`) when its plane
  * is a whole number of vec4, whose rows the matmul then stores a vec4 at a time: 1.4-1.7x the
  * wide tile at ResNet-50's 14x14. Otherwise the wide tile where it applies: at 7x7 (49-pixel
  * rows, stored one value at a time) it is 1.2x `gemm`. (llvmpipe; timings in the closing note
@@ -113,8 +114,8 @@ export function convDefaultVariant(
   xShape: readonly number[],
   wShape: readonly number[],
   attrs: ConvAttrs,
+  wideRow = isWideRowConv(xShape, wShape, attrs),
 ): string | undefined {
-  const wideRow = isWideRowConv(xShape, wShape, attrs);
   if (isPointwiseConv(wShape, attrs)) {
     return sizeOf(xShape.slice(2)) % 4 === 0 || !wideRow ? CONV_GEMM : CONV_WIDE;
   }
@@ -364,11 +365,10 @@ export function prepareConv(
     ? cachedName
     : undefined;
   // Measured choice first; with none, the default (the wide tile is 1.6-1.9x the 8ch tile on
-  // ResNet-50's 3x3 convolutions on llvmpipe), `gemm` where the texture limit rules the wide
-  // tile out.
-  let byDefault = convDefaultVariant(x.shape, weight.shape, attrs);
-  if (byDefault === CONV_WIDE && !wideOk) byDefault = pointwise ? CONV_GEMM : undefined;
-  const choice = opts.channelBlocks === undefined ? cached ?? byDefault : undefined;
+  // ResNet-50's 3x3 convolutions on llvmpipe).
+  const choice = opts.channelBlocks === undefined
+    ? cached ?? convDefaultVariant(x.shape, weight.shape, attrs, wideOk)
+    : undefined;
   // Asking for the wide tile rules `gemm` out (it is what the tuner times under that name).
   const gemm = pointwise && (opts.gemm ?? (opts.wide !== true && choice === CONV_GEMM));
   if (gemm) return preparePointwiseGemm(gpu, owner, x, weight, bias, y, attrs, opts);
