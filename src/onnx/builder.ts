@@ -1,9 +1,13 @@
-/** Writes ONNX models from TypeScript: the project generates its demo encoders with it, and tests
- * build small graphs with it. Nodes are added in order; names are generated where not given. */
+/** Writes ONNX graphs from TypeScript: the demo encoders, the architectures built from checkpoint
+ * weights (src/models/arch/) and tests' small graphs. Nodes are added in order; names are
+ * generated where not given. */
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
 import type { CpuTensor, DType } from "../gpu/mod.ts";
 import { onnxTypeOf, tensorToProto } from "./tensor_proto.ts";
+import { checkSupported, removeDeadNodes, topoSort, type ValueDecl } from "./graph.ts";
+import type { ParsedModel } from "./parse.ts";
+import type { AttrValue, OnnxNode, OpImpl } from "./types.ts";
 
 const { onnx } = onnxProto;
 
@@ -22,11 +26,29 @@ export type BuilderAttr =
 /** A dimension: a size, or a symbolic name (dynamic axis such as `batch`). */
 export type Dim = number | string;
 
+/** A node as recorded, before it is written as a NodeProto or handed to the engine. */
+interface BuiltNode {
+  readonly name: string;
+  readonly opType: string;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+  readonly attrs: Readonly<Record<string, BuilderAttr>>;
+}
+
+interface BuiltValue {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly Dim[];
+}
+
+/** Records a graph once and gives it two ways: as ModelProto bytes (`encode`, for files and
+ * export) or as the engine's graph IR (`toParsedModel`, no serialisation and no copy of the
+ * weights: the constants are the caller's tensors). */
 export class GraphBuilder {
-  #nodes: OnnxTypes.INodeProto[] = [];
-  #initializers: OnnxTypes.ITensorProto[] = [];
-  #inputs: OnnxTypes.IValueInfoProto[] = [];
-  #outputs: OnnxTypes.IValueInfoProto[] = [];
+  #nodes: BuiltNode[] = [];
+  #constants = new Map<string, CpuTensor>();
+  #inputs: BuiltValue[] = [];
+  #outputs: BuiltValue[] = [];
   #counter = 0;
 
   constructor(readonly name = "graph", readonly opset = 17) {}
@@ -37,19 +59,27 @@ export class GraphBuilder {
   }
 
   input(name: string, dtype: DType, shape: readonly Dim[]): string {
-    this.#inputs.push(valueInfo(name, dtype, shape));
+    this.#inputs.push({ name, dtype, shape: [...shape] });
     return name;
   }
 
   output(name: string, dtype: DType, shape: readonly Dim[]): void {
-    this.#outputs.push(valueInfo(name, dtype, shape));
+    this.#outputs.push({ name, dtype, shape: [...shape] });
   }
 
-  /** Adds an initializer; returns its name. */
+  /** Adds an initializer under a fresh name made from `prefix`; returns its name. */
   constant(prefix: string, t: CpuTensor): string {
     const name = this.fresh(prefix);
-    this.#initializers.push(tensorToProto(name, t));
+    this.#constants.set(name, t);
     return name;
+  }
+
+  /** Adds an initializer under exactly `name` (a checkpoint key, say) unless that name is taken,
+   * in which case a fresh one is made from it; returns the name used. */
+  namedConstant(name: string, t: CpuTensor): string {
+    const used = this.#constants.has(name) ? this.fresh(name) : name;
+    this.#constants.set(used, t);
+    return used;
   }
 
   /** Adds a node with one output (named `out` or generated); returns the output name. */
@@ -71,13 +101,13 @@ export class GraphBuilder {
     outputs: readonly string[],
     attrs: Record<string, BuilderAttr> = {},
   ): readonly string[] {
-    this.#nodes.push(onnx.NodeProto.create({
+    this.#nodes.push({
       name: `${opType}_${this.#nodes.length}`,
       opType,
-      input: [...inputs],
-      output: [...outputs],
-      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
-    }));
+      inputs: [...inputs],
+      outputs: [...outputs],
+      attrs: { ...attrs },
+    });
     return outputs;
   }
 
@@ -89,17 +119,79 @@ export class GraphBuilder {
       opsetImport: [{ domain: "", version: this.opset }],
       graph: onnx.GraphProto.create({
         name: this.name,
-        node: this.#nodes,
-        initializer: this.#initializers,
-        input: this.#inputs,
-        output: this.#outputs,
+        node: this.#nodes.map((n) =>
+          onnx.NodeProto.create({
+            name: n.name,
+            opType: n.opType,
+            input: [...n.inputs],
+            output: [...n.outputs],
+            attribute: Object.entries(n.attrs).map(([k, v]) => attribute(k, v)),
+          })
+        ),
+        initializer: [...this.#constants].map(([name, t]) => tensorToProto(name, t)),
+        input: this.#inputs.map(valueInfo),
+        output: this.#outputs.map(valueInfo),
       }),
     });
     return onnx.ModelProto.encode(model).finish();
   }
+
+  /** The graph as the engine loads it (what `parseModel` would make of `encode()`'s bytes),
+   * with the same structural checks: ordering, dead nodes, supported operators. */
+  toParsedModel(
+    source: string,
+    ops: ReadonlyMap<string, OpImpl>,
+    producer = "clip-webgpu builder",
+  ): ParsedModel {
+    const available = new Set<string>([
+      ...this.#inputs.map((v) => v.name),
+      ...this.#constants.keys(),
+    ]);
+    const nodes: OnnxNode[] = this.#nodes.map((n) => ({
+      name: n.name,
+      opType: n.opType,
+      domain: "",
+      inputs: n.inputs,
+      outputs: n.outputs,
+      attrs: new Map(Object.entries(n.attrs).map(([k, v]) => [k, attrValue(v)])),
+    }));
+    const sorted = topoSort(source, nodes, available);
+    const live = removeDeadNodes(sorted, this.#outputs.map((o) => o.name));
+    checkSupported(source, live, ops);
+    const decl = (v: BuiltValue): ValueDecl => ({
+      name: v.name,
+      dtype: v.dtype,
+      typeName: v.dtype,
+      dims: v.shape,
+    });
+    return {
+      source,
+      irVersion: 8,
+      producer,
+      graph: {
+        name: this.name,
+        nodes: live,
+        inputs: this.#inputs.map(decl),
+        outputs: this.#outputs.map(decl),
+        constants: new Map(this.#constants),
+        opsets: new Map([["", this.opset]]),
+        opTypes: this.#nodes.map((n) => n.opType),
+      },
+    };
+  }
 }
 
-function valueInfo(name: string, dtype: DType, shape: readonly Dim[]): OnnxTypes.IValueInfoProto {
+/** The engine's attribute value for a builder attribute. */
+function attrValue(v: BuilderAttr): AttrValue {
+  if (typeof v === "number" || typeof v === "string" || Array.isArray(v)) return v;
+  if ("int" in v) return v.int;
+  if ("float" in v) return v.float;
+  if ("ints" in v) return v.ints;
+  if ("floats" in v) return v.floats;
+  return v;
+}
+
+function valueInfo({ name, dtype, shape }: BuiltValue): OnnxTypes.IValueInfoProto {
   return {
     name,
     type: {

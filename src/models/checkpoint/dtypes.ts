@@ -1,0 +1,131 @@
+/** Conversion of stored element bytes (little-endian) to the values the engine holds: float
+ * types to float32, integer and bool types to int64 values in a Float64Array. */
+import { type CpuTensor, f16BitsToF32 } from "../../gpu/mod.ts";
+import { CheckpointError, type WeightDType } from "./state_dict.ts";
+
+export const WEIGHT_DTYPE_BYTES: Readonly<Record<WeightDType, number>> = {
+  float16: 2,
+  bfloat16: 2,
+  float32: 4,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
+
+export function isFloatDType(dtype: WeightDType): boolean {
+  return dtype === "float16" || dtype === "bfloat16" || dtype === "float32" ||
+    dtype === "float64";
+}
+
+/** float16 bits -> float32, as a table (65,536 entries) so large tensors convert quickly. */
+let f16Table: Float32Array | undefined;
+function halfTable(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32(h);
+  }
+  return f16Table;
+}
+
+/** The tensor of `count` elements of `dtype` at the start of `bytes` (little-endian), laid out
+ * by `strides` (elements; default contiguous) from element `offset` (default 0). `label` names
+ * it in errors. */
+export function decodeTensor(
+  bytes: Uint8Array,
+  dtype: WeightDType,
+  shape: readonly number[],
+  label: string,
+  layout?: { offset: number; strides: readonly number[] },
+): CpuTensor {
+  const count = shape.reduce((a, b) => a * b, 1);
+  const width = WEIGHT_DTYPE_BYTES[dtype];
+  const offset = layout?.offset ?? 0;
+  const strides = layout?.strides ?? contiguousStrides(shape);
+  // Index of the last element read, to check the bytes are there before touching them.
+  let last = offset;
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 0) last = -1;
+    else last += (shape[d] - 1) * strides[d];
+  }
+  if (count > 0 && (offset < 0 || (last + 1) * width > bytes.length)) {
+    throw new CheckpointError(
+      `${label}: storage holds ${Math.floor(bytes.length / width)} ${dtype} values, the tensor ` +
+        `[${shape.join(",")}] needs ${last + 1} (truncated or corrupt file)`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const float = isFloatDType(dtype);
+  const out = float ? new Float32Array(count) : new Float64Array(count);
+  const read = elementReader(dtype, view);
+  if (isContiguous(shape, strides)) {
+    for (let i = 0; i < count; i++) out[i] = read(offset + i);
+  } else {
+    const index = new Array(shape.length).fill(0);
+    for (let i = 0; i < count; i++) {
+      let src = offset;
+      for (let d = 0; d < shape.length; d++) src += index[d] * strides[d];
+      out[i] = read(src);
+      for (let d = shape.length - 1; d >= 0; d--) {
+        if (++index[d] < shape[d]) break;
+        index[d] = 0;
+      }
+    }
+  }
+  return { dtype: float ? "float32" : "int64", shape: [...shape], data: out };
+}
+
+function elementReader(dtype: WeightDType, v: DataView): (i: number) => number {
+  switch (dtype) {
+    case "float16": {
+      const table = halfTable();
+      return (i) => table[v.getUint16(i * 2, true)];
+    }
+    case "bfloat16":
+      return (i) => {
+        const scratch = bf16Scratch;
+        scratch.setUint32(0, v.getUint16(i * 2, true) << 16, true);
+        return scratch.getFloat32(0, true);
+      };
+    case "float32":
+      return (i) => v.getFloat32(i * 4, true);
+    case "float64":
+      return (i) => v.getFloat64(i * 8, true);
+    case "int64":
+      return (i) => Number(v.getBigInt64(i * 8, true));
+    case "int32":
+      return (i) => v.getInt32(i * 4, true);
+    case "int16":
+      return (i) => v.getInt16(i * 2, true);
+    case "int8":
+      return (i) => v.getInt8(i);
+    case "uint8":
+      return (i) => v.getUint8(i);
+    case "bool":
+      return (i) => (v.getUint8(i) ? 1 : 0);
+  }
+}
+
+const bf16Scratch = new DataView(new ArrayBuffer(4));
+
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+  return strides;
+}
+
+function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] !== 1 && strides[d] !== s) return false;
+    s *= shape[d];
+  }
+  return true;
+}

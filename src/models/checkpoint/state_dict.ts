@@ -1,0 +1,80 @@
+/** The one shape every checkpoint reader returns: named tensors whose bytes are read only when
+ * asked for, so an architecture builder touches just the tower it builds and a several-hundred-MB
+ * file is never held whole beside its converted weights. */
+import { type CpuTensor, EngineError } from "../../gpu/mod.ts";
+
+/** Element types found in checkpoints. Floating types are read as float32 values (float16 and
+ * bfloat16 exactly, float64 rounded); integer types as int64 (exact to 2^53). */
+export type WeightDType =
+  | "float16"
+  | "bfloat16"
+  | "float32"
+  | "float64"
+  | "int64"
+  | "int32"
+  | "int16"
+  | "int8"
+  | "uint8"
+  | "bool";
+
+export interface WeightInfo {
+  readonly name: string;
+  /** Element type as stored in the file. */
+  readonly dtype: WeightDType;
+  readonly shape: readonly number[];
+}
+
+/** The container a checkpoint came in (for `deno task inspect` and messages). */
+export type CheckpointFormat =
+  | "torchscript"
+  | "torch-zip"
+  | "torch-legacy"
+  | "safetensors";
+
+/** Named tensors of one checkpoint file. Names are the file's own (the key-name mappings of
+ * src/models/arch/ turn them into the names the architectures read). */
+export interface StateDict {
+  /** The file, for messages. */
+  readonly source: string;
+  readonly format: CheckpointFormat;
+  /** Every tensor's name, dtype and shape, in file order; no tensor data is read for this. */
+  readonly entries: ReadonlyMap<string, WeightInfo>;
+  /** Reads one tensor: float types as `float32` CpuTensor values, integer and bool types as
+   * `int64`. Throws CheckpointError naming the file and key when it is absent or its bytes are
+   * missing (a truncated file). */
+  read(name: string): CpuTensor;
+  /** Non-tensor values found beside the tensors (`epoch`, `arch`...), for `inspect`. */
+  readonly extras: ReadonlyMap<string, unknown>;
+  /** Releases the file handle (reads after this throw). */
+  close(): void;
+}
+
+/** A checkpoint that cannot be read or used: names the file and, where one is at fault, the
+ * key. */
+export class CheckpointError extends EngineError {
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+/** A StateDict over tensors already in memory (key-name mappings and tests use it). */
+export function memoryStateDict(
+  source: string,
+  format: CheckpointFormat,
+  tensors: ReadonlyMap<string, { info: WeightInfo; read: () => CpuTensor }>,
+  extras: ReadonlyMap<string, unknown> = new Map(),
+): StateDict {
+  return {
+    source,
+    format,
+    entries: new Map([...tensors].map(([k, v]) => [k, v.info])),
+    read(name: string): CpuTensor {
+      const t = tensors.get(name);
+      if (!t) throw new CheckpointError(`${source}: no tensor '${name}'`);
+      return t.read();
+    },
+    extras,
+    close() {},
+  };
+}
