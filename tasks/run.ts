@@ -1,5 +1,6 @@
-/** `deno task run MODEL.onnx --input x.npy --output y.npy`: runs one ONNX model on `.npy` inputs
- * and saves (or prints) its outputs, so results can be compared with any other runtime. Models
+/** `deno task run MODEL --input x.npy --output y.npy`: runs one ONNX model, or one tower of a
+ * checkpoint (OpenAI .pt, torch.save, safetensors; `--tower visual|text` for a two-tower CLIP
+ * file), on `.npy` inputs and saves (or prints) its outputs, so results can be compared with any other runtime. Models
  * whose inputs share a symbolic batch axis run in chunks that fit the adapter; `--verbose` prints
  * the adapter, each plan's estimated peak GPU memory (before anything runs) and timings. */
 import { parseArgs } from "node:util";
@@ -8,19 +9,22 @@ import { join } from "node:path";
 import { type CpuTensor, cpuTensor, type DType, EngineError, getGpu } from "../src/gpu/mod.ts";
 import {
   formatProfile,
-  loadModel,
   type Model,
   profilePlan,
   setupKernelTuning,
   type ValueDecl,
 } from "../src/onnx/mod.ts";
 import { BatchedModel, describeBatchPlan } from "../src/models/mod.ts";
+import { loadTowerModel, parseTowerName } from "../src/models/model_file.ts";
 import { type NpyArray, npyArray, type NpyDType, readNpy, writeNpy } from "../src/data/npy.ts";
 import { runCli } from "./_cli.ts";
 
 const HELP =
-  `usage: deno task run MODEL.onnx --input [NAME=]FILE.npy ... [--output FILE.npy|DIR] [options]
+  `usage: deno task run MODEL --input [NAME=]FILE.npy ... [--output FILE.npy|DIR] [options]
 
+  MODEL                 an .onnx file, or a checkpoint: OpenAI CLIP .pt, torch.save .pt/.pth.tar
+                        (MoCo v3, torchvision ResNet), Hugging Face .safetensors
+  --tower T             visual or text: the tower of a two-tower CLIP checkpoint to run
   --input [NAME=]FILE   an input as .npy; NAME= may be left out when the model has one input
   --output PATH         .npy file for a single output, or a directory (one NAME.npy per output);
                         without it, a summary of each output is printed
@@ -43,6 +47,7 @@ function parse() {
       options: {
         input: { type: "string", short: "i", multiple: true, default: [] },
         output: { type: "string", short: "o" },
+        tower: { type: "string" },
         verbose: { type: "boolean", short: "v", default: false },
         adapter: { type: "boolean", default: false },
         "memory-budget": { type: "string" },
@@ -210,7 +215,7 @@ await runCli(async () => {
     return 0;
   }
   if (args.positionals.length !== 1) {
-    throw new EngineError(`expected one MODEL.onnx, got ${args.positionals.length}\n${HELP}`);
+    throw new EngineError(`expected one MODEL, got ${args.positionals.length}\n${HELP}`);
   }
   const memoryBudget = positiveNumber("memory-budget", v["memory-budget"], false);
   const maxChunkRows = positiveNumber("max-chunk", v["max-chunk"], true);
@@ -229,7 +234,8 @@ await runCli(async () => {
   const gpu = await getGpu();
   log(`adapter: ${gpu.describe()}`);
   let t0 = performance.now();
-  const model = await loadModel(modelPath, gpu, { precision, tuneKernels });
+  const tower = parseTowerName("--tower", v.tower);
+  const model = await loadTowerModel(modelPath, tower, { gpu, precision, tuneKernels });
   log(`loaded ${modelPath} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   const inputs = readInputs(model, v.input);
 

@@ -18,6 +18,7 @@ export {
   type ValueDecl,
 } from "./graph.ts";
 export { loadModelFile, type ParsedModel, parseModel } from "./parse.ts";
+export { type BuilderAttr, type Dim, GraphBuilder } from "./builder.ts";
 export {
   engineDType,
   type LoadedTensor,

@@ -75,15 +75,37 @@ export const DATA_FLAGS: FlagGroup = {
 };
 
 export const MODEL_FLAGS: FlagGroup = {
-  title: "Models (ONNX; see weights/README.md)",
+  title: "Models (checkpoints or ONNX; see weights/README.md)",
   flags: [
     {
       name: "clip_backbone",
       type: "string",
       metavar: "NAME",
-      help: "CLIP model: weights/<NAME>.visual.onnx and weights/<NAME>.text.onnx " +
-        "(RN50, RN101, ViT-B/16 = ViT-B-16, ViT-B/32...)",
+      help:
+        "OpenAI CLIP model (RN50, RN101, ViT-B/16 = ViT-B-16, ViT-B/32...): weights/<NAME>.pt, " +
+        "then ~/.cache/clip/<NAME>.pt (where clip.load keeps it), then " +
+        "weights/<NAME>.visual.onnx + .text.onnx; downloaded to ~/.cache/clip/ when none is found",
       default: DEFAULT_BACKBONE,
+    },
+    {
+      name: "clip_weights",
+      type: "string",
+      metavar: "FILE",
+      help:
+        "CLIP checkpoint holding both towers: OpenAI .pt (TorchScript), torch.save state_dict, " +
+        "Hugging Face CLIPModel .safetensors",
+    },
+    {
+      name: "aux_weights",
+      type: "string",
+      metavar: "FILE|mocov3",
+      help: "auxiliary image encoder: a MoCo v3 .pth.tar, a torchvision ResNet state_dict or " +
+        "safetensors, an ONNX file; 'mocov3': MoCo v3's released ResNet-50 (downloaded once)",
+    },
+    {
+      name: "no-download",
+      type: "boolean",
+      help: "never download released weights; fail naming where they were looked for",
     },
     {
       name: "clip_model",
@@ -107,8 +129,9 @@ export const MODEL_FLAGS: FlagGroup = {
       name: "aux_model",
       type: "string",
       metavar: "PATH",
-      help: "auxiliary image encoder (MoCo v3 ResNet-50, fc removed)",
-      default: `weights/${DEFAULT_AUX_FILE}`,
+      help: "auxiliary image encoder as ONNX (MoCo v3 ResNet-50, fc removed); same as " +
+        "--aux_weights",
+      default: `weights/${DEFAULT_AUX_FILE}, then MoCo v3's released checkpoint`,
     },
     {
       name: "bpe",

@@ -26,7 +26,12 @@ export interface ModelChoice {
   clipModel?: string;
   clipVisual?: string;
   clipText?: string;
+  /** A checkpoint (or ONNX file) holding both CLIP towers. */
+  clipWeights?: string;
+  /** The auxiliary encoder's file (`--aux_weights` or `--aux_model`), or "mocov3". */
   auxModel?: string;
+  /** Released weights may be downloaded when not found locally. */
+  download: boolean;
   bpe?: string;
   clipSize?: number;
   auxSize?: number;
@@ -128,6 +133,13 @@ function configArgs(data: Record<string, unknown>, path: string): string[] {
 }
 
 const MODEL_FLAG_NAMES = MODEL_FLAGS.flags.map((f) => f.name);
+/** Pairs of model flags that name the same model two ways. */
+const MODEL_FLAG_CLASHES: readonly (readonly [string, string])[] = [
+  ["aux_weights", "aux_model"],
+  ["clip_weights", "clip_model"],
+  ["clip_weights", "clip_visual"],
+  ["clip_weights", "clip_text"],
+];
 const DATA_ONLY = ["dataset", "root_path", "shots", "num_classes", "fewshot_file"];
 const EXTRACTION_ONLY = [
   "augment_epoch",
@@ -182,6 +194,11 @@ function settingsFrom(
   const bool = (k: string) => values.get(k) === true;
   const given = (names: readonly string[]) => names.filter((n) => values.has(n));
 
+  for (const [a, b] of MODEL_FLAG_CLASHES) {
+    if (values.has(a) && values.has(b)) {
+      throw new EngineError(`--${a} and --${b} both name a model file; give one`);
+    }
+  }
   const featuresDir = str("features");
   const wantsDemo = bool("demo");
   const dataGiven = given(["dataset", "root_path"]);
@@ -240,7 +257,9 @@ function settingsFrom(
       clipModel: str("clip_model"),
       clipVisual: str("clip_visual"),
       clipText: str("clip_text"),
-      auxModel: str("aux_model"),
+      clipWeights: str("clip_weights"),
+      auxModel: str("aux_weights") ?? str("aux_model"),
+      download: !bool("no-download"),
       bpe: str("bpe"),
       clipSize: num("clip_size"),
       auxSize: num("aux_size"),

@@ -4,7 +4,12 @@
 import type { CpuTensor } from "../../gpu/mod.ts";
 import { type ByteSource, openByteSource } from "./file_source.ts";
 import { decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
-import { CheckpointError, type StateDict, type WeightDType, type WeightInfo } from "./state_dict.ts";
+import {
+  CheckpointError,
+  type StateDict,
+  type WeightDType,
+  type WeightInfo,
+} from "./state_dict.ts";
 
 const DTYPES: Readonly<Record<string, WeightDType>> = {
   F16: "float16",
@@ -49,7 +54,9 @@ function readSafetensors(path: string, source: ByteSource): StateDict {
   const lengthBytes = source.read(0, 8, "the safetensors header length");
   const headerLength = Number(new DataView(lengthBytes.buffer).getBigUint64(0, true));
   if (headerLength < 2 || headerLength > MAX_HEADER_BYTES || 8 + headerLength > source.size) {
-    throw fail(`not a safetensors file (header length ${headerLength} of a ${source.size}-byte file)`);
+    throw fail(
+      `not a safetensors file (header length ${headerLength} of a ${source.size}-byte file)`,
+    );
   }
   let header: Record<string, unknown>;
   try {

@@ -1,0 +1,297 @@
+/** PyTorch checkpoints: `torch.save` in the zip format (PyTorch >= 1.6) and the legacy stream
+ * format, and TorchScript archives (`torch.jit.save`, as OpenAI's released CLIP files are). Each
+ * becomes a StateDict whose tensors are read from their storages only when asked for. */
+import { type CpuTensor } from "../../gpu/mod.ts";
+import { decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
+import { type ByteSource, openByteSource } from "./file_source.ts";
+import {
+  isForeignObject,
+  PickleStream,
+  storageDType,
+  StorageRef,
+  TensorRef,
+  unpickle,
+} from "./pickle.ts";
+import { CheckpointError, type CheckpointFormat, type StateDict } from "./state_dict.ts";
+import { ZipArchive } from "./zip.ts";
+
+/** Where a checkpoint keeps its weights when it holds more than weights (training checkpoints),
+ * tried in this order: MoCo and most training scripts save `state_dict`, others `model`... */
+const WEIGHT_CONTAINERS = [
+  "state_dict",
+  "model",
+  "model_state",
+  "model_state_dict",
+  "state_dict_ema",
+  "net",
+  "module",
+  "params",
+];
+
+/** The legacy format's first pickle: a protocol-2 LONG1 of PyTorch's magic number. */
+const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8];
+
+/** Bytes of that first pickle: PROTO 2, LONG1 of 10 bytes, STOP. */
+const LEGACY_MAGIC_PICKLE_BYTES = 2 + 2 + 10 + 1;
+
+export function looksLikeLegacyTorch(head: Uint8Array): boolean {
+  return LEGACY_MAGIC.every((b, i) => head[i] === b);
+}
+
+/** Where a storage's bytes are: a byte range of the file, or bytes already in memory (a deflated
+ * zip entry). */
+type StorageBytes = { offset: number; length: number } | Uint8Array;
+
+/** Reads a zip-format `torch.save` file or TorchScript archive. */
+export function openTorchZip(path: string, source: ByteSource = openByteSource(path)): StateDict {
+  try {
+    const zip = new ZipArchive(source);
+    const pkl = [...zip.entries.keys()].find((n) => n === "data.pkl" || n.endsWith("/data.pkl"));
+    if (!pkl) {
+      throw new CheckpointError(
+        `${path}: a zip archive without data.pkl (not a PyTorch checkpoint); it holds ` +
+          [...zip.entries.keys()].slice(0, 5).join(", "),
+      );
+    }
+    const prefix = pkl.slice(0, -"data.pkl".length);
+    const order = zip.entries.get(`${prefix}byteorder`);
+    if (order && new TextDecoder().decode(zip.read(order.name)).trim() === "big") {
+      throw new CheckpointError(`${path}: saved on a big-endian machine; not supported`);
+    }
+    const format: CheckpointFormat = [...zip.entries.keys()].some((n) =>
+        n.startsWith(`${prefix}code/`) || n === `${prefix}constants.pkl`
+      )
+      ? "torchscript"
+      : "torch-zip";
+    const storages = new Map<string, StorageRef>();
+    const root = unpickle(zip.read(pkl), {
+      source: path,
+      what: pkl,
+      persistentLoad: (pid, type) => {
+        const key = String(pid[2]);
+        const ref = new StorageRef(key, storageDType(type, path), numberOr(pid[4]));
+        storages.set(key, ref);
+        return ref;
+      },
+    });
+    const located = new Map<string, StorageBytes>();
+    const bytesOf = (key: string): StorageBytes => {
+      let b = located.get(key);
+      if (!b) {
+        b = zip.locate(`${prefix}data/${key}`);
+        located.set(key, b);
+      }
+      return b;
+    };
+    return torchStateDict(path, format, source, root, bytesOf);
+  } catch (e) {
+    source.close();
+    throw e;
+  }
+}
+
+/** Reads a legacy (pre-1.6) `torch.save` stream: magic number, protocol, system info, the
+ * object, the list of storage keys, then each storage as an 8-byte element count and its bytes. */
+export function openTorchLegacy(
+  path: string,
+  source: ByteSource = openByteSource(path),
+): StateDict {
+  try {
+    // The pickles come first and are small next to the storages, but their length is only known
+    // by parsing them: read the file once, note where each storage starts, and let it go.
+    const all = source.read(0, source.size, "the legacy pickles");
+    const refs = new Map<string, StorageRef>();
+    // The magic number pickle (checked by the caller's sniffing) is a 10-byte LONG1, wider than
+    // the pickle package reads; the stream starts after it.
+    const stream = new PickleStream(all.subarray(LEGACY_MAGIC_PICKLE_BYTES), {
+      source: path,
+      what: "the checkpoint",
+      persistentLoad: (pid, type) => {
+        const key = String(pid[2]);
+        const ref = refs.get(key) ??
+          new StorageRef(key, storageDType(type, path), numberOr(pid[4]));
+        refs.set(key, ref);
+        const view = pid[5];
+        if (Array.isArray(view) && view.length >= 2) {
+          // A view of another storage (PyTorch < 0.4): same bytes, from an element offset.
+          return new StorageRef(`${key}@${Number(view[1])}`, ref.dtype, numberOr(view[2]));
+        }
+        return ref;
+      },
+    });
+    const protocol = stream.next("the protocol version");
+    if (protocol !== 1001) {
+      throw new CheckpointError(
+        `${path}: legacy torch.save protocol ${String(protocol)} (1001 expected)`,
+      );
+    }
+    stream.next("the system information");
+    const root = stream.next("the checkpoint");
+    const keys = stream.next("the storage keys");
+    if (!Array.isArray(keys)) {
+      throw new CheckpointError(`${path}: the storage key list is missing (truncated or corrupt)`);
+    }
+    const where = new Map<string, StorageBytes>();
+    let at = LEGACY_MAGIC_PICKLE_BYTES + stream.position;
+    for (const k of keys) {
+      const key = String(k);
+      const ref = refs.get(key);
+      if (at + 8 > all.length) {
+        throw new CheckpointError(`${path}: file ends before storage '${key}' (truncated)`);
+      }
+      const numel = Number(new DataView(all.buffer, all.byteOffset + at, 8).getBigInt64(0, true));
+      const width = WEIGHT_DTYPE_BYTES[ref?.dtype ?? "uint8"];
+      where.set(key, { offset: at + 8, length: numel * width });
+      at += 8 + numel * width;
+    }
+    if (at > source.size) {
+      throw new CheckpointError(`${path}: file ends inside the storages (truncated)`);
+    }
+    const bytesOf = (key: string): StorageBytes => {
+      const [base, viewOffset] = key.split("@");
+      const range = where.get(base);
+      if (!range || range instanceof Uint8Array) {
+        throw new CheckpointError(`${path}: storage '${base}' is not in the file`);
+      }
+      if (viewOffset === undefined) return range;
+      const skip = Number(viewOffset) * WEIGHT_DTYPE_BYTES[refs.get(base)!.dtype];
+      return { offset: range.offset + skip, length: range.length - skip };
+    };
+    return torchStateDict(path, "torch-legacy", source, root, bytesOf);
+  } catch (e) {
+    source.close();
+    throw e;
+  }
+}
+
+function numberOr(v: unknown): number | undefined {
+  return typeof v === "number" || typeof v === "bigint" ? Number(v) : undefined;
+}
+
+/** A StateDict over the tensors found in an unpickled checkpoint. */
+function torchStateDict(
+  path: string,
+  format: CheckpointFormat,
+  source: ByteSource,
+  root: unknown,
+  bytesOf: (storageKey: string) => StorageBytes,
+): StateDict {
+  const { tensors, extras } = findWeights(path, root);
+  if (tensors.size === 0) {
+    throw new CheckpointError(
+      `${path}: no tensors found` +
+        (extras.size ? ` (it holds ${[...extras.keys()].slice(0, 8).join(", ")})` : ""),
+    );
+  }
+  const entries = new Map(
+    [...tensors].map(([name, t]) => [name, { name, dtype: t.storage.dtype, shape: t.shape }]),
+  );
+  return {
+    source: path,
+    format,
+    entries,
+    extras,
+    read(name: string): CpuTensor {
+      const t = tensors.get(name);
+      if (!t) throw new CheckpointError(`${path}: no tensor '${name}'`);
+      const label = `${path}: tensor '${name}'`;
+      const width = WEIGHT_DTYPE_BYTES[t.storage.dtype];
+      // Only the span of the storage the view touches is read.
+      let last = t.offset;
+      for (let d = 0; d < t.shape.length; d++) last += Math.max(0, t.shape[d] - 1) * t.strides[d];
+      const empty = t.shape.some((d) => d === 0);
+      const span = empty ? 0 : (last - t.offset + 1) * width;
+      const where = bytesOf(t.storage.key);
+      let bytes: Uint8Array;
+      if (where instanceof Uint8Array) {
+        if (t.offset * width + span > where.length) {
+          throw new CheckpointError(`${label}: its storage is too short (truncated or corrupt)`);
+        }
+        bytes = where.subarray(t.offset * width, t.offset * width + span);
+      } else {
+        if (t.offset * width + span > where.length) {
+          throw new CheckpointError(`${label}: its storage is too short (truncated or corrupt)`);
+        }
+        bytes = source.read(where.offset + t.offset * width, span, `tensor '${name}'`);
+      }
+      return decodeTensor(bytes, t.storage.dtype, t.shape, label, {
+        offset: 0,
+        strides: t.strides,
+      });
+    },
+    close: () => source.close(),
+  };
+}
+
+/** The weights of a checkpoint: the tensors of a state_dict, of a training checkpoint's weight
+ * container, or of a TorchScript module tree, by dotted name; plus the top-level plain values. */
+function findWeights(
+  path: string,
+  root: unknown,
+): { tensors: Map<string, TensorRef>; extras: Map<string, unknown> } {
+  const extras = new Map<string, unknown>();
+  let weights = root;
+  if (root instanceof Map) {
+    for (const [k, v] of root) {
+      if (typeof v === "number" || typeof v === "string" || typeof v === "boolean") {
+        extras.set(String(k), v);
+      }
+    }
+    const container = WEIGHT_CONTAINERS.find((k) => holdsTensors(root.get(k)));
+    if (container) {
+      weights = root.get(container);
+      extras.set("weights_key", container);
+    }
+  }
+  const tensors = new Map<string, TensorRef>();
+  flatten(path, weights, "", tensors, new Set());
+  return { tensors, extras };
+}
+
+function holdsTensors(v: unknown, seen = new Set<unknown>()): boolean {
+  if (v instanceof TensorRef) return true;
+  if (typeof v !== "object" || v === null || seen.has(v)) return false;
+  seen.add(v);
+  if (v instanceof Map) return [...v.values()].some((x) => holdsTensors(x, seen));
+  if (Array.isArray(v)) return v.some((x) => holdsTensors(x, seen));
+  return Object.values(v).some((x) => holdsTensors(x, seen)) ||
+    (isForeignObject(v) && (v.args ?? []).some((x) => holdsTensors(x, seen)));
+}
+
+/** Dotted names of every tensor under `v`, as `module.state_dict()` names them. */
+function flatten(
+  path: string,
+  v: unknown,
+  prefix: string,
+  out: Map<string, TensorRef>,
+  seen: Set<unknown>,
+): void {
+  if (v instanceof TensorRef) {
+    out.set(prefix.slice(0, -1), v);
+    return;
+  }
+  if (typeof v !== "object" || v === null || seen.has(v)) return;
+  seen.add(v);
+  if (v instanceof Map) {
+    for (const [k, x] of v) flatten(path, x, `${prefix}${String(k)}.`, out, seen);
+    return;
+  }
+  if (Array.isArray(v)) return; // lists hold no named weights (optimizer state, hooks)
+  if (isForeignObject(v)) {
+    const name = `${v.__module__}.${v.__name__}`;
+    // TorchScript module objects: their attributes are submodules, parameters and buffers.
+    if (v.__module__.startsWith("__torch__")) {
+      for (const [k, x] of Object.entries(v)) flatten(path, x, `${prefix}${k}.`, out, seen);
+      return;
+    }
+    if (holdsTensors(v)) {
+      throw new CheckpointError(
+        `${path}: '${prefix.slice(0, -1) || "(top level)"}' is a ${name} holding tensors; ` +
+          "that Python class is not known here, so its weights cannot be named (save a " +
+          "state_dict instead)",
+      );
+    }
+    return;
+  }
+  for (const [k, x] of Object.entries(v)) flatten(path, x, `${prefix}${k}.`, out, seen);
+}
