@@ -13,6 +13,8 @@ export interface ProgressOptions {
   quietMs?: number;
   /** Clock in ms (tests). */
   now?: () => number;
+  /** How a count is written (default: as is); downloads count bytes and show MiB. */
+  formatCount?: (n: number) => string;
 }
 
 const encoder = new TextEncoder();
@@ -44,6 +46,8 @@ export class ProgressLine {
   readonly #refreshMs: number;
   readonly #quietMs: number;
   readonly #now: () => number;
+  readonly #format: (n: number) => string;
+  readonly #formatGiven: boolean;
   readonly #start: number;
   #done = 0;
   #lastDraw = -Infinity;
@@ -60,6 +64,8 @@ export class ProgressLine {
     this.#refreshMs = options.refreshMs ?? 100;
     this.#quietMs = options.quietMs ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
+    this.#format = options.formatCount ?? String;
+    this.#formatGiven = options.formatCount !== undefined;
     this.#start = this.#now();
     // Off a terminal the first line comes after `quietMs`: short loops print only their end.
     if (!this.#inPlace) this.#lastDraw = this.#start;
@@ -92,8 +98,10 @@ export class ProgressLine {
     const tail = this.#done >= this.total
       ? `in ${formatDuration(this.elapsed())}`
       : `ETA ${this.#done > 0 ? formatDuration(left) : "?"}`;
-    return `${this.label} [${bar}] ${this.#done}/${this.total} ${this.unit}  ` +
-      `${rate.toFixed(1)} ${this.unit}/s  ${tail}`;
+    const f = this.#format;
+    const r = this.#formatGiven ? f(rate) : rate.toFixed(1);
+    return `${this.label} [${bar}] ${f(this.#done)}/${f(this.total)} ${this.unit}  ` +
+      `${r} ${this.unit}/s  ${tail}`;
   }
 
   /** Adds `count` finished items and redraws when due. */

@@ -10,24 +10,37 @@ import {
   type ModelOptions,
   OPS,
   type ParsedModel,
+  type ValueDecl,
 } from "../onnx/mod.ts";
 import { openCheckpoint } from "./checkpoint/open.ts";
-import type { CheckpointFormat, StateDict } from "./checkpoint/state_dict.ts";
+import type { CheckpointFormat } from "./checkpoint/state_dict.ts";
 import {
   buildTower,
-  type CheckpointSummary,
   describeCheckpoint,
   type TowerName,
 } from "./arch/mod.ts";
 
 export type { TowerName };
 
-/** What a model file holds, without building or loading anything large. */
+/** What a model file holds (for `deno task inspect`): JSON-ready fields and readable lines. */
 export interface ModelFileSummary {
   readonly path: string;
+  readonly bytes: number;
   readonly format: "onnx" | CheckpointFormat;
-  /** Set for checkpoints: layout, towers and their hyper-parameters. */
-  readonly checkpoint?: CheckpointSummary;
+  /** Key layout of a checkpoint ("OpenAI CLIP"...), or the ONNX producer. */
+  readonly layout: string;
+  readonly towers: readonly {
+    readonly tower: string;
+    readonly architecture: string;
+    readonly description: string;
+    readonly inputSize?: number;
+    readonly contextLength?: number;
+    readonly embedDim?: number;
+    readonly parameters: number;
+    readonly dtypes: string;
+  }[];
+  readonly extras: Readonly<Record<string, unknown>>;
+  readonly lines: readonly string[];
 }
 
 /** Whether `path` is an ONNX model (by extension, else by its first bytes not being a known
@@ -76,16 +89,99 @@ export async function loadTowerModel(
   return new Model(gpu, parsed, options.ops ?? OPS, options);
 }
 
-/** What `path` is, for `deno task inspect`. */
+/** What `path` is, for `deno task inspect`: checkpoints from their index and shapes (no weight is
+ * read), ONNX models from their graph. */
 export function summarizeModelFile(path: string): ModelFileSummary {
-  if (isOnnxFile(path)) return { path, format: "onnx" };
-  let sd: StateDict | undefined;
+  const bytes = fileSize(path);
+  if (isOnnxFile(path)) return summarizeOnnx(path, bytes);
+  const sd = openCheckpoint(path);
   try {
-    sd = openCheckpoint(path);
-    return { path, format: sd.format, checkpoint: describeCheckpoint(sd) };
+    const summary = describeCheckpoint(sd);
+    const towers = summary.towers.map((t) => ({
+      tower: t.tower,
+      architecture: t.architecture,
+      description: t.description,
+      inputSize: t.inputSize,
+      contextLength: t.contextLength,
+      embedDim: t.embedDim,
+      parameters: t.parameters,
+      dtypes: t.dtypes,
+    }));
+    const extras = Object.fromEntries(summary.extras);
+    const lines = [
+      `${path}: ${FORMAT_NAMES[sd.format]}, ${mib(bytes)}, ${sd.entries.size} tensors, ` +
+      `${summary.layout} key names`,
+      ...towers.map((t) =>
+        `  ${t.tower}: ${t.description}; ${
+          millions(t.parameters)
+        } parameters stored as ${t.dtypes}` +
+        (t.inputSize ? `; input ${t.inputSize}x${t.inputSize}` : "")
+      ),
+      ...(summary.extras.size
+        ? [`  also holds: ${[...summary.extras].map(([k, v]) => `${k}=${String(v)}`).join(", ")}`]
+        : []),
+    ];
+    return { path, bytes, format: sd.format, layout: summary.layout, towers, extras, lines };
   } finally {
-    sd?.close();
+    sd.close();
   }
+}
+
+const FORMAT_NAMES: Readonly<Record<CheckpointFormat, string>> = {
+  torchscript: "TorchScript archive",
+  "torch-zip": "torch.save zip archive",
+  "torch-legacy": "legacy torch.save file (PyTorch < 1.6)",
+  safetensors: "safetensors",
+};
+
+function summarizeOnnx(path: string, bytes: number): ModelFileSummary {
+  const parsed = loadModelFile(path, OPS);
+  const g = parsed.graph;
+  let parameters = 0;
+  for (const t of g.constants.values()) {
+    if (t.dtype === "float32" || t.dtype === "float16") parameters += t.data.length;
+  }
+  const dims = (d: ValueDecl) => `[${(d.dims ?? []).map((x) => x ?? "?").join(",")}]`;
+  const io = (ds: readonly ValueDecl[]) => ds.map((d) => `${d.name} ${d.typeName} ${dims(d)}`);
+  const description = `ONNX graph of ${g.nodes.length} nodes; inputs ${io(g.inputs).join(", ")}; ` +
+    `outputs ${io(g.outputs).join(", ")}`;
+  const opset = g.opsets.get("") ?? 0;
+  return {
+    path,
+    bytes,
+    format: "onnx",
+    layout: parsed.producer || "unknown producer",
+    towers: [{
+      tower: "model",
+      architecture: "onnx",
+      description,
+      parameters,
+      dtypes: [...new Set([...g.constants.values()].map((t) => t.dtype))].join(", "),
+    }],
+    extras: { opset, irVersion: parsed.irVersion },
+    lines: [
+      `${path}: ONNX model (opset ${opset}, ${parsed.producer || "unknown producer"}), ` +
+      `${mib(bytes)}`,
+      `  ${description}; ${millions(parameters)} parameters`,
+    ],
+  };
+}
+
+function fileSize(path: string): number {
+  try {
+    return Deno.statSync(path).size;
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
+    throw new EngineError(`cannot read ${path}: ${why}`);
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function millions(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${n}`;
 }
 
 /** A tower name from a flag value. */

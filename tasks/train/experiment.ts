@@ -286,7 +286,7 @@ export async function runExperiment(
         bpePath = undefined;
       }
     } else {
-      models = resolveModelPaths(s.models, io.weightsDir);
+      models = await resolveModelPaths(s.models, { weightsDir: io.weightsDir, log: say });
       bpePath = findBpeFile(s.models.bpe);
       data = prepareData(s, s.root!, s.dataset);
       datasetLabel = data.datasetLabel;

@@ -1,5 +1,5 @@
-/** Which ONNX files an experiment uses (weights/ conventions, explicit paths, the demo's generated
- * models), their SHA-256s (memoised by path, size and mtime, since hashing a 300 MB tower on
+/** Which model files an experiment uses (checkpoints or ONNX: weights/ conventions, clip.load's cache,
+ * downloads of released weights, explicit paths, the demo's generated models), their SHA-256s (memoised by path, size and mtime, since hashing a 300 MB tower on
  * every run would be slow), and lazy loaders that build encoders with the right preprocessing:
  * input size from the model's declared input (or a flag), CLIP normalisation for CLIP and
  * ImageNet's for the auxiliary encoder, the text context from the model and the tokenizer's
@@ -8,7 +8,15 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { EngineError } from "../../src/gpu/errors.ts";
 import type { Gpu } from "../../src/gpu/mod.ts";
-import { loadModel } from "../../src/onnx/mod.ts";
+import { loadTowerModel } from "../../src/models/model_file.ts";
+import { downloadFile } from "../../src/data/download.ts";
+import {
+  availableClipModels,
+  clipCacheDir,
+  releasedAux,
+  releasedClip,
+  type ReleasedWeights,
+} from "../../src/data/released_weights.ts";
 import { Encoder } from "../../src/models/encoder.ts";
 import {
   clipImage,
@@ -48,41 +56,146 @@ function mustExist(path: string, what: string, hint: string): string {
   return path;
 }
 
-/** Paths of the three models from the flags and the weights/ conventions (weights/README.md). */
-export function resolveModelPaths(choice: ModelChoice, weightsDir = join(REPO_ROOT, "weights")) {
+export interface ResolveOptions {
+  /** Folder of the weights/ conventions. */
+  readonly weightsDir?: string;
+  /** Where released checkpoints are cached (default: clip.load's ~/.cache/clip). */
+  readonly cacheDir?: string;
+  readonly log?: (line: string) => void;
+}
+
+/** A file stem usable in cache folder names. */
+function stem(p: string): string {
+  return p.split("/").pop()!.replace(/\.(onnx|pt|pth|pth\.tar|tar|safetensors)$/, "")
+    .replace(/\.visual$/, "").replace(/[^A-Za-z0-9_.\-]/g, "_");
+}
+
+/** A released checkpoint: the first of `candidates` that exists, else downloaded to `target`
+ * (unless downloads are off, when the error lists where it looked). */
+async function releasedFile(
+  what: string,
+  released: ReleasedWeights,
+  candidates: readonly string[],
+  target: string,
+  choice: ModelChoice,
+  log: (line: string) => void,
+): Promise<string> {
+  const found = candidates.find((p) => existsSync(p));
+  if (found) return found;
+  const looked = [...new Set([...candidates, target])].map((p) => `    ${p}`).join("\n");
+  if (!choice.download) {
+    throw new EngineError(
+      `${what} not found; looked at:\n${looked}\n  --no-download is set; without it the file ` +
+        `would be downloaded from ${released.url}`,
+    );
+  }
+  log(`${what}: not found locally; downloading ${released.url} to ${target}`);
+  return await downloadFile({
+    url: released.url,
+    target,
+    sha256: released.sha256,
+    log,
+  });
+}
+
+/** The CLIP file(s) of `--clip_backbone NAME`: OpenAI's checkpoint in weights/ or clip.load's
+ * cache, the ONNX pair in weights/, else a download. */
+async function backboneFiles(
+  choice: ModelChoice,
+  weightsDir: string,
+  cacheDir: string,
+  log: (line: string) => void,
+): Promise<{ visual: string; text: string }> {
   const name = backboneFileName(choice.backbone);
-  const prefix = choice.clipModel ? resolve(choice.clipModel) : join(weightsDir, name);
-  const from = choice.clipModel ? `--clip_model ${choice.clipModel}` : `--clip_backbone ${name}`;
-  const readme = "see weights/README.md for where to get it";
-  const clipVisual = choice.clipVisual
-    ? mustExist(resolve(choice.clipVisual), "--clip_visual", "check the path")
-    : mustExist(
-      `${prefix}.visual.onnx`,
-      `CLIP image tower (${from})`,
-      `${readme}, or pass --clip_visual PATH (with no dataset and no model flags, ` +
-        "`deno task train` runs the bundled demo)",
+  const released = releasedClip(choice.backbone);
+  const file = released?.fileName ?? `${name}.pt`;
+  const checkpoints = [join(weightsDir, file), join(cacheDir, file)];
+  const found = checkpoints.find((p) => existsSync(p));
+  if (found) return { visual: found, text: found };
+  const onnx = {
+    visual: join(weightsDir, `${name}.visual.onnx`),
+    text: join(weightsDir, `${name}.text.onnx`),
+  };
+  if (existsSync(onnx.visual) && existsSync(onnx.text)) return onnx;
+  if (!released) {
+    throw new EngineError(
+      `CLIP model '${choice.backbone}' not found; looked at:\n` +
+        [...checkpoints, onnx.visual, onnx.text].map((p) => `    ${p}`).join("\n") +
+        `\n  '${choice.backbone}' is not one of OpenAI's released models (` +
+        `${availableClipModels().join(", ")}); pass --clip_weights FILE`,
     );
-  const clipText = choice.clipText
-    ? mustExist(resolve(choice.clipText), "--clip_text", "check the path")
-    : mustExist(
-      `${prefix}.text.onnx`,
-      `CLIP text tower (${from})`,
-      `${readme}, or pass --clip_text PATH`,
-    );
-  const aux = choice.auxModel
-    ? mustExist(resolve(choice.auxModel), "--aux_model", "check the path")
-    : mustExist(
-      join(weightsDir, DEFAULT_AUX_FILE),
-      "auxiliary encoder",
-      `${readme} (MoCo v3 ResNet-50), or pass --aux_model PATH`,
-    );
-  const stem = (p: string) =>
-    p.split("/").pop()!.replace(/\.onnx$/, "").replace(/\.visual$/, "").replace(
-      /[^A-Za-z0-9_.\-]/g,
-      "_",
-    );
-  const tag = choice.clipVisual ? stem(clipVisual) : choice.clipModel ? stem(prefix) : name;
-  return { clipVisual, clipText, aux, tag } satisfies ModelPaths;
+  }
+  const path = await releasedFile(
+    `CLIP ${released.name}`,
+    released,
+    [...checkpoints, onnx.visual],
+    join(cacheDir, file),
+    choice,
+    log,
+  );
+  return { visual: path, text: path };
+}
+
+/** The auxiliary encoder: `--aux_weights FILE|mocov3`, else weights/mocov3_rn50.onnx, else MoCo
+ * v3's released checkpoint (weights/, the cache, or a download). */
+async function auxFile(
+  choice: ModelChoice,
+  weightsDir: string,
+  cacheDir: string,
+  log: (line: string) => void,
+): Promise<string> {
+  const given = choice.auxModel;
+  const released = releasedAux(given ?? "mocov3");
+  if (given && !released) return mustExist(resolve(given), "--aux_weights", "check the path");
+  if (!given && existsSync(join(weightsDir, DEFAULT_AUX_FILE))) {
+    return join(weightsDir, DEFAULT_AUX_FILE);
+  }
+  const mocoCache = join(dirname(cacheDir), "mocov3");
+  return await releasedFile(
+    "auxiliary encoder (MoCo v3 ResNet-50)",
+    released!,
+    [join(weightsDir, released!.fileName), join(mocoCache, released!.fileName)],
+    join(mocoCache, released!.fileName),
+    choice,
+    log,
+  );
+}
+
+/** Paths of the three models from the flags and the weights/ conventions (weights/README.md);
+ * a CLIP checkpoint serves as both towers. Released checkpoints are downloaded when missing
+ * unless `choice.download` is false. */
+export async function resolveModelPaths(
+  choice: ModelChoice,
+  opts: ResolveOptions = {},
+): Promise<ModelPaths> {
+  const weightsDir = opts.weightsDir ?? join(REPO_ROOT, "weights");
+  const cacheDir = opts.cacheDir ?? clipCacheDir();
+  const log = opts.log ?? (() => {});
+  let visual: string, text: string, tag: string;
+  if (choice.clipWeights) {
+    visual = text = mustExist(resolve(choice.clipWeights), "--clip_weights", "check the path");
+    tag = stem(visual);
+  } else if (choice.clipModel) {
+    const prefix = resolve(choice.clipModel);
+    const hint = `the files PATH.visual.onnx and PATH.text.onnx (--clip_model ${choice.clipModel})`;
+    visual = mustExist(`${prefix}.visual.onnx`, "CLIP image tower", hint);
+    text = mustExist(`${prefix}.text.onnx`, "CLIP text tower", hint);
+    tag = stem(prefix);
+  } else if (!choice.clipVisual || !choice.clipText) {
+    ({ visual, text } = await backboneFiles(choice, weightsDir, cacheDir, log));
+    tag = backboneFileName(choice.backbone);
+  } else {
+    visual = "";
+    text = "";
+    tag = "";
+  }
+  if (choice.clipVisual) {
+    visual = mustExist(resolve(choice.clipVisual), "--clip_visual", "check the path");
+    tag = stem(visual);
+  }
+  if (choice.clipText) text = mustExist(resolve(choice.clipText), "--clip_text", "check the path");
+  const aux = await auxFile(choice, weightsDir, cacheDir, log);
+  return { clipVisual: visual, clipText: text, aux, tag };
 }
 
 interface HashMemo {
@@ -139,7 +252,8 @@ export function lazyImageTower(
     sizeOverride: sizeOverride ?? null,
     async load(): Promise<LoadedImageTower> {
       const t0 = performance.now();
-      const model = await loadModel(file.path, await gpu(), { maxPlans: 4 });
+      const tower = kind === "clip" ? "visual" : undefined;
+      const model = await loadTowerModel(file.path, tower, { gpu: await gpu(), maxPlans: 4 });
       try {
         const input = model.inputs[0];
         const size = sizeOverride ?? declaredSize(input?.dims) ?? 224;
@@ -182,7 +296,7 @@ export function lazyTextTower(
     async load(): Promise<LoadedTextTower> {
       const t0 = performance.now();
       const tok = tokenizer();
-      const model = await loadModel(file.path, await gpu(), { maxPlans: 4 });
+      const model = await loadTowerModel(file.path, "text", { gpu: await gpu(), maxPlans: 4 });
       try {
         const ids = model.inputs.find((d) => d.dtype === "int64" || d.dtype === "int32");
         const declared = ids?.dims?.[1];

@@ -40,6 +40,9 @@ export interface CheckpointSummary {
   readonly extras: ReadonlyMap<string, unknown>;
 }
 
+const isVisual = (key: string) => key.startsWith("visual.");
+const isText = (key: string) => !isVisual(key) && key !== "logit_scale";
+
 function clipTowers(w: Weights): TowerSummary[] {
   const towers: TowerSummary[] = [];
   if (w.has("visual.conv1.weight") && w.has("visual.transformer.resblocks.0.ln_1.weight")) {
@@ -50,8 +53,8 @@ function clipTowers(w: Weights): TowerSummary[] {
       description: describeVit(c),
       inputSize: c.resolution,
       embedDim: c.embedDim,
-      parameters: w.parameterCount("visual."),
-      dtypes: w.dtypeSummary("visual."),
+      parameters: w.parameterCount(isVisual),
+      dtypes: w.dtypeSummary(isVisual),
       build: () => buildVit(w, c),
     });
   } else if (w.has("visual.layer1.0.conv1.weight")) {
@@ -62,8 +65,8 @@ function clipTowers(w: Weights): TowerSummary[] {
       description: describeModifiedResNet(c),
       inputSize: c.resolution,
       embedDim: c.embedDim,
-      parameters: w.parameterCount("visual."),
-      dtypes: w.dtypeSummary("visual."),
+      parameters: w.parameterCount(isVisual),
+      dtypes: w.dtypeSummary(isVisual),
       build: () => buildModifiedResNet(w, c),
     });
   } else if ([...w.map.keys()].some((k) => k.startsWith("visual."))) {
@@ -74,19 +77,14 @@ function clipTowers(w: Weights): TowerSummary[] {
   }
   if (w.has("token_embedding.weight")) {
     const c = textConfig(w);
-    const textKeys = (k: string) => !k.startsWith("visual.") && k !== "logit_scale";
-    let parameters = 0;
-    for (const [k, s] of w.map) {
-      if (textKeys(k) && s.dtype !== "int64") parameters += s.shape.reduce((a, b) => a * b, 1);
-    }
     towers.push({
       tower: "text",
       architecture: "clip-text",
       description: describeText(c),
       contextLength: c.context,
       embedDim: c.embedDim,
-      parameters,
-      dtypes: w.dtypeSummary("transformer."),
+      parameters: w.parameterCount(isText),
+      dtypes: w.dtypeSummary(isText),
       build: () => buildText(w, c),
     });
   }

@@ -106,22 +106,23 @@ export class Weights {
     return sorted;
   }
 
-  /** Parameters (elements) under `prefix`, excluding integer buffers. */
-  parameterCount(prefix = ""): number {
+  /** Parameters (elements) of the keys `select` picks (default all), excluding integer
+   * buffers. */
+  parameterCount(select: (name: string) => boolean = () => true): number {
     let n = 0;
     for (const [k, w] of this.map) {
-      if (!k.startsWith(prefix) || !isFloat(w.dtype)) continue;
+      if (!select(k) || !isFloat(w.dtype)) continue;
       n += w.shape.reduce((a, b) => a * b, 1);
     }
     return n;
   }
 
-  /** Stored dtypes of the weights under `prefix`, most common first ("float16 (78%), float32"). */
-  dtypeSummary(prefix = ""): string {
+  /** Stored dtypes of the keys `select` picks, most common first ("float16 (78%), float32"). */
+  dtypeSummary(select: (name: string) => boolean = () => true): string {
     const count = new Map<string, number>();
     let total = 0;
     for (const [k, w] of this.map) {
-      if (!k.startsWith(prefix) || !isFloat(w.dtype)) continue;
+      if (!select(k) || !isFloat(w.dtype)) continue;
       const n = w.shape.reduce((a, b) => a * b, 1);
       count.set(w.dtype, (count.get(w.dtype) ?? 0) + n);
       total += n;
