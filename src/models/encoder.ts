@@ -310,12 +310,21 @@ export class Encoder {
       }
       return o;
     }
-    if (outputs.length === 1) return outputs[0];
     const rank2 = outputs.filter((d) => d.dims?.length === 2);
     if (rank2.length === 1) return rank2[0];
+    const list = outputs.map((d) => `'${d.name}' ${dimsText(d)}`).join(", ");
+    if (outputs.length === 1 && outputs[0].dims === undefined) return outputs[0];
+    if (rank2.length === 0 && outputs.every((d) => d.dims !== undefined)) {
+      // Hugging Face exports of the bare towers (CLIPVisionModel, CLIPTextModel) end in the
+      // hidden states; the embeddings come from the *WithProjection models.
+      throw new EncoderError(
+        `${src}: no output is a [batch, features] embedding (${list}); export the tower with its ` +
+          "projection (e.g. Hugging Face's CLIPVisionModelWithProjection / " +
+          "CLIPTextModelWithProjection, outputs image_embeds / text_embeds)",
+      );
+    }
     throw new EncoderError(
-      `${src}: cannot tell which output holds the features (` +
-        `${outputs.map((d) => `'${d.name}' ${dimsText(d)}`).join(", ")}); name it with --output`,
+      `${src}: cannot tell which output holds the features (${list}); name it with --output`,
     );
   }
 

@@ -14,11 +14,7 @@ import {
 } from "../onnx/mod.ts";
 import { openCheckpoint } from "./checkpoint/open.ts";
 import type { CheckpointFormat } from "./checkpoint/state_dict.ts";
-import {
-  buildTower,
-  describeCheckpoint,
-  type TowerName,
-} from "./arch/mod.ts";
+import { buildTower, describeCheckpoint, type TowerName } from "./arch/mod.ts";
 
 export type { TowerName };
 
