@@ -1,6 +1,7 @@
 /** `deno task bench [SUITE...] [flags]`: performance benchmarks.
  *
  *   deno task bench amu [--batches 8,256] [--steps N] [--no_torch] ...   AMU training + eval
+ *   deno task bench checkpoints --files A.pt,B.pth.tar [--gpu]           checkpoint load
  *   deno task bench [kernel/model suites] [...]                          src/bench harness
  *
  * Task-level suites (whole workloads with their own peers, e.g. AMU-Tuning against PyTorch) live
@@ -12,9 +13,11 @@ import { benchMain } from "../src/bench/cli.ts";
 import { runCli } from "./_cli.ts";
 import type { BenchSuite } from "./bench/_suite.ts";
 import { amuSuite } from "./bench/amu.ts";
+import { checkpointsSuite } from "./bench/checkpoints.ts";
 
 const TASK_SUITES: Record<string, BenchSuite> = {
   amu: amuSuite,
+  checkpoints: checkpointsSuite,
 };
 
 await runCli(async () => {
