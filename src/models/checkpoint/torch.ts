@@ -141,6 +141,12 @@ export function openTorchLegacy(
       }
       const numel = Number(new DataView(all.buffer, all.byteOffset + at, 8).getBigInt64(0, true));
       const width = WEIGHT_DTYPE_BYTES[ref?.dtype ?? "uint8"];
+      if (!(numel >= 0) || at + 8 + numel * width > all.length) {
+        throw new CheckpointError(
+          `${path}: storage '${key}' claims ${numel} elements, more than the file holds ` +
+            "(truncated or corrupt)",
+        );
+      }
       where.set(key, { offset: at + 8, length: numel * width });
       at += 8 + numel * width;
     }
@@ -231,6 +237,7 @@ function findWeights(
 ): { tensors: Map<string, TensorRef>; extras: Map<string, unknown> } {
   const extras = new Map<string, unknown>();
   let weights = root;
+  let where = "";
   if (root instanceof Map) {
     for (const [k, v] of root) {
       if (typeof v === "number" || typeof v === "string" || typeof v === "boolean") {
@@ -241,10 +248,11 @@ function findWeights(
     if (container) {
       weights = root.get(container);
       extras.set("weights_key", container);
+      where = `${container}.`;
     }
   }
   const tensors = new Map<string, TensorRef>();
-  flatten(path, weights, "", tensors, new Set());
+  flatten(path, weights, "", tensors, new Set(), where);
   return { tensors, extras };
 }
 
@@ -265,6 +273,8 @@ function flatten(
   prefix: string,
   out: Map<string, TensorRef>,
   seen: Set<unknown>,
+  /** Where `v` sits in the file (for messages): the weight container's key. */
+  where: string,
 ): void {
   if (v instanceof TensorRef) {
     out.set(prefix.slice(0, -1), v);
@@ -273,7 +283,7 @@ function flatten(
   if (typeof v !== "object" || v === null || seen.has(v)) return;
   seen.add(v);
   if (v instanceof Map) {
-    for (const [k, x] of v) flatten(path, x, `${prefix}${String(k)}.`, out, seen);
+    for (const [k, x] of v) flatten(path, x, `${prefix}${String(k)}.`, out, seen, where);
     return;
   }
   if (Array.isArray(v)) return; // lists hold no named weights (optimizer state, hooks)
@@ -281,17 +291,18 @@ function flatten(
     const name = `${v.__module__}.${v.__name__}`;
     // TorchScript module objects: their attributes are submodules, parameters and buffers.
     if (v.__module__.startsWith("__torch__")) {
-      for (const [k, x] of Object.entries(v)) flatten(path, x, `${prefix}${k}.`, out, seen);
+      for (const [k, x] of Object.entries(v)) flatten(path, x, `${prefix}${k}.`, out, seen, where);
       return;
     }
     if (holdsTensors(v)) {
       throw new CheckpointError(
-        `${path}: '${prefix.slice(0, -1) || "(top level)"}' is a ${name} holding tensors; ` +
+        `${path}: '${(where + prefix).slice(0, -1) || "(top level)"}' is a ${name} holding ` +
+          "tensors; " +
           "that Python class is not known here, so its weights cannot be named (save a " +
           "state_dict instead)",
       );
     }
     return;
   }
-  for (const [k, x] of Object.entries(v)) flatten(path, x, `${prefix}${k}.`, out, seen);
+  for (const [k, x] of Object.entries(v)) flatten(path, x, `${prefix}${k}.`, out, seen, where);
 }
