@@ -18,12 +18,13 @@ function peakRssMiB(): number {
 
 const [path, ...flags] = Deno.args;
 const gpuToo = flags.includes("--gpu");
+// Memory in use before the file is opened (the runtime and these modules).
+const startMiB = peakRssMiB();
 const t0 = performance.now();
 const sd = openCheckpoint(path);
 const summary = describeCheckpoint(sd);
 const openMs = performance.now() - t0;
 const towers: Record<string, { buildMs: number; planMs?: number; parameters: number }> = {};
-const startMiB = peakRssMiB();
 const built = summary.towers.map((tower) => {
   const t1 = performance.now();
   const parsed = tower.build().toParsedModel(path, OPS);

@@ -10,10 +10,10 @@ import { loadTowerModel, type TowerName } from "../../src/models/model_file.ts";
 import { describeCheckpoint, selectTower } from "../../src/models/arch/mod.ts";
 import {
   CheckpointError,
-  memoryStateDict,
   type StateDict,
   type WeightInfo,
 } from "../../src/models/checkpoint/state_dict.ts";
+import { memoryStateDict } from "../../src/models/checkpoint/memory.ts";
 import { openCheckpoint } from "../../src/models/checkpoint/open.ts";
 import { randomFloats, sharedPath } from "../helpers.ts";
 

@@ -3,7 +3,8 @@
  * `CLIPModel` names by splitting nothing and joining q/k/v, and torchvision ResNet names (MoCo's
  * wrappers stripped, its `fc` head dropped as MoCo v3's `main_lincls.py` does). */
 import { type CpuTensor, cpuTensor } from "../../gpu/mod.ts";
-import { CheckpointError, type StateDict } from "../checkpoint/state_dict.ts";
+import type { StateDict } from "../checkpoint/state_dict.ts";
+import { transposeMatrix } from "../checkpoint/dtypes.ts";
 import { Weights, type WeightSource } from "./weights.ts";
 
 /** Prefixes a whole model may sit under (DataParallel's `module.`, Lightning's `model.`...). */
@@ -73,7 +74,7 @@ function huggingFaceClip(sd: StateDict, p: string): Weights {
         fileKey: p + hf,
         dtype: info.dtype,
         shape: info.shape,
-        read: () => sd.read(p + hf),
+        read: (view) => sd.read(p + hf, view),
       });
     }
   };
@@ -85,13 +86,8 @@ function huggingFaceClip(sd: StateDict, p: string): Weights {
       fileKey: p + hf,
       dtype: info.dtype,
       shape: info.shape.length === 2 ? [cols, rows] : info.shape,
-      read: () => {
-        const t = sd.read(p + hf);
-        if (t.shape.length !== 2) {
-          throw new CheckpointError(`${sd.source}: key '${p + hf}' is not a matrix`);
-        }
-        return transpose2d(t);
-      },
+      // A transposed read of the transposed key is the stored layout, and vice versa.
+      read: (view) => sd.read(p + hf, view === "transposed" ? "stored" : "transposed"),
     });
   };
   const joined = (parts: string[], openai: string) => {
@@ -105,7 +101,10 @@ function huggingFaceClip(sd: StateDict, p: string): Weights {
       fileKey: `${p}${parts[0]} (+ k, v)`,
       dtype: infos[0]!.dtype,
       shape: [shapes.reduce((a, s) => a + s[0], 0), ...shapes[0].slice(1)],
-      read: () => concatRows(parts.map((k) => sd.read(p + k))),
+      read: (view) => {
+        const joined = concatRows(parts.map((k) => sd.read(p + k)));
+        return view === "transposed" ? transposeMatrix(joined) : joined;
+      },
     });
   };
   const blocks = (hf: string, openai: string) => {
@@ -150,17 +149,6 @@ function huggingFaceClip(sd: StateDict, p: string): Weights {
 
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/** [r, c] -> [c, r]. */
-export function transpose2d(t: CpuTensor): CpuTensor {
-  const [rows, cols] = t.shape;
-  const out = cpuTensor("float32", [cols, rows]);
-  const src = t.data, dst = out.data;
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
-  }
-  return out;
 }
 
 /** Tensors of equal trailing shape, stacked along axis 0. */

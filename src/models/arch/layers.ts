@@ -3,7 +3,6 @@
  * (LayerNormalization). Weights are added as constants named by their checkpoint keys. */
 import { type CpuTensor, cpuTensor } from "../../gpu/mod.ts";
 import type { GraphBuilder } from "../../onnx/mod.ts";
-import { transpose2d } from "./keymap.ts";
 import type { Weights } from "./weights.ts";
 
 /** A graph under construction and the weights it reads. */
@@ -35,7 +34,10 @@ export function linear(
   weightName = `${prefix}.weight`,
   biasName = `${prefix}.bias`,
 ): string {
-  const wt = net.g.namedConstant(weightName, transpose2d(net.w.get(weightName, [outDim, inDim])));
+  const wt = net.g.namedConstant(
+    weightName,
+    net.w.get(weightName, [outDim, inDim], "transposed"),
+  );
   const y = net.g.op("MatMul", [x, wt]);
   if (!net.w.has(biasName)) return y;
   return net.g.op("Add", [y, weight(net, biasName, [outDim])]);

@@ -1,7 +1,12 @@
 /** Checkpoint weights under the names an architecture reads, with shape checks that name the
  * file and key. A view over a StateDict: nothing is read until a builder asks for a tensor. */
 import type { CpuTensor } from "../../gpu/mod.ts";
-import { CheckpointError, type StateDict, type WeightDType } from "../checkpoint/state_dict.ts";
+import {
+  CheckpointError,
+  type ReadView,
+  type StateDict,
+  type WeightDType,
+} from "../checkpoint/state_dict.ts";
 
 /** One weight as the architecture names it: its stored dtype and shape, and how to read it. */
 export interface WeightSource {
@@ -9,7 +14,7 @@ export interface WeightSource {
   readonly fileKey: string;
   readonly dtype: WeightDType;
   readonly shape: readonly number[];
-  read(): CpuTensor;
+  read(view?: ReadView): CpuTensor;
 }
 
 export class Weights {
@@ -35,7 +40,7 @@ export class Weights {
         fileKey: key,
         dtype: info.dtype,
         shape: info.shape,
-        read: () => sd.read(key),
+        read: (view) => sd.read(key, view),
       });
     }
     return new Weights(sd.source, layout, map);
@@ -60,12 +65,13 @@ export class Weights {
     return w.shape;
   }
 
-  /** Reads `name`, checking its shape when `expected` is given (-1 matches any size). */
-  get(name: string, expected?: readonly number[]): CpuTensor {
+  /** Reads `name`, checking its stored shape when `expected` is given (-1 matches any size);
+   * `view` "transposed" reads a matrix transposed. */
+  get(name: string, expected?: readonly number[], view: ReadView = "stored"): CpuTensor {
     const w = this.map.get(name);
     if (!w) throw this.#missing(name);
     if (expected) this.expectShape(name, expected);
-    const t = w.read();
+    const t = w.read(view);
     if (t.dtype !== "float32") {
       throw new CheckpointError(
         `${this.source}: key '${w.fileKey}' holds ${w.dtype} values; weights must be floating ` +

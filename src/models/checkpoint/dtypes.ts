@@ -129,3 +129,13 @@ function isContiguous(shape: readonly number[], strides: readonly number[]): boo
   }
   return true;
 }
+
+/** A [rows, cols] tensor as [cols, rows] (a copy). */
+export function transposeMatrix(t: CpuTensor): CpuTensor {
+  const [rows, cols] = t.shape;
+  const out = new Float32Array(t.data.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[r * cols + c];
+  }
+  return { dtype: t.dtype, shape: [cols, rows], data: out };
+}

@@ -3,10 +3,12 @@
  * bytes (offsets relative to the end of the header). */
 import type { CpuTensor } from "../../gpu/mod.ts";
 import { type ByteSource, openByteSource } from "./file_source.ts";
-import { decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
+import { contiguousStrides, decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
 import {
   CheckpointError,
+  type ReadView,
   type StateDict,
+  viewLayout,
   type WeightDType,
   type WeightInfo,
 } from "./state_dict.ts";
@@ -106,11 +108,16 @@ function readSafetensors(path: string, source: ByteSource): StateDict {
     format: "safetensors",
     entries: new Map([...entries].map(([k, e]) => [k, e.info])),
     extras,
-    read(name: string): CpuTensor {
+    read(name: string, view: ReadView = "stored"): CpuTensor {
       const e = entries.get(name);
       if (!e) throw fail(`no tensor '${name}'`);
+      const label = `${path}: tensor '${name}'`;
       const bytes = source.read(dataStart + e.begin, e.end - e.begin, `tensor '${name}'`);
-      return decodeTensor(bytes, e.info.dtype, e.info.shape, `${path}: tensor '${name}'`);
+      const layout = viewLayout(e.info.shape, contiguousStrides(e.info.shape), view, label);
+      return decodeTensor(bytes, e.info.dtype, layout.shape, label, {
+        offset: 0,
+        strides: layout.strides,
+      });
     },
     close: () => source.close(),
   };

@@ -24,6 +24,24 @@ export interface WeightInfo {
   readonly shape: readonly number[];
 }
 
+/** How a tensor is read: as stored, or (matrices) transposed while it is decoded, so a Linear
+ * layer's [out, in] weight becomes the [in, out] operand a matmul takes without a second copy. */
+export type ReadView = "stored" | "transposed";
+
+/** The shape and strides of `view` of a tensor stored with `shape` and `strides`. */
+export function viewLayout(
+  shape: readonly number[],
+  strides: readonly number[],
+  view: ReadView,
+  label: string,
+): { shape: number[]; strides: number[] } {
+  if (view === "stored") return { shape: [...shape], strides: [...strides] };
+  if (shape.length !== 2) {
+    throw new CheckpointError(`${label}: has shape [${shape.join(",")}], a matrix was expected`);
+  }
+  return { shape: [shape[1], shape[0]], strides: [strides[1], strides[0]] };
+}
+
 /** The container a checkpoint came in (for `deno task inspect` and messages). */
 export type CheckpointFormat =
   | "torchscript"
@@ -42,7 +60,7 @@ export interface StateDict {
   /** Reads one tensor: float types as `float32` CpuTensor values, integer and bool types as
    * `int64`. Throws CheckpointError naming the file and key when it is absent or its bytes are
    * missing (a truncated file). */
-  read(name: string): CpuTensor;
+  read(name: string, view?: ReadView): CpuTensor;
   /** Non-tensor values found beside the tensors (`epoch`, `arch`...), for `inspect`. */
   readonly extras: ReadonlyMap<string, unknown>;
   /** Releases the file handle (reads after this throw). */
@@ -56,25 +74,4 @@ export class CheckpointError extends EngineError {
     super(message);
     this.name = "CheckpointError";
   }
-}
-
-/** A StateDict over tensors already in memory (key-name mappings and tests use it). */
-export function memoryStateDict(
-  source: string,
-  format: CheckpointFormat,
-  tensors: ReadonlyMap<string, { info: WeightInfo; read: () => CpuTensor }>,
-  extras: ReadonlyMap<string, unknown> = new Map(),
-): StateDict {
-  return {
-    source,
-    format,
-    entries: new Map([...tensors].map(([k, v]) => [k, v.info])),
-    read(name: string): CpuTensor {
-      const t = tensors.get(name);
-      if (!t) throw new CheckpointError(`${source}: no tensor '${name}'`);
-      return t.read();
-    },
-    extras,
-    close() {},
-  };
 }

@@ -12,7 +12,13 @@ import {
   TensorRef,
   unpickle,
 } from "./pickle.ts";
-import { CheckpointError, type CheckpointFormat, type StateDict } from "./state_dict.ts";
+import {
+  CheckpointError,
+  type CheckpointFormat,
+  type ReadView,
+  type StateDict,
+  viewLayout,
+} from "./state_dict.ts";
 import { ZipArchive } from "./zip.ts";
 
 /** Where a checkpoint keeps its weights when it holds more than weights (training checkpoints),
@@ -197,7 +203,7 @@ function torchStateDict(
     format,
     entries,
     extras,
-    read(name: string): CpuTensor {
+    read(name: string, view: ReadView = "stored"): CpuTensor {
       const t = tensors.get(name);
       if (!t) throw new CheckpointError(`${path}: no tensor '${name}'`);
       const label = `${path}: tensor '${name}'`;
@@ -220,9 +226,10 @@ function torchStateDict(
         }
         bytes = source.read(where.offset + t.offset * width, span, `tensor '${name}'`);
       }
-      return decodeTensor(bytes, t.storage.dtype, t.shape, label, {
+      const layout = viewLayout(t.shape, t.strides, view, label);
+      return decodeTensor(bytes, t.storage.dtype, layout.shape, label, {
         offset: 0,
-        strides: t.strides,
+        strides: layout.strides,
       });
     },
     close: () => source.close(),
