@@ -36,6 +36,10 @@ const HELP =
                         float16 with float32 accumulation (faster; ~1e-3 relative error)
   --profile             after the run, time every dispatch of the (largest chunk's) plan and
                         print the time per operator type
+  --tune MODE           budget (default): measure kernel variants of new problems for at most
+                        about 10 s plus half the kernel time they serve, the rest keep default
+                        kernels until a later run; full: measure every new problem (as
+                        \`deno task tune\`)
   --no-tune             use cached or default kernel variants; measure nothing
   --variant-cache FILE  measured kernel choices, read at start and updated after tuning
                         (default results/variant-cache.json; 'none': neither read nor saved)`;
@@ -54,6 +58,7 @@ function parse() {
         "max-chunk": { type: "string" },
         precision: { type: "string", default: "f32" },
         "no-tune": { type: "boolean", default: false },
+        tune: { type: "string", default: "budget" },
         profile: { type: "boolean", default: false },
         "variant-cache": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
@@ -225,11 +230,19 @@ await runCli(async () => {
   }
   const cacheArg = v["variant-cache"];
   // Saved choices apply with or without --no-tune; a missing or corrupt file is ignored.
-  const tuneKernels = setupKernelTuning({
+  if (v.tune !== "budget" && v.tune !== "full") {
+    throw new EngineError(`--tune: expected budget or full, got '${v.tune}'`);
+  }
+  const tuning = setupKernelTuning({
     tune: !v["no-tune"],
     cacheFile: cacheArg === "none" ? null : cacheArg,
     log,
   });
+  const tuneKernels = tuning && {
+    ...tuning,
+    progress: (line: string) => console.error(line),
+    budgetMs: v.tune === "full" ? Infinity : undefined,
+  };
   const modelPath = args.positionals[0];
   const gpu = await getGpu();
   log(`adapter: ${gpu.describe()}`);

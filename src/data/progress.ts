@@ -52,6 +52,8 @@ export class ProgressLine {
   #done = 0;
   #lastDraw = -Infinity;
   #finished = false;
+  /** The count the last written line showed (off a terminal, the end is written once). */
+  #lastDrawnDone = -1;
 
   constructor(
     readonly label: string,
@@ -115,8 +117,10 @@ export class ProgressLine {
     const gap = this.#inPlace ? this.#refreshMs : this.#quietMs;
     if (!force && now - this.#lastDraw < gap) return;
     this.#lastDraw = now;
-    if (this.#inPlace) this.#write(`\r${this.text()}\x1b[K`);
-    else this.#write(`${this.text()}\n`);
+    const text = this.text();
+    this.#lastDrawnDone = this.#done;
+    if (this.#inPlace) this.#write(`\r${text}\x1b[K`);
+    else this.#write(`${text}\n`);
   }
 
   /** Draws the final state and ends the line; returns its text. */
@@ -125,7 +129,8 @@ export class ProgressLine {
     this.#finished = true;
     const text = this.text();
     if (this.#inPlace) this.#write(`\r${text}\x1b[K\n`);
-    else this.#write(`${text}\n`);
+    // Off a terminal the last update may already have written the finished count.
+    else if (this.#lastDrawnDone !== this.#done) this.#write(`${text}\n`);
     return text;
   }
 }

@@ -40,6 +40,14 @@ export interface TuneResult {
   /** Empty when the choice came from the cache. */
   readonly trials: readonly TrialResult[];
   readonly cached: boolean;
+  /** Per-invocation time of the default (first) candidate and of the chosen one, ms, for the
+   * whole problem (a sliced measurement is scaled back up); undefined when cached. */
+  readonly defaultMs?: number;
+  readonly chosenMs?: number;
+  /** The candidates were timed on 1/slice of the problem's workgroups (1: the whole). */
+  readonly slice?: number;
+  /** The deadline came before every candidate was tried (the choice was not cached). */
+  readonly incomplete?: boolean;
 }
 
 export interface TuneOptions {
@@ -58,6 +66,15 @@ export interface TuneOptions {
    * kernel repeated, the defaults lose near-ties they win inside a model (ResNet-50 at batch 1
    * ran 465-486 ms with the isolated winners, 426-428 ms with `gemm` for every pointwise conv). */
   readonly keepDefaultWithin?: number;
+  /** A problem whose default kernel runs longer than this (ms) has its candidates timed on a
+   * slice of their workgroups (every grid's longest axis cut to about this much work), so a
+   * 1024x1024 convolution costs its candidates a few tens of ms each instead of seconds. The
+   * kernels' work per workgroup is the same across a grid, so the slice ranks candidates as the
+   * whole does. Default 25; Infinity times whole problems. */
+  readonly sliceAboveMs?: number;
+  /** `performance.now()` after which no further candidate is started: the ones measured so far
+   * compete, and the choice is not cached (a later tuning measures the problem whole). */
+  readonly deadline?: number;
 }
 
 /** Problem key from its sizes, e.g. `1x197x768x2304` (callers fix the order per kernel). */
@@ -183,6 +200,18 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
   return next;
 }
 
+/** `dispatches` with every grid's longest axis cut to 1/`slice` (at least one workgroup), so
+ * each part of a variant (operand packing as well as the product) keeps its share of the work. */
+export function sliceDispatches(dispatches: readonly Dispatch[], slice: number): Dispatch[] {
+  if (slice <= 1) return [...dispatches];
+  return dispatches.map((d) => {
+    const w = [...d.workgroups] as [number, number, number];
+    const axis = w.indexOf(Math.max(...w));
+    w[axis] = Math.max(1, Math.ceil(w[axis] / slice));
+    return { ...d, workgroups: w };
+  });
+}
+
 async function runBatch(gpu: Gpu, dispatches: readonly Dispatch[], reps: number): Promise<number> {
   const encoder = gpu.device.createCommandEncoder();
   for (let i = 0; i < reps; i++) encodeDispatches(encoder, dispatches);
@@ -221,6 +250,10 @@ async function measure(
   const targetMs = options.targetMs ?? 80;
   const batches = options.batches ?? 3;
   const pruneFactor = options.pruneFactor ?? 2;
+  const sliceAboveMs = options.sliceAboveMs ?? 25;
+  // Set from the default candidate's whole run (the first trial): how much of each candidate's
+  // grid is timed.
+  let slice = 1;
   const results = new Map<string, TrialResult>();
   // Phase 1: prepare every candidate, run it cold (compiles, allocates) then warm; a candidate
   // far slower warm than the best so far is not timed further.
@@ -233,15 +266,27 @@ async function measure(
   const live: Live[] = [];
   const scopes: ResourceScope[] = [];
   let bestWarm = Infinity;
+  let incomplete = false;
   try {
     for (const trial of trials) {
+      if (live.length > 0 && performance.now() > (options.deadline ?? Infinity)) {
+        incomplete = true;
+        break;
+      }
       const scope = new ResourceScope();
       scopes.push(scope);
       try {
-        const dispatches = await gpu.scoped(
+        const whole = await gpu.scoped(
           `${kernel} variant ${trial.name}`,
           () => trial.prepare(scope),
         );
+        if (live.length === 0 && results.size === 0) {
+          // The default, whole: compiles it and says whether the problem is large.
+          await runBatch(gpu, whole, 1);
+          const full = await runBatch(gpu, whole, 1);
+          if (full > sliceAboveMs) slice = Math.ceil(full / sliceAboveMs);
+        }
+        const dispatches = sliceDispatches(whole, slice);
         await runBatch(gpu, dispatches, 1);
         const warm = await runBatch(gpu, dispatches, 1);
         if (warm > pruneFactor * bestWarm) {
@@ -281,6 +326,14 @@ async function measure(
     const why = ordered.map((r) => `${r.name}: ${r.error ?? "not timed"}`).join("; ");
     throw new Error(`${kernel} ${problem}: no variant ran (${why})`);
   }
-  cache.set(gpu, kernel, problem, best.name);
-  return { chosen: best.name, trials: ordered, cached: false };
+  if (!incomplete) cache.set(gpu, kernel, problem, best.name);
+  return {
+    incomplete,
+    chosen: best.name,
+    trials: ordered,
+    cached: false,
+    defaultMs: first ? first.ms * slice : undefined,
+    chosenMs: best.ms * slice,
+    slice,
+  };
 }

@@ -82,6 +82,9 @@ export interface KernelTuning {
   readonly chosen: string;
   /** The choice was already cached (nothing measured). */
   readonly cached: boolean;
+  /** Measured per-invocation times (ms) of the default and the chosen variant. */
+  readonly defaultMs?: number;
+  readonly chosenMs?: number;
 }
 
 export interface OpImpl {

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { EngineError } from "../../src/gpu/errors.ts";
 import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
+import { setupKernelTuning } from "../../src/onnx/mod.ts";
 import { configToJson } from "../../src/amu/config.ts";
 import { RUN_FILES, runFile } from "../../src/amu/checkpoint.ts";
 import type { AmuMetrics } from "../../src/amu/metrics.ts";
@@ -319,6 +320,16 @@ export async function runExperiment(
       aux: await modelFile("aux", models.aux, hashMemo),
     };
     const gpuFn = () => Promise.resolve(gpu);
+    // Saved kernel choices (e.g. from `deno task tune`) apply in every mode; new problems are
+    // measured within a budget that grows with the rows this extraction will encode.
+    const tuning = setupKernelTuning({ tune: s.tune !== "off" });
+    const rows = data.train.length * s.augmentEpoch + data.dataset.test.length;
+    const tuneKernels = tuning && {
+      ...tuning,
+      progress: say,
+      budgetMs: s.tune === "full" ? Infinity : undefined,
+      workRuns: Math.max(1, Math.ceil(rows / s.valBatchSize)),
+    };
     const mode = (require: boolean): ReuseMode =>
       s.freshFeatures ? "never" : require ? "require" : "auto";
     pipeline = await buildFeatures({
@@ -332,9 +343,9 @@ export async function runExperiment(
       seed: s.fewshotFile ? null : s.amu.seed,
       augmentSeed: s.augmentSeed,
       views: s.augmentEpoch,
-      clip: lazyImageTower(files.clip, "clip", s.models.clipSize, gpuFn, say),
-      aux: lazyImageTower(files.aux, "aux", s.models.auxSize, gpuFn, say),
-      text: lazyTextTower(files.text, makeTokenizer, tokenizerId, gpuFn, say),
+      clip: lazyImageTower(files.clip, "clip", s.models.clipSize, gpuFn, say, tuneKernels),
+      aux: lazyImageTower(files.aux, "aux", s.models.auxSize, gpuFn, say, tuneKernels),
+      text: lazyTextTower(files.text, makeTokenizer, tokenizerId, gpuFn, say, tuneKernels),
     }, {
       cacheDir,
       train: mode(s.loadAuxWeight),
@@ -511,6 +522,7 @@ function resolvedSettings(s: ExperimentSettings): Record<string, unknown> {
     aux_size: v("aux_size"),
     augment_epoch: s.augmentEpoch,
     val_batch_size: s.valBatchSize,
+    tune: s.tune,
     torch_rand_seed: s.augmentSeed,
     load_pre_feat: s.loadPreFeat,
     load_aux_weight: s.loadAuxWeight,

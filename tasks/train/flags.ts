@@ -176,6 +176,16 @@ export const EXTRACTION_FLAGS: FlagGroup = {
       default: DEFAULT_VAL_BATCH,
     },
     {
+      name: "tune",
+      type: "string",
+      choices: ["budget", "full", "off"],
+      metavar: "MODE",
+      help: "measure the encoders' kernel variants before extracting: budget (at most about " +
+        "10 s per batch shape plus half the kernel time the extraction will spend), full (every " +
+        "problem, as `deno task tune`), off (saved or default choices only)",
+      default: "budget",
+    },
+    {
       name: "torch_rand_seed",
       type: "int",
       metavar: "SEED",

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { EngineError } from "../../src/gpu/errors.ts";
 import type { Gpu } from "../../src/gpu/mod.ts";
+import type { KernelTuningOptions } from "../../src/onnx/mod.ts";
 import { loadTowerModel } from "../../src/models/model_file.ts";
 import { downloadFile } from "../../src/data/download.ts";
 import {
@@ -246,6 +247,7 @@ export function lazyImageTower(
   sizeOverride: number | undefined,
   gpu: () => Promise<Gpu>,
   log: LoadLog,
+  tuneKernels: KernelTuningOptions | false = false,
 ): LazyImageTower {
   return {
     file,
@@ -253,7 +255,11 @@ export function lazyImageTower(
     async load(): Promise<LoadedImageTower> {
       const t0 = performance.now();
       const tower = kind === "clip" ? "visual" : undefined;
-      const model = await loadTowerModel(file.path, tower, { gpu: await gpu(), maxPlans: 4 });
+      const model = await loadTowerModel(file.path, tower, {
+        gpu: await gpu(),
+        maxPlans: 4,
+        tuneKernels,
+      });
       try {
         const input = model.inputs[0];
         const size = sizeOverride ?? declaredSize(input?.dims) ?? 224;
@@ -289,6 +295,7 @@ export function lazyTextTower(
   tokenizerId: string,
   gpu: () => Promise<Gpu>,
   log: LoadLog,
+  tuneKernels: KernelTuningOptions | false = false,
 ): LazyTextTower {
   return {
     file,
@@ -296,7 +303,11 @@ export function lazyTextTower(
     async load(): Promise<LoadedTextTower> {
       const t0 = performance.now();
       const tok = tokenizer();
-      const model = await loadTowerModel(file.path, "text", { gpu: await gpu(), maxPlans: 4 });
+      const model = await loadTowerModel(file.path, "text", {
+        gpu: await gpu(),
+        maxPlans: 4,
+        tuneKernels,
+      });
       try {
         const ids = model.inputs.find((d) => d.dtype === "int64" || d.dtype === "int32");
         const declared = ids?.dims?.[1];

@@ -21,6 +21,8 @@ export type FlagSource = "command line" | "config file";
 
 export type ExperimentMode = "demo" | "dataset" | "features";
 
+export type TuneMode = "budget" | "full" | "off";
+
 export interface ModelChoice {
   backbone: string;
   clipModel?: string;
@@ -49,6 +51,8 @@ export interface ExperimentSettings {
   models: ModelChoice;
   augmentEpoch: number;
   valBatchSize: number;
+  /** Kernel tuning before extraction (`--tune`). */
+  tune: TuneMode;
   augmentSeed: number;
   loadPreFeat: boolean;
   loadAuxWeight: boolean;
@@ -143,6 +147,7 @@ const MODEL_FLAG_CLASHES: readonly (readonly [string, string])[] = [
 const DATA_ONLY = ["dataset", "root_path", "shots", "num_classes", "fewshot_file"];
 const EXTRACTION_ONLY = [
   "augment_epoch",
+  "tune",
   "val_batch_size",
   "torch_rand_seed",
   "load_pre_feat",
@@ -266,6 +271,7 @@ function settingsFrom(
     },
     augmentEpoch: num("augment_epoch") ?? DEFAULT_AUGMENT_EPOCH,
     valBatchSize: num("val_batch_size") ?? DEFAULT_VAL_BATCH,
+    tune: (str("tune") ?? "budget") as TuneMode,
     augmentSeed: num("torch_rand_seed") ?? 1,
     loadPreFeat: bool("load_pre_feat"),
     loadAuxWeight: bool("load_aux_weight"),

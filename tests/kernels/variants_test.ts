@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   allocTensor,
   cpuTensor,
+  type Dispatch,
   getGpu,
   type Gpu,
   readTensor,
@@ -12,7 +13,7 @@ import {
   submitDispatches,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
-import { MATMUL_VARIANTS, prepareMatmul } from "../../src/kernels/matmul.ts";
+import { MATMUL_VARIANTS, matmulProblem, prepareMatmul } from "../../src/kernels/matmul.ts";
 import {
   matmulCandidates,
   matmulProblemKey,
@@ -22,7 +23,13 @@ import {
 import { convCandidates, tuneConv, tunedConvChannelBlocks } from "../../src/kernels/conv_tune.ts";
 import { prepareConv } from "../../src/kernels/conv.ts";
 import { convRef } from "../../src/kernels/conv_ref.ts";
-import { adapterKey, problemKey, tuneVariants, VariantCache } from "../../src/kernels/variants.ts";
+import {
+  adapterKey,
+  problemKey,
+  sliceDispatches,
+  tuneVariants,
+  VariantCache,
+} from "../../src/kernels/variants.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
 
 function fakeGpu(description: string, f16 = true): Gpu {
@@ -266,4 +273,56 @@ Deno.test("tuneConv: pointwise convolutions also try the matmul, and prepareConv
     releaseTensor(gpu, tx);
     releaseTensor(gpu, ty);
   }
+});
+
+Deno.test("sliceDispatches cuts every grid's longest axis", () => {
+  const d = (label: string, workgroups: [number, number, number]) =>
+    ({ label, workgroups }) as unknown as Dispatch;
+  const [pack, main] = sliceDispatches([d("pack", [4, 1, 1]), d("main", [10, 300, 2])], 7);
+  assert.deepEqual(pack.workgroups, [1, 1, 1]);
+  assert.deepEqual(main.workgroups, [10, 43, 2]);
+  assert.deepEqual(sliceDispatches([d("one", [3, 1, 1])], 50)[0].workgroups, [1, 1, 1]);
+  assert.deepEqual(sliceDispatches([d("one", [3, 1, 1])], 1)[0].workgroups, [3, 1, 1]);
+});
+
+/** Full-problem times of the candidates, by name (pruned or failed ones absent). */
+function timesOf(r: { trials: readonly { name: string; ms?: number }[] }): Map<string, number> {
+  return new Map(r.trials.filter((t) => t.ms !== undefined).map((t) => [t.name, t.ms!]));
+}
+
+Deno.test("a large problem timed on a slice picks a variant as good as timing it whole (benchmark shapes)", async () => {
+  const gpu = await getGpu();
+  // A ViT-B/16 MLP projection and a ResNet-50 stage-1 3x3 convolution.
+  const problem = matmulProblem([197, 768], [768, 3072], {}, false, { b: true });
+  const whole = await tuneMatmul(gpu, problem, {
+    cache: new VariantCache(),
+    sliceAboveMs: Infinity,
+  });
+  const sliced = await tuneMatmul(gpu, problem, { cache: new VariantCache(), sliceAboveMs: 4 });
+  assert.ok((sliced.slice ?? 1) > 1, "the slice was used");
+  const times = timesOf(whole);
+  const best = Math.min(...times.values());
+  assert.ok(
+    (times.get(sliced.chosen) ?? Infinity) <= best * 1.3,
+    `sliced pick ${sliced.chosen} vs whole ${whole.chosen}: ${JSON.stringify([...times])}`,
+  );
+  const x = [1, 64, 56, 56], w = [64, 64, 3, 3];
+  const attrs = { strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 };
+  const convWhole = await tuneConv(gpu, x, w, attrs, {
+    cache: new VariantCache(),
+    sliceAboveMs: Infinity,
+  });
+  const convSliced = await tuneConv(gpu, x, w, attrs, {
+    cache: new VariantCache(),
+    sliceAboveMs: 1,
+  });
+  assert.ok((convSliced.slice ?? 1) > 1, "the slice was used");
+  const convTimes = timesOf(convWhole);
+  const convBest = Math.min(...convTimes.values());
+  assert.ok(
+    (convTimes.get(convSliced.chosen) ?? Infinity) <= convBest * 1.3,
+    `sliced pick ${convSliced.chosen} vs whole ${convWhole.chosen}: ${
+      JSON.stringify([...convTimes])
+    }`,
+  );
 });

@@ -212,7 +212,7 @@ Deno.test("tuneKernels measures each distinct problem of a plan once and saves t
     const entries = Object.values(cache.toJSON())[0] ?? {};
     assert.deepEqual(Object.keys(entries).sort(), [...keys].sort());
     assert.equal(cache.size, 3);
-    assert.ok(lines.some((l) => /tuned 3 kernel problem\(s\)/.test(l)), lines.join("\n"));
+    assert.ok(lines.some((l) => /measured 3 problem\(s\)/.test(l)), lines.join("\n"));
 
     // Saved (folder created) and loadable.
     const saved = new VariantCache();
@@ -272,5 +272,75 @@ Deno.test("a missing or corrupt cache file is ignored, then replaced by a valid 
     assert.equal(reread.size, 3);
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a spent budget leaves the rest of a plan's problems at default kernels, unsaved, and says so", async () => {
+  const gpu = await getGpu();
+  const bytes = tinyModel();
+  const cache = new VariantCache();
+  const progress: string[] = [];
+  const budgeted = await loadModelBytes(bytes, {
+    source: "tiny",
+    gpu,
+    variantCache: cache,
+    tuneKernels: {
+      cacheFile: null,
+      targetMs: 1,
+      batches: 1,
+      budgetMs: 0,
+      progress: (l) => progress.push(l),
+    },
+  });
+  const plain = await loadModelBytes(bytes, {
+    source: "tiny",
+    gpu,
+    variantCache: new VariantCache(),
+  });
+  try {
+    const input = { x: cpuTensor("float32", [2, 3, 8, 8], randomFloats(2 * 192, 13)) };
+    const y = await budgeted.run(input);
+    assert.equal(cache.size, 0, "nothing measured, nothing saved");
+    assert.ok(
+      progress.some((l) =>
+        /measured 0 problem\(s\) .*; 4 left at default kernels until a later run or `deno task tune`/
+          .test(l)
+      ),
+      progress.join("\n"),
+    );
+    const ref = await plain.run(input);
+    assert.deepEqual(Array.from(y.y.data), Array.from(ref.y.data), "default kernels, same bits");
+  } finally {
+    budgeted.dispose();
+    plain.dispose();
+  }
+});
+
+Deno.test("a full search (no budget) measures every problem and reports default vs chosen time", async () => {
+  const gpu = await getGpu();
+  const cache = new VariantCache();
+  const lines: string[] = [];
+  const model = await loadModelBytes(tinyModel(), {
+    source: "tiny",
+    gpu,
+    variantCache: cache,
+    tuneKernels: {
+      cacheFile: null,
+      targetMs: 1,
+      batches: 1,
+      budgetMs: Infinity,
+      log: (l) => lines.push(l),
+    },
+  });
+  try {
+    await model.plan({ x: [2, 3, 8, 8] });
+    assert.equal(cache.size, 3);
+    const summary = lines.find((l) => l.startsWith("kernel tuning: "));
+    assert.match(
+      summary ?? "",
+      /measured 3 problem\(s\) in [\d.]+ s \(budget none, 0 cached\); measured kernels [\d.]+ ms per run with defaults, [\d.]+ ms as chosen/,
+    );
+  } finally {
+    model.dispose();
   }
 });

@@ -254,6 +254,9 @@ Deno.test("pipeline: image folder -> features -> training -> results; cache reus
       batch_size: "4",
       val_batch_size: "7",
       cache_dir: cache,
+      // Kernel tuning is tested on its own (tests/onnx/tuning_test.ts); here it would only
+      // slow the runs down.
+      tune: "off",
     };
     /** The base flags with some replaced or added ("" for a boolean flag). */
     const args = (over: Record<string, string>) =>

@@ -146,6 +146,8 @@ Deno.test("deno task train from checkpoint files: TorchScript CLIP + MoCo v3 .pt
       "2",
       "--aux_size",
       "64",
+      "--tune",
+      "off",
       "--out",
       out,
       "--cache_dir",

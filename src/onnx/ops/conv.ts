@@ -195,7 +195,14 @@ const conv: OpImpl = {
       precision,
     });
     const problem = convProblemKey(xInfo.shape, wInfo.shape, attrs, precision === "f16");
-    return [{ kernel: CONV_KERNEL, problem, chosen: r.chosen, cached: r.cached }];
+    return [{
+      kernel: CONV_KERNEL,
+      problem,
+      chosen: r.chosen,
+      cached: r.cached,
+      defaultMs: r.defaultMs,
+      chosenMs: r.chosenMs,
+    }];
   },
 };
 

@@ -92,7 +92,14 @@ function halvesAllowed(precision: ComputePrecision | undefined, a: DType, b: DTy
 async function tuneProblem(ctx: TuneOpContext, problem: MatmulProblem): Promise<KernelTuning[]> {
   const r = await tuneMatmul(ctx.gpu, problem, ctx.tuning);
   const key = matmulProblemKey(problem);
-  return [{ kernel: MATMUL_KERNEL, problem: key, chosen: r.chosen, cached: r.cached }];
+  return [{
+    kernel: MATMUL_KERNEL,
+    problem: key,
+    chosen: r.chosen,
+    cached: r.cached,
+    defaultMs: r.defaultMs,
+    chosenMs: r.chosenMs,
+  }];
 }
 
 /** MatMul, and engine.FusedMatMul: act(A @ B + bias) with MatMul's numpy semantics, which the

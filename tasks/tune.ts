@@ -1,0 +1,91 @@
+/** `deno task tune MODEL [--tower T] [--batch N,...] [--precision f16]`: measures the kernel
+ * variants of every MatMul/Gemm/Conv problem of a model's plans, with no time budget, and saves
+ * the choices to the variant cache, so that a long extraction that follows starts with every
+ * kernel tuned. `deno task run` and `train` only tune within a budget. */
+import { parseArgs } from "node:util";
+import { EngineError, getGpu } from "../src/gpu/mod.ts";
+import { setupKernelTuning } from "../src/onnx/mod.ts";
+import { loadTowerModel, parseTowerName } from "../src/models/model_file.ts";
+import { runCli } from "./_cli.ts";
+
+const HELP = `usage: deno task tune MODEL [--tower visual|text] [--batch N[,N...]] [options]
+
+  MODEL                 an .onnx file or a checkpoint (see deno task run)
+  --tower T             visual or text, for a two-tower CLIP checkpoint
+  --batch N,...         batch sizes whose plans to tune (default 1)
+  --size PX             image side for inputs declared without one (default 224)
+  --precision P         f32 (default) or f16, as the runs that will use the choices
+  --variant-cache FILE  where the choices go (default results/variant-cache.json)
+  --verbose             list every measured problem and its choice`;
+
+await runCli(async () => {
+  let args;
+  try {
+    args = parseArgs({
+      args: Deno.args,
+      options: {
+        tower: { type: "string" },
+        batch: { type: "string", default: "1" },
+        size: { type: "string", default: "224" },
+        precision: { type: "string", default: "f32" },
+        "variant-cache": { type: "string" },
+        verbose: { type: "boolean", short: "v", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new EngineError(`${(e as Error).message}\n${HELP}`);
+  }
+  const v = args.values;
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (args.positionals.length !== 1) {
+    throw new EngineError(`expected one MODEL, got ${args.positionals.length}\n${HELP}`);
+  }
+  const batches = v.batch.split(",").map((b) => Number(b.trim()));
+  if (batches.some((b) => !Number.isInteger(b) || b < 1)) {
+    throw new EngineError(`--batch: expected positive integers, got '${v.batch}'`);
+  }
+  const size = Number(v.size);
+  if (!Number.isInteger(size) || size < 1) {
+    throw new EngineError(`--size: expected a positive integer, got '${v.size}'`);
+  }
+  if (v.precision !== "f32" && v.precision !== "f16") {
+    throw new EngineError(`--precision: expected f32 or f16, got '${v.precision}'`);
+  }
+  const log = (line: string) => {
+    if (v.verbose) console.error(line);
+  };
+  const cacheArg = v["variant-cache"];
+  const tuning = setupKernelTuning({ cacheFile: cacheArg === "none" ? null : cacheArg, log });
+  if (!tuning) throw new Error("tuning was not set up");
+  const path = args.positionals[0];
+  const model = await loadTowerModel(path, parseTowerName("--tower", v.tower), {
+    gpu: await getGpu(),
+    precision: v.precision,
+    tuneKernels: { ...tuning, budgetMs: Infinity, progress: (l) => console.error(l) },
+  });
+  try {
+    for (const batch of batches) {
+      const shapes = Object.fromEntries(model.inputs.map((d) => {
+        const dims = (d.dims ?? []).map((x, i) =>
+          typeof x === "number" ? x : i === 0 ? batch : size
+        );
+        return [d.name, dims];
+      }));
+      const t0 = performance.now();
+      await model.plan(shapes);
+      const text = Object.entries(shapes).map(([n, s]) => `${n} [${s.join(",")}]`).join(", ");
+      console.log(
+        `tuned the plan for ${text} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
+    }
+  } finally {
+    model.dispose();
+  }
+  return 0;
+});
