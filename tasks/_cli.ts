@@ -1,6 +1,7 @@
 /** Shared CLI convention: expected errors (EngineError and subclasses: bad files, bad inputs,
  * unsupported models, missing adapter) print `error: <message>` without a stack and exit 1;
  * anything else is a bug and keeps its stack. */
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { EngineError, releaseGpu } from "../src/gpu/mod.ts";
 
 /** Runs `main(args)` and exits with its status (0 when it returns nothing). */
@@ -21,4 +22,37 @@ export async function runCli(
   }
   await releaseGpu();
   Deno.exit(code);
+}
+
+type TaskOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** A task's command line (node:util's parseArgs, strict, `-h`/`--help` added): its values and
+ * positionals, or undefined after printing `help` when asked. A bad flag or a count of
+ * positionals other than `positionals` is an EngineError that shows the usage. */
+export function parseTaskArgs<O extends TaskOptions>(
+  help: string,
+  options: O,
+  positionals: number,
+) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      options: { ...options, help: { type: "boolean", short: "h" } } as O,
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new EngineError(`${(e as Error).message}\n${help}`);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(help);
+    return undefined;
+  }
+  if (parsed.positionals.length !== positionals) {
+    throw new EngineError(
+      `expected ${positionals} argument(s), got ${parsed.positionals.length}\n${help}`,
+    );
+  }
+  return parsed;
 }

@@ -1,12 +1,11 @@
 /** `deno task export FILE [--tower visual|text] --out model.onnx`: writes one tower of a checkpoint
  * (or an ONNX model, re-encoded) as a standard ONNX model, opset 17, dynamic batch axis, that any
  * ONNX runtime runs with the same outputs as this engine. */
-import { parseArgs } from "node:util";
 import { dirname } from "node:path";
 import { EngineError } from "../src/gpu/mod.ts";
 import { writeFileAtomic } from "../src/data/npy.ts";
 import { parseTowerName, towerGraph } from "../src/models/model_file.ts";
-import { runCli } from "./_cli.ts";
+import { parseTaskArgs, runCli } from "./_cli.ts";
 
 const HELP = `usage: deno task export FILE [--tower visual|text] --out MODEL.onnx
 
@@ -15,28 +14,11 @@ const HELP = `usage: deno task export FILE [--tower visual|text] --out MODEL.onn
   --out FILE    where to write the ONNX model (written atomically)`;
 
 await runCli(() => {
-  let args;
-  try {
-    args = parseArgs({
-      args: Deno.args,
-      options: {
-        tower: { type: "string" },
-        out: { type: "string", short: "o" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw new EngineError(`${(e as Error).message}\n${HELP}`);
-  }
-  if (args.values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (args.positionals.length !== 1) {
-    throw new EngineError(`expected one FILE, got ${args.positionals.length}\n${HELP}`);
-  }
+  const args = parseTaskArgs(HELP, {
+    tower: { type: "string" },
+    out: { type: "string", short: "o" },
+  }, 1);
+  if (!args) return 0;
   const out = args.values.out;
   if (!out) throw new EngineError(`--out MODEL.onnx is required\n${HELP}`);
   const path = args.positionals[0];

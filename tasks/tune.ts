@@ -2,11 +2,10 @@
  * variants of every MatMul/Gemm/Conv problem of a model's plans, with no time budget, and saves
  * the choices to the variant cache, so that a long extraction that follows starts with every
  * kernel tuned. `deno task run` and `train` only tune within a budget. */
-import { parseArgs } from "node:util";
 import { EngineError, getGpu } from "../src/gpu/mod.ts";
 import { setupKernelTuning } from "../src/onnx/mod.ts";
 import { loadTowerModel, parseTowerName } from "../src/models/model_file.ts";
-import { runCli } from "./_cli.ts";
+import { parseTaskArgs, runCli } from "./_cli.ts";
 
 const HELP = `usage: deno task tune MODEL [--tower visual|text] [--batch N[,N...]] [options]
 
@@ -19,33 +18,16 @@ const HELP = `usage: deno task tune MODEL [--tower visual|text] [--batch N[,N...
   --verbose             list every measured problem and its choice`;
 
 await runCli(async () => {
-  let args;
-  try {
-    args = parseArgs({
-      args: Deno.args,
-      options: {
-        tower: { type: "string" },
-        batch: { type: "string", default: "1" },
-        size: { type: "string", default: "224" },
-        precision: { type: "string", default: "f32" },
-        "variant-cache": { type: "string" },
-        verbose: { type: "boolean", short: "v", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw new EngineError(`${(e as Error).message}\n${HELP}`);
-  }
+  const args = parseTaskArgs(HELP, {
+    tower: { type: "string" },
+    batch: { type: "string", default: "1" },
+    size: { type: "string", default: "224" },
+    precision: { type: "string", default: "f32" },
+    "variant-cache": { type: "string" },
+    verbose: { type: "boolean", short: "v", default: false },
+  }, 1);
+  if (!args) return 0;
   const v = args.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (args.positionals.length !== 1) {
-    throw new EngineError(`expected one MODEL, got ${args.positionals.length}\n${HELP}`);
-  }
   const batches = v.batch.split(",").map((b) => Number(b.trim()));
   if (batches.some((b) => !Number.isInteger(b) || b < 1)) {
     throw new EngineError(`--batch: expected positive integers, got '${v.batch}'`);

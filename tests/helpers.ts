@@ -60,3 +60,19 @@ export function assertClose(
     );
   }
 }
+
+const repoRoot = new URL("../", import.meta.url).pathname;
+
+/** Runs `tasks/<name>.ts` with `args` in a fresh Deno process; its exit code and output. */
+export async function runTask(
+  name: string,
+  args: readonly string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${repoRoot}tasks/${name}.ts`, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
+}

@@ -7,22 +7,9 @@ import { readNpy } from "../../src/data/npy.ts";
 import { cpuTensor, EngineError } from "../../src/gpu/mod.ts";
 import { GraphBuilder } from "../../src/onnx/mod.ts";
 import { clipImage, loadEncoder } from "../../src/models/mod.ts";
-import { sharedPath } from "../helpers.ts";
+import { runTask, sharedPath } from "../helpers.ts";
 
-const repoRoot = new URL("../../", import.meta.url).pathname;
-
-async function task(name: string, args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(repoRoot, `tasks/${name}.ts`), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: r.code,
-    stdout: new TextDecoder().decode(r.stdout),
-    stderr: new TextDecoder().decode(r.stderr),
-  };
-}
+const task = runTask;
 
 function maxError(got: ArrayLike<number>, ref: ArrayLike<number>) {
   let err = 0, max = 0;

@@ -3,22 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { npyArray, readNpy, writeNpy } from "../../src/data/npy.ts";
-import { sharedPath } from "../helpers.ts";
-
-const repoRoot = new URL("../../", import.meta.url).pathname;
-
-async function runTask(args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(repoRoot, "tasks/run.ts"), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: r.code,
-    stdout: new TextDecoder().decode(r.stdout),
-    stderr: new TextDecoder().decode(r.stderr),
-  };
-}
+import { runTask, sharedPath } from "../helpers.ts";
 
 Deno.test("deno task run: npy in, npy out, --profile covers every dispatch", async () => {
   const dir = sharedPath("fixtures", "clip_vit_tiny");
@@ -28,7 +13,7 @@ Deno.test("deno task run: npy in, npy out, --profile covers every dispatch", asy
     const x = new Float32Array(Deno.readFileSync(join(dir, "input_image.bin")).buffer);
     writeNpy(join(tmp, "x.npy"), npyArray("float32", [3, 3, 32, 32], x));
     const out = join(tmp, "y.npy");
-    const r = await runTask([
+    const r = await runTask("run", [
       join(dir, "clip_vit_tiny.opset14.onnx"),
       "--input",
       `image=${join(tmp, "x.npy")}`,
@@ -63,7 +48,7 @@ Deno.test("deno task run: npy in, npy out, --profile covers every dispatch", asy
 });
 
 Deno.test("deno task run: a bad flag is named, exit 1, no stack", async () => {
-  const r = await runTask(["model.onnx", "--precision", "f8"]);
+  const r = await runTask("run", ["model.onnx", "--precision", "f8"]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--precision: expected f32 or f16, got 'f8'/);
   assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/);

@@ -3,19 +3,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { VariantCache } from "../../src/kernels/variants.ts";
-import { sharedPath } from "../helpers.ts";
+import { runTask, sharedPath } from "../helpers.ts";
 
-const repoRoot = new URL("../../", import.meta.url).pathname;
-
-async function task(name: string, args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(repoRoot, `tasks/${name}.ts`), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
-}
+const task = runTask;
 
 Deno.test("deno task tune: every problem of the plans measured and saved; a second call measures nothing", async () => {
   const model = sharedPath("fixtures", "clip_vit_tiny", "clip_vit_tiny.opset17.onnx");

@@ -8,9 +8,7 @@ import { EngineError } from "../../src/gpu/mod.ts";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
 import { resolveModelPaths } from "../../tasks/train/models.ts";
 import type { ModelChoice } from "../../tasks/train/settings.ts";
-import { sharedPath } from "../helpers.ts";
-
-const repoRoot = new URL("../../", import.meta.url).pathname;
+import { runTask, sharedPath } from "../helpers.ts";
 
 function choice(over: Partial<ModelChoice>): ModelChoice {
   return { backbone: "RN50", download: false, ...over };
@@ -116,15 +114,7 @@ Deno.test("--aux_weights mocov3 downloads MoCo v3's release once (served on 127.
   }
 });
 
-async function train(args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(repoRoot, "tasks/train.ts"), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
-}
+const train = (args: string[]) => runTask("train", args);
 
 Deno.test("deno task train from checkpoint files: TorchScript CLIP + MoCo v3 .pth.tar on an image folder", async () => {
   const jit = sharedPath("checkpoints", "clip_rn_ckpt.jit.pt");

@@ -1,6 +1,7 @@
 /** Conversion of stored element bytes (little-endian) to the values the engine holds: float
  * types to float32, integer and bool types to int64 values in a Float64Array. */
 import { type CpuTensor, f16BitsToF32 } from "../../gpu/mod.ts";
+import { contiguousStrides } from "../../kernels/copy_ref.ts";
 import { CheckpointError, type WeightDType } from "./state_dict.ts";
 
 export const WEIGHT_DTYPE_BYTES: Readonly<Record<WeightDType, number>> = {
@@ -110,16 +111,6 @@ function elementReader(dtype: WeightDType, v: DataView): (i: number) => number {
 }
 
 const bf16Scratch = new DataView(new ArrayBuffer(4));
-
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = s;
-    s *= shape[d];
-  }
-  return strides;
-}
 
 function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
   let s = 1;

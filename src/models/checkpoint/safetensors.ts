@@ -3,7 +3,8 @@
  * bytes (offsets relative to the end of the header). */
 import type { CpuTensor } from "../../gpu/mod.ts";
 import { type ByteSource, openByteSource } from "./file_source.ts";
-import { contiguousStrides, decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
+import { contiguousStrides } from "../../kernels/copy_ref.ts";
+import { decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
 import {
   CheckpointError,
   type ReadView,
