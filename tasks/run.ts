@@ -9,12 +9,13 @@ import { join } from "node:path";
 import { type CpuTensor, cpuTensor, type DType, EngineError, getGpu } from "../src/gpu/mod.ts";
 import {
   formatProfile,
+  type KernelTuningOptions,
   type Model,
   profilePlan,
   setupKernelTuning,
   type ValueDecl,
 } from "../src/onnx/mod.ts";
-import { BatchedModel, describeBatchPlan } from "../src/models/mod.ts";
+import { BatchedModel, DEFAULT_MAX_CHUNK_ROWS, describeBatchPlan } from "../src/models/mod.ts";
 import { loadTowerModel, parseTowerName } from "../src/models/model_file.ts";
 import { type NpyArray, npyArray, type NpyDType, readNpy, writeNpy } from "../src/data/npy.ts";
 import { runCli } from "./_cli.ts";
@@ -238,11 +239,14 @@ await runCli(async () => {
     cacheFile: cacheArg === "none" ? null : cacheArg,
     log,
   });
-  const tuneKernels = tuning && {
-    ...tuning,
-    progress: (line: string) => console.error(line),
-    budgetMs: v.tune === "full" ? Infinity : undefined,
-  };
+  // workRuns is set once the inputs say how many chunks the run has (tuning starts at planning).
+  const tuneKernels:
+    | { -readonly [K in keyof KernelTuningOptions]: KernelTuningOptions[K] }
+    | false = tuning && {
+      ...tuning,
+      progress: (line: string) => console.error(line),
+      budgetMs: v.tune === "full" ? Infinity : undefined,
+    };
   const modelPath = args.positionals[0];
   const gpu = await getGpu();
   log(`adapter: ${gpu.describe()}`);
@@ -251,6 +255,10 @@ await runCli(async () => {
   const model = await loadTowerModel(modelPath, tower, { gpu, precision, tuneKernels });
   log(`loaded ${modelPath} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   const inputs = readInputs(model, v.input);
+  if (tuneKernels) {
+    const rows = Object.values(inputs)[0]?.shape[0] ?? 1;
+    tuneKernels.workRuns = Math.ceil(rows / (maxChunkRows ?? DEFAULT_MAX_CHUNK_ROWS));
+  }
 
   let outputs: Record<string, CpuTensor>;
   // Shapes of the plan to profile: the inputs', or the largest chunk's.

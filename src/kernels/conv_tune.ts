@@ -91,13 +91,14 @@ export async function tuneConv(
   if (candidates.includes(CONV_GEMM)) {
     const [n, c] = xShape;
     const plane = sizeOf(xShape.slice(2));
-    const { targetMs, batches, pruneFactor, sliceAboveMs } = options;
+    const { targetMs, batches, pruneFactor, sliceAboveMs, deadline } = options;
     const problem = matmulProblem([wShape[0], c], [n, c, plane], {}, halves, { a: true });
     await tuneMatmul(gpu, problem, {
       targetMs,
       batches,
       pruneFactor,
       sliceAboveMs,
+      deadline,
       cache,
     });
   }
