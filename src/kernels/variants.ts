@@ -254,6 +254,10 @@ async function measure(
   // Set from the default candidate's whole run (the first trial): how much of each candidate's
   // grid is timed.
   let slice = 1;
+  // Whole time over sliced time of the default's warm run: how sliced times scale back up (a
+  // grid too small to cut keeps more than 1/slice of its work).
+  let wholeOverSliced = 1;
+  let defaultWhole = 0;
   const results = new Map<string, TrialResult>();
   // Phase 1: prepare every candidate, run it cold (compiles, allocates) then warm; a candidate
   // far slower warm than the best so far is not timed further.
@@ -283,12 +287,15 @@ async function measure(
         if (live.length === 0 && results.size === 0) {
           // The default, whole: compiles it and says whether the problem is large.
           await runBatch(gpu, whole, 1);
-          const full = await runBatch(gpu, whole, 1);
-          if (full > sliceAboveMs) slice = Math.ceil(full / sliceAboveMs);
+          defaultWhole = await runBatch(gpu, whole, 1);
+          if (defaultWhole > sliceAboveMs) slice = Math.ceil(defaultWhole / sliceAboveMs);
         }
         const dispatches = sliceDispatches(whole, slice);
         await runBatch(gpu, dispatches, 1);
         const warm = await runBatch(gpu, dispatches, 1);
+        if (slice > 1 && live.length === 0 && results.size === 0) {
+          wholeOverSliced = Math.max(1, defaultWhole / Math.max(warm, 1e-3));
+        }
         if (warm > pruneFactor * bestWarm) {
           results.set(trial.name, { name: trial.name, pruned: true });
           scope.dispose();
@@ -332,8 +339,8 @@ async function measure(
     chosen: best.name,
     trials: ordered,
     cached: false,
-    defaultMs: first ? first.ms * slice : undefined,
-    chosenMs: best.ms * slice,
+    defaultMs: first ? first.ms * wholeOverSliced : undefined,
+    chosenMs: best.ms * wholeOverSliced,
     slice,
   };
 }
