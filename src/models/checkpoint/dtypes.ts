@@ -60,7 +60,15 @@ export function decodeTensor(
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const float = isFloatDType(dtype);
-  const out = float ? new Float32Array(count) : new Float64Array(count);
+  let out: Float32Array | Float64Array;
+  try {
+    out = float ? new Float32Array(count) : new Float64Array(count);
+  } catch {
+    // Zero strides let a few stored values claim more elements than memory holds.
+    throw new CheckpointError(
+      `${label}: [${shape.join(",")}] is ${count} values, more than memory holds (corrupt file?)`,
+    );
+  }
   const read = elementReader(dtype, view);
   if (isContiguous(shape, strides)) {
     for (let i = 0; i < count; i++) out[i] = read(offset + i);

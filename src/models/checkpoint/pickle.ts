@@ -105,9 +105,17 @@ function describe(v: unknown): string {
   return JSON.stringify(v) ?? String(v);
 }
 
+/** A count, index or stride: a non-negative integer. */
+function isIndex(x: unknown): boolean {
+  return (typeof x === "number" || typeof x === "bigint") && Number.isSafeInteger(Number(x)) &&
+    Number(x) >= 0;
+}
+
 function asInts(v: unknown, what: string, source: string): number[] {
-  if (!Array.isArray(v) || !v.every((x) => typeof x === "number" || typeof x === "bigint")) {
-    throw new CheckpointError(`${source}: a tensor's ${what} is not a tuple of integers`);
+  if (!Array.isArray(v) || !v.every(isIndex)) {
+    throw new CheckpointError(
+      `${source}: a tensor's ${what} is not a tuple of non-negative integers`,
+    );
   }
   return v.map(Number);
 }
@@ -119,12 +127,15 @@ function rebuildTensor(source: string) {
         `${source}: a tensor is built from ${describe(storage)}, not a storage`,
       );
     }
-    return new TensorRef(
-      storage,
-      Number(offset),
-      asInts(size, "size", source),
-      asInts(stride, "stride", source),
-    );
+    const shape = asInts(size, "size", source);
+    const strides = asInts(stride, "stride", source);
+    if (!isIndex(offset) || shape.length !== strides.length) {
+      throw new CheckpointError(
+        `${source}: a tensor has storage offset ${String(offset)}, size [${shape}] and stride ` +
+          `[${strides}] (corrupt)`,
+      );
+    }
+    return new TensorRef(storage, Number(offset), shape, strides);
   };
 }
 

@@ -76,6 +76,7 @@ function readSafetensors(path: string, source: ByteSource): StateDict {
   const extras = new Map<string, unknown>();
   for (const [name, value] of Object.entries(header)) {
     if (name === "__metadata__") {
+      if (typeof value !== "object" || value === null) continue; // null: no metadata
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) extras.set(k, v);
       continue;
     }

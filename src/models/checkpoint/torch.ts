@@ -120,7 +120,13 @@ export function openTorchLegacy(
         const view = pid[5];
         if (Array.isArray(view) && view.length >= 2) {
           // A view of another storage (PyTorch < 0.4): same bytes, from an element offset.
-          return new StorageRef(`${key}@${Number(view[1])}`, ref.dtype, numberOr(view[2]));
+          const at = numberOr(view[1]);
+          if (at === undefined || !Number.isSafeInteger(at) || at < 0) {
+            throw new CheckpointError(
+              `${path}: storage '${key}' has a view at element ${String(view[1])} (corrupt)`,
+            );
+          }
+          return new StorageRef(`${key}@${at}`, ref.dtype, numberOr(view[2]));
         }
         return ref;
       },

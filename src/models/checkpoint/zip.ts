@@ -156,10 +156,12 @@ function readCentralDirectory(source: ByteSource): Map<string, ZipEntry> {
       const id = dv.getUint16(x, true);
       const len = dv.getUint16(x + 2, true);
       if (id === 0x0001) {
+        // Only the fields the record holds (a short one leaves the rest overflowed: refused later).
         let f = x + 4;
-        if (size === U32_MAX) (size = u64(dv, f), f += 8);
-        if (compressedSize === U32_MAX) (compressedSize = u64(dv, f), f += 8);
-        if (headerOffset === U32_MAX) headerOffset = u64(dv, f);
+        const end = Math.min(f + len, extraEnd);
+        if (size === U32_MAX && f + 8 <= end) (size = u64(dv, f), f += 8);
+        if (compressedSize === U32_MAX && f + 8 <= end) (compressedSize = u64(dv, f), f += 8);
+        if (headerOffset === U32_MAX && f + 8 <= end) headerOffset = u64(dv, f);
       }
       x += 4 + len;
     }
