@@ -1,22 +1,42 @@
 /** Released checkpoints by name, as `clip.load` knows them (OpenAI's `_MODELS` table in
- * `clip/clip.py`, whose URLs carry each file's SHA-256 as their second-to-last segment) and MoCo
- * v3's ResNet-50 (published without a hash). Files go where `clip.load` puts them, so both tools
- * share one download. */
-import { join } from "node:path";
+ * github.com/openai/CLIP `clip/clip.py`, whose URLs carry each file's SHA-256 as their
+ * second-to-last segment, checked by clip.py's `_download`), and MoCo v3's ResNet-50 (published
+ * in github.com/facebookresearch/moco-v3 CONFIG.md without a hash). CLIP files go where
+ * `clip.load` puts them (`~/.cache/clip/<basename of the URL>`), so both tools share one
+ * download; MoCo v3's go to the sibling `~/.cache/mocov3/`.
+ *
+ * Test hook: the environment variable `CLIP_WEIGHTS_BASE_URL` (or the `baseUrl` option) replaces
+ * every URL's origin and folders, everything before `<sha256>/<file>` for OpenAI's files and
+ * before `<file>` for MoCo's, so tests serve them from 127.0.0.1. Users never need it. */
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { EngineError } from "../gpu/mod.ts";
+import { checkExisting, downloadFile, type DownloadOptions } from "./download.ts";
 
 export interface ReleasedWeights {
-  /** The name as given to `--clip_backbone` / `clip.load` ("ViT-B/16"). */
+  /** The canonical name ("ViT-B/16", "mocov3"). */
   readonly name: string;
   readonly url: string;
-  /** The file name in the cache (the URL's basename, as clip.py names it). */
+  /** The file name in the cache: the URL's basename, as clip.py names it ("ViT-B-16.pt"). */
   readonly fileName: string;
   /** Expected SHA-256 (hex); undefined where the publisher gives none. */
   readonly sha256?: string;
+  /** Which cache folder holds it: clip.load's, or MoCo's beside it. */
+  readonly cache: "clip" | "mocov3";
 }
+
+export interface ReleaseOptions {
+  /** Replaces the publisher's URL prefix (test hook; default: $CLIP_WEIGHTS_BASE_URL). */
+  readonly baseUrl?: string;
+}
+
+/** The environment variable of the base-URL test hook. */
+export const BASE_URL_ENV = "CLIP_WEIGHTS_BASE_URL";
 
 const OPENAI = "https://openaipublic.azureedge.net/clip/models";
 
-/** OpenAI's table, name -> `<sha256>/<file>`. */
+/** OpenAI's `_MODELS`, name -> `<sha256>/<file>` under OPENAI, in clip.available_models() order. */
 const CLIP_MODELS: Readonly<Record<string, string>> = {
   "RN50": "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt",
   "RN101": "8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599/RN101.pt",
@@ -30,49 +50,118 @@ const CLIP_MODELS: Readonly<Record<string, string>> = {
     "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt",
 };
 
-/** MoCo v3's released ResNet-50 (1000 epochs), as its README links it. */
-const MOCO_V3_R50: ReleasedWeights = {
+/** MoCo v3's ResNet-50 pre-trained 1000 epochs, linked from the moco-v3 CONFIG.md. */
+const MOCO_V3_R50 = {
   name: "mocov3",
   url: "https://dl.fbaipublicfiles.com/moco-v3/r-50-1000ep/r-50-1000ep.pth.tar",
   fileName: "r-50-1000ep.pth.tar",
-};
+  cache: "mocov3",
+} as const satisfies ReleasedWeights;
 
-/** Test hook: `CLIP_WEIGHTS_BASE_URL` replaces each URL's origin and folders (everything before
- * `<sha256>/<file>`, or before `<file>` for unhashed ones), so tests serve files from
- * 127.0.0.1. Never needed by users. */
-function baseUrlOverride(): string | undefined {
-  return Deno.env.get("CLIP_WEIGHTS_BASE_URL")?.replace(/\/+$/, "");
+function baseUrl(opts: ReleaseOptions): string | undefined {
+  return (opts.baseUrl ?? Deno.env.get(BASE_URL_ENV))?.replace(/\/+$/, "") || undefined;
 }
 
+/** clip.available_models(). */
 export function availableClipModels(): string[] {
   return Object.keys(CLIP_MODELS);
 }
 
-/** `ViT-B/16`, `ViT-B-16` or `vit-b/16` -> the table's entry; undefined for an unknown name. */
-export function releasedClip(name: string): ReleasedWeights | undefined {
-  const key = (s: string) => s.trim().toLowerCase().replaceAll("/", "-");
-  const found = Object.keys(CLIP_MODELS).find((k) => key(k) === key(name));
-  if (!found) return undefined;
-  const [sha256, fileName] = CLIP_MODELS[found].split("/");
-  const base = baseUrlOverride();
-  return {
-    name: found,
-    url: base ? `${base}/${sha256}/${fileName}` : `${OPENAI}/${CLIP_MODELS[found]}`,
-    fileName,
-    sha256,
-  };
+/** `ViT-L/14@336px`, `ViT-L-14-336px` and `vit-l/14@336px` compare equal. */
+function spelling(name: string): string {
+  return name.trim().toLowerCase().replace(/[/@]/g, "-");
 }
 
-/** The released auxiliary encoders by name (`mocov3`). */
-export function releasedAux(name: string): ReleasedWeights | undefined {
-  if (name.trim().toLowerCase() !== MOCO_V3_R50.name) return undefined;
-  const base = baseUrlOverride();
+/** OpenAI's entry for `RN50`, `ViT-B/16` or `ViT-B-16` (any case); undefined for other names. */
+export function releasedClip(name: string, opts: ReleaseOptions = {}): ReleasedWeights | undefined {
+  const found = availableClipModels().find((k) => spelling(k) === spelling(name));
+  if (!found) return undefined;
+  const [sha256, fileName] = CLIP_MODELS[found].split("/");
+  const base = baseUrl(opts) ?? OPENAI;
+  return { name: found, url: `${base}/${sha256}/${fileName}`, fileName, sha256, cache: "clip" };
+}
+
+/** The released auxiliary encoders by name (`mocov3`); undefined for other names. */
+export function releasedAux(name: string, opts: ReleaseOptions = {}): ReleasedWeights | undefined {
+  if (spelling(name) !== MOCO_V3_R50.name) return undefined;
+  const base = baseUrl(opts);
   return base ? { ...MOCO_V3_R50, url: `${base}/${MOCO_V3_R50.fileName}` } : MOCO_V3_R50;
 }
 
-/** Where `clip.load` keeps downloads: `~/.cache/clip` (clip.py expands that path, it does not
- * read XDG_CACHE_HOME). */
+/** A CLIP model's or an auxiliary encoder's entry, or an EngineError listing the names. */
+export function releasedWeights(name: string, opts: ReleaseOptions = {}): ReleasedWeights {
+  const found = releasedClip(name, opts) ?? releasedAux(name, opts);
+  if (found) return found;
+  throw new EngineError(
+    `'${name}' is not a released checkpoint; known: ${availableClipModels().join(", ")}, ` +
+      `${MOCO_V3_R50.name}`,
+  );
+}
+
+/** clip.load's default download_root, `os.path.expanduser("~/.cache/clip")`: $HOME (the user
+ * profile on Windows), not $XDG_CACHE_HOME, so both tools find the same files. Another folder
+ * is given as `cacheDir` where this module takes one, as clip.load takes download_root. */
 export function clipCacheDir(): string {
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
-  return join(home, ".cache", "clip");
+  return join(homedir(), ".cache", "clip");
+}
+
+/** The folder that caches `r`: `cacheDir` (clip.load's download_root) for CLIP, its sibling
+ * `mocov3` for MoCo v3. */
+export function releasedCacheDir(r: ReleasedWeights, cacheDir = clipCacheDir()): string {
+  return r.cache === "clip" ? cacheDir : join(dirname(cacheDir), r.cache);
+}
+
+/** Where a released checkpoint is looked for, in order: `<weightsDir>/<file>`, then the cache
+ * (the last path is where a download goes), so a CLI can say where it looked. */
+export function localCandidates(
+  name: string,
+  weightsDir: string,
+  opts: { readonly cacheDir?: string } = {},
+): string[] {
+  const r = releasedWeights(name);
+  return [join(weightsDir, r.fileName), join(releasedCacheDir(r, opts.cacheDir), r.fileName)];
+}
+
+export interface ResolveReleasedOptions extends ReleaseOptions {
+  /** Whether a missing checkpoint may be downloaded (false: --no-download). */
+  readonly download: boolean;
+  readonly weightsDir: string;
+  /** clip.load's download_root (default `~/.cache/clip`). */
+  readonly cacheDir?: string;
+  readonly log?: (line: string) => void;
+  readonly progress?: DownloadOptions["progress"];
+  readonly fetchImpl?: typeof fetch;
+}
+
+/** The local path of released checkpoint `name`: a file in `weightsDir` as it is (the user put
+ * it there), else the cached download, verified against its hash, else a download into the
+ * cache. With downloads off, a missing or corrupt cached file is an EngineError listing where it
+ * looked and the URL it would fetch. */
+export async function resolveReleased(name: string, o: ResolveReleasedOptions): Promise<string> {
+  const r = releasedWeights(name, o);
+  const candidates = localCandidates(r.name, o.weightsDir, o);
+  const target = candidates[candidates.length - 1];
+  const placed = candidates.slice(0, -1).find((p) => existsSync(p));
+  if (placed) return placed;
+  if (o.download) {
+    if (!existsSync(target)) o.log?.(`${r.name}: not found locally; downloading ${r.url}`);
+    return await downloadFile({
+      url: r.url,
+      target,
+      sha256: r.sha256,
+      log: o.log,
+      progress: o.progress,
+      fetchImpl: o.fetchImpl,
+    });
+  }
+  const existing = await checkExisting(target, r.sha256);
+  if (existing.state === "verified" || existing.state === "unknown") return target;
+  const looked = candidates.map((p) => `    ${p}`).join("\n");
+  const problem = existing.state === "mismatch"
+    ? `${target} has SHA-256 ${existing.got}, expected ${existing.want}`
+    : `not found; looked at:\n${looked}`;
+  throw new EngineError(
+    `${r.name}: ${problem}\n  downloads are off (--no-download); without it ${r.url} would be ` +
+      `downloaded to ${target}`,
+  );
 }
