@@ -303,7 +303,7 @@ Deno.test("a large problem timed on a slice picks a variant as good as timing it
   const times = timesOf(whole);
   const best = Math.min(...times.values());
   assert.ok(
-    (times.get(sliced.chosen) ?? Infinity) <= best * 1.3,
+    (times.get(sliced.chosen) ?? Infinity) <= best * 1.5,
     `sliced pick ${sliced.chosen} vs whole ${whole.chosen}: ${JSON.stringify([...times])}`,
   );
   const x = [1, 64, 56, 56], w = [64, 64, 3, 3];
@@ -314,13 +314,13 @@ Deno.test("a large problem timed on a slice picks a variant as good as timing it
   });
   const convSliced = await tuneConv(gpu, x, w, attrs, {
     cache: new VariantCache(),
-    sliceAboveMs: 1,
+    sliceAboveMs: 4,
   });
   assert.ok((convSliced.slice ?? 1) > 1, "the slice was used");
   const convTimes = timesOf(convWhole);
   const convBest = Math.min(...convTimes.values());
   assert.ok(
-    (convTimes.get(convSliced.chosen) ?? Infinity) <= convBest * 1.3,
+    (convTimes.get(convSliced.chosen) ?? Infinity) <= convBest * 1.5,
     `sliced pick ${convSliced.chosen} vs whole ${convWhole.chosen}: ${
       JSON.stringify([...convTimes])
     }`,

@@ -31,25 +31,29 @@ export function modifiedResNetConfig(w: Weights): ModifiedResNetConfig {
     stages.push(w.indices(`visual.layer${k}.`).length);
   }
   if (stages.length === 0) throw new CheckpointError(`${w.source}: no 'visual.layer1.0.*' keys`);
-  const width = w.shape("visual.layer1.0.conv1.weight")[0];
-  const tokens = w.shape("visual.attnpool.positional_embedding")[0];
+  const width = w.dims("visual.layer1.0.conv1.weight", 4)[0];
+  const [tokens, embed] = w.dims("visual.attnpool.positional_embedding", 2);
   const side = Math.round(Math.sqrt(tokens - 1));
   if (side * side + 1 !== tokens) {
     throw new CheckpointError(
-      `${w.source}: key 'visual.attnpool.positional_embedding' has ${tokens} rows, not a square ` +
-        "grid + 1",
+      `${w.source}: key '${w.fileKeyOf("visual.attnpool.positional_embedding")}' has ${tokens} ` +
+        "rows, not a square grid + 1",
     );
   }
-  const embed = width * 32;
-  if ((embed * 32) % 64 !== 0 && embed % 64 !== 0) {
-    throw new CheckpointError(`${w.source}: attention pool width ${embed} is not a multiple of 64`);
+  // build_model: vision_heads = vision_width * 32 // 64, the pool's width being width * 32.
+  const heads = Math.floor((width * 32) / 64);
+  if (heads === 0 || embed % heads !== 0) {
+    throw new CheckpointError(
+      `${w.source}: attention pool width ${embed} does not split into ${heads} heads ` +
+        `(width ${width} * 32 / 64)`,
+    );
   }
   return {
     resolution: side * 32,
     stages,
     width,
-    heads: embed / 64,
-    embedDim: w.shape("visual.attnpool.c_proj.weight")[0],
+    heads,
+    embedDim: w.dims("visual.attnpool.c_proj.weight", 2)[0],
   };
 }
 

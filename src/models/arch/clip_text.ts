@@ -16,7 +16,7 @@ export interface TextConfig {
 }
 
 export function textConfig(w: Weights): TextConfig {
-  const [vocab, width] = w.shape("token_embedding.weight");
+  const [vocab, width] = w.dims("token_embedding.weight", 2);
   const layers = countBlocks(w, "transformer");
   if (layers === 0) throw new CheckpointError(`${w.source}: no 'transformer.resblocks.N' keys`);
   if (width % 64 !== 0) {
@@ -27,11 +27,11 @@ export function textConfig(w: Weights): TextConfig {
   w.expectShape("ln_final.weight", [width]);
   return {
     vocab,
-    context: w.shape("positional_embedding")[0],
+    context: w.dims("positional_embedding", 2)[0],
     width,
     layers,
     heads: width / 64,
-    embedDim: w.shape("text_projection")[1],
+    embedDim: w.dims("text_projection", 2)[1],
   };
 }
 

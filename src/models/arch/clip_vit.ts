@@ -17,15 +17,16 @@ export interface VitConfig {
 }
 
 export function vitConfig(w: Weights): VitConfig {
-  const [width, channels, patch, patchW] = w.shape("visual.conv1.weight");
+  const [width, channels, patch, patchW] = w.dims("visual.conv1.weight", 4);
   if (channels !== 3 || patch !== patchW) {
     w.expectShape("visual.conv1.weight", [-1, 3, patch, patch]);
   }
-  const tokens = w.shape("visual.positional_embedding")[0];
+  const tokens = w.dims("visual.positional_embedding", 2)[0];
   const grid = Math.round(Math.sqrt(tokens - 1));
   if (grid * grid + 1 !== tokens) {
     throw new CheckpointError(
-      `${w.source}: key 'visual.positional_embedding' has ${tokens} rows, not a square grid + 1`,
+      `${w.source}: key '${w.fileKeyOf("visual.positional_embedding")}' has ${tokens} rows, ` +
+        "not a square grid + 1",
     );
   }
   const layers = countBlocks(w, "visual.transformer");
@@ -43,7 +44,7 @@ export function vitConfig(w: Weights): VitConfig {
     width,
     layers,
     heads: width / 64,
-    embedDim: w.shape("visual.proj")[1],
+    embedDim: w.dims("visual.proj", 2)[1],
   };
 }
 

@@ -32,8 +32,9 @@ export function clipWeights(sd: StateDict): Weights | undefined {
     if (sd.entries.has(`${p}token_embedding.weight`) || sd.entries.has(`${p}visual.conv1.weight`)) {
       return Weights.fromStateDict(
         sd,
-        "OpenAI CLIP",
+        p ? `OpenAI CLIP under '${p}'` : "OpenAI CLIP",
         (k) => k.startsWith(p) ? k.slice(p.length) : undefined,
+        (name) => p + name,
       );
     }
   }
@@ -54,11 +55,13 @@ export function resnetWeights(sd: StateDict): Weights | undefined {
     if (sd.entries.has(`${p}conv1.weight`) && sd.entries.has(`${p}layer1.0.conv1.weight`)) {
       const layout = p ? `torchvision ResNet under '${p}'` : "torchvision ResNet";
       return Weights.fromStateDict(sd, layout, (k) => {
+        // Everything outside the prefix (MoCo's momentum encoder and predictor, MoCo v1/v2's
+        // key encoder) is another network; the classifier or projection head (`fc`) is dropped
+        // because feature extractors stop at the pooled features.
         if (!k.startsWith(p)) return undefined;
         const name = k.slice(p.length);
-        // The classifier or projection head: feature extractors stop at the pooled features.
         return name.startsWith("fc.") || name.startsWith("head.") ? undefined : name;
-      });
+      }, (name) => p + name);
     }
   }
   return undefined;
@@ -67,7 +70,11 @@ export function resnetWeights(sd: StateDict): Weights | undefined {
 /** Hugging Face CLIPModel -> OpenAI names. */
 function huggingFaceClip(sd: StateDict, p: string): Weights {
   const map = new Map<string, WeightSource>();
+  // Every OpenAI name this layout reads from, present or not, so a missing key is named as the
+  // file would hold it.
+  const fileKeys = new Map<string, string>();
   const plain = (hf: string, openai: string) => {
+    fileKeys.set(openai, p + hf);
     const info = sd.entries.get(p + hf);
     if (info) {
       map.set(openai, {
@@ -79,6 +86,7 @@ function huggingFaceClip(sd: StateDict, p: string): Weights {
     }
   };
   const transposed = (hf: string, openai: string) => {
+    fileKeys.set(openai, p + hf);
     const info = sd.entries.get(p + hf);
     if (!info) return;
     const [rows, cols] = info.shape;
@@ -92,10 +100,13 @@ function huggingFaceClip(sd: StateDict, p: string): Weights {
   };
   const joined = (parts: string[], openai: string) => {
     const infos = parts.map((k) => sd.entries.get(p + k));
-    if (infos.some((i) => !i)) {
+    const absent = infos.findIndex((i) => !i);
+    if (absent >= 0) {
       // Partly present: leave it out, so the builder names the missing key.
+      fileKeys.set(openai, p + parts[absent]);
       return;
     }
+    fileKeys.set(openai, `${p}${parts[0]} (+ k, v)`);
     const shapes = infos.map((i) => i!.shape);
     map.set(openai, {
       fileKey: `${p}${parts[0]} (+ k, v)`,
@@ -144,7 +155,8 @@ function huggingFaceClip(sd: StateDict, p: string): Weights {
   blocks("text_model", "transformer");
   transposed("text_projection.weight", "text_projection");
   plain("logit_scale", "logit_scale");
-  return new Weights(sd.source, "Hugging Face CLIPModel", map);
+  const layout = p ? `Hugging Face CLIPModel under '${p}'` : "Hugging Face CLIPModel";
+  return new Weights(sd.source, layout, map, (name) => fileKeys.get(name) ?? name);
 }
 
 function escape(s: string): string {

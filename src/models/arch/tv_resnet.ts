@@ -25,8 +25,8 @@ export function tvResNetConfig(w: Weights): TvResNetConfig {
   return {
     block,
     stages,
-    stemWidth: w.shape("conv1.weight")[0],
-    featureDim: w.shape(`${last}.${block === "bottleneck" ? "conv3" : "conv2"}.weight`)[0],
+    stemWidth: w.dims("conv1.weight", 4)[0],
+    featureDim: w.dims(`${last}.${block === "bottleneck" ? "conv3" : "conv2"}.weight`, 4)[0],
   };
 }
 

@@ -24,6 +24,9 @@ export class Weights {
     /** Which key layout the file uses ("OpenAI CLIP", "Hugging Face CLIPModel"...). */
     readonly layout: string,
     readonly map: ReadonlyMap<string, WeightSource>,
+    /** The file's key an architecture name would be read from (for messages about a key that
+     * is absent: a Hugging Face file is missing its `q_proj`, not OpenAI's `in_proj`). */
+    readonly fileKeyOf: (name: string) => string = (name) => name,
   ) {}
 
   /** Weights of `sd` under the names `rename` gives its keys (undefined: not a weight). */
@@ -31,6 +34,7 @@ export class Weights {
     sd: StateDict,
     layout: string,
     rename: (key: string) => string | undefined,
+    fileKeyOf?: (name: string) => string,
   ): Weights {
     const map = new Map<string, WeightSource>();
     for (const [key, info] of sd.entries) {
@@ -43,7 +47,7 @@ export class Weights {
         read: (view) => sd.read(key, view),
       });
     }
-    return new Weights(sd.source, layout, map);
+    return new Weights(sd.source, layout, map, fileKeyOf);
   }
 
   has(name: string): boolean {
@@ -51,9 +55,12 @@ export class Weights {
   }
 
   #missing(name: string): CheckpointError {
-    const near = [...this.map.keys()].filter((k) => k.startsWith(name.split(".")[0])).slice(0, 6);
+    const fileKey = this.fileKeyOf(name);
+    const near = [...this.map.values()].map((w) => w.fileKey)
+      .filter((k) => k.startsWith(fileKey.split(".")[0])).slice(0, 6);
     return new CheckpointError(
-      `${this.source}: missing key '${name}' (${this.layout} layout)` +
+      `${this.source}: missing key '${fileKey}' (${this.layout} layout` +
+        (fileKey === name ? ")" : `, read as '${name}')`) +
         (near.length ? `; keys nearby: ${near.join(", ")}` : ""),
     );
   }
@@ -63,6 +70,14 @@ export class Weights {
     const w = this.map.get(name);
     if (!w) throw this.#missing(name);
     return w.shape;
+  }
+
+  /** The stored shape of `name`, which must have `rank` dimensions (a hyper-parameter is read
+   * from it, so a wrong rank is named here rather than surfacing as NaN sizes later). */
+  dims(name: string, rank: number): readonly number[] {
+    const shape = this.shape(name);
+    if (shape.length !== rank) this.expectShape(name, new Array<number>(rank).fill(-1));
+    return shape;
   }
 
   /** Reads `name`, checking its stored shape when `expected` is given (-1 matches any size);
@@ -112,12 +127,12 @@ export class Weights {
     return sorted;
   }
 
-  /** Parameters (elements) of the keys `select` picks (default all), excluding integer
-   * buffers. */
+  /** Parameters (elements) of the keys `select` picks (default all), as torch counts them:
+   * without BatchNorm's running statistics or integer buffers. */
   parameterCount(select: (name: string) => boolean = () => true): number {
     let n = 0;
     for (const [k, w] of this.map) {
-      if (!select(k) || !isFloat(w.dtype)) continue;
+      if (!select(k) || !isFloat(w.dtype) || /\.running_(mean|var)$/.test(k)) continue;
       n += w.shape.reduce((a, b) => a * b, 1);
     }
     return n;

@@ -87,6 +87,94 @@ export function decodeTensor(
   return { dtype: float ? "float32" : "int64", shape: [...shape], data: out };
 }
 
+/** Bytes read per chunk by decodeDense. */
+const CHUNK_BYTES = 4 << 20;
+
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** Decodes a tensor whose elements fill one dense block of its storage (contiguous, or any
+ * permutation of that, such as a transposed matrix), reading the block in chunks through
+ * `read(byteOffset, byteLength)` (offsets from the tensor's first element): only the output and
+ * one chunk are held, where decodeTensor needs the whole block's bytes beside the output.
+ * Returns undefined for other layouts (gaps, overlaps, zero strides), left to decodeTensor. */
+export function decodeDense(
+  read: (byteOffset: number, byteLength: number) => Uint8Array,
+  dtype: WeightDType,
+  shape: readonly number[],
+  strides: readonly number[],
+  label: string,
+): CpuTensor | undefined {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count === 0 || shape.length !== strides.length) return undefined;
+  const outStrides = contiguousStrides(shape);
+  // The dimensions in storage order (outermost first); dense when each stride is the product of
+  // the sizes inside it.
+  const dims = shape.map((size, d) => ({ size, stride: strides[d], out: outStrides[d] }))
+    .filter((d) => d.size > 1).sort((a, b) => b.stride - a.stride);
+  let expected = 1;
+  for (let j = dims.length - 1; j >= 0; j--) {
+    if (dims[j].stride !== expected) return undefined;
+    expected *= dims[j].size;
+  }
+  const width = WEIGHT_DTYPE_BYTES[dtype];
+  const float = isFloatDType(dtype);
+  let out: Float32Array | Float64Array;
+  try {
+    out = float ? new Float32Array(count) : new Float64Array(count);
+  } catch {
+    throw new CheckpointError(
+      `${label}: [${shape.join(",")}] is ${count} values, more than memory holds (corrupt file?)`,
+    );
+  }
+  const inOrder = dims.every((d) => d.stride === d.out);
+  const chunkElements = Math.max(1, Math.floor(CHUNK_BYTES / width));
+  // Odometer over `dims` (storage order) giving each stored element's output index.
+  const index = new Array<number>(dims.length).fill(0);
+  let o = 0;
+  for (let start = 0; start < count; start += chunkElements) {
+    const n = Math.min(chunkElements, count - start);
+    const chunk = read(start * width, n * width);
+    if (inOrder) {
+      decodeRun(chunk, dtype, n, out, start);
+      continue;
+    }
+    const element = elementReader(dtype, new DataView(chunk.buffer, chunk.byteOffset, n * width));
+    for (let i = 0; i < n; i++) {
+      out[o] = element(i);
+      for (let j = dims.length - 1; j >= 0; j--) {
+        o += dims[j].out;
+        if (++index[j] < dims[j].size) break;
+        o -= dims[j].size * dims[j].out;
+        index[j] = 0;
+      }
+    }
+  }
+  return { dtype: float ? "float32" : "int64", shape: [...shape], data: out };
+}
+
+/** `n` consecutive stored elements into `out` from `at`; float32 and float16 through typed-array
+ * views where the host's byte order and the chunk's alignment allow. */
+function decodeRun(
+  bytes: Uint8Array,
+  dtype: WeightDType,
+  n: number,
+  out: Float32Array | Float64Array,
+  at: number,
+): void {
+  if (LITTLE_ENDIAN && dtype === "float32" && bytes.byteOffset % 4 === 0) {
+    out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n), at);
+    return;
+  }
+  if (LITTLE_ENDIAN && dtype === "float16" && bytes.byteOffset % 2 === 0) {
+    const bits = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    const table = halfTable();
+    for (let i = 0; i < n; i++) out[at + i] = table[bits[i]];
+    return;
+  }
+  const element = elementReader(dtype, new DataView(bytes.buffer, bytes.byteOffset, bytes.length));
+  for (let i = 0; i < n; i++) out[at + i] = element(i);
+}
+
 function elementReader(dtype: WeightDType, v: DataView): (i: number) => number {
   switch (dtype) {
     case "float16": {

@@ -3,7 +3,18 @@
  * and PyTorch's globals registered here: tensors become `TensorRef`s that point into storages,
  * read later. Any other global becomes a generic object (`ForeignObject`): plain data such as an
  * optimizer's settings or an `argparse.Namespace` loads, and the readers refuse one only where it
- * holds tensors. */
+ * holds tensors.
+ *
+ * What pickleparser 0.2.1 gets wrong, and how it is met here:
+ * - NEWOBJ, INST and OBJ construct the resolved global with `new`, which an arrow function
+ *   refuses: every global registered here is a plain `function` returning its object.
+ * - LONG1 and LONG4 are read as unsigned and a LONG1 longer than 8 bytes is refused: PyTorch's own
+ *   numbers (sizes, strides, offsets, the legacy magic number aside) never need more, so this is
+ *   left; a plain value below -2^31 comes out wrong and one of 2^63 or more fails the file with a
+ *   CheckpointError. The legacy magic number (10 bytes) is skipped by its reader.
+ * - DICT (protocol 0 only; torch never writes it) sets properties instead of Map entries.
+ * - A truncated pickle fails with a plain Error: `PickleStream` tells it apart
+ *   (`TruncatedPickleError`) so a reader can retry with more of the file. */
 import { BufferReader, NameRegistry, Parser } from "pickleparser";
 import { CheckpointError, type WeightDType } from "./state_dict.ts";
 
@@ -121,7 +132,8 @@ function asInts(v: unknown, what: string, source: string): number[] {
 }
 
 function rebuildTensor(source: string) {
-  return (storage: unknown, offset: unknown, size: unknown, stride: unknown): TensorRef => {
+  // A plain function (not an arrow): pickleparser constructs globals with `new` for NEWOBJ.
+  return function (storage: unknown, offset: unknown, size: unknown, stride: unknown): TensorRef {
     if (!(storage instanceof StorageRef)) {
       throw new CheckpointError(
         `${source}: a tensor is built from ${describe(storage)}, not a storage`,
@@ -139,29 +151,54 @@ function rebuildTensor(source: string) {
   };
 }
 
+/** `_rebuild_from_type_v2(func, new_type, args, state)`: a tensor with Python state or of a
+ * subclass, rebuilt by `func(*args)`; the subclass and its state are dropped. */
+function rebuildFromType(source: string) {
+  return function (func: unknown, _type: unknown, args: unknown): unknown {
+    if (typeof func !== "function" || !Array.isArray(args)) {
+      throw new CheckpointError(`${source}: a tensor subclass is rebuilt from ${describe(func)}`);
+    }
+    return func(...args);
+  };
+}
+
 function registry(source: string): NameRegistry {
   const names = new NameRegistry();
   const rebuild = rebuildTensor(source);
   names.register("torch._utils", "_rebuild_tensor_v2", rebuild);
-  names.register("torch._utils", "_rebuild_tensor_v3", rebuild);
   names.register("torch._utils", "_rebuild_tensor", rebuild);
-  const parameter = (data: unknown) => data;
+  names.register("torch._tensor", "_rebuild_from_type_v2", rebuildFromType(source));
+  // A parameter is its tensor (requires_grad, hooks and Python state do not matter here).
+  const parameter = function (data: unknown): unknown {
+    return data;
+  };
   names.register("torch._utils", "_rebuild_parameter", parameter);
   names.register("torch._utils", "_rebuild_parameter_with_state", parameter);
   names.register("torch.nn.parameter", "Parameter", parameter);
   // OrderedDict() is a REDUCE with no arguments; SETITEMS then fills the Map it returns.
-  names.register("collections", "OrderedDict", () => new Map());
+  names.register("collections", "OrderedDict", function (): Map<unknown, unknown> {
+    return new Map();
+  });
   for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) {
     const marker = new StorageType(dtype, name);
     // The registry hands back functions; a storage type is used as a value (a pid field), so
     // the function carries the marker.
-    const lookup = Object.assign(() => marker, { storageType: marker });
-    names.register("torch", name, lookup);
-    names.register("torch.storage", name, lookup);
+    const lookup = Object.assign(function (): StorageType {
+      return marker;
+    }, { storageType: marker });
+    for (const module of ["torch", "torch.storage", "torch.cuda"]) {
+      names.register(module, name, lookup);
+    }
   }
   for (const [name, dtype] of Object.entries(DTYPE_NAMES)) {
     const marker = new TorchDType(dtype);
-    names.register("torch", name, Object.assign(() => marker, { torchDType: marker }));
+    names.register(
+      "torch",
+      name,
+      Object.assign(function (): TorchDType {
+        return marker;
+      }, { torchDType: marker }),
+    );
   }
   return names;
 }
@@ -214,19 +251,25 @@ export class PickleStream {
     return this.#reader.position;
   }
 
-  /** The next pickle's value. `what` names it in errors. */
+  /** The next pickle's value. `what` names it in errors; a pickle that runs past the end of the
+   * bytes throws TruncatedPickleError. */
   next(what: string): unknown {
     try {
       return this.#parser.read(this.#reader);
     } catch (e) {
       if (e instanceof CheckpointError) throw e;
-      throw new CheckpointError(
-        `${this.#source}: cannot unpickle ${what} (${(e as Error).message}); the file is ` +
-          "truncated or corrupt",
-      );
+      const message = `${this.#source}: cannot unpickle ${what} (${(e as Error).message}); the ` +
+        "file is truncated or corrupt";
+      // pickleparser's reader advances past the end before it throws, or finds no newline.
+      const ranOut = this.#reader.position >= this.#reader.length ||
+        /end of line|end of file/i.test((e as Error).message);
+      throw ranOut ? new TruncatedPickleError(message) : new CheckpointError(message);
     }
   }
 }
+
+/** A pickle that ends before its STOP: the bytes given were too few (or the file is cut). */
+export class TruncatedPickleError extends CheckpointError {}
 
 /** Unpickles one pickle. */
 export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {

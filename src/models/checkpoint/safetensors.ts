@@ -4,7 +4,7 @@
 import type { CpuTensor } from "../../gpu/mod.ts";
 import { type ByteSource, openByteSource } from "./file_source.ts";
 import { contiguousStrides } from "../../kernels/copy_ref.ts";
-import { decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
+import { decodeDense, decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
 import {
   CheckpointError,
   type ReadView,
@@ -114,8 +114,17 @@ function readSafetensors(path: string, source: ByteSource): StateDict {
       const e = entries.get(name);
       if (!e) throw fail(`no tensor '${name}'`);
       const label = `${path}: tensor '${name}'`;
-      const bytes = source.read(dataStart + e.begin, e.end - e.begin, `tensor '${name}'`);
       const layout = viewLayout(e.info.shape, contiguousStrides(e.info.shape), view, label);
+      // Stored and transposed views are both dense: decoded chunk by chunk from the file.
+      const dense = decodeDense(
+        (at, length) => source.read(dataStart + e.begin + at, length, `tensor '${name}'`),
+        e.info.dtype,
+        layout.shape,
+        layout.strides,
+        label,
+      );
+      if (dense) return dense;
+      const bytes = source.read(dataStart + e.begin, e.end - e.begin, `tensor '${name}'`);
       return decodeTensor(bytes, e.info.dtype, layout.shape, label, {
         offset: 0,
         strides: layout.strides,

@@ -2,7 +2,7 @@
  * format, and TorchScript archives (`torch.jit.save`, as OpenAI's released CLIP files are). Each
  * becomes a StateDict whose tensors are read from their storages only when asked for. */
 import { type CpuTensor } from "../../gpu/mod.ts";
-import { decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
+import { decodeDense, decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
 import { type ByteSource, openByteSource } from "./file_source.ts";
 import {
   isForeignObject,
@@ -10,6 +10,7 @@ import {
   storageDType,
   StorageRef,
   TensorRef,
+  TruncatedPickleError,
   unpickle,
 } from "./pickle.ts";
 import {
@@ -34,15 +35,29 @@ const WEIGHT_CONTAINERS = [
   "params",
 ];
 
-/** The legacy format's first pickle: a protocol-2 LONG1 of PyTorch's magic number. */
-const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8];
+/** PyTorch's legacy magic number 0x1950a86a20f9469cfc6c, as the 10 little-endian bytes of the
+ * LONG1 that the legacy format's first pickle holds. */
+const LEGACY_MAGIC = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
-/** Bytes of that first pickle: PROTO 2, LONG1 of 10 bytes, STOP. */
-const LEGACY_MAGIC_PICKLE_BYTES = 2 + 2 + 10 + 1;
+/** Bytes of the legacy format's first pickle (PROTO, a FRAME from protocol 4 on, LONG1 of the
+ * magic number, STOP), or 0 when `head` does not start with it. torch.save writes protocol 2
+ * unless told otherwise. The pickle is skipped rather than parsed: pickleparser refuses a LONG1
+ * over 8 bytes. */
+export function legacyMagicLength(head: Uint8Array): number {
+  if (head[0] !== 0x80 || !(head[1] >= 2 && head[1] <= 5)) return 0;
+  const at = head[2] === 0x95 ? 11 : 2; // FRAME and its 8-byte length
+  if (head[at] !== 0x8a || head[at + 1] !== LEGACY_MAGIC.length) return 0;
+  if (!LEGACY_MAGIC.every((b, i) => head[at + 2 + i] === b)) return 0;
+  return head[at + 2 + LEGACY_MAGIC.length] === 0x2e ? at + 3 + LEGACY_MAGIC.length : 0;
+}
 
 export function looksLikeLegacyTorch(head: Uint8Array): boolean {
-  return LEGACY_MAGIC.every((b, i) => head[i] === b);
+  return legacyMagicLength(head) > 0;
 }
+
+/** Bytes of a legacy file read first to parse its pickles; more are read (x4) until they parse.
+ * A state dict's pickles are some hundred bytes per tensor, so one read usually does. */
+const LEGACY_FIRST_READ = 1 << 20;
 
 /** Where a storage's bytes are: a byte range of the file, or bytes already in memory (a deflated
  * zip entry). */
@@ -97,80 +112,23 @@ export function openTorchZip(path: string, source: ByteSource = openByteSource(p
 }
 
 /** Reads a legacy (pre-1.6) `torch.save` stream: magic number, protocol, system info, the
- * object, the list of storage keys, then each storage as an 8-byte element count and its bytes. */
+ * object, the list of storage keys, then each storage as an 8-byte element count and its bytes.
+ * Only the pickles and each storage's 8-byte count are read here; tensors are read when asked. */
 export function openTorchLegacy(
   path: string,
   source: ByteSource = openByteSource(path),
 ): StateDict {
   try {
-    // The pickles come first and are small next to the storages, but their length is only known
-    // by parsing them: read the file once, note where each storage starts, and let it go.
-    const all = source.read(0, source.size, "the legacy pickles");
-    const refs = new Map<string, StorageRef>();
-    // The magic number pickle (checked by the caller's sniffing) is a 10-byte LONG1, wider than
-    // the pickle package reads; the stream starts after it.
-    const stream = new PickleStream(all.subarray(LEGACY_MAGIC_PICKLE_BYTES), {
-      source: path,
-      what: "the checkpoint",
-      persistentLoad: (pid, type) => {
-        const key = String(pid[2]);
-        const ref = refs.get(key) ??
-          new StorageRef(key, storageDType(type, path), numberOr(pid[4]));
-        refs.set(key, ref);
-        const view = pid[5];
-        if (Array.isArray(view) && view.length >= 2) {
-          // A view of another storage (PyTorch < 0.4): same bytes, from an element offset.
-          const at = numberOr(view[1]);
-          if (at === undefined || !Number.isSafeInteger(at) || at < 0) {
-            throw new CheckpointError(
-              `${path}: storage '${key}' has a view at element ${String(view[1])} (corrupt)`,
-            );
-          }
-          return new StorageRef(`${key}@${at}`, ref.dtype, numberOr(view[2]));
-        }
-        return ref;
-      },
-    });
-    const protocol = stream.next("the protocol version");
-    if (protocol !== 1001) {
-      throw new CheckpointError(
-        `${path}: legacy torch.save protocol ${String(protocol)} (1001 expected)`,
-      );
+    const start = legacyMagicLength(source.read(0, Math.min(source.size, 32), "the header"));
+    if (start === 0) {
+      throw new CheckpointError(`${path}: not a legacy torch.save file (no magic number)`);
     }
-    stream.next("the system information");
-    const root = stream.next("the checkpoint");
-    const keys = stream.next("the storage keys");
-    if (!Array.isArray(keys)) {
-      throw new CheckpointError(`${path}: the storage key list is missing (truncated or corrupt)`);
-    }
-    const where = new Map<string, StorageBytes>();
-    let at = LEGACY_MAGIC_PICKLE_BYTES + stream.position;
-    for (const k of keys) {
-      const key = String(k);
-      const ref = refs.get(key);
-      if (at + 8 > all.length) {
-        throw new CheckpointError(`${path}: file ends before storage '${key}' (truncated)`);
-      }
-      const numel = Number(new DataView(all.buffer, all.byteOffset + at, 8).getBigInt64(0, true));
-      const width = WEIGHT_DTYPE_BYTES[ref?.dtype ?? "uint8"];
-      if (!(numel >= 0) || at + 8 + numel * width > all.length) {
-        throw new CheckpointError(
-          `${path}: storage '${key}' claims ${numel} elements, more than the file holds ` +
-            "(truncated or corrupt)",
-        );
-      }
-      where.set(key, { offset: at + 8, length: numel * width });
-      at += 8 + numel * width;
-    }
-    if (at > source.size) {
-      throw new CheckpointError(`${path}: file ends inside the storages (truncated)`);
-    }
+    const { root, keys, refs, end } = readLegacyPickles(path, source, start);
+    const where = locateLegacyStorages(path, source, keys, refs, end);
     const bytesOf = (key: string): StorageBytes => {
       const [base, viewOffset] = key.split("@");
       const range = where.get(base);
-      if (!range || range instanceof Uint8Array) {
-        throw new CheckpointError(`${path}: storage '${base}' is not in the file`);
-      }
+      if (!range) throw new CheckpointError(`${path}: storage '${base}' is not in the file`);
       if (viewOffset === undefined) return range;
       const skip = Number(viewOffset) * WEIGHT_DTYPE_BYTES[refs.get(base)!.dtype];
       return { offset: range.offset + skip, length: range.length - skip };
@@ -180,6 +138,102 @@ export function openTorchLegacy(
     source.close();
     throw e;
   }
+}
+
+interface LegacyPickles {
+  readonly root: unknown;
+  readonly keys: readonly string[];
+  /** Storages by key, as the object's persistent ids described them. */
+  readonly refs: ReadonlyMap<string, StorageRef>;
+  /** File offset just after the storage key list (where the storages begin). */
+  readonly end: number;
+}
+
+/** The legacy file's pickles after the magic number (at `start`), parsed from a prefix of the
+ * file that grows until they fit: their total length is only known by parsing them. */
+function readLegacyPickles(path: string, source: ByteSource, start: number): LegacyPickles {
+  for (let length = Math.min(source.size, LEGACY_FIRST_READ);; length *= 4) {
+    length = Math.min(length, source.size);
+    const bytes = source.read(start, length - start, "the legacy pickles");
+    try {
+      return parseLegacyPickles(path, bytes, start);
+    } catch (e) {
+      if (!(e instanceof TruncatedPickleError) || length >= source.size) throw e;
+    }
+  }
+}
+
+function parseLegacyPickles(path: string, bytes: Uint8Array, start: number): LegacyPickles {
+  const refs = new Map<string, StorageRef>();
+  const stream = new PickleStream(bytes, {
+    source: path,
+    what: "the checkpoint",
+    persistentLoad: (pid, type) => {
+      const key = String(pid[2]);
+      const ref = refs.get(key) ??
+        new StorageRef(key, storageDType(type, path), numberOr(pid[4]));
+      refs.set(key, ref);
+      const view = pid[5];
+      if (Array.isArray(view) && view.length >= 2) {
+        // A view of another storage (PyTorch < 0.4): same bytes, from an element offset.
+        const at = numberOr(view[1]);
+        if (at === undefined || !Number.isSafeInteger(at) || at < 0) {
+          throw new CheckpointError(
+            `${path}: storage '${key}' has a view at element ${String(view[1])} (corrupt)`,
+          );
+        }
+        return new StorageRef(`${key}@${at}`, ref.dtype, numberOr(view[2]));
+      }
+      return ref;
+    },
+  });
+  const protocol = stream.next("the protocol version");
+  if (protocol !== 1001) {
+    throw new CheckpointError(
+      `${path}: legacy torch.save protocol ${String(protocol)} (1001 expected)`,
+    );
+  }
+  stream.next("the system information");
+  const root = stream.next("the checkpoint");
+  const keys = stream.next("the storage keys");
+  if (!Array.isArray(keys)) {
+    throw new CheckpointError(`${path}: the storage key list is missing (truncated or corrupt)`);
+  }
+  return { root, keys: keys.map(String), refs, end: start + stream.position };
+}
+
+/** Each storage's byte range: they follow the key list in its order, each an int64 element
+ * count then the bytes. Only the counts are read. */
+function locateLegacyStorages(
+  path: string,
+  source: ByteSource,
+  keys: readonly string[],
+  refs: ReadonlyMap<string, StorageRef>,
+  start: number,
+): Map<string, { offset: number; length: number }> {
+  const where = new Map<string, { offset: number; length: number }>();
+  let at = start;
+  for (const key of keys) {
+    const ref = refs.get(key);
+    if (!ref) {
+      // Its element size is unknown, so where the storages after it begin is too.
+      throw new CheckpointError(
+        `${path}: storage '${key}' is listed but no tensor uses it (corrupt file)`,
+      );
+    }
+    const count = source.read(at, 8, `the size of storage '${key}' (truncated file)`);
+    const numel = Number(new DataView(count.buffer, count.byteOffset, 8).getBigInt64(0, true));
+    const length = numel * WEIGHT_DTYPE_BYTES[ref.dtype];
+    if (!(numel >= 0) || at + 8 + length > source.size) {
+      throw new CheckpointError(
+        `${path}: storage '${key}' claims ${numel} elements, more than the file holds ` +
+          "(truncated or corrupt)",
+      );
+    }
+    where.set(key, { offset: at + 8, length });
+    at += 8 + length;
+  }
+  return where;
 }
 
 function numberOr(v: unknown): number | undefined {
@@ -220,19 +274,26 @@ function torchStateDict(
       const empty = t.shape.some((d) => d === 0);
       const span = empty ? 0 : (last - t.offset + 1) * width;
       const where = bytesOf(t.storage.key);
-      let bytes: Uint8Array;
-      if (where instanceof Uint8Array) {
-        if (t.offset * width + span > where.length) {
-          throw new CheckpointError(`${label}: its storage is too short (truncated or corrupt)`);
-        }
-        bytes = where.subarray(t.offset * width, t.offset * width + span);
-      } else {
-        if (t.offset * width + span > where.length) {
-          throw new CheckpointError(`${label}: its storage is too short (truncated or corrupt)`);
-        }
-        bytes = source.read(where.offset + t.offset * width, span, `tensor '${name}'`);
+      if (t.offset * width + span > where.length) {
+        throw new CheckpointError(`${label}: its storage is too short (truncated or corrupt)`);
       }
       const layout = viewLayout(t.shape, t.strides, view, label);
+      const start = t.offset * width;
+      if (!(where instanceof Uint8Array)) {
+        // Dense layouts are decoded chunk by chunk straight from the file.
+        const base = where.offset + start;
+        const dense = decodeDense(
+          (at, length) => source.read(base + at, length, `tensor '${name}'`),
+          t.storage.dtype,
+          layout.shape,
+          layout.strides,
+          label,
+        );
+        if (dense) return dense;
+      }
+      const bytes = where instanceof Uint8Array
+        ? where.subarray(start, start + span)
+        : source.read(where.offset + start, span, `tensor '${name}'`);
       return decodeTensor(bytes, t.storage.dtype, layout.shape, label, {
         offset: 0,
         strides: layout.strides,
@@ -269,8 +330,10 @@ function findWeights(
   return { tensors, extras };
 }
 
+/** Whether `v` holds tensor data: a tensor, or a bare storage (which an unknown rebuild function,
+ * a quantized or sparse tensor say, was given). */
 function holdsTensors(v: unknown, seen = new Set<unknown>()): boolean {
-  if (v instanceof TensorRef) return true;
+  if (v instanceof TensorRef || v instanceof StorageRef) return true;
   if (typeof v !== "object" || v === null || seen.has(v)) return false;
   seen.add(v);
   if (v instanceof Map) return [...v.values()].some((x) => holdsTensors(x, seen));
