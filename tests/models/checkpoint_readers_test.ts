@@ -9,8 +9,17 @@ import { join } from "node:path";
 import { zipSync } from "fflate";
 import { EngineError, roundToF16 } from "../../src/gpu/mod.ts";
 import { memoryByteSource } from "../../src/models/checkpoint/file_source.ts";
-import { openCheckpoint } from "../../src/models/checkpoint/open.ts";
-import { CheckpointError, type StateDict } from "../../src/models/checkpoint/state_dict.ts";
+import {
+  decodeDense,
+  decodeTensor,
+  WEIGHT_DTYPE_BYTES,
+} from "../../src/models/checkpoint/dtypes.ts";
+import { checkpointKind, openCheckpoint } from "../../src/models/checkpoint/open.ts";
+import {
+  CheckpointError,
+  type StateDict,
+  type WeightDType,
+} from "../../src/models/checkpoint/state_dict.ts";
 import { openTorchZip } from "../../src/models/checkpoint/torch.ts";
 import { ZipArchive } from "../../src/models/checkpoint/zip.ts";
 import { rng, sharedPath } from "../helpers.ts";
@@ -284,6 +293,7 @@ const OP = {
   BINPERSID: 0x51, // Q
   SETITEM: 0x73, // s
   SETITEMS: 0x75, // u
+  NEWOBJ: 0x81,
 } as const;
 
 interface TensorSpec {
@@ -339,14 +349,21 @@ class Pickle {
    * size, stride, False, OrderedDict()). The legacy format's pid has a sixth field: None, or
    * `view` (view key, element offset, numel) for a view of another storage. */
   tensor(t: TensorSpec): this {
-    this.global("torch._utils", "_rebuild_tensor_v2").op(OP.MARK);
+    return this.global("torch._utils", "_rebuild_tensor_v2").tensorArgs(t).op(OP.REDUCE);
+  }
+  /** The argument tuple of `tensor` (a rebuild function's arguments). */
+  tensorArgs(t: TensorSpec): this {
+    this.op(OP.MARK).storage(t);
+    this.int(t.offset).tuple(t.size).tuple(t.stride).op(OP.NEWFALSE).orderedDict();
+    return this.op(OP.TUPLE);
+  }
+  /** The persistent id of `t`'s storage. */
+  storage(t: TensorSpec): this {
     this.op(OP.MARK).str("storage").global("torch", t.storage ?? "FloatStorage")
       .str(t.key ?? "0").str("cpu").int(t.numel ?? 6);
     if (t.view) this.op(OP.MARK).str(t.view[0]).int(t.view[1]).int(t.view[2]).op(OP.TUPLE);
     else if (t.legacy) this.op(OP.NONE);
-    this.op(OP.TUPLE, OP.BINPERSID);
-    this.int(t.offset).tuple(t.size).tuple(t.stride).op(OP.NEWFALSE).orderedDict();
-    return this.op(OP.TUPLE, OP.REDUCE);
+    return this.op(OP.TUPLE, OP.BINPERSID);
   }
   done(): Uint8Array {
     return Uint8Array.from([...this.bytes, OP.STOP]);
@@ -835,6 +852,365 @@ Deno.test("malformed tensor views in a pickle: CheckpointError, never RangeError
       }
     }
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 7. zip container faults, TorchScript trees, pickle forms, legacy streams, sniffing, decoding
+
+/** `zip` with central directory entry `name` changed by `patch` (its DataView and the entry's
+ * offset in it). fflate writes no archive comment, so the end record is the last 22 bytes. */
+function patchCentralEntry(
+  zip: Uint8Array,
+  name: string,
+  patch: (v: DataView, at: number) => void,
+): Uint8Array {
+  const out = zip.slice();
+  const v = new DataView(out.buffer);
+  let at = v.getUint32(out.length - 22 + 16, true);
+  for (let k = 0; k < v.getUint16(out.length - 22 + 10, true); k++) {
+    const nameLength = v.getUint16(at + 28, true);
+    const entry = new TextDecoder().decode(out.subarray(at + 46, at + 46 + nameLength));
+    if (entry === name) {
+      patch(v, at);
+      return out;
+    }
+    at += 46 + nameLength + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
+  }
+  throw new Error(`no entry ${name}`);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) (out.set(p, at), at += p.length);
+  return out;
+}
+
+Deno.test("zip faults: unsupported method, encrypted entry, corrupt directory and headers name the file and entry", () => {
+  const stored = zipSync(torchZipFiles(viewsPickle()), { level: 0 });
+  const dirOffset = new DataView(stored.buffer).getUint32(stored.length - 22 + 16, true);
+  withTempDir((dir) => {
+    const write = (name: string, bytes: Uint8Array): string => {
+      const path = join(dir, name);
+      Deno.writeFileSync(path, bytes);
+      return path;
+    };
+    // A storage compressed with bzip2 (method 12): the file opens, reading that tensor fails.
+    const bzip = write(
+      "bzip2.pt",
+      patchCentralEntry(stored, "archive/data/0", (v, at) => v.setUint16(at + 10, 12, true)),
+    );
+    withCheckpoint(bzip, (sd) => {
+      assert.deepEqual([...sd.entries.keys()], ["t", "u", "w", "c"]);
+      assertCheckpointError(() => sd.read("c"), bzip, /'archive\/data\/0'.*compression method 12/);
+    });
+    const encrypted = write(
+      "encrypted.pt",
+      patchCentralEntry(stored, "archive/data.pkl", (v, at) => v.setUint16(at + 8, 1, true)),
+    );
+    assertCheckpointError(
+      () => openCheckpoint(encrypted),
+      encrypted,
+      /'archive\/data\.pkl' is encrypted/,
+    );
+    // The directory's first entry signature broken; the end record pointing past the file; no
+    // end record at all; a local header that is not one.
+    const badSignature = stored.slice();
+    badSignature[dirOffset] ^= 0xff;
+    const badDir = write("baddir.pt", badSignature);
+    assertCheckpointError(() => openCheckpoint(badDir), badDir, /central directory entry 0/);
+    const pastEnd = stored.slice();
+    new DataView(pastEnd.buffer).setUint32(pastEnd.length - 22 + 16, pastEnd.length, true);
+    const past = write("pastend.pt", pastEnd);
+    assertCheckpointError(() => openCheckpoint(past), past, /central directory lies past/);
+    const noEnd = write("noend.pt", stored.subarray(0, stored.length - 22));
+    assertCheckpointError(() => openCheckpoint(noEnd), noEnd, /no end-of-central-directory/);
+    const badLocal = write(
+      "badlocal.pt",
+      patchCentralEntry(stored, "archive/data.pkl", (v, at) => v.setUint32(at + 42, 1, true)),
+    );
+    assertCheckpointError(
+      () => openCheckpoint(badLocal),
+      badLocal,
+      /'archive\/data\.pkl' has no local header/,
+    );
+    // A ZIP64 end record whose locator is missing.
+    const zip64 = toZip64(stored);
+    const noLocator = zip64.slice();
+    noLocator.fill(0, noLocator.length - 42, noLocator.length - 22);
+    const lost = write("nolocator.pt", noLocator);
+    assertCheckpointError(() => openCheckpoint(lost), lost, /ZIP64 locator/);
+    // Saved on a big-endian machine.
+    const big = write(
+      "bigendian.pt",
+      zipSync({ ...torchZipFiles(viewsPickle()), "archive/byteorder": utf8.encode("big") }),
+    );
+    assertCheckpointError(() => openCheckpoint(big), big, /big-endian/);
+    const little = write(
+      "littleendian.pt",
+      zipSync({ ...torchZipFiles(viewsPickle()), "archive/byteorder": utf8.encode("little") }),
+    );
+    withCheckpoint(little, (sd) => checkViews(sd, "byteorder little"));
+  });
+});
+
+/** A TorchScript module object: `__torch__.<cls>` built by NEWOBJ, its attributes set by BUILD
+ * from a dict; `attrs` writes the dict's items. */
+function scriptModule(p: Pickle, cls: string, attrs: (p: Pickle) => void): Pickle {
+  p.global(`__torch__.${cls.split(".").slice(0, -1).join(".") || "model"}`, cls.split(".").at(-1)!)
+    .op(OP.EMPTY_TUPLE, OP.NEWOBJ, OP.EMPTY_DICT, OP.MARK);
+  attrs(p);
+  return p.op(OP.SETITEMS, OP.BUILD);
+}
+
+Deno.test("TorchScript module trees flatten to state_dict names; non-tensor attributes skipped", () => {
+  const p = new Pickle();
+  scriptModule(p, "CLIP", (p) => {
+    p.str("training").op(OP.NEWFALSE);
+    p.str("visual");
+    scriptModule(p, "Visual", (p) => {
+      p.str("training").op(OP.NEWFALSE);
+      p.str("proj").tensor({ offset: 0, size: [2, 3], stride: [3, 1] });
+      p.str("input_resolution").tensor({
+        storage: "LongStorage",
+        key: "r",
+        numel: 1,
+        offset: 0,
+        size: [],
+        stride: [],
+      });
+    });
+    p.str("resblocks");
+    scriptModule(p, "torch.nn.modules.container.Sequential", (p) => {
+      p.str("training").op(OP.NEWFALSE);
+      p.str("0");
+      scriptModule(p, "torch.nn.modules.linear.Linear", (p) => {
+        p.str("training").op(OP.NEWFALSE);
+        p.str("weight").tensor({ offset: 0, size: [3, 2], stride: [1, 3] });
+        p.str("bias").tensor({ offset: 4, size: [2], stride: [1] });
+      });
+    });
+    p.str("logit_scale").tensor({ offset: 5, size: [], stride: [] });
+    p.str("note").str("not a tensor");
+  });
+  const files = {
+    ...torchZipFiles(p.done()),
+    "archive/data/r": new Uint8Array(BigInt64Array.of(224n).buffer),
+    "archive/constants.pkl": new Pickle().op(OP.EMPTY_TUPLE).done(),
+    "archive/code/__torch__/model.py": utf8.encode("class CLIP(Module): ...\n"),
+  };
+  withTempDir((dir) => {
+    const path = join(dir, "tiny.jit.pt");
+    Deno.writeFileSync(path, zipSync(files, { level: 0 }));
+    withCheckpoint(path, (sd) => {
+      assert.equal(sd.format, "torchscript");
+      assert.deepEqual([...sd.entries.keys()].sort(), [
+        "logit_scale",
+        "resblocks.0.bias",
+        "resblocks.0.weight",
+        "visual.input_resolution",
+        "visual.proj",
+      ]);
+      assert.deepEqual(Array.from(sd.read("resblocks.0.weight").data), [10, 13, 11, 14, 12, 15]);
+      assert.deepEqual(Array.from(sd.read("resblocks.0.bias").data), [14, 15]);
+      assert.deepEqual(sd.read("logit_scale").shape, []);
+      assert.deepEqual(Array.from(sd.read("logit_scale").data), [15]);
+      const r = sd.read("visual.input_resolution");
+      assert.deepEqual([r.dtype, Array.from(r.data)], ["int64", [224]]);
+    });
+  });
+});
+
+Deno.test("pickle forms: NEWOBJ of registered globals, tensor subclasses, foreign rebuilds of storages", () => {
+  withTempDir((dir) => {
+    const write = (name: string, pkl: Uint8Array): string => {
+      const path = join(dir, name);
+      Deno.writeFileSync(path, zipSync(torchZipFiles(pkl), { level: 0 }));
+      return path;
+    };
+    // OrderedDict built by NEWOBJ; a tensor with Python state (_rebuild_from_type_v2); a
+    // Parameter (_rebuild_parameter); a dtype global beside them (plain data, skipped).
+    const p = new Pickle().global("collections", "OrderedDict").op(OP.EMPTY_TUPLE, OP.NEWOBJ)
+      .op(OP.MARK).str("sub").global("torch._tensor", "_rebuild_from_type_v2").op(OP.MARK)
+      .global("torch._utils", "_rebuild_tensor_v2").global("torch", "Tensor")
+      .tensorArgs({ offset: 1, size: [2], stride: [2] }).op(OP.EMPTY_DICT, OP.TUPLE, OP.REDUCE)
+      .str("param").global("torch._utils", "_rebuild_parameter").op(OP.MARK)
+      .tensor({ offset: 0, size: [3], stride: [1] }).op(OP.NEWTRUE).orderedDict()
+      .op(OP.TUPLE, OP.REDUCE)
+      .str("dtype").global("torch", "float16")
+      .op(OP.SETITEMS).done();
+    withCheckpoint(write("forms.pt", p), (sd) => {
+      assert.deepEqual([...sd.entries.keys()], ["sub", "param"]);
+      assert.deepEqual(Array.from(sd.read("sub").data), [11, 13]);
+      assert.deepEqual(Array.from(sd.read("param").data), [10, 11, 12]);
+    });
+    // A quantized tensor (an unknown rebuild function given a storage): refused, named.
+    const q = new Pickle().op(OP.EMPTY_DICT).str("state_dict").op(OP.EMPTY_DICT).str("conv.w")
+      .global("torch._utils", "_rebuild_qtensor").tensorArgs({ offset: 0, size: [6], stride: [1] })
+      .op(OP.REDUCE, OP.SETITEM, OP.SETITEM).done();
+    const qPath = write("qtensor.pt", q);
+    assertCheckpointError(
+      () => openCheckpoint(qPath),
+      qPath,
+      /'state_dict\.conv\.w' is a torch\._utils\._rebuild_qtensor holding tensors/,
+    );
+  });
+});
+
+Deno.test("legacy streams: protocol 4 magic, pickles longer than the first read, unused storages, cuts", () => {
+  // A root pickle of ~1.5 MB (a long string beside the tensor): parsed from a growing prefix.
+  const note = "n".repeat(1_500_000);
+  const head = new Pickle().op(OP.EMPTY_DICT, OP.MARK).str("w")
+    .tensor({ key: "1", offset: 0, size: [6], stride: [1], legacy: true }).str("note");
+  const noteBytes = utf8.encode(note);
+  const unicodeHead = new Uint8Array(5);
+  unicodeHead[0] = OP.BINUNICODE;
+  new DataView(unicodeHead.buffer).setUint32(1, noteBytes.length, true);
+  const root = concat(
+    Uint8Array.from(head.bytes),
+    unicodeHead,
+    noteBytes,
+    Uint8Array.of(OP.SETITEMS, OP.STOP),
+  );
+  const bytes = legacyFile(root, [["1", STORAGE]]);
+  // The same with the magic number pickled at protocol 4 (PROTO 4, FRAME of 13 bytes).
+  const frame = new Uint8Array(11);
+  frame.set([0x80, 4, 0x95, 13]);
+  const protocol4 = concat(frame, bytes.subarray(2));
+  withTempDir((dir) => {
+    for (const [label, file] of Object.entries({ protocol2: bytes, protocol4 })) {
+      const path = join(dir, `${label}.pt`);
+      Deno.writeFileSync(path, file);
+      withCheckpoint(path, (sd) => {
+        assert.equal(sd.format, "torch-legacy", label);
+        assert.deepEqual([...sd.entries.keys()], ["w"], label);
+        assert.equal(sd.extras.get("note"), note, label);
+        assert.deepEqual(Array.from(sd.read("w").data), [10, 11, 12, 13, 14, 15], label);
+      });
+    }
+    // Cut inside the long pickle, inside a storage's count, inside its bytes.
+    for (const cut of [1_200_000, bytes.length - 30, bytes.length - 4]) {
+      const path = join(dir, `cut${cut}.pt`);
+      Deno.writeFileSync(path, bytes.subarray(0, cut));
+      const e = errorOf(path);
+      assert.ok(e instanceof CheckpointError, `cut at ${cut}: ${describeError(e)}`);
+      assert.ok(e.message.includes(path), e.message);
+    }
+    // A storage listed that no tensor uses: its element size, so the next one's place, unknown.
+    const unused = join(dir, "unused.pt");
+    const small = new Pickle().op(OP.EMPTY_DICT).str("w")
+      .tensor({ key: "1", offset: 0, size: [6], stride: [1], legacy: true }).op(OP.SETITEM).done();
+    Deno.writeFileSync(unused, legacyFile(small, [["9", STORAGE], ["1", STORAGE]]));
+    assertCheckpointError(() => openCheckpoint(unused), unused, /storage '9' is listed/);
+  });
+});
+
+Deno.test("checkpointKind and openCheckpoint sniff contents: ONNX, tar, pickles, checkpoints", () => {
+  withTempDir((dir) => {
+    const write = (name: string, bytes: Uint8Array): string => {
+      const path = join(dir, name);
+      Deno.writeFileSync(path, bytes);
+      return path;
+    };
+    const random = rng(11);
+    const noise = Uint8Array.from({ length: 600 }, () => 1 + random() * 200);
+    assert.equal(checkpointKind(write("noise.onnx", noise)), "onnx"); // by extension
+    // ModelProto: ir_version 8, then producer_name "pytorch".
+    const onnx = Uint8Array.from([0x08, 0x08, 0x12, 0x07, ...utf8.encode("pytorch"), 0x3a, 0x00]);
+    const onnxPath = write("model.bin", onnx);
+    assert.equal(checkpointKind(onnxPath), "onnx");
+    assertCheckpointError(() => openCheckpoint(onnxPath), onnxPath, /ONNX/);
+    assert.equal(checkpointKind(write("noise.bin", noise)), "unknown");
+    assert.equal(checkpointKind(write("empty.pt", new Uint8Array())), "unknown");
+    const tar = new Uint8Array(1024);
+    tar.set(utf8.encode("archive/data.pkl"), 0);
+    tar.set(utf8.encode("ustar"), 257);
+    const tarPath = write("old.pt", tar);
+    assert.equal(checkpointKind(tarPath), "unknown");
+    assertCheckpointError(() => openCheckpoint(tarPath), tarPath, /tar archive/);
+    const pickle = write("plain.pkl", new Pickle().op(OP.EMPTY_DICT).done());
+    assertCheckpointError(() => openCheckpoint(pickle), pickle, /pickle but not a PyTorch/);
+    const zip = write("views.pt", zipSync(torchZipFiles(viewsPickle())));
+    assert.equal(checkpointKind(zip), "checkpoint");
+    const legacy = write(
+      "legacy.bin",
+      legacyFile(
+        new Pickle().op(OP.EMPTY_DICT).str("w")
+          .tensor({ key: "1", offset: 0, size: [6], stride: [1], legacy: true }).op(OP.SETITEM)
+          .done(),
+        [["1", STORAGE]],
+      ),
+    );
+    assert.equal(checkpointKind(legacy), "checkpoint");
+    const missing = join(dir, "missing.pt");
+    assertCheckpointError(() => checkpointKind(missing), missing, /not found/);
+  });
+  const dir = sharedPath("checkpoints");
+  if (!dir) return;
+  for (const file of Object.keys(SHARED_FORMATS)) {
+    assert.equal(checkpointKind(join(dir, file)), "checkpoint", file);
+  }
+});
+
+Deno.test("decodeDense: permuted dense layouts in chunks equal decodeTensor; other layouts declined", () => {
+  const random = rng(5);
+  const cases: Array<{ dtype: WeightDType; base: number[]; perm: number[] }> = [
+    { dtype: "float32", base: [3, 4, 5], perm: [0, 1, 2] },
+    { dtype: "float32", base: [3, 4, 5], perm: [2, 0, 1] },
+    { dtype: "float16", base: [4, 6], perm: [1, 0] },
+    { dtype: "bfloat16", base: [2, 3, 1, 4], perm: [3, 1, 2, 0] },
+    { dtype: "int64", base: [5, 3], perm: [1, 0] },
+    { dtype: "uint8", base: [7], perm: [0] },
+    // More than one 4 MiB chunk, transposed.
+    { dtype: "float16", base: [1200, 1900], perm: [1, 0] },
+    { dtype: "float32", base: [1100, 1000], perm: [0, 1] },
+  ];
+  for (const { dtype, base, perm } of cases) {
+    const count = base.reduce((a, b) => a * b, 1);
+    const bytes = new Uint8Array(count * WEIGHT_DTYPE_BYTES[dtype]);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = random() * 256;
+    // Finite floats (NaN compares unequal) and int64 within 2^53: clear each element's top bits.
+    const width = WEIGHT_DTYPE_BYTES[dtype];
+    if (dtype.startsWith("float") || dtype === "bfloat16") {
+      for (let i = width - 1; i < bytes.length; i += width) bytes[i] &= 0x3f;
+    }
+    if (dtype === "int64") { for (let i = 7; i < bytes.length; i += 8) bytes[i] = 0; }
+    const baseStrides = base.map((_, d) => base.slice(d + 1).reduce((a, b) => a * b, 1));
+    const shape = perm.map((d) => base[d]);
+    const strides = perm.map((d) => baseStrides[d]);
+    const label = `${dtype} [${base}] perm [${perm}]`;
+    // float32 in storage order is read straight into the output, in one read; the rest in chunks.
+    const direct = dtype === "float32" && perm.every((d, i) => d === i);
+    let fills = 0;
+    const dense = decodeDense(
+      (at, target) => {
+        assert.ok(direct || target.length <= 4 << 20, `${label}: a ${target.length}-byte read`);
+        target.set(bytes.subarray(at, at + target.length));
+        fills++;
+      },
+      dtype,
+      shape,
+      strides,
+      label,
+    );
+    assert.ok(dense, label);
+    const want = decodeTensor(bytes, dtype, shape, label, { offset: 0, strides });
+    assert.deepEqual(dense.shape, want.shape, label);
+    assert.equal(dense.dtype, want.dtype, label);
+    assert.ok(
+      dense.data.length === want.data.length && dense.data.every((x, i) => x === want.data[i]),
+      label,
+    );
+    if (direct) assert.equal(fills, 1, label);
+    else if (bytes.length > 4 << 20) assert.ok(fills > 1, label);
+  }
+  const none = () => {
+    throw new Error("not read");
+  };
+  // Gaps, overlaps and broadcasts are not dense: left to decodeTensor.
+  assert.equal(decodeDense(none, "float32", [2, 2], [3, 1], "gap"), undefined);
+  assert.equal(decodeDense(none, "float32", [3, 2], [1, 1], "overlap"), undefined);
+  assert.equal(decodeDense(none, "float32", [4, 2], [0, 1], "broadcast"), undefined);
 });
 
 // ---------------------------------------------------------------------------------------------

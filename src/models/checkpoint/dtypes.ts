@@ -93,12 +93,13 @@ const CHUNK_BYTES = 4 << 20;
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 /** Decodes a tensor whose elements fill one dense block of its storage (contiguous, or any
- * permutation of that, such as a transposed matrix), reading the block in chunks through
- * `read(byteOffset, byteLength)` (offsets from the tensor's first element): only the output and
- * one chunk are held, where decodeTensor needs the whole block's bytes beside the output.
- * Returns undefined for other layouts (gaps, overlaps, zero strides), left to decodeTensor. */
+ * permutation of that, such as a transposed matrix), its bytes read in chunks by
+ * `fill(byteOffset, target)` (offsets from the tensor's first element): float32 values in storage
+ * order land in the output as they are read, other types pass through one reused chunk, where
+ * decodeTensor needs the whole block's bytes beside the output. Returns undefined for other
+ * layouts (gaps, overlaps, zero strides), which are left to decodeTensor. */
 export function decodeDense(
-  read: (byteOffset: number, byteLength: number) => Uint8Array,
+  fill: (byteOffset: number, target: Uint8Array) => void,
   dtype: WeightDType,
   shape: readonly number[],
   strides: readonly number[],
@@ -127,20 +128,29 @@ export function decodeDense(
     );
   }
   const inOrder = dims.every((d) => d.stride === d.out);
-  const chunkElements = Math.max(1, Math.floor(CHUNK_BYTES / width));
+  if (inOrder && dtype === "float32" && LITTLE_ENDIAN) {
+    fill(0, new Uint8Array(out.buffer));
+    return { dtype: "float32", shape: [...shape], data: out };
+  }
+  const chunkElements = Math.max(1, Math.min(count, Math.floor(CHUNK_BYTES / width)));
+  const chunk = new Uint8Array(chunkElements * width);
+  const view = new DataView(chunk.buffer);
+  const element = elementReader(dtype, view);
+  const half = dtype === "float16" && LITTLE_ENDIAN ? new Uint16Array(chunk.buffer) : undefined;
+  const table = half ? halfTable() : undefined;
   // Odometer over `dims` (storage order) giving each stored element's output index.
   const index = new Array<number>(dims.length).fill(0);
   let o = 0;
   for (let start = 0; start < count; start += chunkElements) {
     const n = Math.min(chunkElements, count - start);
-    const chunk = read(start * width, n * width);
+    fill(start * width, chunk.subarray(0, n * width));
     if (inOrder) {
-      decodeRun(chunk, dtype, n, out, start);
+      if (half && table) { for (let i = 0; i < n; i++) out[start + i] = table[half[i]]; }
+      else for (let i = 0; i < n; i++) out[start + i] = element(i);
       continue;
     }
-    const element = elementReader(dtype, new DataView(chunk.buffer, chunk.byteOffset, n * width));
     for (let i = 0; i < n; i++) {
-      out[o] = element(i);
+      out[o] = half && table ? table[half[i]] : element(i);
       for (let j = dims.length - 1; j >= 0; j--) {
         o += dims[j].out;
         if (++index[j] < dims[j].size) break;
@@ -150,29 +160,6 @@ export function decodeDense(
     }
   }
   return { dtype: float ? "float32" : "int64", shape: [...shape], data: out };
-}
-
-/** `n` consecutive stored elements into `out` from `at`; float32 and float16 through typed-array
- * views where the host's byte order and the chunk's alignment allow. */
-function decodeRun(
-  bytes: Uint8Array,
-  dtype: WeightDType,
-  n: number,
-  out: Float32Array | Float64Array,
-  at: number,
-): void {
-  if (LITTLE_ENDIAN && dtype === "float32" && bytes.byteOffset % 4 === 0) {
-    out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n), at);
-    return;
-  }
-  if (LITTLE_ENDIAN && dtype === "float16" && bytes.byteOffset % 2 === 0) {
-    const bits = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-    const table = halfTable();
-    for (let i = 0; i < n; i++) out[at + i] = table[bits[i]];
-    return;
-  }
-  const element = elementReader(dtype, new DataView(bytes.buffer, bytes.byteOffset, bytes.length));
-  for (let i = 0; i < n; i++) out[at + i] = element(i);
 }
 
 function elementReader(dtype: WeightDType, v: DataView): (i: number) => number {

@@ -10,6 +10,9 @@ export interface ByteSource {
   /** `length` bytes from `offset` (a fresh array). Throws CheckpointError when the file ends
    * first, naming `what` (the record being read). */
   read(offset: number, length: number, what: string): Uint8Array;
+  /** Fills `target` with the bytes from `offset` (so a reader can reuse one buffer, or read
+   * straight into a tensor's values). Throws as `read` does. */
+  readInto(offset: number, target: Uint8Array, what: string): void;
   close(): void;
 }
 
@@ -25,29 +28,38 @@ export function openByteSource(path: string): ByteSource {
     throw new CheckpointError(`cannot read ${path}: ${why}`);
   }
   let closed = false;
+  // Checked before any buffer is made: a corrupt length must not become a huge allocation.
+  const check = (offset: number, length: number, what: string): void => {
+    if (closed) throw new CheckpointError(`${path}: read after close (${what})`);
+    if (offset < 0 || length < 0 || offset + length > size) {
+      throw new CheckpointError(
+        `${path}: ${what} lies outside the file (bytes ${offset}..${offset + length} of ` +
+          `${size}); the file is truncated or corrupt`,
+      );
+    }
+  };
+  const readInto = (offset: number, out: Uint8Array, what: string): void => {
+    check(offset, out.length, what);
+    file.seekSync(offset, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < out.length) {
+      const n = file.readSync(out.subarray(done));
+      if (n === null || n === 0) {
+        throw new CheckpointError(`${path}: file ended inside ${what}`);
+      }
+      done += n;
+    }
+  };
   return {
     path,
     size,
     read(offset: number, length: number, what: string): Uint8Array {
-      if (closed) throw new CheckpointError(`${path}: read after close (${what})`);
-      if (offset < 0 || length < 0 || offset + length > size) {
-        throw new CheckpointError(
-          `${path}: ${what} lies outside the file (bytes ${offset}..${offset + length} of ` +
-            `${size}); the file is truncated or corrupt`,
-        );
-      }
+      check(offset, length, what);
       const out = new Uint8Array(length);
-      file.seekSync(offset, Deno.SeekMode.Start);
-      let done = 0;
-      while (done < length) {
-        const n = file.readSync(out.subarray(done));
-        if (n === null || n === 0) {
-          throw new CheckpointError(`${path}: file ended inside ${what}`);
-        }
-        done += n;
-      }
+      readInto(offset, out, what);
       return out;
     },
+    readInto,
     close() {
       if (!closed) file.close();
       closed = true;
@@ -68,6 +80,9 @@ export function memoryByteSource(path: string, bytes: Uint8Array): ByteSource {
         );
       }
       return bytes.slice(offset, offset + length);
+    },
+    readInto(offset: number, target: Uint8Array, what: string): void {
+      target.set(this.read(offset, target.length, what));
     },
     close() {},
   };

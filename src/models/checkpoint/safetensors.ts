@@ -117,7 +117,7 @@ function readSafetensors(path: string, source: ByteSource): StateDict {
       const layout = viewLayout(e.info.shape, contiguousStrides(e.info.shape), view, label);
       // Stored and transposed views are both dense: decoded chunk by chunk from the file.
       const dense = decodeDense(
-        (at, length) => source.read(dataStart + e.begin + at, length, `tensor '${name}'`),
+        (at, target) => source.readInto(dataStart + e.begin + at, target, `tensor '${name}'`),
         e.info.dtype,
         layout.shape,
         layout.strides,

@@ -84,16 +84,11 @@ export function openTorchZip(path: string, source: ByteSource = openByteSource(p
       )
       ? "torchscript"
       : "torch-zip";
-    const storages = new Map<string, StorageRef>();
     const root = unpickle(zip.read(pkl), {
       source: path,
       what: pkl,
-      persistentLoad: (pid, type) => {
-        const key = String(pid[2]);
-        const ref = new StorageRef(key, storageDType(type, path), numberOr(pid[4]));
-        storages.set(key, ref);
-        return ref;
-      },
+      persistentLoad: (pid, type) =>
+        new StorageRef(String(pid[2]), storageDType(type, path), numberOr(pid[4])),
     });
     const located = new Map<string, StorageBytes>();
     const bytesOf = (key: string): StorageBytes => {
@@ -283,7 +278,7 @@ function torchStateDict(
         // Dense layouts are decoded chunk by chunk straight from the file.
         const base = where.offset + start;
         const dense = decodeDense(
-          (at, length) => source.read(base + at, length, `tensor '${name}'`),
+          (at, target) => source.readInto(base + at, target, `tensor '${name}'`),
           t.storage.dtype,
           layout.shape,
           layout.strides,
