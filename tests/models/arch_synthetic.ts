@@ -194,13 +194,13 @@ export function tvResNetShapes(
 
 // ---- float64 reference (clip/model.py, eval mode) ----
 
-type Vec = Float64Array;
+type Vec = Float64Array<ArrayBuffer>;
 
 function f64(sd: StateDict, name: string): Vec {
   return Float64Array.from(sd.read(name).data);
 }
 
-function layerNorm(x: Vec, rows: number, w: Vec, b: Vec): Vec {
+function layerNorm(x: Float64Array, rows: number, w: Vec, b: Vec): Vec {
   const n = w.length, y = new Float64Array(rows * n);
   for (let r = 0; r < rows; r++) {
     let mean = 0, v = 0;
@@ -261,7 +261,13 @@ function transformer(sd: StateDict, prefix: string, x: Vec, L: number, causal: b
         }
       }
     }
-    const a = linear(o, L, f64(sd, `${p}.attn.out_proj.weight`), f64(sd, `${p}.attn.out_proj.bias`), W);
+    const a = linear(
+      o,
+      L,
+      f64(sd, `${p}.attn.out_proj.weight`),
+      f64(sd, `${p}.attn.out_proj.bias`),
+      W,
+    );
     x = x.map((v, j) => v + a[j]);
     const h2 = layerNorm(x, L, f64(sd, `${p}.ln_2.weight`), f64(sd, `${p}.ln_2.bias`));
     const m = linear(h2, L, f64(sd, `${p}.mlp.c_fc.weight`), f64(sd, `${p}.mlp.c_fc.bias`), 4 * W)
@@ -290,7 +296,7 @@ export function vitReference(sd: StateDict, image: CpuTensor): Vec {
   const pos = f64(sd, "visual.positional_embedding"), proj = f64(sd, "visual.proj");
   const out: number[] = [];
   for (let b = 0; b < B; b++) {
-    let x = new Float64Array(L * W);
+    let x: Vec = new Float64Array(L * W);
     for (let t = 0; t < L; t++) {
       for (let o = 0; o < W; o++) {
         let s = cls[o];
@@ -330,7 +336,7 @@ export function textReference(sd: StateDict, tokens: CpuTensor): Vec {
   const out: number[] = [];
   for (let b = 0; b < B; b++) {
     const ids = Array.from(tokens.data.subarray(b * L, (b + 1) * L));
-    let x = new Float64Array(L * W);
+    let x: Vec = new Float64Array(L * W);
     ids.forEach((id, t) => {
       for (let i = 0; i < W; i++) x[t * W + i] = tok[id * W + i] + pos[t * W + i];
     });
