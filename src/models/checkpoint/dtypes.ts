@@ -60,15 +60,7 @@ export function decodeTensor(
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const float = isFloatDType(dtype);
-  let out: Float32Array | Float64Array;
-  try {
-    out = float ? new Float32Array(count) : new Float64Array(count);
-  } catch {
-    // Zero strides let a few stored values claim more elements than memory holds.
-    throw new CheckpointError(
-      `${label}: [${shape.join(",")}] is ${count} values, more than memory holds (corrupt file?)`,
-    );
-  }
+  const out = allocateValues(float, shape, count, label);
   const read = elementReader(dtype, view);
   if (isContiguous(shape, strides)) {
     for (let i = 0; i < count; i++) out[i] = read(offset + i);
@@ -85,6 +77,24 @@ export function decodeTensor(
     }
   }
   return { dtype: float ? "float32" : "int64", shape: [...shape], data: out };
+}
+
+/** The output array of a decoded tensor: float32 values, or int64 values as float64. A corrupt
+ * shape (zero strides let a few stored values claim any count) that memory cannot hold is a
+ * CheckpointError, not a RangeError. */
+function allocateValues(
+  float: boolean,
+  shape: readonly number[],
+  count: number,
+  label: string,
+): Float32Array | Float64Array {
+  try {
+    return float ? new Float32Array(count) : new Float64Array(count);
+  } catch {
+    throw new CheckpointError(
+      `${label}: [${shape.join(",")}] is ${count} values, more than memory holds (corrupt file?)`,
+    );
+  }
 }
 
 /** Bytes read per chunk by decodeDense. */
@@ -119,14 +129,7 @@ export function decodeDense(
   }
   const width = WEIGHT_DTYPE_BYTES[dtype];
   const float = isFloatDType(dtype);
-  let out: Float32Array | Float64Array;
-  try {
-    out = float ? new Float32Array(count) : new Float64Array(count);
-  } catch {
-    throw new CheckpointError(
-      `${label}: [${shape.join(",")}] is ${count} values, more than memory holds (corrupt file?)`,
-    );
-  }
+  const out = allocateValues(float, shape, count, label);
   const inOrder = dims.every((d) => d.stride === d.out);
   if (inOrder && dtype === "float32" && LITTLE_ENDIAN) {
     fill(0, new Uint8Array(out.buffer));
