@@ -6,6 +6,10 @@ import { reduceOps } from "./reduce.ts";
 import { movementOps } from "./movement.ts";
 import { shapeOps } from "./shape.ts";
 import { resizeOps } from "./resize.ts";
+import { convTransposeOps } from "./conv_transpose.ts";
+import { normalizationOps } from "./normalization.ts";
+import { indexingOps } from "./indexing.ts";
+import { quantizeOps } from "./quantize.ts";
 
 /** Every supported operator of the default ONNX domain, by op type. */
 export const OPS: ReadonlyMap<string, OpImpl> = new Map(
@@ -17,5 +21,9 @@ export const OPS: ReadonlyMap<string, OpImpl> = new Map(
     ...movementOps,
     ...shapeOps,
     ...resizeOps,
+    ...convTransposeOps,
+    ...normalizationOps,
+    ...indexingOps,
+    ...quantizeOps,
   }),
 );
