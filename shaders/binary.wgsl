@@ -241,6 +241,21 @@ fn exponent_f32(word: u32) -> f32 {
   return bitcast<f32>(word);
 }
 
+// WGSL leaves min/max (and sign) of a NaN to the implementation; ONNX (numpy) and PyTorch
+// propagate it. NaN is tested on the bits so that a compiler's finite-math assumption cannot fold
+// the test away.
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn max_f(a: f32, b: f32) -> f32 {
+  return select(select(max(a, b), b, is_nan(b)), a, is_nan(a));
+}
+
+fn min_f(a: f32, b: f32) -> f32 {
+  return select(select(min(a, b), b, is_nan(b)), a, is_nan(a));
+}
+
 fn binary_f32(x: f32, y_word: u32) -> u32 {
   let y = bitcast<f32>(y_word);
   switch OP {
@@ -251,8 +266,8 @@ fn binary_f32(x: f32, y_word: u32) -> u32 {
     case OP_POW: { return float_word(pow_f32(x, exponent_f32(y_word))); }
     case OP_MOD: { return float_word(mod_f32(x, y, false)); }
     case OP_FMOD: { return float_word(mod_f32(x, y, true)); }
-    case OP_MAX: { return float_word(max(x, y)); }
-    case OP_MIN: { return float_word(min(x, y)); }
+    case OP_MAX: { return float_word(max_f(x, y)); }
+    case OP_MIN: { return float_word(min_f(x, y)); }
     case OP_EQUAL: { return u32(x == y); }
     case OP_LESS: { return u32(x < y); }
     case OP_GREATER: { return u32(x > y); }
@@ -315,7 +330,7 @@ fn apply_ternary(x: u32, y: u32, z: u32) -> u32 {
   }
   switch A_KIND {
     case KIND_F32: {
-      return bitcast<u32>(min(max(bitcast<f32>(x), bitcast<f32>(y)), bitcast<f32>(z)));
+      return bitcast<u32>(min_f(max_f(bitcast<f32>(x), bitcast<f32>(y)), bitcast<f32>(z)));
     }
     default: {
       return bitcast<u32>(min(max(bitcast<i32>(x), bitcast<i32>(y)), bitcast<i32>(z)));

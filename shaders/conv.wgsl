@@ -46,6 +46,14 @@ const TM4: u32 = {{TM4}}u; // output channel blocks (of 4) per invocation
 
 override WG: u32 = 64u;
 override RELU: bool = false;
+
+// Relu that keeps NaN (WGSL's max may return the other operand; ONNX and PyTorch give NaN),
+// tested on the bits so that a compiler's finite-math assumption cannot fold it away.
+fn relu4(v: vec4<f32>) -> vec4<f32> {
+  let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+  return select(max(v, vec4<f32>(0.0)), v, nan);
+}
+
 override ROUND_F16: bool = false; // float16 output: round to half precision (stored as f32)
 // Input paths the host picks from the geometry (both only cut storage-buffer loads, which
 // dominate on llvmpipe; results match the generic path to rounding):
@@ -473,7 +481,7 @@ fn store_channel(v_in: vec4<f32>, out_base: vec4<u32>, g: u32, mc: u32, valid: v
   let oc = g * mg + mc;
   var v = v_in + bias[oc];
   if (RELU) {
-    v = max(v, vec4<f32>(0.0));
+    v = relu4(v);
   }
   if (ROUND_F16) {
     v = vec4<f32>(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));
@@ -594,7 +602,7 @@ fn store_wide_channel(v_in: vec4<f32>, out_base: u32, oc: u32, mc: u32, lanes: u
   }
   var v = v_in + bias[oc];
   if (RELU) {
-    v = max(v, vec4<f32>(0.0));
+    v = relu4(v);
   }
   if (ROUND_F16) {
     v = vec4<f32>(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));

@@ -59,10 +59,16 @@ fn erf_approx(x: f32) -> f32 {
   return sign(x) * (1.0 - poly * exp(-x * x));
 }
 
+// Relu that keeps NaN (WGSL's max may return the other operand; ONNX and PyTorch give NaN),
+// tested on the bits so that a compiler's finite-math assumption cannot fold it away.
+fn relu(v: f32) -> f32 {
+  return select(max(v, 0.0), v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u);
+}
+
 fn epilogue(v: f32) -> f32 {
   var r = v;
   if (ACT == 1u) {
-    r = max(r, 0.0);
+    r = relu(r);
   } else if (ACT == 2u) {
     r = 0.5 * r * (1.0 + erf_approx(r * 0.70710678118654752));
   } else if (ACT == 3u) {

@@ -31,6 +31,11 @@ override ROUND_F16: bool = false; // average of float16 data: round to half prec
 @group(0) @binding(2) var<storage, read_write> indices: array<i32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+// NaN tested on the bits: a compiler may assume comparisons never see NaN.
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * WG;
@@ -68,7 +73,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let w = start.z + c * dil.z;
         let v = x[base + u32((d * in_dims.y + h) * in_dims.z + w)];
         if (MAX) {
-          if (!found || v > best) {
+          // A NaN wins and then stays (numpy and PyTorch's max_pool2d give NaN too).
+          if (!found || (is_nan(v) || v > best) && !is_nan(best)) {
             best = v;
             if (COL_MAJOR) {
               best_index = d + (h + w * in_dims.y) * in_dims.x;

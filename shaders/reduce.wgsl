@@ -32,6 +32,7 @@ override OP: u32 = OP_SUM;
 override WG: u32 = 64u;
 // Round float results to half precision (float16 tensors are stored as f32).
 override ROUND_F16: bool = false;
+override FLOAT_ACC: bool = true; // {{A}} is f32: max/min propagate NaN
 
 struct Params {
   out_count: u32,
@@ -95,10 +96,25 @@ fn contribution(v: {{T}}, m: f32) -> {{A}} {
   }
 }
 
+// WGSL leaves min/max of a NaN to the implementation; ONNX (numpy) and PyTorch propagate it. NaN
+// is tested on the bits so that a compiler's finite-math assumption cannot fold the test away.
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+/// max/min that return a NaN operand (float accumulators only: integer bits are never NaN).
+fn pick(is_max: bool, a: {{A}}, b: {{A}}) -> {{A}} {
+  if (FLOAT_ACC) {
+    if (is_nan(bitcast<f32>(a))) { return a; }
+    if (is_nan(bitcast<f32>(b))) { return b; }
+  }
+  return select(min(a, b), max(a, b), is_max);
+}
+
 fn combine(op: u32, a: {{A}}, b: {{A}}) -> {{A}} {
   switch op {
-    case OP_MAX: { return max(a, b); }
-    case OP_MIN: { return min(a, b); }
+    case OP_MAX: { return pick(true, a, b); }
+    case OP_MIN: { return pick(false, a, b); }
     case OP_PROD: { return a * b; }
     default: { return a + b; }
   }
@@ -141,7 +157,7 @@ fn reduce_serial(op: u32, base: u32, init: {{A}}, m: f32) -> {{A}} {
     for (var i = 0u; i < inner; i++) {
       let v = x[start + i * inner_stride];
       if (op == OP_MAX) {
-        acc = max(acc, {{A}}(v));
+        acc = pick(true, acc, {{A}}(v));
       } else {
         acc = combine(op, acc, contribution(v, m));
       }
@@ -177,7 +193,7 @@ fn reduce_strided(op: u32, base: u32, lid: u32, init: {{A}}, m: f32) -> {{A}} {
   for (var r = lid; r < params.red_count; r += WG) {
     let v = x[base + red_offset(r, params.red_rank)];
     if (op == OP_MAX) {
-      acc = max(acc, {{A}}(v));
+      acc = pick(true, acc, {{A}}(v));
     } else {
       acc = combine(op, acc, contribution(v, m));
     }

@@ -121,6 +121,21 @@ fn float_word(v: f32) -> u32 {
   return bitcast<u32>(v);
 }
 
+// WGSL leaves min/max (and sign) of a NaN to the implementation; ONNX (numpy) and PyTorch
+// propagate it. NaN is tested on the bits so that a compiler's finite-math assumption cannot fold
+// the test away.
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn max_f(a: f32, b: f32) -> f32 {
+  return select(select(max(a, b), b, is_nan(b)), a, is_nan(a));
+}
+
+fn min_f(a: f32, b: f32) -> f32 {
+  return select(select(min(a, b), b, is_nan(b)), a, is_nan(a));
+}
+
 // ---- accurate helpers ----
 
 // log(1 + u) = 2 atanh(s), s = u / (2 + u), by its odd series for |u| < 0.5 (|s| < 1/3, 9 terms
@@ -238,7 +253,7 @@ fn sigmoid_f(v: f32) -> f32 {
 
 // log(1 + e^v) = max(v, 0) + log1p(e^-|v|): no overflow, no loss for very negative v.
 fn softplus_f(v: f32) -> f32 {
-  return max(v, 0.0) + log1p_f(exp(-abs(v)));
+  return max_f(v, 0.0) + log1p_f(exp(-abs(v)));
 }
 
 fn sinh_f(v: f32) -> f32 {
@@ -283,7 +298,7 @@ fn unary_f32(v: f32) -> u32 {
     case OP_ERF: { return float_word(erf_f(v)); }
     case OP_SIGMOID: { return float_word(sigmoid_f(v)); }
     case OP_TANH: { return float_word(tanh_f(v)); }
-    case OP_RELU: { return float_word(max(v, 0.0)); }
+    case OP_RELU: { return float_word(max_f(v, 0.0)); }
     case OP_LEAKY_RELU: { return float_word(select(v, alpha * v, v < 0.0)); }
     // 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2): no cancellation for x << 0.
     case OP_GELU: { return float_word(0.5 * v * erfc_f(-0.70710678118654752 * v)); }
@@ -299,9 +314,9 @@ fn unary_f32(v: f32) -> u32 {
     case OP_SIN: { return float_word(sin(v)); }
     case OP_COS: { return float_word(cos(v)); }
     case OP_SOFTPLUS: { return float_word(softplus_f(v)); }
-    case OP_HARD_SIGMOID: { return float_word(max(0.0, min(1.0, alpha * v + beta))); }
-    case OP_CLIP: { return float_word(min(max(v, alpha), beta)); }
-    case OP_SIGN: { return float_word(sign(v)); }
+    case OP_HARD_SIGMOID: { return float_word(max_f(0.0, min_f(1.0, alpha * v + beta))); }
+    case OP_CLIP: { return float_word(min_f(max_f(v, alpha), beta)); }
+    case OP_SIGN: { return float_word(select(sign(v), v, is_nan(v))); }
     case OP_AFFINE: { return float_word(alpha * v + beta); }
     case OP_TAN: { return float_word(tan(v)); }
     case OP_ASIN: { return float_word(asin_f(v)); }
@@ -314,9 +329,9 @@ fn unary_f32(v: f32) -> u32 {
     case OP_ATANH: { return float_word(0.5 * log1p_f(2.0 * v / (1.0 - v))); }
     case OP_ELU: { return float_word(select(v, alpha * expm1_f(v), v < 0.0)); }
     case OP_SELU: { return float_word(beta * select(v, alpha * expm1_f(v), v <= 0.0)); }
-    case OP_CELU: { return float_word(max(v, 0.0) + min(0.0, alpha * expm1_f(v / alpha))); }
+    case OP_CELU: { return float_word(max_f(v, 0.0) + min_f(0.0, alpha * expm1_f(v / alpha))); }
     case OP_SOFTSIGN: { return float_word(v / (1.0 + abs(v))); }
-    case OP_HARD_SWISH: { return float_word(v * max(0.0, min(1.0, v / 6.0 + 0.5))); }
+    case OP_HARD_SWISH: { return float_word(v * max_f(0.0, min_f(1.0, v / 6.0 + 0.5))); }
     case OP_MISH: { return float_word(v * tanh_f(softplus_f(v))); }
     case OP_THRESHOLDED_RELU: { return float_word(select(0.0, v, v > alpha)); }
     // Bit tests: compilers may fold v != v to false.

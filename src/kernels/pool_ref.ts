@@ -163,7 +163,8 @@ export function maxPoolRef(
     for (const q of taps) {
       if (!inside(q, [0, 0, 0], g.inSize)) continue;
       const v = x[plane * inPlane + (q[0] * ih + q[1]) * iw + q[2]];
-      if (bestIndex < 0 || v > best) {
+      // A NaN wins and stays, as in numpy and PyTorch (and pool.wgsl).
+      if (bestIndex < 0 || (Number.isNaN(v) || v > best) && !Number.isNaN(best)) {
         best = v;
         bestIndex = plane * inPlane +
           (colMajor ? q[0] + q[1] * id + q[2] * id * ih : (q[0] * ih + q[1]) * iw + q[2]);

@@ -225,6 +225,7 @@ export function prepareReduce(
       OP: REDUCE_OP_CODES[op],
       WG: ROW_WG,
       ROUND_F16: x.dtype === "float16" ? 1 : 0,
+      FLOAT_ACC: acc === "f32" ? 1 : 0,
     },
     placeholders: { T: storageType(x.dtype), A: acc },
   };
