@@ -80,6 +80,13 @@ export function validateAmuConfig(c: AmuConfig): void {
   if (!/^[A-Za-z0-9_.\-]+$/.test(c.expName)) {
     fail(`exp_name '${c.expName}' may only use letters, digits, '_', '-' and '.'`);
   }
+  // "." and ".." would put the run in results/ itself or above it, where a rerun or --overwrite
+  // deletes run files.
+  if (/^\.+$/.test(c.expName)) {
+    fail(
+      `exp_name '${c.expName}' names no folder inside results/: use a name with a letter or digit`,
+    );
+  }
   if (!(c.adamBeta1 >= 0 && c.adamBeta1 < 1 && c.adamBeta2 >= 0 && c.adamBeta2 < 1)) {
     fail("adam betas must be in [0, 1)");
   }

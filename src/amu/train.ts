@@ -304,6 +304,7 @@ export async function trainAmu(
         const count = Math.min(chunk, iters - done);
         const last = done + count === iters;
         result = await session.run(count, last, done + count);
+        checkFinite(result.records.loss, e + 1, config, dir);
         done += count;
         if (!last && options.onProgress) {
           const losses = result.records.loss;
@@ -330,6 +331,9 @@ export async function trainAmu(
         test_loss: lambda * (t.lossMerge / T) + (1 - lambda) * (t.lossAux / T),
       };
       finalWeight = await session.readWeights();
+      if (!Number.isFinite(m.test_loss) || firstNonFinite(finalWeight) >= 0) {
+        throw divergence(`epoch ${m.epoch} ended with a non-finite head or test loss`, config, dir);
+      }
       metrics.epochs.push(m);
       const isBest = m.test_acc > (metrics.best.epoch === 0 ? -Infinity : metrics.best.test_acc);
       if (isBest) {
@@ -408,3 +412,36 @@ export async function trainAmu(
 }
 
 export { RUN_FILES };
+
+function firstNonFinite(values: ArrayLike<number>): number {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) return i;
+  }
+  return -1;
+}
+
+/** Stops training at the first non-finite loss among epoch `epoch`'s iterations so far
+ * (`losses`): nothing of the epoch is saved, so the run directory keeps the last finite
+ * checkpoint. */
+function checkFinite(
+  losses: ArrayLike<number>,
+  epoch: number,
+  config: AmuConfig,
+  dir: string | undefined,
+): void {
+  const i = firstNonFinite(losses);
+  if (i >= 0) {
+    throw divergence(
+      `the loss at epoch ${epoch}, iteration ${i + 1} is ${losses[i]}`,
+      config,
+      dir,
+    );
+  }
+}
+
+function divergence(what: string, config: AmuConfig, dir: string | undefined): EngineError {
+  return new EngineError(
+    `training diverged: ${what} (lr ${config.lr}); lower --lr or check the features` +
+      (dir ? `. ${runFile(dir, "last")} still holds the last finite epoch` : ""),
+  );
+}

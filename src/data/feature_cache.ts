@@ -75,7 +75,7 @@ export function featureMatrix(rows: number, cols: number, data?: Float32Array): 
   return { rows, cols, data: d };
 }
 
-/** Shapes and label ranges agree; errors name the array. */
+/** Shapes and label ranges agree and every feature is finite; errors name the array (and row). */
 export function validateFeatures(f: AmuFeatures, label = "features"): void {
   const classes = f.clipWeights.cols;
   const dc = f.clipWeights.rows;
@@ -101,6 +101,24 @@ export function validateFeatures(f: AmuFeatures, label = "features"): void {
     `test rows disagree: test_clip ${f.testClip.rows}, test_aux ${f.testAux.rows}, ` +
       `test_labels ${f.testLabels.length}`,
   );
+  const matrices: [string, FeatureMatrix][] = [
+    ["train_clip", f.trainClip],
+    ["train_aux", f.trainAux],
+    ["test_clip", f.testClip],
+    ["test_aux", f.testAux],
+    ["clip_weights", f.clipWeights],
+  ];
+  for (const [name, m] of matrices) {
+    const bad = firstNonFinite(m.data);
+    if (bad >= 0) {
+      const row = Math.floor(bad / m.cols), col = bad % m.cols;
+      throw new EngineError(
+        `${label}: ${name} row ${row} (column ${col}) is ${m.data[bad]}: features must be ` +
+          `finite (a NaN or infinity here would train a head of NaN); re-extract the features ` +
+          `or check the encoder that made them`,
+      );
+    }
+  }
   for (const [name, labels] of [["train_labels", f.trainLabels], ["test_labels", f.testLabels]]) {
     const arr = labels as Int32Array;
     for (let i = 0; i < arr.length; i++) {
@@ -111,6 +129,14 @@ export function validateFeatures(f: AmuFeatures, label = "features"): void {
       }
     }
   }
+}
+
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    // v - v is 0 for every finite v and NaN for NaN and +-infinity.
+    if (data[i] - data[i] !== 0) return i;
+  }
+  return -1;
 }
 
 function matrixFrom(a: NpyArray, name: string, label: string): FeatureMatrix {
@@ -233,11 +259,4 @@ export function readFeatureCache(dir: string): FeatureCache {
     );
   }
   return { features, manifest };
-}
-
-/** SHA-256 of a file as lowercase hex (for the manifest's encoder records). */
-export async function sha256File(path: string): Promise<string> {
-  const bytes = await Deno.readFile(path);
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

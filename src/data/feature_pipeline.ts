@@ -2,10 +2,12 @@
  *
  * The cache (features.npz + manifest.json, see feature_cache.ts) has three parts, each stamped in
  * the manifest with a key of everything it depends on:
- *   train  training views of the few-shot list: images (paths relative to the dataset root, and
- *          labels), shots, sampling seed, augmentation views and seed, CLIP image tower and
- *          auxiliary encoder (file SHA-256s and input sizes)
- *   test   the test images and the same two image encoders
+ *   train  training views of the few-shot list: images (paths relative to the dataset root,
+ *          labels and each file's SHA-256, so another dataset with the same file names or an
+ *          image edited in place never matches), shots, sampling seed, augmentation views and
+ *          seed, CLIP image tower and auxiliary encoder (file SHA-256s, input sizes,
+ *          normalisation) and the view transforms
+ *   test   the test images (the same way) and the same two image encoders
  *   text   class names, prompt templates, CLIP text tower and tokenizer
  * A part whose key matches is reused; otherwise it is extracted again (saying why), or, when the
  * run asked to reuse it (`--load_aux_weight` for train, `--load_pre_feat` for test and text),
@@ -37,9 +39,16 @@ import {
 import type { ProgressOptions } from "./progress.ts";
 import { ProgressLine } from "./progress.ts";
 import { encodeClassWeights, type PromptTokenizer, type TextEncodeFn } from "./text_features.ts";
+import { FileHashes } from "./file_hashes.ts";
 
-/** Bumped when extraction changes in a way that invalidates old caches. */
-export const EXTRACTION_VERSION = 1;
+/** Bumped when extraction changes in a way that invalidates old caches (2: keys hold image
+ * contents and preprocessing). */
+export const EXTRACTION_VERSION = 2;
+
+/** The view transforms, as recorded in keys and manifests. */
+export const TRAIN_VIEWS = "RandomResizedCrop(scale 0.5-1, ratio 3/4-4/3, bicubic) + " +
+  "RandomHorizontalFlip, seeded per (augment_seed, image, view)";
+export const TEST_VIEW = "Resize(shorter side, bicubic, antialiased) + CenterCrop";
 
 /** A model file as the manifest records it. */
 export interface ModelFile extends EncoderRecord {
@@ -56,6 +65,8 @@ export interface LazyImageTower {
   file: ModelFile;
   /** Input size forced by the user (null: the model's own). Part of the cache key. */
   sizeOverride: number | null;
+  /** The input normalisation, e.g. "CLIP mean/std". Part of the cache key. */
+  normalization: string;
   load(): Promise<LoadedImageTower>;
 }
 
@@ -114,6 +125,8 @@ export interface FeaturePipelineOptions {
   siblings?: boolean;
   /** Which flag asked for reuse, for messages. */
   flagNames?: { train: string; test: string };
+  /** Image content hashes, remembered between runs (default: for this run only). */
+  hashes?: FileHashes;
 }
 
 export type PartName = "train" | "test" | "text";
@@ -139,37 +152,67 @@ async function sha256Text(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Digest of an image list: paths relative to the root and labels, in order. */
-async function listDigest(items: readonly LabeledImage[], root: string): Promise<string> {
-  const lines = items.map((it) => `${relative(root, it.path)}\t${it.label}`);
+/** Digest of an image list: paths relative to the root, labels and file contents, in order. */
+async function listDigest(
+  items: readonly LabeledImage[],
+  root: string,
+  hashes: FileHashes,
+  line: ProgressLine | undefined,
+): Promise<string> {
+  const lines: string[] = [];
+  for (const it of items) {
+    const { sha256 } = await hashes.hash(it.path);
+    lines.push(`${relative(root, it.path)}\t${it.label}\t${sha256}`);
+    line?.advance(1);
+  }
   return await sha256Text(lines.join("\n"));
 }
 
-/** The three parts' keys (see the module comment). */
-export async function featureKeys(job: FeatureJob): Promise<Record<PartName, Key>> {
+/** The three parts' keys (see the module comment). Hashing the images shows progress unless
+ * `progress` is false. */
+export async function featureKeys(
+  job: FeatureJob,
+  hashes: FileHashes = new FileHashes(),
+  progress?: ProgressOptions | false,
+): Promise<Record<PartName, Key>> {
   const root = resolve(job.root);
   const images = {
     clip_visual: job.clip.file.sha256,
     clip_size: job.clip.sizeOverride ?? "model",
+    clip_normalization: job.clip.normalization,
     aux: job.aux.file.sha256,
     aux_size: job.aux.sizeOverride ?? "model",
+    aux_normalization: job.aux.normalization,
     extraction_version: EXTRACTION_VERSION,
   };
+  const line = progress === false
+    ? undefined
+    : new ProgressLine("hashing images", job.train.length + job.test.length, "files", progress);
+  let trainImages: string, testImages: string;
+  try {
+    trainImages = await listDigest(job.train, root, hashes, line);
+    testImages = await listDigest(job.test, root, hashes, line);
+  } finally {
+    line?.finish();
+    hashes.save();
+  }
   return {
     train: {
       dataset: job.dataset,
-      images: await listDigest(job.train, root),
+      images: trainImages,
       count: job.train.length,
       shots: job.shots,
       seed: job.seed,
       augment_views: job.views,
       augment_seed: job.augmentSeed,
+      views: TRAIN_VIEWS,
       ...images,
     },
     test: {
       dataset: job.dataset,
-      images: await listDigest(job.test, root),
+      images: testImages,
       count: job.test.length,
+      views: TEST_VIEW,
       ...images,
     },
     text: {
@@ -185,7 +228,7 @@ export async function featureKeys(job: FeatureJob): Promise<Record<PartName, Key
 
 const KEY_LABELS: Record<string, string> = {
   dataset: "dataset",
-  images: "image list",
+  images: "images (paths, labels and contents)",
   count: "number of images",
   shots: "shots",
   seed: "sampling seed (--rand_seed)",
@@ -193,8 +236,11 @@ const KEY_LABELS: Record<string, string> = {
   augment_seed: "augmentation seed (--torch_rand_seed)",
   clip_visual: "CLIP image tower (SHA-256)",
   clip_size: "CLIP input size",
+  clip_normalization: "CLIP input normalisation",
   aux: "auxiliary encoder (SHA-256)",
   aux_size: "auxiliary input size",
+  aux_normalization: "auxiliary input normalisation",
+  views: "view transforms",
   classes: "class names",
   class_count: "number of classes",
   templates: "prompt templates",
@@ -264,7 +310,7 @@ export async function buildFeatures(
 ): Promise<FeaturePipelineResult> {
   const dir = resolve(options.cacheDir);
   const log = options.log;
-  const keys = await featureKeys(job);
+  const keys = await featureKeys(job, options.hashes, options.progress);
   const manifest = readManifest(dir);
   const saved = savedKeys(manifest);
   const modes: Record<PartName, ReuseMode> = {
@@ -381,7 +427,7 @@ export async function buildFeatures(
     } else {
       const { f } = cacheOf(sources.text);
       clipWeights = f.clipWeights;
-      log(`text weights: reused from ${sourceText(sources.text, dir)}`);
+      log(`text weights: reused from ${sourceText(sources.text, dir)} (${whyMatched(keys.text)})`);
     }
 
     const towers = clip && aux ? [clip, aux] : [];
@@ -425,7 +471,10 @@ export async function buildFeatures(
       const { f, m } = cacheOf(sources[part]);
       const record = (m.parts as Record<string, { kept?: number[]; skipped?: SkippedImage[] }>)
         ?.[part];
-      log(`${PART_TITLES[part]}: reused from ${sourceText(sources[part], dir)}`);
+      log(
+        `${PART_TITLES[part]}: reused from ${sourceText(sources[part], dir)} ` +
+          `(${whyMatched(keys[part])})`,
+      );
       return part === "train"
         ? {
           clip: f.trainClip,
@@ -494,9 +543,8 @@ export async function buildFeatures(
       preprocessing: {
         clip: preprocessing(clip, "clip"),
         aux: preprocessing(aux, "aux"),
-        train_views: "RandomResizedCrop(scale 0.5-1, ratio 3/4-4/3, bicubic) + " +
-          "RandomHorizontalFlip, seeded per (augment_seed, image, view)",
-        test_view: "Resize(shorter side, bicubic, antialiased) + CenterCrop",
+        train_views: TRAIN_VIEWS,
+        test_view: TEST_VIEW,
       },
       parts: {
         train: { kept: train.kept, skipped: train.skipped },
@@ -526,6 +574,17 @@ export async function buildFeatures(
 
 function secs(t0: number): string {
   return `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+}
+
+/** Why a cached part was taken: the key it matched, in words. */
+function whyMatched(key: Key): string {
+  if (key.class_count !== undefined) {
+    return `same ${key.class_count} class names, ${(key.templates as string[]).length} ` +
+      `template(s), text tower ${show(key.clip_text)} and tokenizer`;
+  }
+  return `same ${key.count} images by path, label and content (digest ${show(key.images)}), ` +
+    `encoders ${show(key.clip_visual)} and ${show(key.aux)}, input sizes, normalisation and ` +
+    `views` + (key.shots !== undefined ? ", shots and seeds" : "");
 }
 
 function sourceText(source: string, dir: string): string {

@@ -3,6 +3,7 @@
  * models, features (from the cache or extracted on the GPU), zero-shot weights from prompts,
  * training (src/amu's `trainAmu`), and the result files. Everything printed also goes to the
  * run's train.log. */
+import { FileHashes } from "../../src/data/file_hashes.ts";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { EngineError } from "../../src/gpu/errors.ts";
@@ -133,6 +134,48 @@ function checkSameTraining(dir: string, s: ExperimentSettings): void {
   }
 }
 
+function commandLine(s: ExperimentSettings): string {
+  return ["deno", "task", "train", ...s.argv].join(" ");
+}
+
+function readJsonObject(path: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(Deno.readTextFileSync(path));
+    return v && typeof v === "object" && !Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `dir` holds a run of this tool: its config.json (written by the trainer) or its
+ * experiment.json (written first by every run) has the shape this tool writes. */
+function isRunFolder(dir: string): boolean {
+  const config = readJsonObject(runFile(dir, "config"));
+  if (
+    config && typeof config.config === "object" && typeof config.iters_per_epoch === "number" &&
+    typeof config.total_steps === "number"
+  ) return true;
+  const experiment = readJsonObject(join(dir, RESULT_FILES.experiment));
+  return typeof experiment?.command === "string" &&
+    experiment.command.startsWith("deno task train");
+}
+
+/** Refuses an output folder that holds files with a run file's name but is not a run's (a
+ * user's own config.json, say): they would be taken for an interrupted run, replaced, or
+ * deleted by --overwrite. Nothing is written or removed there. */
+function checkRunFolder(dir: string): void {
+  if (!existsSync(dir) || isRunFolder(dir)) return;
+  const names = [...Object.values(RUN_FILES), ...Object.values(RESULT_FILES)];
+  const clashing = names.filter((f) => existsSync(join(dir, f)));
+  if (clashing.length > 0) {
+    throw new EngineError(
+      `${dir} holds ${clashing.join(", ")}, which a run would write, but is not the folder of ` +
+        `a run of \`deno task train\`; nothing was changed there: choose an empty or new folder ` +
+        `with --out (or --exp_name)`,
+    );
+  }
+}
+
 function removeRunFiles(dir: string): void {
   for (const f of [...Object.values(RUN_FILES), ...Object.values(RESULT_FILES)]) {
     const p = join(dir, f);
@@ -192,9 +235,30 @@ function prepareData(s: ExperimentSettings, root: string, datasetName: string): 
   };
 }
 
+/** Runs one experiment. A run that fails after its log was started ends its train.log with the
+ * error that ended it. */
 export async function runExperiment(
   s: ExperimentSettings,
   io: ExperimentIo = {},
+): Promise<ExperimentOutcome> {
+  const run: { logPath?: string } = {};
+  try {
+    return await experiment(s, io, run);
+  } catch (e) {
+    if (run.logPath) {
+      const message = e instanceof Error ? e.message : String(e);
+      try {
+        Deno.writeTextFileSync(run.logPath, `error: ${message}\n`, { append: true });
+      } catch { /* the error itself (a full disk, say) is what the user must see */ }
+    }
+    throw e;
+  }
+}
+
+async function experiment(
+  s: ExperimentSettings,
+  io: ExperimentIo,
+  run: { logPath?: string },
 ): Promise<ExperimentOutcome> {
   const print = io.print ?? console.log;
   const cacheRoot = resolve(io.cacheRoot ?? "results/cache");
@@ -205,7 +269,9 @@ export async function runExperiment(
     throw new EngineError("--fresh_features contradicts --load_pre_feat / --load_aux_weight");
   }
 
-  // The run directory: fresh, an interrupted run to resume, or a finished one.
+  // The run directory: fresh, an interrupted run to resume, or a finished one; never a folder
+  // of someone else's files that happen to share a run file's name.
+  checkRunFolder(outDir);
   let state = runState(outDir);
   if (s.overwrite && state.kind !== "fresh") {
     removeRunFiles(outDir);
@@ -228,8 +294,18 @@ export async function runExperiment(
   const resume = s.resume || state.kind !== "fresh";
   if (state.kind === "unfinished" && !s.orderPath) checkSameTraining(outDir, s);
   Deno.mkdirSync(outDir, { recursive: true });
+  // Marks the folder as a run's before anything else is written (replaced once features exist).
+  if (!existsSync(join(outDir, RESULT_FILES.experiment))) {
+    writeJson(join(outDir, RESULT_FILES.experiment), {
+      command: commandLine(s),
+      written: new Date().toISOString(),
+      mode: s.mode,
+      status: "started",
+    });
+  }
   const logPath = runFile(outDir, "log");
   if (!resume) Deno.writeTextFileSync(logPath, "");
+  run.logPath = logPath;
   const say = (line: string) => {
     print(line);
     Deno.writeTextFileSync(logPath, line + "\n", { append: true });
@@ -266,7 +342,7 @@ export async function runExperiment(
         `${manifest.shots ?? "?"}, ${manifest.class_names?.length ?? "?"} classes)`,
     );
   } else {
-    const hashMemo = join(cacheRoot, "file_hashes.json");
+    const hashes = new FileHashes(join(cacheRoot, "file_hashes.json"));
     let bpePath: string | undefined;
     let tokenizerId: string;
     let makeTokenizer: () => SizedTokenizer;
@@ -294,7 +370,7 @@ export async function runExperiment(
     }
     if (bpePath) {
       const path = bpePath;
-      tokenizerId = (await modelFile("bpe", path, hashMemo)).sha256;
+      tokenizerId = (await modelFile("bpe", path, hashes)).sha256;
       makeTokenizer = () => {
         const tok = ClipTokenizer.fromFile(path);
         return {
@@ -315,9 +391,9 @@ export async function runExperiment(
     );
     printSettings(say, s, settingsJson, cacheDir, models, data, bpePath);
     const files = {
-      clip: await modelFile("clip_visual", models.clipVisual, hashMemo),
-      text: await modelFile("clip_text", models.clipText, hashMemo),
-      aux: await modelFile("aux", models.aux, hashMemo),
+      clip: await modelFile("clip_visual", models.clipVisual, hashes),
+      text: await modelFile("clip_text", models.clipText, hashes),
+      aux: await modelFile("aux", models.aux, hashes),
     };
     const gpuFn = () => Promise.resolve(gpu);
     // Saved kernel choices (e.g. from `deno task tune`) apply in every mode; new problems are
@@ -353,6 +429,7 @@ export async function runExperiment(
       batchSize: s.valBatchSize,
       log: say,
       progress: io.progress,
+      hashes,
     });
     features = pipeline.features;
     manifest = pipeline.manifest;
@@ -373,7 +450,7 @@ export async function runExperiment(
   }
 
   writeJson(join(outDir, RESULT_FILES.experiment), {
-    command: ["deno", "task", "train", ...s.argv].join(" "),
+    command: commandLine(s),
     written: new Date().toISOString(),
     mode: s.mode,
     settings: settingsJson,

@@ -32,8 +32,7 @@ import type {
   LoadedTextTower,
   ModelFile,
 } from "../../src/data/feature_pipeline.ts";
-import { sha256File } from "../../src/data/feature_cache.ts";
-import { writeFileAtomic } from "../../src/data/npy.ts";
+import type { FileHashes } from "../../src/data/file_hashes.ts";
 import { type PromptTokenizer, textEncodeFn } from "../../src/data/text_features.ts";
 import { REPO_ROOT } from "../../src/data/assets.ts";
 import type { ModelChoice } from "./settings.ts";
@@ -199,33 +198,16 @@ export async function resolveModelPaths(
   return { clipVisual: visual, clipText: text, aux, tag };
 }
 
-interface HashMemo {
-  [path: string]: { size: number; mtime: number; sha256: string };
-}
-
-/** SHA-256 of a model file, memoised in `memoFile` by (path, size, mtime). */
-export async function modelFile(role: string, path: string, memoFile?: string): Promise<ModelFile> {
-  const abs = resolve(path);
-  const st = Deno.statSync(abs);
-  const mtime = st.mtime?.getTime() ?? 0;
-  let memo: HashMemo = {};
-  if (memoFile && existsSync(memoFile)) {
-    try {
-      memo = JSON.parse(Deno.readTextFileSync(memoFile));
-    } catch { /* rebuilt below */ }
-  }
-  const hit = memo[abs];
-  let sha256: string;
-  if (hit && hit.size === st.size && hit.mtime === mtime) sha256 = hit.sha256;
-  else {
-    sha256 = await sha256File(abs);
-    if (memoFile) {
-      memo[abs] = { size: st.size, mtime, sha256 };
-      Deno.mkdirSync(dirname(memoFile), { recursive: true });
-      writeFileAtomic(memoFile, JSON.stringify(memo, null, 1) + "\n");
-    }
-  }
-  return { role, path: abs, sha256, bytes: st.size };
+/** A model file's record for the manifest: its SHA-256 (from `hashes`' memo while the file's
+ * size and mtime are unchanged). */
+export async function modelFile(
+  role: string,
+  path: string,
+  hashes: FileHashes,
+): Promise<ModelFile> {
+  const h = await hashes.hash(path);
+  hashes.save();
+  return { role, path: h.path, sha256: h.sha256, bytes: h.bytes };
 }
 
 /** Side of a square image input the model declares (dims [batch, 3, H, W]), if fixed. */
@@ -252,6 +234,7 @@ export function lazyImageTower(
   return {
     file,
     sizeOverride: sizeOverride ?? null,
+    normalization: kind === "clip" ? "CLIP mean/std" : "ImageNet mean/std",
     async load(): Promise<LoadedImageTower> {
       const t0 = performance.now();
       const tower = kind === "clip" ? "visual" : undefined;

@@ -1,0 +1,136 @@
+/** Guards against silent wrong results and lost files in `deno task train`: a diverging run stops
+ * with a clear error (non-zero exit, nothing of the diverged epoch saved, train.log ending with
+ * the error); run names that resolve outside results/ are refused; an --out folder holding a
+ * user's own files with a run file's name is neither taken for a run nor changed. */
+import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { EngineError } from "../../src/gpu/errors.ts";
+import { writeFeatureCache } from "../../src/data/feature_cache.ts";
+import { amuConfig } from "../../src/amu/config.ts";
+import { syntheticFeatures } from "../../src/amu/synthetic.ts";
+import { trainAmu } from "../../src/amu/train.ts";
+import { runTask } from "../helpers.ts";
+
+function tinyFeatures() {
+  return syntheticFeatures({
+    trainRows: 24,
+    testRows: 11,
+    classes: 5,
+    clipDim: 6,
+    auxDim: 7,
+    seed: 3,
+    noise: 1.5,
+  });
+}
+
+function writeCache(dir: string): string {
+  const cache = join(dir, "cache");
+  writeFeatureCache(cache, tinyFeatures(), {
+    format: "amu-feature-cache",
+    version: 1,
+    dataset: "synthetic",
+    split: { train: "train", test: "test" },
+    shots: null,
+    seed: 3,
+    augment_views: 1,
+    class_names: ["a", "b", "c", "d", "e"],
+    encoders: [],
+  });
+  return cache;
+}
+
+function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = Deno.makeTempDirSync({ prefix: "train_guards_" });
+  return fn(dir).finally(() => Deno.removeSync(dir, { recursive: true }));
+}
+
+const noStack = (stderr: string) => ok(!/^\s+at /m.test(stderr), `stack trace in:\n${stderr}`);
+
+Deno.test("divergence: a non-finite loss stops training with an error; nothing of that epoch is saved", async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, "run");
+    const config = amuConfig({ lr: 1e30, epochs: 2, batchSize: 8 });
+    await rejects(
+      trainAmu(config, tinyFeatures(), { outDir: out }),
+      (e: Error) =>
+        e instanceof EngineError &&
+        /^training diverged: the loss at epoch 1, iteration \d+ is (NaN|Infinity|-Infinity) \(lr 1e\+30\)/
+          .test(e.message),
+    );
+    ok(!existsSync(join(out, "checkpoint_last.npz")), "no checkpoint of the diverged epoch");
+    ok(!existsSync(join(out, "metrics.json")), "no metrics of the diverged epoch");
+
+    // Through the command line: exit 1, one error line, and train.log ends with it.
+    const cache = writeCache(dir);
+    const cliOut = join(dir, "cli");
+    const r = await runTask("train", ["--features", cache, "--out", cliOut, "--lr", "1e30"]);
+    assertEquals(r.code, 1, r.stdout + r.stderr);
+    ok(/^error: training diverged: /m.test(r.stderr), r.stderr);
+    noStack(r.stderr);
+    const log = Deno.readTextFileSync(join(cliOut, "train.log")).trimEnd().split("\n");
+    ok(log[log.length - 1].startsWith("error: training diverged: "), log.join("\n"));
+  });
+});
+
+Deno.test("run folders: --exp_name . or .. is refused; a folder of a user's files is left alone", async () => {
+  await withTempDir(async (dir) => {
+    const cache = writeCache(dir);
+    for (const name of [".", ".."]) {
+      const r = await runTask("train", ["--features", cache, "--exp_name", name]);
+      assertEquals(r.code, 1, r.stdout + r.stderr);
+      ok(r.stderr.includes(`exp_name '${name}' names no folder inside results/`), r.stderr);
+      noStack(r.stderr);
+    }
+
+    // A folder holding the user's own config.json (and notes): not a run, with or without
+    // --overwrite; nothing there changes.
+    const mine = join(dir, "mine");
+    Deno.mkdirSync(mine);
+    const userConfig = '{"learning_rate": 3, "note": "my own settings"}\n';
+    Deno.writeTextFileSync(join(mine, "config.json"), userConfig);
+    Deno.writeTextFileSync(join(mine, "notes.txt"), "keep\n");
+    for (const extra of [[], ["--overwrite"]]) {
+      const r = await runTask("train", ["--features", cache, "--out", mine, ...extra]);
+      assertEquals(r.code, 1, r.stdout + r.stderr);
+      ok(
+        r.stderr.includes(
+          "holds config.json, which a run would write, but is not the folder of a run",
+        ),
+        r.stderr,
+      );
+      noStack(r.stderr);
+      assertEquals(Deno.readTextFileSync(join(mine, "config.json")), userConfig);
+      assertEquals([...Deno.readDirSync(mine)].map((e) => e.name).sort(), [
+        "config.json",
+        "notes.txt",
+      ]);
+    }
+
+    // A folder of unrelated files only is fine: the run is written beside them, and a second
+    // run into it is recognised as the finished run it is.
+    const shared = join(dir, "shared");
+    Deno.mkdirSync(shared);
+    Deno.writeTextFileSync(join(shared, "notes.txt"), "keep\n");
+    const first = await runTask("train", [
+      "--features",
+      cache,
+      "--out",
+      shared,
+      "--train_epoch",
+      "1",
+    ]);
+    assertEquals(first.code, 0, first.stdout + first.stderr);
+    ok(existsSync(join(shared, "metrics.json")) && existsSync(join(shared, "notes.txt")));
+    const again = await runTask("train", [
+      "--features",
+      cache,
+      "--out",
+      shared,
+      "--train_epoch",
+      "1",
+    ]);
+    assertEquals(again.code, 1);
+    ok(again.stderr.includes("already holds a finished run"), again.stderr);
+  });
+});
