@@ -2,8 +2,10 @@
 // indices run as i32 on the GPU). Values are raw bits, so one pipeline serves every dtype.
 //
 // Index policy (both entry points): a negative index counts from the end (i + axis_dim); an
-// index still outside [0, axis_dim) is CLAMPED to the nearest valid row, so a bad index never
-// reads outside the buffer. ONNX calls such indices invalid; the CPU reference throws on them.
+// index still outside [0, axis_dim) is invalid (ONNX): it sets this dispatch's status slot (flag
+// and the offending index, see src/gpu/status.ts), which the host reads back with the results
+// and turns into an error naming the node, and it is clamped to the nearest valid row so that
+// nothing reads outside the buffer meanwhile. The CPU reference throws on it.
 //
 // `main` (Gather): data viewed as [outer, axis_dim, inner], indices flattened to n_idx entries,
 // out as [outer, n_idx, inner]. `lanes` invocations share one gathered row, each copying about
@@ -29,22 +31,28 @@ struct Params {
   axis: u32,
   idx_shape: array<vec4<u32>, 2>, // indices (= output) shape
   data_strides: array<vec4<u32>, 2>, // row-major strides of data
+  status_slot: u32, // this dispatch's slot in `status`
 }
 
 @group(0) @binding(0) var<storage, read> data: array<{{WORD}}>;
 @group(0) @binding(1) var<storage, read> indices: array<i32>;
 @group(0) @binding(2) var<storage, read_write> out: array<{{WORD}}>;
 @group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read_write> status: array<atomic<u32>>;
 
 override WG: u32 = 64u;
 override INTERLEAVE: bool = true;
 
-// Wraps a negative index once, then clamps into [0, axis_dim).
+// Wraps a negative index once; reports one still outside [0, axis_dim) and clamps it.
 fn resolve_index(raw: i32) -> u32 {
   let n = i32(params.axis_dim);
   var i = raw;
   if (i < 0) {
     i += n;
+  }
+  if (i < 0 || i >= n) {
+    atomicOr(&status[params.status_slot * 2u], 1u);
+    atomicStore(&status[params.status_slot * 2u + 1u], bitcast<u32>(raw));
   }
   return u32(clamp(i, 0, n - 1));
 }

@@ -5,3 +5,4 @@ export * from "./buffers.ts";
 export * from "./pipelines.ts";
 export * from "./dispatch.ts";
 export * from "./uniforms.ts";
+export * from "./status.ts";

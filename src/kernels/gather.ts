@@ -1,5 +1,6 @@
 /** Gather and GatherElements (shaders/gather.wgsl). Indices are i32 on the GPU (int32 or int64
- * tensors); negative ones count from the end and out-of-range ones are clamped (see the shader). */
+ * tensors); negative ones count from the end; an out-of-range one is clamped and reported in the
+ * `status` slot given (see the shader and src/gpu/status.ts). */
 import {
   createUniform,
   type Dispatch,
@@ -11,6 +12,7 @@ import {
   type ResourceOwner,
   shapeString,
   sizeOf,
+  type StatusSlot,
 } from "../gpu/mod.ts";
 import { interleaveFor } from "./copy.ts";
 import { contiguousStrides } from "./copy_ref.ts";
@@ -20,6 +22,18 @@ const WG = 64;
 /** Words one invocation copies of a gathered row at most (see gather.wgsl). */
 const RUN = 16;
 const MAX_RANK = 8;
+
+/** The slot to report bad indices in; without one (callers whose indices are valid by
+ * construction, such as the AMU trainer's permutations) a private slot nobody reads. */
+function statusOrSink(gpu: Gpu, owner: ResourceOwner, status: StatusSlot | undefined): StatusSlot {
+  if (status) return status;
+  const buffer = owner.own(gpu.device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.STORAGE,
+    label: "gather status (unread)",
+  }));
+  return { buffer, slot: 0 };
+}
 
 function checkIndices(label: string, indices: GpuTensor): void {
   if (indices.dtype !== "int32" && indices.dtype !== "int64") {
@@ -37,6 +51,7 @@ export function prepareGather(
   indices: GpuTensor,
   out: GpuTensor,
   axis: number,
+  status?: StatusSlot,
 ): Dispatch[] {
   checkIndices("gather", indices);
   const expected = gatherShape(data.shape, indices.shape, axis);
@@ -58,10 +73,12 @@ export function prepareGather(
   const lanes = Math.ceil(rowWords / RUN);
   const run = Math.ceil(rowWords / lanes);
   const threads = outer * nIdx * lanes;
+  const slot = statusOrSink(gpu, owner, status);
   const params = new Params()
     .u32(threads, axisDim, nIdx, rowWords, lanes, run, 0, 0)
     .u32Array([], 2)
-    .u32Array([], 2);
+    .u32Array([], 2)
+    .u32(slot.slot);
   const uniform = owner.own(createUniform(gpu, params, "gather"));
   return [prepareDispatch(
     gpu,
@@ -70,7 +87,7 @@ export function prepareGather(
       constants: { WG, INTERLEAVE: interleaveFor(gpu) },
       placeholders: { WORD: word === 4 ? "vec4<u32>" : "u32" },
     },
-    [data, indices, out, uniform],
+    [data, indices, out, uniform, slot.buffer],
     Math.ceil(threads / WG),
   )];
 }
@@ -84,6 +101,7 @@ export function prepareGatherElements(
   indices: GpuTensor,
   out: GpuTensor,
   axis: number,
+  status?: StatusSlot,
 ): Dispatch[] {
   checkIndices("gatherElements", indices);
   const rank = data.shape.length;
@@ -95,15 +113,17 @@ export function prepareGatherElements(
   const total = sizeOf(indices.shape);
   if (total === 0) return [];
   if (data.shape[axis] === 0) throw new EngineError(`gatherElements: axis ${axis} is empty`);
+  const slot = statusOrSink(gpu, owner, status);
   const params = new Params()
     .u32(total, data.shape[axis], 0, 0, 0, 0, rank, axis)
     .u32Array(indices.shape, 2)
-    .u32Array(contiguousStrides(data.shape), 2);
+    .u32Array(contiguousStrides(data.shape), 2)
+    .u32(slot.slot);
   const uniform = owner.own(createUniform(gpu, params, "gatherElements"));
   return [prepareDispatch(
     gpu,
     { shader: "gather", entryPoint: "elements", constants: { WG }, placeholders: { WORD: "u32" } },
-    [data, indices, out, uniform],
+    [data, indices, out, uniform, slot.buffer],
     Math.ceil(total / WG),
   )];
 }

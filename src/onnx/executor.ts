@@ -116,6 +116,8 @@ export class Model implements ConstantUploader {
   /** Every initializer name in the file (to explain a caller passing one as an input). */
   #initializerNames: ReadonlySet<string>;
   #queue: Promise<unknown> = Promise.resolve();
+  #statusReads = new Set<Promise<void>>();
+  #statusError: EngineError | undefined;
   #disposed = false;
 
   constructor(
@@ -213,6 +215,7 @@ export class Model implements ConstantUploader {
     return this.#serial(async () => {
       const facts = this.#validate(inputs);
       const plan = await this.#getPlan(facts, true, (name) => inputs[name]);
+      this.#checkIndexInputs(plan, inputs);
       const gpu = this.gpu;
       for (const [name, t] of plan.inputBuffers) {
         const data = this.#gpuData(inputs[name], `input '${name}'`);
@@ -221,6 +224,8 @@ export class Model implements ConstantUploader {
         }
       }
       const encoder = gpu.device.createCommandEncoder({ label: this.source });
+      const status = plan.statusBuffer;
+      if (status) encoder.clearBuffer(status);
       encodeDispatches(encoder, plan.dispatches);
       const result: Record<string, CpuTensor> = {};
       const reads: { name: string; tensor: GpuTensor; offset: number; bytes: number }[] = [];
@@ -238,10 +243,14 @@ export class Model implements ConstantUploader {
         reads.push({ name, tensor: out.tensor, offset: total, bytes });
         total += bytes;
       }
+      // The status words travel in the same readback, after the outputs.
+      const statusOffset = total;
+      if (status) total += status.size;
       const staging = total > 0 ? plan.staging(total) : undefined;
       for (const r of reads) {
         encoder.copyBufferToBuffer(r.tensor.buffer, 0, staging!, r.offset, r.bytes);
       }
+      if (status) encoder.copyBufferToBuffer(status, 0, staging!, statusOffset, status.size);
       gpu.device.queue.submit([encoder.finish()]);
       if (staging) {
         const lost = gpu.device.lost.then((info) => {
@@ -252,6 +261,10 @@ export class Model implements ConstantUploader {
         await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, total), lost]);
         const mapped = staging.getMappedRange(0, total).slice(0);
         staging.unmap();
+        if (status) {
+          const error = plan.statusError(new Uint32Array(mapped, statusOffset, status.size / 4));
+          if (error) throw error;
+        }
         for (const r of reads) {
           const t = r.tensor;
           const view = t.dtype === "float32" || t.dtype === "float16"
@@ -277,6 +290,7 @@ export class Model implements ConstantUploader {
         const t = inputs[name];
         return isGpuTensor(t) ? await downloadTensor(this.gpu, t) : t;
       });
+      this.#checkIndexInputs(plan, inputs);
       const gpu = this.gpu;
       const encoder = gpu.device.createCommandEncoder({ label: this.source });
       for (const [name, dst] of plan.inputBuffers) {
@@ -291,7 +305,15 @@ export class Model implements ConstantUploader {
           }
         }
       }
+      const status = plan.statusBuffer;
+      if (status) encoder.clearBuffer(status);
       encodeDispatches(encoder, plan.dispatches);
+      const statusCopy = status && gpu.device.createBuffer({
+        size: status.size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: `${this.source} status readback`,
+      });
+      if (status) encoder.copyBufferToBuffer(status, 0, statusCopy!, 0, status.size);
       const result: Record<string, GpuTensor> = {};
       for (const [name, out] of plan.outputs) {
         if (out.kind === "value") {
@@ -304,6 +326,7 @@ export class Model implements ConstantUploader {
         result[name] = t;
       }
       gpu.device.queue.submit([encoder.finish()]);
+      if (statusCopy) this.#watchStatus(plan, statusCopy);
       gpu.checkHealthy(`running ${this.source}`);
       return result;
     });
@@ -325,9 +348,67 @@ export class Model implements ConstantUploader {
   }
 
   /** Runs `fn` after every earlier call finished (plans' buffers are shared between runs). */
+  /** Host inputs that are Gather indices must lie in [-n, n) of the gathered axis (ONNX): a
+   * token id beyond the embedding table is refused here, naming the input and the position.
+   * (GPU-resident inputs are checked by the kernel's status slot instead.) */
+  #checkIndexInputs(plan: Plan, inputs: Record<string, CpuTensor | GpuTensor>): void {
+    for (const { input, node, axis, axisDim } of plan.indexInputs) {
+      const t = inputs[input];
+      if (!t || isGpuTensor(t)) continue;
+      const data = t.data as ArrayLike<number | bigint>;
+      for (let i = 0; i < data.length; i++) {
+        const v = Number(data[i]);
+        if (v >= -axisDim && v < axisDim) continue;
+        const at: number[] = [];
+        for (let d = t.shape.length - 1, rest = i; d >= 0; d--) {
+          at.unshift(rest % t.shape[d]);
+          rest = Math.floor(rest / t.shape[d]);
+        }
+        throw new InputError(
+          `${this.source}: input '${input}'[${at.join(", ")}] is ${v}, outside [-${axisDim}, ` +
+            `${axisDim}) for node '${node.name}' (${node.opType}), which gathers along axis ` +
+            `${axis} of size ${axisDim}` +
+            (axisDim > 1000 ? " (a token id beyond the embedding table?)" : ""),
+        );
+      }
+    }
+  }
+
+  /** Reads a `runGpu` call's status words once the GPU is done, without making the caller wait:
+   * invalid data found there is raised by the next call on this model, or by `settle()`. */
+  #watchStatus(plan: Plan, copy: GPUBuffer): void {
+    const read = copy.mapAsync(GPUMapMode.READ).then(() => {
+      const error = plan.statusError(new Uint32Array(copy.getMappedRange()));
+      copy.unmap();
+      if (error) this.#statusError ??= error;
+    }).catch(() => {/* a lost device is reported by the next call's health check */}).finally(
+      () => {
+        copy.destroy();
+        this.#statusReads.delete(read);
+      },
+    );
+    this.#statusReads.add(read);
+  }
+
+  #raiseStatus(): void {
+    const error = this.#statusError;
+    this.#statusError = undefined;
+    if (error) throw error;
+  }
+
+  /** Waits until the status of every `runGpu` call so far is known, and raises the first
+   * invalid-data error among them (an index outside its table), naming the node. */
+  settle(): Promise<void> {
+    return this.#serial(async () => {
+      await Promise.all(this.#statusReads);
+      this.#raiseStatus();
+    });
+  }
+
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(() => {
       if (this.#disposed) throw new EngineError(`${this.source}: model used after dispose()`);
+      this.#raiseStatus();
       return fn();
     });
     this.#queue = next.catch(() => undefined);

@@ -5,11 +5,14 @@ import {
   type Dispatch,
   type DType,
   EngineError,
+  flaggedSlots,
   type Gpu,
   type GpuTensor,
   shapeString,
   sizeClass,
   sizeOf,
+  STATUS_WORDS,
+  type StatusSlot,
   textureBytes,
 } from "../gpu/mod.ts";
 import {
@@ -293,6 +296,57 @@ export interface PlanSettings {
 }
 
 /** GPU resources and recorded dispatches for one set of input shapes (and valued inputs). */
+/** A graph input whose values are a Gather's indices (directly or through casts and reshapes):
+ * checked on the host before upload, so a bad token id is refused before any GPU work. */
+export interface IndexInput {
+  readonly input: string;
+  readonly node: OnnxNode;
+  readonly axis: number;
+  readonly axisDim: number;
+}
+
+/** Ops that pass index values through unchanged (in value, if not in shape). */
+const INDEX_PASSTHROUGH = new Set([
+  "Cast",
+  "Reshape",
+  "Flatten",
+  "Squeeze",
+  "Unsqueeze",
+  "Identity",
+]);
+
+/** The graph inputs that feed Gather/GatherElements indices (see IndexInput). */
+export function indexInputs(graph: Graph, steps: readonly Step[]): IndexInput[] {
+  const producer = new Map<string, OnnxNode>();
+  for (const n of graph.nodes) for (const o of n.outputs) producer.set(o, n);
+  const inputNames = new Set(graph.inputs.map((i) => i.name));
+  const out: IndexInput[] = [];
+  for (const step of steps) {
+    const { node } = step;
+    if (!isDefaultDomain(node.domain) || !["Gather", "GatherElements"].includes(node.opType)) {
+      continue;
+    }
+    const data = step.inputs[0];
+    if (!data) continue;
+    let name = node.inputs[1];
+    for (let p = producer.get(name); p && INDEX_PASSTHROUGH.has(p.opType); p = producer.get(name)) {
+      name = p.inputs[0];
+    }
+    if (!inputNames.has(name)) continue;
+    const rank = data.shape.length;
+    const raw = node.attrs.get("axis");
+    const axis = typeof raw === "number" ? (raw < 0 ? raw + rank : raw) : 0;
+    out.push({ input: name, node, axis, axisDim: data.shape[axis] });
+  }
+  return out;
+}
+
+/** A node that reports invalid data in a status slot, and how to say what was wrong. */
+export interface StatusCheck {
+  readonly node: OnnxNode;
+  readonly explain: (value: number) => string;
+}
+
 export class Plan {
   readonly dispatches: Dispatch[] = [];
   /** The node each dispatch belongs to (parallel to `dispatches`; for profiles). */
@@ -300,6 +354,12 @@ export class Plan {
   /** Graph inputs the GPU reads, by name: callers write input data into these buffers. */
   readonly inputBuffers = new Map<string, GpuTensor>();
   readonly outputs = new Map<string, PlanOutput>();
+  /** Nodes that report invalid data through a status slot (slot = index here), and the buffer
+   * holding the slots (src/gpu/status.ts); undefined when no node reports. */
+  readonly statusChecks: StatusCheck[] = [];
+  /** Graph inputs holding Gather indices, checked on the host before each run. */
+  indexInputs: readonly IndexInput[] = [];
+  #status: GPUBuffer | undefined;
   #memory: PlanMemory = {
     activations: 0,
     inputs: 0,
@@ -343,6 +403,7 @@ export class Plan {
     settings: PlanSettings,
   ): Promise<void> {
     const { infos, steps } = analysis;
+    this.indexInputs = indexInputs(graph, steps);
     const gpu = this.gpu;
     const storages = new Map<string, Storage>();
     const stepOutputs: Storage[][] = [];
@@ -490,6 +551,20 @@ export class Plan {
       );
       const outputs = tempNames[s].map((name, k) => tensorOf(name, step.outputs[k]));
       const owner = this.#owned;
+      const statusSlot = (explain: (value: number) => string): StatusSlot => {
+        // One slot per node, in one small buffer sized for every step.
+        if (!this.#status) {
+          this.#status = gpu.device.createBuffer({
+            size: Math.max(16, this.steps * STATUS_WORDS * 4),
+            usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+            label: "plan status",
+          });
+          owner.push(this.#status);
+        }
+        let slot = this.statusChecks.findIndex((c) => c.node === step.node);
+        if (slot < 0) slot = this.statusChecks.push({ node: step.node, explain }) - 1;
+        return { buffer: this.#status, slot };
+      };
       const ctx: GpuOpContext = {
         ...step.ctx,
         gpu,
@@ -497,6 +572,7 @@ export class Plan {
         outputInfos: step.outputs,
         precision: settings.precision ?? "f32",
         variantCache: settings.variantCache,
+        statusSlot,
         own<T extends GPUBuffer | GPUTexture>(resource: T): T {
           owner.push(resource);
           if (resource instanceof GPUBuffer) scratch += resource.size;
@@ -544,6 +620,21 @@ export class Plan {
   /** Estimated GPU memory this plan holds (for `--verbose` reports and batch sizing). */
   get memory(): PlanMemory {
     return this.#memory;
+  }
+
+  /** The status slots' buffer (undefined when no node reports): cleared before each run and
+   * read back with the results (`statusError`). */
+  get statusBuffer(): GPUBuffer | undefined {
+    return this.#status;
+  }
+
+  /** The error for status words read back from `statusBuffer`, naming the first flagged node,
+   * or undefined when every slot is clear. */
+  statusError(words: Uint32Array): NodeError | undefined {
+    const bad = flaggedSlots(words)[0];
+    if (!bad) return undefined;
+    const check = this.statusChecks[bad.slot];
+    return new NodeError(check.node, check.explain(bad.value));
   }
 
   /** A reusable staging buffer big enough for every GPU output (one readback per run). */

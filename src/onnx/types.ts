@@ -1,5 +1,13 @@
 /** The contract between the ONNX executor and the operator implementations in `ops/`. */
-import type { CpuTensor, Dispatch, DType, Gpu, GpuTensor, ResourceOwner } from "../gpu/mod.ts";
+import type {
+  CpuTensor,
+  Dispatch,
+  DType,
+  Gpu,
+  GpuTensor,
+  ResourceOwner,
+  StatusSlot,
+} from "../gpu/mod.ts";
 import { EngineError } from "../gpu/mod.ts";
 import type { TuneOptions, VariantCache } from "../kernels/variants.ts";
 
@@ -61,6 +69,10 @@ export interface GpuOpContext extends OpContext, ResourceOwner {
   readonly precision?: ComputePrecision;
   /** Measured kernel choices to consult (default: the process-wide `variantCache`). */
   readonly variantCache?: VariantCache;
+  /** This node's status slot (src/gpu/status.ts), for kernels that meet invalid data on the GPU
+   * (an index outside its table): the plan reads it back with the results and raises
+   * `explain(offending value)` as an error naming the node. Absent outside a plan. */
+  statusSlot?(explain: (value: number) => string): StatusSlot;
   // own(resource): keeps a resource made while preparing (uniform, scratch buffer, packed-weight
   // texture) alive for the plan's lifetime; the executor destroys it with the plan.
 }

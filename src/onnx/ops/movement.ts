@@ -34,6 +34,7 @@ import {
   attrInts,
   attrString,
   constValues,
+  type GpuOpContext,
   NodeError,
   normAxis,
   type OnnxNode,
@@ -246,6 +247,26 @@ function indicesOf(node: OnnxNode, inputs: readonly (Shaped | undefined)[]): Sha
   return indices;
 }
 
+/** Bad indices on the GPU: constant ones are checked now; others report into the node's status
+ * slot, raised after the run as an error naming the node (ONNX forbids them; the kernel clamps
+ * meanwhile so that nothing reads outside the data). */
+function indexStatus(ctx: GpuOpContext, axisDim: number, axis: number) {
+  const known = ctx.inputInfos[1]?.value;
+  if (known) {
+    for (const v of Array.from(known.data as ArrayLike<number>)) {
+      if (v < -axisDim || v >= axisDim) {
+        throw new NodeError(ctx.node, outOfRange(Number(v), axisDim, axis));
+      }
+    }
+  }
+  return ctx.statusSlot?.((v) => outOfRange(v, axisDim, axis));
+}
+
+function outOfRange(index: number, axisDim: number, axis: number): string {
+  return `index ${index} is outside [-${axisDim}, ${axisDim}) for axis ${axis} of size ` +
+    `${axisDim} (ONNX forbids it; for a text tower: a token id beyond the embedding table)`;
+}
+
 const Gather: OpImpl = {
   infer({ node }, inputs) {
     const data = required(node, inputs, 0);
@@ -262,7 +283,8 @@ const Gather: OpImpl = {
   gpu(ctx, inputs, [out]) {
     const data = required(ctx.node, inputs, 0);
     const axis = normAxis(ctx.node, attrInt(ctx.node, "axis", 0), data.shape.length);
-    return prepareGather(ctx.gpu, ctx, data, required(ctx.node, inputs, 1), out, axis);
+    const status = indexStatus(ctx, data.shape[axis], axis);
+    return prepareGather(ctx.gpu, ctx, data, required(ctx.node, inputs, 1), out, axis, status);
   },
 };
 
@@ -285,7 +307,9 @@ const GatherElements: OpImpl = {
   gpu(ctx, inputs, [out]) {
     const data = required(ctx.node, inputs, 0);
     const axis = normAxis(ctx.node, attrInt(ctx.node, "axis", 0), data.shape.length);
-    return prepareGatherElements(ctx.gpu, ctx, data, required(ctx.node, inputs, 1), out, axis);
+    const status = indexStatus(ctx, data.shape[axis], axis);
+    const indices = required(ctx.node, inputs, 1);
+    return prepareGatherElements(ctx.gpu, ctx, data, indices, out, axis, status);
   },
 };
 
