@@ -253,6 +253,7 @@ await runCli(async () => {
   let t0 = performance.now();
   const tower = parseTowerName("--tower", v.tower);
   const model = await loadTowerModel(modelPath, tower, { gpu, precision, tuneKernels });
+  for (const w of model.warnings) console.error(w);
   log(`loaded ${modelPath} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   const inputs = readInputs(model, v.input);
   if (tuneKernels) {

@@ -37,6 +37,8 @@ const ZHOU_LAYOUTS: Record<string, { dir: string; images: string; split: string 
 export const DATASET_NAMES = ["imagenet", ...Object.keys(ZHOU_LAYOUTS), "fgvc", "imagefolder"];
 
 const IMAGE_EXT = /\.(jpe?g|png)$/i;
+/** The image files a class folder is read for, in words (IMAGE_EXT). */
+export const IMAGE_TYPES = "*.jpg, *.jpeg and *.png (any case)";
 
 function mustExist(path: string, what: string): void {
   if (!existsSync(path)) throw new EngineError(`${what} not found: ${path}`);
@@ -193,12 +195,15 @@ export function sampleFewShot(
   classes: number,
   shots: number,
   random: () => number,
+  className: (label: number) => string = (label) => `class ${label}`,
 ): LabeledImage[] {
   const byClass: LabeledImage[][] = Array.from({ length: classes }, () => []);
   for (const it of items) byClass[it.label]?.push(it);
   const out: LabeledImage[] = [];
   byClass.forEach((pool, label) => {
-    if (pool.length === 0) throw new EngineError(`few-shot sampling: class ${label} has no images`);
+    if (pool.length === 0) {
+      throw new EngineError(`few-shot sampling: ${className(label)} has no images`);
+    }
     if (pool.length >= shots) {
       const idx = pool.map((_, i) => i);
       for (let i = 0; i < shots; i++) {

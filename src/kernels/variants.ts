@@ -18,6 +18,7 @@
  * Half-precision variants are only candidates where the caller allowed rounding to float16. */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { EngineError } from "../gpu/mod.ts";
 import { type Dispatch, encodeDispatches, type Gpu, ResourceScope } from "../gpu/mod.ts";
 
 /** One candidate: builds its dispatches for the problem (resources go to `owner`). */
@@ -156,15 +157,23 @@ export class VariantCache {
 
   /** Writes the cache to `path` (creating its folder), keeping entries that the file already
    * holds for other adapters or problems (another process may have saved some; ours win on the
-   * same key). Written to a temporary file then renamed, so a reader never sees half a file. */
+   * same key). Written to a temporary file then renamed, so a reader never sees half a file; on
+   * failure (a full disk) the temporary file is removed and an EngineError names the path. */
   saveFile(path: string): void {
     const merged = new VariantCache();
     merged.loadFile(path);
     merged.load(this.toJSON());
-    Deno.mkdirSync(dirname(path) || ".", { recursive: true });
     const tmp = `${path}.${Deno.pid}.tmp`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(merged.toJSON(), null, 2) + "\n");
-    Deno.renameSync(tmp, path);
+    try {
+      Deno.mkdirSync(dirname(path) || ".", { recursive: true });
+      Deno.writeTextFileSync(tmp, JSON.stringify(merged.toJSON(), null, 2) + "\n");
+      Deno.renameSync(tmp, path);
+    } catch (e) {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* nothing was written */ }
+      throw new EngineError(`cannot save the variant cache ${path}: ${(e as Error).message}`);
+    }
   }
 }
 

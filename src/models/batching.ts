@@ -229,6 +229,9 @@ export class BatchedModel {
     if (!Number.isInteger(rows) || rows < 1) {
       throw new BatchInputError(`${this.model.source}: a batch needs at least one row`);
     }
+    this.model.checkInputShapes(
+      Object.fromEntries([...itemShapes].map(([name, item]) => [name, [rows, ...item]])),
+    );
     const perRow = await this.#perRowBytes(itemShapes, rows);
     let chunk = Math.min(
       rows,

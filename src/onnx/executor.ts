@@ -22,7 +22,7 @@ import { type KernelTuningOptions, kernelTuningOptions, tuneSteps } from "./tune
 import { OPS } from "./ops/registry.ts";
 import { fuseGraph, type FusionSummary } from "./fuse.ts";
 import type { Graph, ValueDecl } from "./graph.ts";
-import { loadModelFile, type ParsedModel, parseModel } from "./parse.ts";
+import { loadModelFile, opsetWarnings, type ParsedModel, parseModel } from "./parse.ts";
 import {
   analyze,
   type ConstantUploader,
@@ -100,6 +100,8 @@ export class Model implements ConstantUploader {
   readonly graph: Graph;
   /** Op types of every node in the file (for reports). */
   readonly opTypes: readonly string[];
+  /** Things about the file a user should hear (an opset newer than the engine knows). */
+  readonly warnings: readonly string[];
   /** What the fusion pass did (undefined with `fuse: false`). */
   readonly fusion?: FusionSummary;
   readonly #ops: ReadonlyMap<string, OpImpl>;
@@ -128,6 +130,7 @@ export class Model implements ConstantUploader {
   ) {
     this.source = parsed.source;
     this.opTypes = parsed.graph.opTypes;
+    this.warnings = opsetWarnings(parsed.source, parsed.graph.opsets);
     this.#ops = ops;
     this.#maxPlans = options.maxPlans ?? 8;
     this.precision = options.precision ?? "f32";
@@ -208,6 +211,21 @@ export class Model implements ConstantUploader {
         );
       })
     );
+  }
+
+  /** Checks whole inputs' shapes against the model's declarations without planning: callers
+   * that run a batch in chunks call it first, so an error names the shape that was given rather
+   * than one chunk's. */
+  checkInputShapes(shapes: Record<string, readonly number[]>): void {
+    this.#checkNames(Object.keys(shapes));
+    const facts = new Map<string, InputFacts>();
+    for (const decl of this.graph.inputs) {
+      const shape = shapes[decl.name];
+      if (!shape) continue;
+      this.#checkShape(decl, decl.dtype, shape);
+      facts.set(decl.name, { dtype: decl.dtype, shape });
+    }
+    this.#checkSymbols(facts);
   }
 
   /** Runs the model on host tensors and downloads every output. */

@@ -31,6 +31,22 @@ type IAttributeProto = OnnxTypes.IAttributeProto;
 type IValueInfoProto = OnnxTypes.IValueInfoProto;
 
 /** A model as loaded from a file, before any GPU work. */
+/** The newest default-domain opset the engine is tested against (the ONNX conformance suite's
+ * newest). A model importing a newer one still loads, with a warning (`opsetWarnings`). */
+export const NEWEST_OPSET = 28;
+
+/** Warnings about a model's opset imports: a default-domain opset newer than NEWEST_OPSET may
+ * change operators in ways the engine does not know. */
+export function opsetWarnings(source: string, opsets: ReadonlyMap<string, number>): string[] {
+  const v = opsets.get("") ?? opsets.get("ai.onnx");
+  if (v === undefined || v <= NEWEST_OPSET) return [];
+  return [
+    `warning: ${source} imports ONNX opset ${v}, newer than the newest this engine is tested ` +
+    `against (${NEWEST_OPSET}); operators changed after opset ${NEWEST_OPSET} run with their ` +
+    `opset-${NEWEST_OPSET} meaning`,
+  ];
+}
+
 export interface ParsedModel {
   /** The file (or label) the model came from; errors name it. */
   readonly source: string;

@@ -186,7 +186,9 @@ export async function tuneSteps(
     try {
       cache.saveFile(file);
     } catch (e) {
-      options.log?.(`could not save the variant cache ${file}: ${(e as Error).message}`);
+      // Not fatal (the choices are in use for this run), but said where the user looks.
+      const warn = options.progress ?? options.log ?? ((line: string) => console.warn(line));
+      warn(`warning: ${(e as Error).message}; kernel choices will be measured again next run`);
     }
   }
   return {

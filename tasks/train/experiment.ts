@@ -18,6 +18,7 @@ import { amuConfig } from "../../src/amu/config.ts";
 import { findBpeFile } from "../../src/data/assets.ts";
 import {
   type Dataset,
+  IMAGE_TYPES,
   type LabeledImage,
   loadDataset,
   loadImageFolder,
@@ -199,6 +200,8 @@ interface DataPlan {
   templates: readonly string[];
   train: LabeledImage[];
   sampling: string;
+  /** Said before any image is decoded (classes sampled with replacement). */
+  warnings: string[];
 }
 
 function prepareData(s: ExperimentSettings, root: string, datasetName: string): DataPlan {
@@ -209,6 +212,20 @@ function prepareData(s: ExperimentSettings, root: string, datasetName: string): 
   if (s.numClasses !== undefined && s.numClasses !== C) {
     throw new EngineError(`--num_classes ${s.numClasses}, but ${dataset.name} has ${C} classes`);
   }
+  if (C < 2) {
+    throw new EngineError(
+      `${dataset.name} under ${root} has ${C} class (${dataset.classnames.join(", ")}): ` +
+        `few-shot classification needs at least 2`,
+    );
+  }
+  // A class folder (or a dataset's class) without images, named as the user would look for it.
+  const className = (label: number) => {
+    const name = dataset.classnames[label];
+    return datasetName === "imagefolder"
+      ? `class ${label} ('${name}', folder ${join(root, "train", name)}, read for ${IMAGE_TYPES})`
+      : `class ${label} ('${name}')`;
+  };
+  const warnings: string[] = [];
   if (dataset.test.length === 0) {
     throw new EngineError(`${dataset.name}: no test images under ${root}`);
   }
@@ -221,7 +238,17 @@ function prepareData(s: ExperimentSettings, root: string, datasetName: string): 
     train = readFewShotFile(s.fewshotFile, root, C);
     sampling = `replayed from ${resolve(s.fewshotFile)}`;
   } else {
-    train = sampleFewShot(dataset.train, C, s.shots, seededRandom(s.amu.seed));
+    train = sampleFewShot(dataset.train, C, s.shots, seededRandom(s.amu.seed), className);
+    const counts = new Array<number>(C).fill(0);
+    for (const it of dataset.train) counts[it.label]++;
+    const short = counts.flatMap((n, c) => (n < s.shots ? [`${dataset.classnames[c]}: ${n}`] : []));
+    if (short.length > 0) {
+      warnings.push(
+        `warning: ${short.length} class(es) have fewer than ${s.shots} training images ` +
+          `(${short.slice(0, 5).join(", ")}${short.length > 5 ? ", ..." : ""}): sampled with ` +
+          `replacement, so their images repeat in the ${s.shots}-shot set`,
+      );
+    }
     sampling = `${s.shots} per class, seeded (rand_seed ${s.amu.seed}); without replacement, ` +
       `with replacement for classes with fewer images`;
   }
@@ -232,6 +259,7 @@ function prepareData(s: ExperimentSettings, root: string, datasetName: string): 
     templates: templatesFor(dataset.name),
     train,
     sampling,
+    warnings,
   };
 }
 
@@ -310,6 +338,21 @@ async function experiment(
     print(line);
     Deno.writeTextFileSync(logPath, line + "\n", { append: true });
   };
+
+  // A replayed batch order is read and checked before any feature work (extraction can take
+  // hours; a bad --order must not wait for it).
+  let config = s.amu;
+  let order: Int32Array | undefined;
+  if (s.orderPath) {
+    const o = orderFromNpy(readNpy(s.orderPath), s.orderPath);
+    if (s.values.has("train_epoch") && o.epochs !== config.epochs) {
+      throw new EngineError(
+        `${s.orderPath} holds ${o.epochs} epochs of batches, --train_epoch is ${config.epochs}`,
+      );
+    }
+    config = amuConfig({ ...config, epochs: o.epochs });
+    order = o.order;
+  }
 
   const gpu = io.gpu ?? await getGpu();
   say(`adapter: ${gpu.describe()}`);
@@ -390,6 +433,18 @@ async function experiment(
       ),
     );
     printSettings(say, s, settingsJson, cacheDir, models, data, bpePath);
+    for (const w of data.warnings) say(w);
+    if (order) {
+      // Rows are images x views; unreadable images found later only lower the count.
+      const rows = order.length / config.epochs;
+      const most = data.train.length * s.augmentEpoch;
+      if (rows > most) {
+        throw new EngineError(
+          `${s.orderPath} orders ${rows} training rows per epoch, but this run has at most ` +
+            `${data.train.length} images x ${s.augmentEpoch} view(s) = ${most}`,
+        );
+      }
+    }
     const files = {
       clip: await modelFile("clip_visual", models.clipVisual, hashes),
       text: await modelFile("clip_text", models.clipText, hashes),
@@ -476,18 +531,6 @@ async function experiment(
   });
 
   // Training.
-  let config = s.amu;
-  let order: Int32Array | undefined;
-  if (s.orderPath) {
-    const o = orderFromNpy(readNpy(s.orderPath), s.orderPath);
-    if (s.values.has("train_epoch") && o.epochs !== config.epochs) {
-      throw new EngineError(
-        `${s.orderPath} holds ${o.epochs} epochs of batches, --train_epoch is ${config.epochs}`,
-      );
-    }
-    config = amuConfig({ ...config, epochs: o.epochs });
-    order = o.order;
-  }
   const title = s.mode === "demo"
     ? `AMU-Tuning demo (untrained models), ${manifest.shots}-shot`
     : `AMU-Tuning: ${manifest.dataset}, ${manifest.shots ?? "?"}-shot`;

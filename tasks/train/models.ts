@@ -243,6 +243,7 @@ export function lazyImageTower(
         maxPlans: 4,
         tuneKernels,
       });
+      for (const w of model.warnings) log(w);
       try {
         const input = model.inputs[0];
         const size = sizeOverride ?? declaredSize(input?.dims) ?? 224;
@@ -291,6 +292,7 @@ export function lazyTextTower(
         maxPlans: 4,
         tuneKernels,
       });
+      for (const w of model.warnings) log(w);
       try {
         const ids = model.inputs.find((d) => d.dtype === "int64" || d.dtype === "int32");
         const declared = ids?.dims?.[1];

@@ -71,6 +71,21 @@ Deno.test("variant cache: per adapter and problem, JSON and file round trip", ()
   } finally {
     Deno.removeSync(path);
   }
+
+  // A save that fails (here the rename: the target is a folder; a full disk fails the write the
+  // same way) is an error naming the file and leaves no temporary file behind.
+  const dir = Deno.makeTempDirSync();
+  try {
+    const target = `${dir}/variant-cache.json`;
+    Deno.mkdirSync(`${target}/occupied`, { recursive: true });
+    assert.throws(
+      () => cache.saveFile(target),
+      (e: Error) => e.message.startsWith(`cannot save the variant cache ${target}: `),
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["variant-cache.json"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("tuneMatmul picks a candidate that computes the right product, caches it", async () => {

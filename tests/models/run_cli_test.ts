@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { npyArray, readNpy, writeNpy } from "../../src/data/npy.ts";
+import { GraphBuilder } from "../../src/onnx/builder.ts";
+import { NEWEST_OPSET } from "../../src/onnx/parse.ts";
 import { runTask, sharedPath } from "../helpers.ts";
 
 Deno.test("deno task run: npy in, npy out, --profile covers every dispatch", async () => {
@@ -52,4 +54,56 @@ Deno.test("deno task run: a bad flag is named, exit 1, no stack", async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--precision: expected f32 or f16, got 'f8'/);
   assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/);
+});
+
+Deno.test("deno task run: a misshapen input names the file's shape, not one chunk's", async () => {
+  const dir = sharedPath("fixtures", "clip_vit_tiny");
+  if (!dir) return;
+  const tmp = Deno.makeTempDirSync();
+  try {
+    // 300 rows run in more than one chunk with --max-chunk 64; the error must say 300.
+    for (
+      const [shape, want] of [
+        [[300, 3, 30, 30], "got [300,3,30,30] (dim 2 is 30, must be 32)"],
+        [[300, 3, 32], "expected rank 4 [batch,3,32,32], got rank 3 [300,3,32]"],
+      ] as const
+    ) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      writeNpy(join(tmp, "x.npy"), npyArray("float32", [...shape], new Float32Array(n)));
+      const r = await runTask("run", [
+        join(dir, "clip_vit_tiny.opset14.onnx"),
+        "--input",
+        join(tmp, "x.npy"),
+        "--max-chunk",
+        "64",
+        "--no-tune",
+        "--variant-cache",
+        "none",
+      ]);
+      assert.equal(r.code, 1);
+      assert.ok(r.stderr.includes(want), r.stderr);
+      assert.ok(!/^\s+at /m.test(r.stderr), r.stderr);
+    }
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+});
+
+Deno.test("deno task run: a model importing an opset newer than the engine knows runs with a warning", async () => {
+  const tmp = Deno.makeTempDirSync();
+  try {
+    const b = new GraphBuilder("relu", NEWEST_OPSET + 2);
+    b.output(b.op("Relu", [b.input("x", "float32", [2])], {}, "y"), "float32", [2]);
+    const model = join(tmp, "new.onnx");
+    Deno.writeFileSync(model, b.encode());
+    writeNpy(join(tmp, "x.npy"), npyArray("float32", [2], new Float32Array([-1, 2])));
+    const r = await runTask("run", [model, "--input", join(tmp, "x.npy"), "--no-tune"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(
+      r.stderr.includes(`imports ONNX opset ${NEWEST_OPSET + 2}, newer than the newest`),
+      r.stderr,
+    );
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
 });

@@ -3,14 +3,24 @@
  * the error); run names that resolve outside results/ are refused; an --out folder holding a
  * user's own files with a run file's name is neither taken for a run nor changed. */
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { EngineError } from "../../src/gpu/errors.ts";
 import { writeFeatureCache } from "../../src/data/feature_cache.ts";
 import { amuConfig } from "../../src/amu/config.ts";
 import { syntheticFeatures } from "../../src/amu/synthetic.ts";
 import { trainAmu } from "../../src/amu/train.ts";
-import { runTask } from "../helpers.ts";
+import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
+import { npyArray, writeNpy } from "../../src/data/npy.ts";
+import { parseExperimentArgs } from "../../tasks/train/settings.ts";
+import { runExperiment } from "../../tasks/train/experiment.ts";
+import { runTask, sharedPath } from "../helpers.ts";
+
+function parse(argv: string[]) {
+  const s = parseExperimentArgs(argv);
+  if (s === "help") throw new Error("unexpected help");
+  return s;
+}
 
 function tinyFeatures() {
   return syntheticFeatures({
@@ -132,5 +142,98 @@ Deno.test("run folders: --exp_name . or .. is refused; a folder of a user's file
     ]);
     assertEquals(again.code, 1);
     ok(again.stderr.includes("already holds a finished run"), again.stderr);
+  });
+});
+
+function fixtureModelFlags(): string[] | undefined {
+  const vit = sharedPath("fixtures", "clip_vit_tiny", "clip_vit_tiny.opset14.onnx");
+  const text = sharedPath(
+    "fixtures",
+    "clip_text_fullvocab_tiny",
+    "clip_text_fullvocab_tiny.opset14.onnx",
+  );
+  const aux = sharedPath("fixtures", "aux_resnet_tiny", "aux_resnet_tiny.opset14.onnx");
+  const bpe = sharedPath("clip", "bpe_simple_vocab_16e6.txt.gz");
+  if (!vit || !text || !aux || !bpe) return undefined;
+  return ["--clip_visual", vit, "--clip_text", text, "--aux_model", aux, "--bpe", bpe];
+}
+
+Deno.test("early checks: a one-class dataset, an empty class folder and a bad --order fail before any image is decoded; short classes warn", async () => {
+  const models = fixtureModelFlags();
+  if (!models) return;
+  await withTempDir(async (dir) => {
+    const root = join(dir, "data");
+    writeDemoImageFolder(root, { trainPerClass: 2, testPerClass: 1, size: 24, seed: 1 });
+    const classes = [...Deno.readDirSync(join(root, "train"))].map((e) => e.name).sort();
+    const lines: string[] = [];
+    const run = (over: string[], dataRoot = root) =>
+      runExperiment(
+        parse([
+          "--dataset",
+          "imagefolder",
+          "--root_path",
+          dataRoot,
+          "--shots",
+          "3",
+          "--train_epoch",
+          "1",
+          "--tune",
+          "off",
+          "--cache_dir",
+          join(dir, "cache"),
+          "--out",
+          join(dir, "run"),
+          ...models,
+          ...over,
+        ]),
+        { print: (l: string) => lines.push(l), progress: false, cacheRoot: join(dir, "cacheroot") },
+      );
+    const nothingExtracted = () => ok(!existsSync(join(dir, "cache")), "no feature work started");
+
+    // An order for more rows than 5 classes x 3 shots x 1 view can give.
+    const order = join(dir, "order.npy");
+    writeNpy(order, npyArray("int64", [1, 40], Array.from({ length: 40 }, (_, i) => i)));
+    await rejects(
+      run(["--order", order]),
+      /order\.npy orders 40 training rows per epoch, but this run has at most 15 images x 1 view\(s\) = 15/,
+    );
+    nothingExtracted();
+
+    // An empty class folder: named, with the file types that are read.
+    const emptied = join(root, "train", classes[1]);
+    const moved = join(dir, "moved");
+    Deno.renameSync(emptied, moved);
+    Deno.mkdirSync(emptied);
+    Deno.writeTextFileSync(join(emptied, "notes.txt"), "not an image\n");
+    await rejects(
+      run([]),
+      (e: Error) =>
+        e.message.includes(`class 1 ('${classes[1]}', folder ${emptied}, read for *.jpg, *.jpeg`) &&
+        e.message.includes("has no images"),
+    );
+    nothingExtracted();
+    Deno.removeSync(emptied, { recursive: true });
+    Deno.renameSync(moved, emptied);
+
+    // One class only.
+    const single = join(dir, "single");
+    Deno.mkdirSync(join(single, "train"), { recursive: true });
+    Deno.mkdirSync(join(single, "test"), { recursive: true });
+    cpSync(join(root, "train", classes[0]), join(single, "train", classes[0]), { recursive: true });
+    cpSync(join(root, "test", classes[0]), join(single, "test", classes[0]), { recursive: true });
+    await rejects(
+      run([], single),
+      /has 1 class \(.*\): few-shot classification needs at least 2/,
+    );
+    nothingExtracted();
+
+    // 2 images per class, 3 shots: a warning before extraction, then the run goes on.
+    lines.length = 0;
+    await run([]);
+    const warning = lines.findIndex((l) =>
+      /^warning: 5 class\(es\) have fewer than 3 training images .*sampled with replacement/.test(l)
+    );
+    const extraction = lines.findIndex((l) => l.startsWith("extracting "));
+    ok(warning >= 0 && warning < extraction, lines.join("\n"));
   });
 });
