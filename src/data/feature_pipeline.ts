@@ -15,7 +15,7 @@
  * (the test features of another shot count, say). Extraction saves segments under
  * `<cache>/partial/`, so an interrupted run resumes there. Encoders are loaded only when a part
  * must be extracted, all of them before any image is decoded, so a mismatched model fails early. */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { EngineError } from "../gpu/errors.ts";
 import type { Normalization } from "../models/preprocessing.ts";
@@ -310,6 +310,7 @@ export async function buildFeatures(
 ): Promise<FeaturePipelineResult> {
   const dir = resolve(options.cacheDir);
   const log = options.log;
+  checkCacheFolder(dir);
   const keys = await featureKeys(job, options.hashes, options.progress);
   const manifest = readManifest(dir);
   const saved = savedKeys(manifest);
@@ -574,6 +575,28 @@ export async function buildFeatures(
 
 function secs(t0: number): string {
   return `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+}
+
+/** Refuses a cache folder that holds something other than a feature cache (a user's own
+ * manifest.json, or unrelated files): writing the cache there would replace files, and an
+ * interrupted extraction's `partial/` is deleted when the cache is complete. An empty folder, a
+ * cache of ours, and the `partial/` of an interrupted first extraction are fine. */
+function checkCacheFolder(dir: string): void {
+  if (!existsSync(dir)) return;
+  const manifest = readManifest(dir);
+  if (manifest?.format === "amu-feature-cache") return;
+  const entries = readdirSync(dir);
+  const ours = (name: string) =>
+    name === "partial" && statSync(join(dir, name)).isDirectory() &&
+    readdirSync(join(dir, name)).every((p) => p === "train" || p === "test");
+  const foreign = entries.filter((e) => !ours(e));
+  if (foreign.length > 0) {
+    throw new EngineError(
+      `the feature cache folder ${dir} holds ${foreign.slice(0, 5).join(", ")}` +
+        `${foreign.length > 5 ? ", ..." : ""} but no feature cache's ${MANIFEST_FILE}: nothing ` +
+        `was changed there; choose an empty or new folder with --cache_dir`,
+    );
+  }
 }
 
 /** Why a cached part was taken: the key it matched, in words. */

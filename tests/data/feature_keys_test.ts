@@ -8,6 +8,7 @@ import {
   deepStrictEqual as assertEquals,
   notDeepStrictEqual,
   ok,
+  rejects,
   throws,
 } from "node:assert/strict";
 import { join } from "node:path";
@@ -215,6 +216,32 @@ Deno.test("feature cache: a NaN or infinity in the features is refused on read, 
       writeNpz(npz, Object.fromEntries(arrays));
     }
     readFeatureCache(cache); // restored: reads again
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("feature cache: a --cache_dir holding a user's own files is refused and left as it was", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "feature_foreign_" });
+  try {
+    const root = join(dir, "data");
+    writeDemoImageFolder(root, { trainPerClass: 1, testPerClass: 1, size: 24, seed: 1 });
+    const mine = join(dir, "mine");
+    Deno.mkdirSync(join(mine, "partial"), { recursive: true });
+    Deno.writeTextFileSync(join(mine, "manifest.json"), '{"my": "own"}\n');
+    Deno.writeTextFileSync(join(mine, "partial", "draft.txt"), "keep\n");
+    await rejects(
+      build(root, mine, []),
+      (e: Error) =>
+        e instanceof EngineError &&
+        e.message.includes(`the feature cache folder ${mine} holds manifest.json, partial but no`),
+    );
+    assertEquals(Deno.readTextFileSync(join(mine, "manifest.json")), '{"my": "own"}\n');
+    assertEquals(Deno.readTextFileSync(join(mine, "partial", "draft.txt")), "keep\n");
+    // An empty folder is fine.
+    const empty = join(dir, "empty");
+    Deno.mkdirSync(empty);
+    assertEquals((await build(root, empty, [])).sources.train, "extracted");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
