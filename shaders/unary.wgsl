@@ -87,6 +87,9 @@ override OP: u32 = OP_IDENTITY;
 override IN_KIND: u32 = KIND_F32;
 override OUT_KIND: u32 = KIND_F32; // only read by OP_CAST; other ops keep the input's kind
 override ROUND_F16: bool = false;
+// OP_CAST to int8 (1) or uint8 (2): keep the low 8 bits of the integer result, sign-extended for
+// int8 (two's complement wrap, as numpy's astype); 0: int32/int64, kept whole.
+override NARROW: u32 = 0u;
 
 // ---- float16 rounding ----
 
@@ -112,6 +115,14 @@ fn round_f16(v: f32) -> f32 {
   let lsb = (mag >> 13u) & 1u;
   let rounded = (mag + 0xfffu + lsb) & 0xffffe000u;
   return bitcast<f32>(sign | rounded);
+}
+
+fn narrow(v: i32) -> i32 {
+  switch NARROW {
+    case 1u: { return (v << 24u) >> 24u; }
+    case 2u: { return v & 0xff; }
+    default: { return v; }
+  }
 }
 
 fn float_word(v: f32) -> u32 {
@@ -350,7 +361,7 @@ fn unary_f32(v: f32) -> u32 {
     case OP_CAST: {
       switch OUT_KIND {
         case KIND_F32: { return float_word(v); }
-        case KIND_I32: { return bitcast<u32>(i32(v)); } // truncates toward zero, saturates
+        case KIND_I32: { return bitcast<u32>(narrow(i32(v))); } // truncates toward zero, saturates
         default: { return u32(v != 0.0); } // NaN -> true, as numpy
       }
     }
@@ -372,7 +383,7 @@ fn unary_i32(v: i32) -> u32 {
     case OP_CAST: {
       switch OUT_KIND {
         case KIND_F32: { return float_word(f32(v)); }
-        case KIND_I32: { return bitcast<u32>(v); }
+        case KIND_I32: { return bitcast<u32>(narrow(v)); }
         default: { return u32(v != 0); }
       }
     }

@@ -118,6 +118,8 @@ function toNpy(t: CpuTensor): NpyArray {
     case "float16":
     case "int32":
     case "bool":
+    case "int8":
+    case "uint8":
       return npyArray(t.dtype, t.shape, t.data);
     case "int64":
       return npyArray("int64", t.shape, t.data);

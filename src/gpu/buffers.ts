@@ -171,7 +171,7 @@ export async function readBuffer(
 }
 
 /** Downloads a tensor as its 32-bit GPU representation (Float32Array for float dtypes,
- * Int32Array for int32/int64, Uint32Array for bool). */
+ * Int32Array for int32/int64/int8/uint8, Uint32Array for bool). */
 export async function readTensor(gpu: Gpu, t: GpuTensor): Promise<GpuHostArray> {
   const bytes = await readBuffer(gpu, t.buffer, sizeOf(t.shape) * 4);
   switch (t.dtype) {
@@ -180,6 +180,8 @@ export async function readTensor(gpu: Gpu, t: GpuTensor): Promise<GpuHostArray> 
       return new Float32Array(bytes);
     case "int32":
     case "int64":
+    case "int8":
+    case "uint8":
       return new Int32Array(bytes);
     case "bool":
       return new Uint32Array(bytes);

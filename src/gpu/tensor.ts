@@ -1,7 +1,27 @@
 /** Element types the engine understands. Every GPU element is 32 bits: float32 and float16 are
  * stored as f32 (float16 values rounded to half precision by the ops that produce them), int32
- * and int64 as i32 (int64 that does not fit is an error at upload), bool as u32 0/1. */
-export type DType = "float32" | "float16" | "int32" | "int64" | "bool";
+ * and int64 as i32 (int64 that does not fit is an error at upload), bool as u32 0/1, and the
+ * quantized types int8 and uint8 one value per i32 word (uint8 too: 0..255 has the same bits as
+ * i32 or u32, and i32 lets every integer kernel index, compare and select them unchanged; ops
+ * whose results could leave the 8-bit range must wrap or saturate, or refuse these types). */
+export type DType = "float32" | "float16" | "int32" | "int64" | "bool" | "int8" | "uint8";
+
+/** The 8-bit integer dtypes (quantized tensors). */
+export const NARROW_INTS: readonly DType[] = ["int8", "uint8"];
+
+/** Value range of an integer dtype the engine wraps or saturates to (int8, uint8, int32). */
+export function intRange(dtype: DType): { min: number; max: number } | undefined {
+  switch (dtype) {
+    case "int8":
+      return { min: -128, max: 127 };
+    case "uint8":
+      return { min: 0, max: 255 };
+    case "int32":
+      return { min: -2147483648, max: 2147483647 };
+    default:
+      return undefined;
+  }
+}
 
 /** WGSL storage type used for a logical dtype. */
 export type StorageType = "f32" | "i32" | "u32";
@@ -13,6 +33,8 @@ export function storageType(dtype: DType): StorageType {
       return "f32";
     case "int32":
     case "int64":
+    case "int8":
+    case "uint8":
       return "i32";
     case "bool":
       return "u32";
@@ -42,8 +64,9 @@ export function shapeString(shape: readonly number[]): string {
 
 /** Host-side tensor data: Float32Array for float32 and float16 (values, already rounded to half
  * precision for float16), Float64Array for int64 (exact to 2^53; larger magnitudes only appear as
- * clamp sentinels such as Slice's INT64_MAX), Int32Array for int32, Uint8Array for bool. */
-export type CpuData = Float32Array | Float64Array | Int32Array | Uint8Array;
+ * clamp sentinels such as Slice's INT64_MAX), Int32Array for int32, Uint8Array for bool and
+ * uint8, Int8Array for int8 (storing into them wraps, as numpy's astype does). */
+export type CpuData = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array;
 
 export interface CpuTensor {
   readonly dtype: DType;
@@ -79,7 +102,10 @@ export function newCpuData(dtype: DType, n: number): CpuData {
     case "int32":
       return new Int32Array(n);
     case "bool":
+    case "uint8":
       return new Uint8Array(n);
+    case "int8":
+      return new Int8Array(n);
   }
 }
 
@@ -160,6 +186,9 @@ export function toGpuArray(
     }
     case "bool":
       return Uint32Array.from(t.data);
+    case "int8":
+    case "uint8":
+      return Int32Array.from(t.data);
   }
 }
 
@@ -187,6 +216,11 @@ export function fromGpuArray(
     case "int64":
       return { dtype, shape: [...shape], data: Float64Array.from(data) };
     case "bool":
+      return { dtype, shape: [...shape], data: Uint8Array.from(data) };
+    // Kernels producing int8/uint8 keep values in range; the typed array wraps anything else.
+    case "int8":
+      return { dtype, shape: [...shape], data: Int8Array.from(data) };
+    case "uint8":
       return { dtype, shape: [...shape], data: Uint8Array.from(data) };
   }
 }

@@ -12,6 +12,7 @@ import {
   type Gpu,
   GPU_ELEMENT_BYTES,
   type GpuTensor,
+  NARROW_INTS,
   Params,
   prepareDispatch,
   type ResourceOwner,
@@ -39,10 +40,57 @@ function kindOf(dtype: DType): number {
       return KIND_F32;
     case "int32":
     case "int64":
+    case "int8":
+    case "uint8":
       return KIND_I32;
     case "bool":
       return KIND_BOOL;
   }
+}
+
+/** Integer ops whose results stay within their inputs' range (or are bool): on int8 and uint8
+ * tensors (i32 words holding in-range values) they run unchanged. The other integer ops (add,
+ * mul, neg, abs, bitwiseNot...) compute in i32 as for int32 and a cast pass then wraps the result
+ * to 8 bits, numpy's modular int8/uint8 arithmetic (one more dispatch and an int32 scratch). */
+const IN_RANGE: ReadonlySet<string> = new Set([
+  "identity",
+  "cast",
+  "relu",
+  "sign",
+  "clip",
+  "max",
+  "min",
+  "mod",
+  "fmod",
+  "bitwiseAnd",
+  "bitwiseOr",
+  "bitwiseXor",
+  "equal",
+  "less",
+  "greater",
+  "lessOrEqual",
+  "greaterOrEqual",
+]);
+
+function needsWrap(op: string, out: DType): boolean {
+  return NARROW_INTS.includes(out) && !IN_RANGE.has(op);
+}
+
+/** The same i32 words seen as int32 (int8/uint8 values are sign- or zero-extended words). */
+function asInt32(t: GpuTensor): GpuTensor {
+  return NARROW_INTS.includes(t.dtype) ? { ...t, dtype: "int32" } : t;
+}
+
+/** An owned int32 scratch of `out`'s shape: where a wrapped op computes before the cast. */
+function wideScratch(gpu: Gpu, owner: ResourceOwner, out: GpuTensor, label: string): GpuTensor {
+  const size = Math.max(16, Math.ceil(sizeOf(out.shape) / 4) * 16);
+  const buffer = owner.own(gpu.device.createBuffer({ size, usage: STORAGE_USAGE, label }));
+  return { buffer, shape: out.shape, dtype: "int32" };
+}
+
+/** How the cast kernel narrows an integer result (NARROW in shaders/unary.wgsl). */
+function narrowCode(dtype: DType): number {
+  return dtype === "int8" ? 1 : dtype === "uint8" ? 2 : 0;
 }
 
 type Kind = "float" | "int" | "bool";
@@ -156,7 +204,7 @@ export function defaultUnaryParams(op: UnaryOp): Required<UnaryParams> {
 /** Bits of `value` as the shader reads it for `dtype` (f32, or i32 for integer tensors). */
 function paramBits(value: number, dtype: DType): number {
   const view = new DataView(new ArrayBuffer(4));
-  if (dtype.startsWith("int")) {
+  if (kindOf(dtype) === KIND_I32) {
     view.setInt32(0, Math.max(-2147483648, Math.min(2147483647, Math.trunc(value))), true);
   } else view.setFloat32(0, value, true);
   return view.getUint32(0, true);
@@ -190,6 +238,13 @@ export function prepareUnary(
   const defaults = defaultUnaryParams(op);
   const count = sizeOf(out.shape);
   if (count === 0) return [];
+  if (needsWrap(op, out.dtype)) {
+    const wide = wideScratch(gpu, owner, out, `unary ${op} int32`);
+    return [
+      ...prepareUnary(gpu, owner, op, asInt32(x), wide, params),
+      ...prepareCast(gpu, owner, wide, out),
+    ];
+  }
   // Counts in 4s map vec4<u32> words (one 16-byte access per 4 values: ~4x cheaper on
   // llvmpipe, whose buffer accesses cost per access, not per byte); needs whole-vec4 buffers.
   const vec4 = count % 4 === 0 &&
@@ -212,6 +267,7 @@ export function prepareUnary(
     IN_KIND: kindOf(x.dtype),
     OUT_KIND: kindOf(out.dtype),
     ROUND_F16: out.dtype === "float16" && (op !== "cast" || x.dtype !== "float16") ? 1 : 0,
+    NARROW: op === "cast" ? narrowCode(out.dtype) : 0,
   };
   return [prepareDispatch(
     gpu,
@@ -225,7 +281,9 @@ export function prepareUnary(
   )];
 }
 
-/** out = x converted to out.dtype (ONNX Cast): float -> int truncates toward zero (saturating),
+/** out = x converted to out.dtype (ONNX Cast): float -> int truncates toward zero (saturating at
+ * the i32 range), -> int8/uint8 then keeps the low 8 bits (two's complement wrap, as numpy's
+ * astype and C casts do; ONNX leaves out-of-range results undefined), int -> int8/uint8 wraps,
  * -> bool is `!= 0`, -> float16 rounds to nearest even, int64 <-> int32 keeps the 32-bit value. */
 export function prepareCast(
   gpu: Gpu,
@@ -354,6 +412,13 @@ export function prepareBinary(
   }
   const count = sizeOf(out.shape);
   if (count === 0) return [];
+  if (needsWrap(op, out.dtype)) {
+    const wide = wideScratch(gpu, owner, out, `binary ${op} int32`);
+    return [
+      ...prepareBinary(gpu, owner, op, asInt32(a), asInt32(b), wide),
+      ...prepareCast(gpu, owner, wide, out),
+    ];
+  }
   const { params, modes } = broadcastSetup(`binary ${op}`, [a, b], out.shape);
   const uniform = owner.own(createUniform(gpu, params, `binary ${op}`));
   const constants = {

@@ -31,6 +31,10 @@ function tensorFrom(dtype: DType, shape: readonly number[], values: Float64Array
       return { dtype, shape: [...shape], data: values.map((v) => v + 0) }; // no -0
     case "bool":
       return { dtype, shape: [...shape], data: Uint8Array.from(values, (v) => (v ? 1 : 0)) };
+    case "int8": // typed-array stores wrap modulo 2^8, as the cast kernel does
+      return { dtype, shape: [...shape], data: Int8Array.from(values) };
+    case "uint8":
+      return { dtype, shape: [...shape], data: Uint8Array.from(values) };
   }
 }
 
@@ -245,8 +249,9 @@ export function unaryRef(op: UnaryOp, x: CpuTensor, params: UnaryParams = {}): C
 }
 
 /** Reference of `prepareCast`: float -> int truncates toward zero (int32 saturates as WGSL
- * does, at -2^31 and 2147483520; NaN -> 0),
- * -> bool is `!= 0` (NaN -> true), -> float16 rounds to nearest even, int64 -> int32 wraps. */
+ * does, at -2^31 and 2147483520; NaN -> 0), -> int8/uint8 then wraps modulo 2^8 (ints wrap
+ * directly), -> bool is `!= 0` (NaN -> true), -> float16 rounds to nearest even, int64 -> int32
+ * wraps. */
 export function castRef(x: CpuTensor, dtype: DType): CpuTensor {
   const src = numbers(x.data);
   const out = new Float64Array(src.length);
@@ -262,6 +267,8 @@ export function castRef(x: CpuTensor, dtype: DType): CpuTensor {
         out[i] = v !== 0 ? 1 : 0; // NaN !== 0
         break;
       case "int32":
+      case "int8": // tensorFrom wraps the int32 value to 8 bits
+      case "uint8":
         out[i] = fromFloat
           ? (Number.isNaN(v)
             ? 0

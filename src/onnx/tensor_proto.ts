@@ -1,7 +1,7 @@
 /** Reading and writing ONNX `TensorProto`s: initializers, Constant attributes and the
  * conformance suite's `input_*.pb` / `output_*.pb` files. */
 import onnxProto from "onnx-proto";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
 import {
   type CpuData,
   type CpuTensor,
@@ -70,6 +70,9 @@ const TYPE_NAMES: Record<number, string> = {
   21: "uint4",
   22: "int4",
   23: "float4e2m1",
+  24: "float8e8m0",
+  25: "uint2",
+  26: "int2",
 };
 
 /** Readable name of an ONNX element type code (`float32`, `float64`, `string`...). */
@@ -90,20 +93,23 @@ export function engineDType(code: number): DType | undefined {
       return "int64";
     case ONNX_TYPE.BOOL:
       return "bool";
+    case ONNX_TYPE.INT8:
+      return "int8";
+    case ONNX_TYPE.UINT8:
+      return "uint8";
   }
   return undefined;
 }
 
 /** Where data of a tensor is converted on load: wider or narrower types map to the nearest
- * engine dtype (float64 -> float32, small ints -> int32, uint32/uint64 -> int64, bfloat16 ->
- * float32). Types without a sensible mapping (strings, complex, 4/8-bit floats) give undefined. */
+ * engine dtype (float64 -> float32, 16-bit ints -> int32, uint32/uint64 -> int64, bfloat16 ->
+ * float32); int8 and uint8 load as themselves. Types without a sensible mapping (strings,
+ * complex, 4/8-bit floats, int4/uint4) give undefined. */
 export function loadDType(code: number): DType | undefined {
   switch (code) {
     case ONNX_TYPE.DOUBLE:
     case ONNX_TYPE.BFLOAT16:
       return "float32";
-    case ONNX_TYPE.UINT8:
-    case ONNX_TYPE.INT8:
     case ONNX_TYPE.UINT16:
     case ONNX_TYPE.INT16:
       return "int32";
@@ -127,6 +133,10 @@ export function onnxTypeOf(dtype: DType): number {
       return ONNX_TYPE.INT64;
     case "bool":
       return ONNX_TYPE.BOOL;
+    case "int8":
+      return ONNX_TYPE.INT8;
+    case "uint8":
+      return ONNX_TYPE.UINT8;
   }
 }
 
@@ -180,7 +190,17 @@ function readExternal(t: ITensorProto, label: string, opts: TensorReadOptions): 
   const location = entries.get("location");
   if (!location) fail(label, "external data without a 'location' entry");
   if (!opts.baseDir) fail(label, `external data '${location}' but no model folder is known`);
-  const path = isAbsolute(location) ? location : resolve(opts.baseDir, location);
+  // ONNX requires a location relative to the model's folder and inside it (no absolute path,
+  // no `..`): a model file must not read other files of the machine.
+  const path = resolve(opts.baseDir, location);
+  const inside = relative(resolve(opts.baseDir), path);
+  if (isAbsolute(location) || inside === "" || inside.startsWith("..") || isAbsolute(inside)) {
+    fail(
+      label,
+      `external data location '${location}' is outside the model's folder ${opts.baseDir} ` +
+        `(ONNX allows only paths inside it)`,
+    );
+  }
   let bytes = opts.fileCache?.get(path);
   if (!bytes) {
     try {
@@ -285,6 +305,9 @@ function readRawInto(out: CpuData, raw: Uint8Array, code: number, n: number): vo
     case ONNX_TYPE.BOOL:
     case ONNX_TYPE.UINT8:
       out.set(raw.subarray(0, n));
+      return;
+    case ONNX_TYPE.INT8: // one byte per element: no alignment needed for the view
+      out.set(new Int8Array(raw.buffer, raw.byteOffset, n));
       return;
   }
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -407,6 +430,12 @@ export function tensorToProto(name: string, t: CpuTensor): onnxProto.onnx.Tensor
     }
     case "bool":
       raw = Uint8Array.from(t.data, (v) => (v ? 1 : 0));
+      break;
+    case "int8":
+      raw = new Uint8Array(Int8Array.from(t.data).buffer);
+      break;
+    case "uint8":
+      raw = Uint8Array.from(t.data);
       break;
   }
   return onnx.TensorProto.create({

@@ -126,8 +126,10 @@ Deno.test("onnx: initializer encodings (typed fields and raw_data) for every dty
       0.5,
       Math.fround(1e-3),
     ]],
-    [{ dataType: T.UINT8, dims: [2], rawData: new Uint8Array([255, 7]) }, "int32", [2], [255, 7]],
-    [{ dataType: T.INT8, dims: [2], int32Data: [-5, 7] }, "int32", [2], [-5, 7]],
+    // int8 / uint8 load as themselves (quantized tensors)
+    [{ dataType: T.UINT8, dims: [2], rawData: new Uint8Array([255, 7]) }, "uint8", [2], [255, 7]],
+    [{ dataType: T.INT8, dims: [2], int32Data: [-5, 7] }, "int8", [2], [-5, 7]],
+    [{ dataType: T.INT8, dims: [2], rawData: new Uint8Array([251, 7]) }, "int8", [2], [-5, 7]],
     [{ dataType: T.FLOAT, dims: [], floatData: [4] }, "float32", [], [4]],
     [{ dataType: T.FLOAT, dims: [0, 3] }, "float32", [0, 3], []],
   ];
@@ -233,6 +235,26 @@ Deno.test("onnx: external data relative to the model file, and a missing file", 
         e instanceof EngineError && e.message.includes("missing.bin") &&
         e.message.includes("tensor 'w'") && e.message.includes("model.onnx"),
     );
+
+    // Locations outside the model's folder are refused, even when the file exists and reads.
+    const outside = join(dir, "..", `${dir.split("/").pop()}_outside.bin`);
+    await Deno.writeFile(outside, file);
+    try {
+      for (const location of ["../" + outside.split("/").pop(), outside, "data/../../x.bin", "."]) {
+        await Deno.writeFile(path, encodeModel(parts(location)));
+        await rejects(
+          () => loadModel(path),
+          (e: Error) =>
+            e instanceof EngineError && e.message.includes("tensor 'w'") &&
+            e.message.includes(
+              `external data location '${location}' is outside the model's folder`,
+            ),
+          location,
+        );
+      }
+    } finally {
+      await Deno.remove(outside);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

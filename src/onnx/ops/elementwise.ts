@@ -8,6 +8,7 @@ import {
   createStorageBuffer,
   type DType,
   type GpuTensor,
+  intRange,
   shapeString,
   toGpuArray,
 } from "../../gpu/mod.ts";
@@ -175,9 +176,11 @@ const Clip: OpImpl = {
       const buffer = ctx.own(createStorageBuffer(ctx.gpu, toGpuArray(host), "clip bound"));
       return { buffer, shape: [], dtype: x.dtype };
     };
-    const isInt = x.dtype === "int32" || x.dtype === "int64";
-    const lo = extreme(1, isInt ? -2147483648 : -Infinity);
-    const hi = extreme(2, isInt ? 2147483647 : Infinity);
+    // Integer extremes per dtype (int64 runs as i32); int8/uint8 must get their own, which the
+    // 8-bit host tensor holds without wrapping.
+    const range = intRange(x.dtype === "int64" ? "int32" : x.dtype);
+    const lo = extreme(1, range ? range.min : -Infinity);
+    const hi = extreme(2, range ? range.max : Infinity);
     return prepareClamp(ctx.gpu, ctx, x, lo, hi, out);
   },
 };
@@ -197,14 +200,18 @@ function castTarget(node: OnnxNode): DType {
       INT64: ONNX_TYPE.INT64,
       BOOL: ONNX_TYPE.BOOL,
       FLOAT16: ONNX_TYPE.FLOAT16,
+      INT8: ONNX_TYPE.INT8,
+      UINT8: ONNX_TYPE.UINT8,
     };
     code = names[to.toUpperCase()];
     if (code === undefined) {
       throw new UnsupportedFeatureError(node, `cast to ${to} is not supported`);
     }
   } else throw new NodeError(node, "missing attribute 'to'");
-  // float64 runs as float32, as the loader stores it; narrower targets (int8, bfloat16...) would
-  // need their own wrapping/rounding, so they stay unsupported rather than silently wrong.
+  // float64 runs as float32, as the loader stores it (a graph input or output of float64 is
+  // refused when the model loads); int8/uint8 wrap (see prepareCast); other targets (bfloat16,
+  // 16-bit and 4-bit ints, float8) would need their own rounding, so they stay unsupported
+  // rather than silently wrong.
   const dtype = code === ONNX_TYPE.DOUBLE ? "float32" : engineDType(code);
   if (!dtype) {
     throw new UnsupportedFeatureError(node, `cast to ${onnxTypeName(code)} is not supported`);
