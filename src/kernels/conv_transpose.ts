@@ -1,0 +1,246 @@
+/** GPU binding of `shaders/conv_transpose.wgsl`: N-d transposed convolution as a gather (see the
+ * shader's header for the tiling and the weight layout), with a register tile of 4 output
+ * positions x `channelBlocks` x 4 output channels per invocation, or, where kernel == stride,
+ * as a matrix product whose columns are (output channel, tap) pairs (`main_folded`). Constant
+ * (host) weights are packed once, weights computed on the GPU are packed by a first dispatch on
+ * every run. */
+import {
+  type CpuTensor,
+  createStorageBuffer,
+  createUniform,
+  type Dispatch,
+  EngineError,
+  type Gpu,
+  type GpuTensor,
+  Params,
+  prepareDispatch,
+  type ResourceOwner,
+  shapeString,
+  sizeOf,
+  STORAGE_USAGE,
+} from "../gpu/mod.ts";
+import { to3d } from "./conv_ref.ts";
+import { type ConvTransposeAttrs, convTransposeOutputShape } from "./conv_transpose_ref.ts";
+
+const WG = 64;
+/** Output positions per invocation (the vec4 lanes of the shader's accumulators). */
+const PIXELS = 4;
+/** Most channel blocks of 4 one invocation holds (the shader's acc0..acc3). */
+export const MAX_CHANNEL_BLOCKS = 4;
+
+/** Output channels of one invocation, in blocks of 4: as many as needed to cover the group's
+ * channels in the fewest tiles of at most 4 blocks, split evenly so that little of the last
+ * tile is padding (Mg = 20: 5 blocks -> 2 tiles of 3, not 4 + 4 with 3 idle). 16 channels per
+ * invocation load one input value per 16 FMAs per position, as conv's default tile does. */
+export function chooseTransposeChannelBlocks(channelsPerGroup: number): number {
+  const blocks = Math.max(1, Math.ceil(channelsPerGroup / 4));
+  const tiles = Math.ceil(blocks / MAX_CHANNEL_BLOCKS);
+  return Math.ceil(blocks / tiles);
+}
+
+/** Channel blocks of 4 per group in the packed weights: the group's channels rounded up to
+ * whole tiles of `channelBlocks`. */
+export function transposeBlocksPerGroup(channelsPerGroup: number, channelBlocks: number): number {
+  return Math.ceil(channelsPerGroup / (4 * channelBlocks)) * channelBlocks;
+}
+
+/** Repacks W [C, Mg, ...kernel] into the shader's layout: vec4 ((g * taps + tap) * Cg + c) * MB
+ * + mb holds W[g*Cg + c, 4*mb + (0..3), tap], zero past Mg. */
+export function packConvTransposeWeights(
+  w: ArrayLike<number>,
+  wShape: readonly number[],
+  group: number,
+  blocksPerGroup: number,
+): Float32Array<ArrayBuffer> {
+  const c = wShape[0], mg = wShape[1];
+  const cg = c / group;
+  const taps = sizeOf(wShape.slice(2));
+  const mb = blocksPerGroup;
+  const out = new Float32Array(group * taps * cg * mb * 4);
+  for (let ch = 0; ch < c; ch++) {
+    const g = Math.floor(ch / cg), ci = ch % cg;
+    for (let m = 0; m < mg; m++) {
+      const src = (ch * mg + m) * taps;
+      for (let tap = 0; tap < taps; tap++) {
+        const vec = ((g * taps + tap) * cg + ci) * mb + (m >> 2);
+        out[vec * 4 + (m & 3)] = w[src + tap];
+      }
+    }
+  }
+  return out;
+}
+
+function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
+  return (t as GpuTensor).buffer !== undefined;
+}
+
+/** Whether `main_folded` applies: kernel == stride on every axis (so every output position is
+ * reached by exactly one input position and tap), unit dilations where the kernel is wider than
+ * 1, no pads and no output padding. */
+export function isFoldedConvTranspose(
+  wShape: readonly number[],
+  attrs: ConvTransposeAttrs,
+): boolean {
+  const kernel = wShape.slice(2);
+  return kernel.every((k, a) => k === attrs.strides[a] && (k === 1 || attrs.dilations[a] === 1)) &&
+    attrs.pads.every((p) => p === 0) && (attrs.outputPadding ?? []).every((p) => p === 0);
+}
+
+/** Options of `prepareConvTranspose` (tests, benchmarks). */
+export interface PrepareConvTransposeOptions {
+  /** Register tile: output channels (columns, folded) per invocation in blocks of 4 (1..4);
+   * default `chooseTransposeChannelBlocks`. */
+  readonly channelBlocks?: number;
+  /** Run `main_folded` (true; an error where it does not apply) or `main` (false); default:
+   * `main_folded` where it applies. */
+  readonly folded?: boolean;
+}
+
+/** Records Y = ConvTranspose(X, W) + B (rounded to half precision when Y is float16). X [N, C,
+ * ...spatial] and Y [N, M, ...] are GPU tensors; W [C, M/group, ...kernel] and B [M] may be GPU
+ * tensors or host tensors (host ones are packed / uploaded once into buffers owned by `owner`).
+ * Problems where kernel == stride (see isFoldedConvTranspose) run `main_folded`, the others
+ * `main` (see the shader). Measured on llvmpipe (best of 5) on the 2x2/2 layers of the DB text
+ * detector's head: 24 -> 1 channels at 240x240 -> 480x480 took 15-18 ms folded, 36-37 ms with
+ * `main`; 64 -> 1, 27-28 ms against 66-67 ms; 24 -> 24 and 64 -> 64 (whose channel tiles are
+ * full either way) were within the noise of each other. */
+export function prepareConvTranspose(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  x: GpuTensor,
+  weight: GpuTensor | CpuTensor,
+  bias: GpuTensor | CpuTensor | undefined,
+  y: GpuTensor,
+  attrs: ConvTransposeAttrs,
+  options: PrepareConvTransposeOptions = {},
+): Dispatch[] {
+  const expected = convTransposeOutputShape(x.shape, weight.shape, attrs);
+  if (shapeString(expected) !== shapeString(y.shape)) {
+    throw new EngineError(
+      `conv_transpose: output is ${shapeString(y.shape)}, expected ${shapeString(expected)}`,
+    );
+  }
+  const rank = x.shape.length - 2;
+  const [n, c] = x.shape;
+  const group = attrs.group;
+  const cg = c / group, mg = weight.shape[1];
+  const m = mg * group;
+  if (bias && sizeOf(bias.shape) !== m) {
+    throw new EngineError(
+      `conv_transpose: bias has ${sizeOf(bias.shape)} values for ${m} channels`,
+    );
+  }
+  const foldable = isFoldedConvTranspose(weight.shape, attrs);
+  if (options.folded && !foldable) {
+    throw new EngineError(
+      `conv_transpose: the folded kernel takes kernel == stride, unit dilations, no pads and ` +
+        `no output padding, not weights ${shapeString(weight.shape)} with ${JSON.stringify(attrs)}`,
+    );
+  }
+  if (sizeOf(y.shape) === 0) return [];
+  const folded = options.folded ?? foldable;
+  const inSize = to3d(x.shape.slice(2), 1);
+  const outSize = to3d(y.shape.slice(2), 1);
+  const kernel = to3d(weight.shape.slice(2), 1);
+  const strides = to3d(attrs.strides, 1);
+  const taps = sizeOf(kernel);
+  // The folded kernel's columns: (output channel, tap) pairs of a group, packed as channels of
+  // a single tap (W [C, Mg, taps] is W [C, Mg * taps] in memory).
+  const columns = folded ? mg * taps : mg;
+  const packTaps = folded ? 1 : taps;
+  const tm4 = options.channelBlocks ?? chooseTransposeChannelBlocks(columns);
+  if (!Number.isInteger(tm4) || tm4 < 1 || tm4 > MAX_CHANNEL_BLOCKS) {
+    throw new EngineError(
+      `conv_transpose: channel blocks per invocation must be 1..${MAX_CHANNEL_BLOCKS}, got ${tm4}`,
+    );
+  }
+  const mb = transposeBlocksPerGroup(columns, tm4);
+  const packedVec4s = group * packTaps * cg * mb;
+
+  const dispatches: Dispatch[] = [];
+  let packed: GPUBuffer;
+  if (sizeOf(x.shape) === 0) {
+    // No input values (C = 0 or an empty input axis): Y is the bias alone; an empty weight
+    // buffer still needs a binding.
+    packed = owner.own(createStorageBuffer(gpu, new Float32Array(4), "conv_transpose weights"));
+  } else if (isGpuTensor(weight)) {
+    const bytes = Math.max(16, packedVec4s * 16);
+    if (bytes > gpu.limits.maxStorageBufferBindingSize) {
+      throw new EngineError(
+        `conv_transpose: packed weights ${shapeString(weight.shape)} need ${bytes} bytes, over ` +
+          `this adapter's maxStorageBufferBindingSize (${gpu.limits.maxStorageBufferBindingSize})`,
+      );
+    }
+    packed = owner.own(gpu.device.createBuffer({
+      size: bytes,
+      usage: STORAGE_USAGE,
+      label: `conv_transpose weights ${shapeString(weight.shape)}`,
+    }));
+    const pack = new Params().u32(cg, columns, packTaps, mb, packedVec4s);
+    dispatches.push(prepareDispatch(
+      gpu,
+      { shader: "conv_transpose", entryPoint: "pack_weights", constants: { WG } },
+      [weight, packed, owner.own(createUniform(gpu, pack, "conv_transpose pack"))],
+      Math.ceil(packedVec4s / WG),
+    ));
+  } else {
+    const packShape = folded ? [c, columns] : weight.shape;
+    packed = owner.own(createStorageBuffer(
+      gpu,
+      packConvTransposeWeights(weight.data, packShape, group, mb),
+      `conv_transpose weights ${shapeString(weight.shape)}`,
+    ));
+  }
+  let biasBinding: GpuTensor | GPUBuffer;
+  if (bias === undefined) {
+    biasBinding = owner.own(createStorageBuffer(gpu, new Float32Array(m), "conv_transpose bias"));
+  } else if (isGpuTensor(bias)) {
+    biasBinding = bias;
+  } else {
+    biasBinding = owner.own(
+      createStorageBuffer(gpu, Float32Array.from(bias.data), "conv_transpose bias"),
+    );
+  }
+
+  const channelTiles = mb / tm4;
+  const phases = strides[0] * strides[1] * strides[2];
+  let grid: number[];
+  let invocations: number;
+  if (folded) {
+    // Quads of 4 consecutive input positions along W, ceil(IW / 4) per input row.
+    const qw = Math.ceil(inSize[2] / PIXELS);
+    const quads = n * inSize[0] * inSize[1] * qw;
+    grid = [0, 0, qw, quads];
+    invocations = quads * channelTiles * group;
+  } else {
+    // Quads per phase: along D and H every phase has at most ceil(O / S) positions, along W at
+    // most ceil(OW / SW), in quads of PIXELS.
+    const ud = Math.ceil(outSize[0] / strides[0]);
+    const uh = Math.ceil(outSize[1] / strides[1]);
+    const qw = Math.ceil(Math.ceil(outSize[2] / strides[2]) / PIXELS);
+    const perPhase = n * ud * uh * qw;
+    grid = [ud, uh, qw, perPhase];
+    invocations = perPhase * phases * channelTiles * group;
+  }
+  const params = new Params()
+    .u32Array([...inSize, sizeOf(inSize)], 1)
+    .u32Array([...outSize, sizeOf(outSize)], 1)
+    .u32Array([...kernel, taps], 1)
+    .u32Array([...strides, phases], 1)
+    .u32Array(to3d(attrs.dilations, 1), 1)
+    .i32(...to3d(attrs.pads.slice(0, rank), 0), 0)
+    .u32Array([c, m, cg, mg], 1)
+    .u32Array(grid, 1)
+    .u32Array([channelTiles, group, mb, columns], 1);
+  dispatches.push(prepareDispatch(
+    gpu,
+    {
+      shader: "conv_transpose",
+      entryPoint: folded ? "main_folded" : "main",
+      constants: { WG, TM4: tm4, ROUND_F16: y.dtype === "float16" ? 1 : 0 },
+    },
+    [x, packed, biasBinding, y, owner.own(createUniform(gpu, params, "conv_transpose"))],
+    Math.ceil(invocations / WG),
+  ));
+  return dispatches;
+}
