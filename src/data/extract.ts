@@ -5,13 +5,15 @@
  * the GPU. The next batch is decoded while the GPU encodes the previous one.
  *
  * Rows are view-major, as the reference's augmentation epochs: row `v * K + k` is view `v` of the
- * k-th readable image. The views of image `i` come from a generator seeded by (seed, i, v), so
- * they do not depend on batch sizes, segments or interruptions.
+ * k-th readable image. The views of an image come from a generator seeded by (seed, the image's
+ * id, v): its index in the list, or the plan's `imageIds` (the feature pipeline and the sweeps'
+ * shared store pass ids from the image's path, so an image gets the same views in every list),
+ * so they do not depend on batch sizes, segments or interruptions.
  *
  * Unreadable or corrupt images are skipped and reported (never silently). Work is saved in
  * segments (`segmentDir`), so an interrupted extraction continues where it stopped. */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import type { CpuTensor } from "../gpu/mod.ts";
 import { EngineError } from "../gpu/errors.ts";
 import type { Encoder } from "../models/encoder.ts";
@@ -68,7 +70,13 @@ export function towerFromEncoder(role: string, encoder: Encoder): ImageTower {
 /** Which views to make of each image. */
 export type ViewPlan =
   | { readonly kind: "eval" }
-  | { readonly kind: "train"; readonly views: number; readonly seed: number };
+  | {
+    readonly kind: "train";
+    readonly views: number;
+    readonly seed: number;
+    /** Per item, the id its views are seeded by (default: its index). */
+    readonly imageIds?: readonly number[];
+  };
 
 export interface SkippedImage {
   readonly path: string;
@@ -108,6 +116,31 @@ export interface ExtractResult {
   resumedImages: number;
 }
 
+/** Ids that seed each item's training views, from its path relative to `root` and how often the
+ * path occurred before in the list (a class sampled with replacement repeats an image, and each
+ * repeat gets views of its own, as each draw does in the reference): the same image gets the
+ * same views in every few-shot list and on every machine, whatever its position. */
+export function pathViewIds(items: readonly LabeledImage[], root: string): number[] {
+  const seen = new Map<string, number>();
+  return items.map((it) => {
+    const rel = relative(root, it.path);
+    const occurrence = seen.get(rel) ?? 0;
+    seen.set(rel, occurrence + 1);
+    return viewId(rel, occurrence);
+  });
+}
+
+/** The view-seeding id of the `occurrence`-th entry of `relPath` in a list (pathViewIds). */
+export function viewId(relPath: string, occurrence: number): number {
+  return fnv1a32(`${relPath}#${occurrence}`);
+}
+
+function fnv1a32(text: string): number {
+  let h = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(text)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  return h;
+}
+
 /** 32-bit mix of the seed, image index and view index (for per-view generators). */
 export function viewSeed(seed: number, image: number, view: number): number {
   let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) >>> 0;
@@ -134,7 +167,7 @@ export function makeViews(
   const out: RgbImage[][] = [];
   for (let v = 0; v < plan.views; v++) {
     // torchvision's order of draws: the crop box, then the flip.
-    const random = seededRandom(viewSeed(plan.seed, imageIndex, v));
+    const random = seededRandom(viewSeed(plan.seed, plan.imageIds?.[imageIndex] ?? imageIndex, v));
     const box = randomResizedCropBox(img.width, img.height, random);
     const flip = random() < 0.5;
     const cropped = crop(img, box[0], box[1], box[2] - box[0], box[3] - box[1]);

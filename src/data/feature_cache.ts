@@ -9,8 +9,12 @@
  *   test_aux     float32 [T, Da]
  *   test_labels  int64   [T]
  *   clip_weights float32 [Dc, C]   zero-shot classifier (unit text embeddings as columns)
+ * and, where the dataset has a validation split and the cache records them (both optional, so
+ * older caches load):
+ *   val_clip     float32 [V, Dc]   val_aux float32 [V, Da]   val_labels int64 [V]
+ *   train_image  int64   [N]       which few-shot image (0-based) each training row came from
  * Readers also accept float64 features (rounded to float32) and int32 labels, so a cache made by
- * hand in numpy with default dtypes loads too. */
+ * hand in numpy with default dtypes loads too (a manifest without "format" with a warning). */
 import { join } from "node:path";
 import { EngineError } from "../gpu/errors.ts";
 import { type NpyArray, npyArray, toNumbers, writeFileAtomic } from "./npy.ts";
@@ -33,6 +37,13 @@ export interface AmuFeatures {
   readonly testLabels: Int32Array;
   /** [Dc, C]: column c is class c's text embedding. */
   readonly clipWeights: FeatureMatrix;
+  /** The validation split (for methods that search hyper-parameters), when the cache has one. */
+  readonly valClip?: FeatureMatrix;
+  readonly valAux?: FeatureMatrix;
+  readonly valLabels?: Int32Array;
+  /** [N]: which few-shot image each training row (an augmented view) came from, 0-based, when
+   * the cache records it (Tip-Adapter's keys average an image's views). */
+  readonly trainImage?: Int32Array;
 }
 
 /** One encoder file the features were computed with. */
@@ -101,6 +112,32 @@ export function validateFeatures(f: AmuFeatures, label = "features"): void {
     `test rows disagree: test_clip ${f.testClip.rows}, test_aux ${f.testAux.rows}, ` +
       `test_labels ${f.testLabels.length}`,
   );
+  const val = [f.valClip, f.valAux, f.valLabels].filter((x) => x !== undefined).length;
+  check(
+    val === 0 || val === 3,
+    "val_clip, val_aux and val_labels come together (some are missing)",
+  );
+  if (f.valClip && f.valAux && f.valLabels) {
+    check(f.valClip.cols === dc, `val_clip has ${f.valClip.cols} columns, clip_weights ${dc}`);
+    check(
+      f.valAux.cols === f.trainAux.cols,
+      `val_aux has ${f.valAux.cols} columns, train_aux ${f.trainAux.cols}`,
+    );
+    check(
+      f.valAux.rows === f.valClip.rows && f.valLabels.length === f.valClip.rows,
+      `val rows disagree: val_clip ${f.valClip.rows}, val_aux ${f.valAux.rows}, ` +
+        `val_labels ${f.valLabels.length}`,
+    );
+  }
+  if (f.trainImage) {
+    check(
+      f.trainImage.length === f.trainClip.rows,
+      `train_image has ${f.trainImage.length} entries, train_clip ${f.trainClip.rows} rows`,
+    );
+    for (let i = 0; i < f.trainImage.length; i++) {
+      check(f.trainImage[i] >= 0, `train_image[${i}] = ${f.trainImage[i]} is negative`);
+    }
+  }
   const matrices: [string, FeatureMatrix][] = [
     ["train_clip", f.trainClip],
     ["train_aux", f.trainAux],
@@ -108,6 +145,7 @@ export function validateFeatures(f: AmuFeatures, label = "features"): void {
     ["test_aux", f.testAux],
     ["clip_weights", f.clipWeights],
   ];
+  if (f.valClip && f.valAux) matrices.push(["val_clip", f.valClip], ["val_aux", f.valAux]);
   for (const [name, m] of matrices) {
     const bad = firstNonFinite(m.data);
     if (bad >= 0) {
@@ -119,7 +157,12 @@ export function validateFeatures(f: AmuFeatures, label = "features"): void {
       );
     }
   }
-  for (const [name, labels] of [["train_labels", f.trainLabels], ["test_labels", f.testLabels]]) {
+  const labelArrays: [string, Int32Array][] = [
+    ["train_labels", f.trainLabels],
+    ["test_labels", f.testLabels],
+  ];
+  if (f.valLabels) labelArrays.push(["val_labels", f.valLabels]);
+  for (const [name, labels] of labelArrays) {
     const arr = labels as Int32Array;
     for (let i = 0; i < arr.length; i++) {
       if (arr[i] < 0 || arr[i] >= classes) {
@@ -178,11 +221,22 @@ export function featuresToArrays(f: AmuFeatures): Record<string, NpyArray> {
     test_aux: matrixArray(f.testAux),
     test_labels: labelsArray(f.testLabels),
     clip_weights: matrixArray(f.clipWeights),
+    ...(f.valClip && f.valAux && f.valLabels
+      ? {
+        val_clip: matrixArray(f.valClip),
+        val_aux: matrixArray(f.valAux),
+        val_labels: labelsArray(f.valLabels),
+      }
+      : {}),
+    ...(f.trainImage ? { train_image: labelsArray(f.trainImage) } : {}),
   };
 }
 
 export function featuresFromArrays(archive: Map<string, NpyArray>, label: string): AmuFeatures {
   const get = (k: string) => npzGet(archive, k, label);
+  // Optional arrays appear as keys only when the file has them.
+  const optional = <T>(key: string, name: string, read: (a: NpyArray, n: string, l: string) => T) =>
+    archive.has(name) ? { [key]: read(get(name), name, label) } : {};
   const f: AmuFeatures = {
     trainClip: matrixFrom(get("train_clip"), "train_clip", label),
     trainAux: matrixFrom(get("train_aux"), "train_aux", label),
@@ -191,6 +245,10 @@ export function featuresFromArrays(archive: Map<string, NpyArray>, label: string
     testAux: matrixFrom(get("test_aux"), "test_aux", label),
     testLabels: labelsFrom(get("test_labels"), "test_labels", label),
     clipWeights: matrixFrom(get("clip_weights"), "clip_weights", label),
+    ...optional("valClip", "val_clip", matrixFrom),
+    ...optional("valAux", "val_aux", matrixFrom),
+    ...optional("valLabels", "val_labels", labelsFrom),
+    ...optional("trainImage", "train_image", labelsFrom),
   };
   validateFeatures(f, label);
   return f;
@@ -225,6 +283,8 @@ export function writeFeatureCache(
 export interface FeatureCache {
   features: AmuFeatures;
   manifest: FeatureCacheManifest;
+  /** Things the reader should be told (a hand-made manifest without "format"). */
+  warnings: string[];
 }
 
 /** Reads and validates a cache directory. */
@@ -245,7 +305,15 @@ export function readFeatureCache(dir: string): FeatureCache {
   } catch (e) {
     throw new EngineError(`${manifestPath}: invalid JSON (${(e as Error).message})`);
   }
-  if (manifest.format !== "amu-feature-cache") {
+  const warnings: string[] = [];
+  if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {
+    throw new EngineError(`${manifestPath}: not a JSON object`);
+  }
+  if (manifest.format === undefined) {
+    warnings.push(
+      `warning: ${manifestPath} has no "format" (made by hand?); read as an amu-feature-cache`,
+    );
+  } else if (manifest.format !== "amu-feature-cache") {
     throw new EngineError(`${manifestPath}: "format" is not "amu-feature-cache"`);
   }
   const features = featuresFromArrays(readNpz(npzPath), npzPath);
@@ -258,5 +326,5 @@ export function readFeatureCache(dir: string): FeatureCache {
         `${features.clipWeights.cols}`,
     );
   }
-  return { features, manifest };
+  return { features, manifest, warnings };
 }

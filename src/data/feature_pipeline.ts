@@ -7,7 +7,8 @@
  *          image edited in place never matches), shots, sampling seed, augmentation views and
  *          seed, CLIP image tower and auxiliary encoder (file SHA-256s, input sizes,
  *          normalisation) and the view transforms
- *   test   the test images (the same way) and the same two image encoders
+ *   test   the test images and the validation images where the dataset has them (the same
+ *          way) and the same two image encoders
  *   text   class names, prompt templates, CLIP text tower and tokenizer
  * A part whose key matches is reused; otherwise it is extracted again (saying why), or, when the
  * run asked to reuse it (`--load_aux_weight` for train, `--load_pre_feat` for test and text),
@@ -24,6 +25,7 @@ import {
   extractFeatures,
   type ExtractResult,
   type ImageTower,
+  pathViewIds,
   type SkippedImage,
 } from "./extract.ts";
 import {
@@ -95,6 +97,8 @@ export interface FeatureJob {
   /** The few-shot training list. */
   train: readonly LabeledImage[];
   test: readonly LabeledImage[];
+  /** The validation split (extracted with the test part; empty or absent: none). */
+  val?: readonly LabeledImage[];
   shots: number | null;
   /** Seed of the few-shot sampling. */
   seed: number | null;
@@ -132,7 +136,7 @@ export interface FeaturePipelineOptions {
 export type PartName = "train" | "test" | "text";
 
 export interface SkippedRecord extends SkippedImage {
-  split: "train" | "test";
+  split: "train" | "test" | "val";
 }
 
 export interface FeaturePipelineResult {
@@ -185,13 +189,16 @@ export async function featureKeys(
     aux_normalization: job.aux.normalization,
     extraction_version: EXTRACTION_VERSION,
   };
+  const val = job.val ?? [];
+  const total = job.train.length + job.test.length + val.length;
   const line = progress === false
     ? undefined
-    : new ProgressLine("hashing images", job.train.length + job.test.length, "files", progress);
-  let trainImages: string, testImages: string;
+    : new ProgressLine("hashing images", total, "files", progress);
+  let trainImages: string, testImages: string, valImages: string | null;
   try {
     trainImages = await listDigest(job.train, root, hashes, line);
     testImages = await listDigest(job.test, root, hashes, line);
+    valImages = val.length > 0 ? await listDigest(val, root, hashes, line) : null;
   } finally {
     line?.finish();
     hashes.save();
@@ -212,6 +219,8 @@ export async function featureKeys(
       dataset: job.dataset,
       images: testImages,
       count: job.test.length,
+      val_images: valImages,
+      val_count: val.length,
       views: TEST_VIEW,
       ...images,
     },
@@ -229,6 +238,8 @@ export async function featureKeys(
 const KEY_LABELS: Record<string, string> = {
   dataset: "dataset",
   images: "images (paths, labels and contents)",
+  val_images: "validation images (paths, labels and contents)",
+  val_count: "number of validation images",
   count: "number of images",
   shots: "shots",
   seed: "sampling seed (--rand_seed)",
@@ -286,8 +297,8 @@ function normalizationJson(n: Normalization) {
   return { mean: [...n.mean], std: [...n.std] };
 }
 
-/** Arrays of one part, however obtained. */
-interface TrainPart {
+/** Arrays of one split, however obtained. */
+interface SplitPart {
   clip: FeatureMatrix;
   aux: FeatureMatrix;
   labels: Int32Array;
@@ -295,7 +306,23 @@ interface TrainPart {
   skipped: SkippedImage[];
 }
 
-type TestPart = TrainPart;
+/** The training rows, and which kept image each came from. */
+interface TrainPart extends SplitPart {
+  image?: Int32Array;
+}
+
+/** The test rows, and the validation rows where the dataset has a validation split. */
+interface TestPart extends SplitPart {
+  val?: SplitPart;
+}
+
+type Split = "train" | "test" | "val";
+
+const SPLIT_TITLES: Record<Split, string> = {
+  train: "training features",
+  test: "test features",
+  val: "validation features",
+};
 
 const PART_TITLES: Record<PartName, string> = {
   train: "training features",
@@ -432,32 +459,41 @@ export async function buildFeatures(
     }
 
     const towers = clip && aux ? [clip, aux] : [];
-    const extractPart = async (
-      part: "train" | "test",
+    const root = resolve(job.root);
+    const extractSplit = async (
+      split: Split,
       items: readonly LabeledImage[],
-    ): Promise<TrainPart> => {
+    ): Promise<SplitPart & { views: number }> => {
       const t0 = performance.now();
-      const plan = part === "train"
-        ? { kind: "train" as const, views: job.views, seed: job.augmentSeed }
+      const plan = split === "train"
+        ? {
+          kind: "train" as const,
+          views: job.views,
+          seed: job.augmentSeed,
+          imageIds: pathViewIds(items, root),
+        }
         : { kind: "eval" as const };
+      const title = SPLIT_TITLES[split];
       log(
-        `extracting ${PART_TITLES[part]}: ${items.length} images` +
-          (part === "train" ? ` x ${job.views} augmented view(s)` : "") +
+        `extracting ${title}: ${items.length} images` +
+          (split === "train" ? ` x ${job.views} augmented view(s)` : "") +
           `, ${towers.map((t) => `${t.role} ${t.size}px`).join(", ")}, batch ${options.batchSize}`,
       );
+      const part = split === "train" ? "train" : "test";
       const r: ExtractResult = await extractFeatures(items, towers, plan, {
         batchSize: options.batchSize,
-        label: part === "train" ? "training views" : "test images",
+        label: split === "train"
+          ? "training views"
+          : `${split === "val" ? "validation" : "test"} images`,
         progress: options.progress,
-        segmentDir: join(dir, "partial", part),
+        segmentDir: join(dir, "partial", split),
         segmentKey: JSON.stringify(keys[part]),
         segmentImages: options.segmentImages,
         log,
       });
-      const images = r.kept.length;
       log(
-        `${PART_TITLES[part]}: ${r.rows} rows (clip ${r.dims[0]}-d, aux ${r.dims[1]}-d) from ` +
-          `${images} images in ${secs(t0)}` +
+        `${title}: ${r.rows} rows (clip ${r.dims[0]}-d, aux ${r.dims[1]}-d) from ` +
+          `${r.kept.length} images in ${secs(t0)}` +
           (r.skipped.length ? `; ${r.skipped.length} unreadable image(s) skipped` : ""),
       );
       return {
@@ -466,38 +502,64 @@ export async function buildFeatures(
         labels: r.labels,
         kept: r.kept,
         skipped: r.skipped,
+        views: r.views,
       };
     };
-    const fromCache = (part: "train" | "test"): TrainPart => {
+    const extractTrain = async (): Promise<TrainPart> => {
+      const t = await extractSplit("train", job.train);
+      // Rows are view-major: row v * K + k is view v of kept image k.
+      const K = t.kept.length;
+      const image = new Int32Array(t.clip.rows);
+      for (let r = 0; r < image.length; r++) image[r] = r % K;
+      return { ...t, image };
+    };
+    const extractTest = async (): Promise<TestPart> => {
+      const test = await extractSplit("test", job.test);
+      const val = job.val?.length ? await extractSplit("val", job.val) : undefined;
+      return { ...test, val };
+    };
+    const recordOf = (m: FeatureCacheManifest, split: Split) =>
+      (m.parts as Record<string, { kept?: number[]; skipped?: SkippedImage[] }> | undefined)
+        ?.[split];
+    const fromCache = (part: "train" | "test"): TrainPart & TestPart => {
       const { f, m } = cacheOf(sources[part]);
-      const record = (m.parts as Record<string, { kept?: number[]; skipped?: SkippedImage[] }>)
-        ?.[part];
       log(
         `${PART_TITLES[part]}: reused from ${sourceText(sources[part], dir)} ` +
           `(${whyMatched(keys[part])})`,
       );
-      return part === "train"
-        ? {
+      const record = recordOf(m, part);
+      if (part === "train") {
+        return {
           clip: f.trainClip,
           aux: f.trainAux,
           labels: f.trainLabels,
-          kept: record?.kept ?? [],
-          skipped: record?.skipped ?? [],
-        }
-        : {
-          clip: f.testClip,
-          aux: f.testAux,
-          labels: f.testLabels,
+          image: f.trainImage,
           kept: record?.kept ?? [],
           skipped: record?.skipped ?? [],
         };
+      }
+      const valRecord = recordOf(m, "val");
+      return {
+        clip: f.testClip,
+        aux: f.testAux,
+        labels: f.testLabels,
+        kept: record?.kept ?? [],
+        skipped: record?.skipped ?? [],
+        val: f.valClip && f.valAux && f.valLabels
+          ? {
+            clip: f.valClip,
+            aux: f.valAux,
+            labels: f.valLabels,
+            kept: valRecord?.kept ?? [],
+            skipped: valRecord?.skipped ?? [],
+          }
+          : undefined,
+      };
     };
     const train: TrainPart = sources.train === "extracted"
-      ? await extractPart("train", job.train)
+      ? await extractTrain()
       : fromCache("train");
-    const test: TestPart = sources.test === "extracted"
-      ? await extractPart("test", job.test)
-      : fromCache("test");
+    const test: TestPart = sources.test === "extracted" ? await extractTest() : fromCache("test");
 
     const features: AmuFeatures = {
       trainClip: train.clip,
@@ -507,6 +569,10 @@ export async function buildFeatures(
       testAux: test.aux,
       testLabels: test.labels,
       clipWeights,
+      ...(test.val
+        ? { valClip: test.val.clip, valAux: test.val.aux, valLabels: test.val.labels }
+        : {}),
+      ...(train.image ? { trainImage: train.image } : {}),
     };
     if (clipWeights.rows !== train.clip.cols) {
       throw new EngineError(
@@ -517,8 +583,8 @@ export async function buildFeatures(
     const skipped: SkippedRecord[] = [
       ...train.skipped.map((s) => ({ split: "train" as const, ...s })),
       ...test.skipped.map((s) => ({ split: "test" as const, ...s })),
+      ...(test.val?.skipped ?? []).map((s) => ({ split: "val" as const, ...s })),
     ];
-    const root = resolve(job.root);
     const preprocessing = (t: LoadedImageTower | undefined, part: "clip" | "aux") => {
       if (t) return { size: t.size, ...normalizationJson(t.normalization) };
       const prev = manifest?.preprocessing as Record<string, unknown> | undefined;
@@ -550,6 +616,7 @@ export async function buildFeatures(
       parts: {
         train: { kept: train.kept, skipped: train.skipped },
         test: { kept: test.kept, skipped: test.skipped },
+        ...(test.val ? { val: { kept: test.val.kept, skipped: test.val.skipped } } : {}),
       },
       skipped_images: skipped.length,
     };

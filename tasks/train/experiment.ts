@@ -8,7 +8,6 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { EngineError } from "../../src/gpu/errors.ts";
 import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
-import { setupKernelTuning } from "../../src/onnx/mod.ts";
 import { configToJson } from "../../src/amu/config.ts";
 import { RUN_FILES, runFile } from "../../src/amu/checkpoint.ts";
 import type { AmuMetrics } from "../../src/amu/metrics.ts";
@@ -38,17 +37,10 @@ import {
 import { readNpy } from "../../src/data/npy.ts";
 import type { ProgressOptions } from "../../src/data/progress.ts";
 import { templatesFor } from "../../src/data/prompts.ts";
-import { ClipTokenizer } from "../../src/data/tokenizer.ts";
 import { seededRandom } from "../../src/util/random.ts";
-import { byteTokenizer, DEMO_NOTE, ensureDemoAssets } from "./demo.ts";
-import {
-  lazyImageTower,
-  lazyTextTower,
-  modelFile,
-  type ModelPaths,
-  resolveModelPaths,
-  type SizedTokenizer,
-} from "./models.ts";
+import { DEMO_NOTE, ensureDemoAssets } from "./demo.ts";
+import { prepareEncoders } from "./encoders.ts";
+import { type ModelPaths, resolveModelPaths } from "./models.ts";
 import {
   fewShotRecord,
   readFewShotFile,
@@ -379,7 +371,9 @@ async function experiment(
   if (s.mode === "features") {
     cacheDir = resolve(s.featuresDir!);
     printSettings(say, s, settingsJson, cacheDir);
-    ({ features, manifest } = readFeatureCache(cacheDir));
+    const cache = readFeatureCache(cacheDir);
+    ({ features, manifest } = cache);
+    for (const w of cache.warnings) say(w);
     say(
       `features: ${shortPath(cacheDir)} (dataset ${manifest.dataset ?? "?"}, shots ` +
         `${manifest.shots ?? "?"}, ${manifest.class_names?.length ?? "?"} classes)`,
@@ -387,8 +381,6 @@ async function experiment(
   } else {
     const hashes = new FileHashes(join(cacheRoot, "file_hashes.json"));
     let bpePath: string | undefined;
-    let tokenizerId: string;
-    let makeTokenizer: () => SizedTokenizer;
     let datasetLabel: string;
     if (s.mode === "demo") {
       const assets = ensureDemoAssets(join(cacheRoot, "demo-assets"), say);
@@ -411,20 +403,6 @@ async function experiment(
       data = prepareData(s, s.root!, s.dataset);
       datasetLabel = data.datasetLabel;
     }
-    if (bpePath) {
-      const path = bpePath;
-      tokenizerId = (await modelFile("bpe", path, hashes)).sha256;
-      makeTokenizer = () => {
-        const tok = ClipTokenizer.fromFile(path);
-        return {
-          maxTokenId: tok.vocabSize - 1,
-          tokenizeBatch: (texts, o) => tok.tokenizeBatch(texts, o),
-        };
-      };
-    } else {
-      tokenizerId = "demo-byte-tokenizer";
-      makeTokenizer = byteTokenizer;
-    }
     cacheDir = s.cacheDir ? resolve(s.cacheDir) : join(
       cacheRoot,
       safeName(
@@ -445,22 +423,9 @@ async function experiment(
         );
       }
     }
-    const files = {
-      clip: await modelFile("clip_visual", models.clipVisual, hashes),
-      text: await modelFile("clip_text", models.clipText, hashes),
-      aux: await modelFile("aux", models.aux, hashes),
-    };
-    const gpuFn = () => Promise.resolve(gpu);
-    // Saved kernel choices (e.g. from `deno task tune`) apply in every mode; new problems are
-    // measured within a budget that grows with the rows this extraction will encode.
-    const tuning = setupKernelTuning({ tune: s.tune !== "off" });
-    const rows = data.train.length * s.augmentEpoch + data.dataset.test.length;
-    const tuneKernels = tuning && {
-      ...tuning,
-      progress: say,
-      budgetMs: s.tune === "full" ? Infinity : undefined,
-      workRuns: Math.max(1, Math.ceil(rows / s.valBatchSize)),
-    };
+    const rows = data.train.length * s.augmentEpoch + data.dataset.test.length +
+      data.dataset.val.length;
+    const encoders = await prepareEncoders(s, models, bpePath, hashes, gpu, say, rows);
     const mode = (require: boolean): ReuseMode =>
       s.freshFeatures ? "never" : require ? "require" : "auto";
     pipeline = await buildFeatures({
@@ -470,13 +435,14 @@ async function experiment(
       templates: data.templates,
       train: data.train,
       test: data.dataset.test,
+      val: data.dataset.val,
       shots: s.fewshotFile ? null : s.shots,
       seed: s.fewshotFile ? null : s.amu.seed,
       augmentSeed: s.augmentSeed,
       views: s.augmentEpoch,
-      clip: lazyImageTower(files.clip, "clip", s.models.clipSize, gpuFn, say, tuneKernels),
-      aux: lazyImageTower(files.aux, "aux", s.models.auxSize, gpuFn, say, tuneKernels),
-      text: lazyTextTower(files.text, makeTokenizer, tokenizerId, gpuFn, say, tuneKernels),
+      clip: encoders.clip,
+      aux: encoders.aux,
+      text: encoders.text,
     }, {
       cacheDir,
       train: mode(s.loadAuxWeight),

@@ -91,6 +91,7 @@ function job(root: string, over: Partial<FeatureJob> = {}): FeatureJob {
     templates: ["a photo of a {}."],
     train: data.train,
     test: data.test,
+    val: data.val,
     shots: null,
     seed: null,
     augmentSeed: 1,
@@ -242,6 +243,41 @@ Deno.test("feature cache: a --cache_dir holding a user's own files is refused an
     const empty = join(dir, "empty");
     Deno.mkdirSync(empty);
     assertEquals((await build(root, empty, [])).sources.train, "extracted");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("feature cache: the validation split and each training row's image are extracted, saved and read back; a manifest without format loads with a warning", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "feature_val_" });
+  try {
+    const root = join(dir, "data");
+    writeDemoImageFolder(root, { trainPerClass: 2, testPerClass: 1, size: 24, seed: 1 });
+    // A val/ split: a copy of test/.
+    cpSync(join(root, "test"), join(root, "val"), { recursive: true });
+    const cache = join(dir, "cache");
+    const views = 2;
+    const built = await build(root, cache, [], { views });
+    const f = built.features;
+    const images = f.trainClip.rows / views;
+    assertEquals(f.valClip?.rows, f.testClip.rows);
+    assertEquals(f.valClip?.data, f.testClip.data); // same images, same evaluation view
+    assertEquals(
+      Array.from(f.trainImage!),
+      [...Array(f.trainClip.rows).keys()].map((r) => r % images),
+    );
+    const read = readFeatureCache(cache);
+    assertEquals(read.features.valLabels, f.valLabels);
+    assertEquals(read.features.trainImage, f.trainImage);
+    assertEquals(read.warnings, []);
+
+    // Hand-made in numpy: no "format" in the manifest.
+    const manifest = JSON.parse(Deno.readTextFileSync(join(cache, "manifest.json")));
+    delete manifest.format;
+    Deno.writeTextFileSync(join(cache, "manifest.json"), JSON.stringify(manifest));
+    const hand = readFeatureCache(cache);
+    ok(/has no "format" \(made by hand\?\); read as an amu-feature-cache/.test(hand.warnings[0]));
+    assertEquals(hand.features.trainClip, f.trainClip);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
