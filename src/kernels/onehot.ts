@@ -1,0 +1,48 @@
+/** OneHot (shaders/onehot.wgsl): one invocation per output element. */
+import {
+  createUniform,
+  type Dispatch,
+  EngineError,
+  type Gpu,
+  type GpuTensor,
+  Params,
+  prepareDispatch,
+  type ResourceOwner,
+  sizeOf,
+  storageType,
+} from "../gpu/mod.ts";
+import { oneHotShape } from "./onehot_ref.ts";
+
+const WG = 64;
+
+/** out = OneHot(indices, depth, values = [off, on]) with the new axis at `axis` (non-negative). */
+export function prepareOneHot(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  indices: GpuTensor,
+  values: GpuTensor,
+  out: GpuTensor,
+  depth: number,
+  axis: number,
+): Dispatch[] {
+  const expected = oneHotShape(indices.shape, depth, axis);
+  if (expected.length !== out.shape.length || expected.some((n, d) => n !== out.shape[d])) {
+    throw new EngineError("oneHot: output shape mismatch");
+  }
+  if (sizeOf(values.shape) !== 2) throw new EngineError("oneHot: values must hold [off, on]");
+  if (indices.dtype === "bool") throw new EngineError("oneHot: bool indices");
+  const total = sizeOf(out.shape);
+  if (total === 0) return [];
+  const params = new Params().u32(total, depth, sizeOf(indices.shape.slice(axis)));
+  const uniform = owner.own(createUniform(gpu, params, "onehot"));
+  return [prepareDispatch(
+    gpu,
+    {
+      shader: "onehot",
+      constants: { WG },
+      placeholders: { IT: storageType(indices.dtype), T: storageType(out.dtype) },
+    },
+    [indices, values, out, uniform],
+    Math.ceil(total / WG),
+  )];
+}
