@@ -9,7 +9,9 @@
  * the epoch's batches, `test_loss` lambda * CE(fused) + (1 - lambda) * CE(aux) over the test set,
  * `aux_acc` the auxiliary branch alone. `best` is the first epoch with the highest test_acc (the
  * reference keeps a checkpoint when accuracy strictly improves); before any epoch it is
- * {"epoch": 0, "test_acc": zero_shot_acc}. */
+ * {"epoch": 0, "test_acc": zero_shot_acc}. A complete run adds the common part of every
+ * method's record (src/amu/method.ts): "method": "amu" and "final": {"test_acc", "best_epoch"}
+ * (AMU reports its best epoch, as the reference does). */
 
 export interface EpochMetrics {
   epoch: number;
@@ -25,6 +27,14 @@ export interface AmuMetrics {
   zero_shot_acc: number;
   epochs: EpochMetrics[];
   best: { epoch: number; test_acc: number };
+  /** Set when every epoch has run. */
+  method?: "amu";
+  final?: { test_acc: number; best_epoch: number };
+}
+
+/** The metrics of a complete run: with the method's `final` result. */
+export function completed(m: AmuMetrics): AmuMetrics {
+  return { ...m, method: "amu", final: { test_acc: m.best.test_acc, best_epoch: m.best.epoch } };
 }
 
 /** The first epoch with the highest test accuracy. */
@@ -49,6 +59,7 @@ export function metricsJson(m: AmuMetrics): string {
       test_loss: e.test_loss,
     })),
     best: { epoch: m.best.epoch, test_acc: m.best.test_acc },
+    ...(m.final ? { method: "amu" as const, final: { ...m.final } } : {}),
   };
   return JSON.stringify(ordered, null, 2) + "\n";
 }

@@ -23,7 +23,7 @@ import {
 import { cosineLr } from "./schedule.ts";
 import { makeOrder, orderFromNpy, orderToNpy, validateOrder } from "./order.ts";
 import { AmuSession, type SessionPlan } from "./session.ts";
-import { type AmuMetrics, bestOf, type EpochMetrics, metricsJson } from "./metrics.ts";
+import { type AmuMetrics, bestOf, completed, type EpochMetrics, metricsJson } from "./metrics.ts";
 import {
   type Checkpoint,
   featureFingerprint,
@@ -377,6 +377,7 @@ export async function trainAmu(
       options.onEpoch?.(m);
     }
     const epochsDone = startEpoch + epochMs.length;
+    if (epochsDone === config.epochs) metrics = completed(metrics);
     if (dir && epochsDone === config.epochs) {
       writeFileAtomic(runFile(dir, "metrics"), metricsJson(metrics));
       if (resumeFrom && epochMs.length === 0) {

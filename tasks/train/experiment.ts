@@ -8,9 +8,11 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { EngineError } from "../../src/gpu/errors.ts";
 import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
-import { configToJson } from "../../src/amu/config.ts";
+import { type AmuConfig, configToJson } from "../../src/amu/config.ts";
 import { RUN_FILES, runFile } from "../../src/amu/checkpoint.ts";
 import type { AmuMetrics } from "../../src/amu/metrics.ts";
+import type { MethodResult } from "../../src/amu/method.ts";
+import { runBaseline } from "./methods.ts";
 import { orderFromNpy } from "../../src/amu/order.ts";
 import { trainAmu, type TrainResult } from "../../src/amu/train.ts";
 import { amuConfig } from "../../src/amu/config.ts";
@@ -63,11 +65,26 @@ export interface ExperimentIo {
   gpu?: Gpu;
   /** Stop training after this many epochs in total (tests of resuming). */
   stopAfterEpochs?: number;
+  /** Features already gathered (a sweep cell's, from the shared store) for the dataset plan
+   * `data`: no encoder is loaded and no image decoded. */
+  preloaded?: PreloadedFeatures;
+}
+
+export interface PreloadedFeatures {
+  features: AmuFeatures;
+  manifest: FeatureCacheManifest;
+  /** Where they came from, for messages and experiment.json. */
+  source: string;
+  data: DataPlan;
+  skipped: SkippedRecord[];
 }
 
 export interface ExperimentOutcome {
   outDir: string;
-  result: TrainResult;
+  /** AMU's training result (AMU runs only). */
+  result?: TrainResult;
+  /** The method's record, as metrics.json holds it. */
+  metrics: MethodResult | AmuMetrics;
   features: AmuFeatures;
   /** Where each feature part came from ("cache", "extracted", a sibling cache), if extracted. */
   sources?: FeaturePipelineResult["sources"];
@@ -78,7 +95,8 @@ export interface ExperimentOutcome {
 
 type RunState = { kind: "fresh" } | { kind: "unfinished"; epochs: number } | {
   kind: "finished";
-  metrics: AmuMetrics;
+  /** Its result in words, e.g. "best test accuracy 63.10% at epoch 7". */
+  result: string;
 };
 
 /** What the output directory holds: nothing, an interrupted run, or a finished one. */
@@ -100,9 +118,21 @@ export function runState(dir: string): RunState {
   } catch { /* treated as unfinished; the trainer reports a broken config.json */ }
   if (existsSync(metricsPath)) {
     try {
-      const m = JSON.parse(Deno.readTextFileSync(metricsPath)) as AmuMetrics;
-      if (m.epochs.length >= planned) return { kind: "finished", metrics: m };
-      return { kind: "unfinished", epochs: m.epochs.length };
+      const m = JSON.parse(Deno.readTextFileSync(metricsPath)) as AmuMetrics & MethodResult;
+      if (m.best && (m.final || m.epochs.length >= planned)) {
+        const b = m.best;
+        return {
+          kind: "finished",
+          result: `best test accuracy ${b.test_acc.toFixed(2)}% at epoch ${b.epoch}`,
+        };
+      }
+      if (m.final) {
+        return {
+          kind: "finished",
+          result: `${m.method} test accuracy ${m.final.test_acc.toFixed(2)}%`,
+        };
+      }
+      return { kind: "unfinished", epochs: m.epochs?.length ?? 0 };
     } catch { /* fall through */ }
   }
   return { kind: "unfinished", epochs: 0 };
@@ -185,7 +215,7 @@ function shortPath(p: string): string {
   return p.startsWith(cwd + "/") ? p.slice(cwd.length + 1) : p;
 }
 
-interface DataPlan {
+export interface DataPlan {
   dataset: Dataset;
   datasetLabel: string;
   root: string;
@@ -196,7 +226,13 @@ interface DataPlan {
   warnings: string[];
 }
 
-function prepareData(s: ExperimentSettings, root: string, datasetName: string): DataPlan {
+/** The dataset, its prompt templates and the few-shot list of a run (sampled with the run's
+ * seed, or read from --fewshot_file); refuses what can be refused before any image is decoded. */
+export function prepareData(
+  s: ExperimentSettings,
+  root: string,
+  datasetName: string,
+): DataPlan {
   const dataset = datasetName === "imagefolder"
     ? loadImageFolder(root)
     : loadDataset(datasetName, root);
@@ -304,12 +340,17 @@ async function experiment(
       state = { kind: "fresh" };
       replacedDemo = true;
     } else if (!s.resume) {
-      const b = state.metrics.best;
       throw new EngineError(
-        `${outDir} already holds a finished run (best test accuracy ${b.test_acc.toFixed(2)}% ` +
-          `at epoch ${b.epoch}); choose another --exp_name, or pass --overwrite to replace it`,
+        `${outDir} already holds a finished run (${state.result}); choose another ` +
+          `--exp_name, or pass --overwrite to replace it`,
       );
     }
+  }
+  // A baseline has no checkpoints to resume from (and takes seconds): an interrupted one runs
+  // again from the start.
+  if (s.method !== "amu" && state.kind === "unfinished") {
+    removeRunFiles(outDir);
+    state = { kind: "fresh" };
   }
   const resume = s.resume || state.kind !== "fresh";
   if (state.kind === "unfinished" && !s.orderPath) checkSameTraining(outDir, s);
@@ -368,7 +409,27 @@ async function experiment(
   let models: ModelPaths | undefined;
   let data: DataPlan | undefined;
   const settingsJson = resolvedSettings(s);
-  if (s.mode === "features") {
+  if (io.preloaded) {
+    const pre = io.preloaded;
+    ({ features, manifest, data } = pre);
+    cacheDir = pre.source;
+    printSettings(say, s, settingsJson, cacheDir);
+    say(`features: gathered from ${shortPath(cacheDir)} (no image encoded for this run)`);
+    reportSkipped(say, pre.skipped, outDir);
+    writeJson(
+      join(outDir, RESULT_FILES.fewShot),
+      fewShotRecord(
+        data.datasetLabel,
+        data.root,
+        s.shots,
+        s.amu.seed,
+        data.sampling,
+        data.dataset.classnames,
+        data.train,
+        pre.skipped,
+      ),
+    );
+  } else if (s.mode === "features") {
     cacheDir = resolve(s.featuresDir!);
     printSettings(say, s, settingsJson, cacheDir);
     const cache = readFeatureCache(cacheDir);
@@ -496,6 +557,20 @@ async function experiment(
     adapter: gpu.describe(),
   });
 
+  if (s.method !== "amu") {
+    return await finishBaseline(s, features, {
+      outDir,
+      gpu,
+      order,
+      config,
+      say,
+      started,
+      resume,
+      cacheDir,
+      pipeline,
+    });
+  }
+
   // Training.
   const title = s.mode === "demo"
     ? `AMU-Tuning demo (untrained models), ${manifest.shots}-shot`
@@ -560,11 +635,62 @@ async function experiment(
   return {
     outDir,
     result,
+    metrics: result.metrics,
     features,
     sources: pipeline?.sources,
     skipped: pipeline?.skipped ?? [],
     resumed: resume,
     cacheDir,
+  };
+}
+
+/** A baseline's run: the method on the features, its result said and written. */
+async function finishBaseline(
+  s: ExperimentSettings,
+  features: AmuFeatures,
+  r: {
+    outDir: string;
+    gpu: Gpu;
+    order: Int32Array | undefined;
+    config: AmuConfig;
+    say: (line: string) => void;
+    started: number;
+    resume: boolean;
+    cacheDir: string;
+    pipeline: FeaturePipelineResult | undefined;
+  },
+): Promise<ExperimentOutcome> {
+  const result = await runBaseline(s, features, r.outDir, {
+    gpu: r.gpu,
+    order: r.order,
+    epochs: r.config.epochs,
+    log: r.say,
+  });
+  for (const e of result.epochs ?? []) {
+    r.say(
+      `epoch ${e.epoch}  train loss ${e.train_loss.toFixed(4)}  test acc ${e.test_acc.toFixed(2)}%`,
+    );
+  }
+  const { test_acc, ...chosen } = result.final;
+  const chose = Object.entries(chosen).map(([k, v]) => `${k} ${v}`).join(", ");
+  r.say(
+    `summary: zero-shot CLIP ${result.zero_shot_acc.toFixed(2)}%, ${s.method} ` +
+      `${test_acc.toFixed(2)}%${chose ? ` (${chose}` : ""}` +
+      `${result.search_split ? `${chose ? "; " : " ("}searched on ${result.search_split}` : ""}` +
+      `${chose || result.search_split ? ")" : ""} after ` +
+      `${((performance.now() - r.started) / 1000).toFixed(1)} s`,
+  );
+  r.say(
+    `results: ${shortPath(r.outDir)}/ (metrics.json, experiment.json, few_shot.json, train.log)`,
+  );
+  return {
+    outDir: r.outDir,
+    metrics: result,
+    features,
+    sources: r.pipeline?.sources,
+    skipped: r.pipeline?.skipped ?? [],
+    resumed: r.resume,
+    cacheDir: r.cacheDir,
   };
 }
 

@@ -7,6 +7,7 @@ import { FEATURE_FLAGS, OUTPUT_FLAGS } from "../../src/amu/cli.ts";
 import { TRAINING_FLAGS } from "../../src/amu/config.ts";
 import { type FlagGroup, type FlagSpec, formatHelp } from "../../src/amu/flags.ts";
 import { DATASET_NAMES } from "../../src/data/datasets.ts";
+import { METHOD_NAMES } from "../../src/amu/method.ts";
 
 export const DEFAULT_BACKBONE = "RN50";
 export const DEFAULT_SHOTS = 16;
@@ -268,6 +269,50 @@ export const RUN_FLAGS: FlagGroup = {
   ],
 };
 
+/** The method and the baselines' own hyper-parameters (Tip-Adapter's config keys). */
+export const METHOD_FLAGS: FlagGroup = {
+  title: "Method",
+  flags: [
+    {
+      name: "method",
+      type: "string",
+      choices: METHOD_NAMES,
+      metavar: "NAME",
+      help: `what to run on the features: ${METHOD_NAMES.join(", ")} (--lr, --train_epoch, ` +
+        "--batch_size and --order apply to the trained ones)",
+      default: "amu",
+    },
+    {
+      name: "init_beta",
+      type: "number",
+      exclusiveMin: true,
+      min: 0,
+      help: "Tip-Adapter(-F): sharpness of the cache affinities used in training",
+      default: 1,
+    },
+    {
+      name: "init_alpha",
+      type: "number",
+      help: "Tip-Adapter(-F): weight of the cache logits used in training",
+      default: 1.17,
+    },
+    {
+      name: "search_scale",
+      type: "string",
+      metavar: "B,A",
+      help: "Tip-Adapter(-F): largest beta and alpha of the search grid",
+      default: "7,3",
+    },
+    {
+      name: "search_step",
+      type: "string",
+      metavar: "B,A",
+      help: "Tip-Adapter(-F): grid points for beta and alpha",
+      default: "200,20",
+    },
+  ],
+};
+
 /** Every group of `deno task train`, in help order. */
 export function experimentFlagGroups(): FlagGroup[] {
   return [
@@ -275,6 +320,7 @@ export function experimentFlagGroups(): FlagGroup[] {
     DATA_FLAGS,
     MODEL_FLAGS,
     EXTRACTION_FLAGS,
+    METHOD_FLAGS,
     EXPERIMENT_TRAINING_FLAGS,
     RUN_FLAGS,
   ];

@@ -56,12 +56,12 @@ export function metricsCsv(m: AmuMetrics): string {
   return lines.join("\n") + "\n";
 }
 
-function esc(text: string): string {
+export function esc(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 /** A "nice" tick step (1, 2, 5 x 10^k) giving about `count` ticks over `span`. */
-function tickStep(span: number, count: number): number {
+export function tickStep(span: number, count: number): number {
   const raw = span / Math.max(1, count);
   const p = 10 ** Math.floor(Math.log10(raw));
   const m = raw / p;

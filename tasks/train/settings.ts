@@ -2,6 +2,7 @@
  * or YAML such as the reference's `default.yaml`) sets flags by name; its values go through the
  * same parser as command-line flags, so they are checked the same way, and command-line flags
  * win. Then the mode is decided: the bundled demo, a dataset on disk, or a feature cache. */
+import type { MethodName } from "../../src/amu/method.ts";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { EngineError } from "../../src/gpu/errors.ts";
@@ -64,6 +65,15 @@ export interface ExperimentSettings {
   resume: boolean;
   overwrite: boolean;
   progressEvery: number;
+  method: MethodName;
+  /** Tip-Adapter(-F)'s own settings (`--init_beta`, `--init_alpha`, `--search_scale`,
+   * `--search_step`). */
+  tip: {
+    initBeta: number;
+    initAlpha: number;
+    searchScale: [number, number];
+    searchStep: [number, number];
+  };
   /** Every flag that was set, and where. */
   values: ReadonlyMap<string, FlagValue>;
   sources: ReadonlyMap<string, FlagSource>;
@@ -283,9 +293,30 @@ function settingsFrom(
     resume: bool("resume"),
     overwrite: bool("overwrite"),
     progressEvery: num("progress_every") ?? 0,
+    method: (str("method") ?? "amu") as MethodName,
+    tip: {
+      initBeta: num("init_beta") ?? 1,
+      initAlpha: num("init_alpha") ?? 1.17,
+      searchScale: numberPair("search_scale", str("search_scale") ?? "7,3", false),
+      searchStep: numberPair("search_step", str("search_step") ?? "200,20", true),
+    },
     values,
     sources,
     configFile,
     argv: [...argv],
   };
+}
+
+/** `B,A`: two positive numbers (integers for `steps`), naming the flag when malformed. */
+function numberPair(flag: string, text: string, steps: boolean): [number, number] {
+  const parts = text.split(",").map((x) => Number(x.trim()));
+  const ok = parts.length === 2 &&
+    parts.every((x) => Number.isFinite(x) && x > 0 && (!steps || Number.isInteger(x)));
+  if (!ok) {
+    throw new EngineError(
+      `--${flag} ${text}: expected two ${steps ? "positive integers" : "positive numbers"} ` +
+        `B,A (beta, alpha), e.g. ${steps ? "200,20" : "7,3"}`,
+    );
+  }
+  return [parts[0], parts[1]];
 }

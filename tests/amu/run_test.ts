@@ -82,7 +82,13 @@ Deno.test("run directory: metrics.json, order.npy, checkpoints; resume equals a 
 
     const metricsText = Deno.readTextFileSync(join(straightDir, "metrics.json"));
     const metrics = JSON.parse(metricsText);
-    assertEquals(Object.keys(metrics), ["zero_shot_acc", "epochs", "best"]);
+    assertEquals(Object.keys(metrics), ["zero_shot_acc", "epochs", "best", "method", "final"]);
+    // A complete run states its result as every method does (src/amu/method.ts).
+    assertEquals(metrics.method, "amu");
+    assertEquals(metrics.final, {
+      test_acc: metrics.best.test_acc,
+      best_epoch: metrics.best.epoch,
+    });
     assertEquals(Object.keys(metrics.epochs[0]), [
       "epoch",
       "lr",

@@ -379,7 +379,7 @@ Deno.test("pipeline: image folder -> features -> training -> results; cache reus
     });
     ok(b2.resumed);
     ok(linesB.some((l) => l.includes("resuming the interrupted run")), linesB.join("\n"));
-    assertEquals(b2.result.metrics, a.result.metrics);
+    assertEquals(b2.metrics, a.metrics);
     // A finished run is not overwritten by accident.
     await rejects(
       runExperiment(settings(args({ out: outB })), { ...io, print: () => {} }),
@@ -412,7 +412,7 @@ Deno.test("pipeline: image folder -> features -> training -> results; cache reus
       ]),
       { ...io, print: () => {} },
     );
-    assertEquals(f.result.metrics, a.result.metrics);
+    assertEquals(f.metrics, a.metrics);
 
     // Reusing a cache made for other settings is refused, naming what differs.
     await rejects(

@@ -1,0 +1,93 @@
+/** The baselines of `deno task train --method`, on the same features as AMU: each writes its
+ * run folder's metrics.json (src/amu/method.ts) and config.json, so a run is recognised as
+ * finished like an AMU run. */
+import { join } from "node:path";
+import type { Gpu } from "../../src/gpu/mod.ts";
+import type { AmuFeatures } from "../../src/data/feature_cache.ts";
+import { writeFileAtomic } from "../../src/data/npy.ts";
+import type { MethodResult } from "../../src/amu/method.ts";
+import { runTipAdapter, runTipAdapterF, type TipAdapterConfig } from "../../src/amu/tip_adapter.ts";
+import { runZeroShot } from "../../src/amu/zero_shot.ts";
+import { LINEAR_PROBE_DEFAULTS, runLinearProbe } from "../../src/amu/linear_probe.ts";
+import { RUN_FILES } from "../../src/amu/checkpoint.ts";
+import type { ExperimentSettings } from "./settings.ts";
+
+export interface BaselineRun {
+  gpu: Gpu;
+  /** A replayed batch order (Tip-Adapter-F), as --order gives it. */
+  order?: Int32Array;
+  epochs: number;
+  log: (line: string) => void;
+}
+
+/** Tip-Adapter's config from the run's flags (--lr, --train_epoch, --batch_size, --rand_seed
+ * and the Tip-Adapter flags). */
+export function tipConfig(s: ExperimentSettings, epochs: number): TipAdapterConfig {
+  return {
+    init_beta: s.tip.initBeta,
+    init_alpha: s.tip.initAlpha,
+    search_scale: s.tip.searchScale,
+    search_step: s.tip.searchStep,
+    lr: s.amu.lr,
+    train_epoch: epochs,
+    batch_size: s.amu.batchSize,
+    seed: s.amu.seed,
+  };
+}
+
+/** The hyper-parameters a baseline ran with, for config.json. */
+function configOf(s: ExperimentSettings, epochs: number): Record<string, unknown> {
+  switch (s.method) {
+    case "tip-adapter":
+    case "tip-adapter-f":
+      return { ...tipConfig(s, epochs) };
+    case "linear-probe":
+      return { ...LINEAR_PROBE_DEFAULTS };
+    default:
+      return {};
+  }
+}
+
+/** Runs a baseline and writes its results into `outDir`. */
+export async function runBaseline(
+  s: ExperimentSettings,
+  features: AmuFeatures,
+  outDir: string,
+  run: BaselineRun,
+): Promise<MethodResult> {
+  const options = { gpu: run.gpu, log: run.log };
+  let result: MethodResult;
+  switch (s.method) {
+    case "zero-shot":
+      result = await runZeroShot(features, { gpu: run.gpu });
+      break;
+    case "tip-adapter":
+      result = await runTipAdapter(features, tipConfig(s, run.epochs), options);
+      break;
+    case "tip-adapter-f":
+      result = await runTipAdapterF(features, tipConfig(s, run.epochs), {
+        ...options,
+        order: run.order,
+      });
+      break;
+    case "linear-probe":
+      result = await runLinearProbe(features, LINEAR_PROBE_DEFAULTS, options);
+      break;
+    case "amu":
+      throw new Error("AMU runs through trainAmu");
+  }
+  // Only the common record: large diagnostics (search grids, keys) stay out of metrics.json.
+  const record: MethodResult = {
+    method: result.method,
+    zero_shot_acc: result.zero_shot_acc,
+    final: result.final,
+    ...(result.search_split ? { search_split: result.search_split } : {}),
+    ...(result.epochs ? { epochs: result.epochs } : {}),
+  };
+  writeFileAtomic(
+    join(outDir, RUN_FILES.config),
+    JSON.stringify({ method: s.method, config: configOf(s, run.epochs) }, null, 2) + "\n",
+  );
+  writeFileAtomic(join(outDir, RUN_FILES.metrics), JSON.stringify(record, null, 2) + "\n");
+  return record;
+}
