@@ -33,11 +33,12 @@ export function parseTaskArgs<O extends TaskOptions>(
   help: string,
   options: O,
   positionals: number,
+  args: readonly string[] = Deno.args,
 ) {
   let parsed;
   try {
     parsed = parseArgs({
-      args: Deno.args,
+      args: [...args],
       options: { ...options, help: { type: "boolean", short: "h" } } as O,
       strict: true,
       allowPositionals: true,

@@ -145,18 +145,35 @@ function finalOf(dir: string): string {
   }
 }
 
+/** `--slurm-args "--partition gpu"` as one value: node's parser refuses a separate value that
+ * starts with a dash. */
+function joinSlurmArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--slurm-args" && i + 1 < argv.length) out.push(`--slurm-args=${argv[++i]}`);
+    else out.push(argv[i]);
+  }
+  return out;
+}
+
 await runCli(async () => {
-  const args = parseTaskArgs(HELP, {
-    out: { type: "string" },
-    runner: { type: "string" },
-    "slurm-args": { type: "string" },
-    "dry-run": { type: "boolean" },
-    wait: { type: "boolean" },
-    stage: { type: "string" },
-    shard: { type: "string" },
-    cell: { type: "string" },
-    demo: { type: "boolean" },
-  }, Deno.args.includes("--demo") ? 0 : 1);
+  const argv = joinSlurmArgs(Deno.args);
+  const args = parseTaskArgs(
+    HELP,
+    {
+      out: { type: "string" },
+      runner: { type: "string" },
+      "slurm-args": { type: "string" },
+      "dry-run": { type: "boolean" },
+      wait: { type: "boolean" },
+      stage: { type: "string" },
+      shard: { type: "string" },
+      cell: { type: "string" },
+      demo: { type: "boolean" },
+    },
+    argv.includes("--demo") ? 0 : 1,
+    argv,
+  );
   if (!args) return 0;
   const v = args.values;
   const runner = v.runner ?? "local";

@@ -662,8 +662,7 @@ async function finishBaseline(
 ): Promise<ExperimentOutcome> {
   const result = await runBaseline(s, features, r.outDir, {
     gpu: r.gpu,
-    order: r.order,
-    epochs: r.config.epochs,
+    order: r.order && { order: r.order, epochs: r.config.epochs },
     log: r.say,
   });
   for (const e of result.epochs ?? []) {

@@ -6,7 +6,12 @@ import type { Gpu } from "../../src/gpu/mod.ts";
 import type { AmuFeatures } from "../../src/data/feature_cache.ts";
 import { writeFileAtomic } from "../../src/data/npy.ts";
 import type { MethodResult } from "../../src/amu/method.ts";
-import { runTipAdapter, runTipAdapterF, type TipAdapterConfig } from "../../src/amu/tip_adapter.ts";
+import {
+  runTipAdapter,
+  runTipAdapterF,
+  TIP_ADAPTER_DEFAULTS,
+  type TipAdapterConfig,
+} from "../../src/amu/tip_adapter.ts";
 import { runZeroShot } from "../../src/amu/zero_shot.ts";
 import { LINEAR_PROBE_DEFAULTS, runLinearProbe } from "../../src/amu/linear_probe.ts";
 import { RUN_FILES } from "../../src/amu/checkpoint.ts";
@@ -14,29 +19,30 @@ import type { ExperimentSettings } from "./settings.ts";
 
 export interface BaselineRun {
   gpu: Gpu;
-  /** A replayed batch order (Tip-Adapter-F), as --order gives it. */
-  order?: Int32Array;
-  epochs: number;
+  /** A replayed batch order (Tip-Adapter-F), as --order gives it, and its epochs. */
+  order?: { order: Int32Array; epochs: number };
   log: (line: string) => void;
 }
 
 /** Tip-Adapter's config from the run's flags (--lr, --train_epoch, --batch_size, --rand_seed
- * and the Tip-Adapter flags). */
-export function tipConfig(s: ExperimentSettings, epochs: number): TipAdapterConfig {
+ * and the Tip-Adapter flags); what the command line leaves unset takes Tip-Adapter's own
+ * defaults (20 epochs, batch 256), not AMU's. `epochs` is the count --order implies, if any. */
+export function tipConfig(s: ExperimentSettings, epochs?: number): TipAdapterConfig {
+  const given = (flag: string) => s.values.has(flag);
   return {
     init_beta: s.tip.initBeta,
     init_alpha: s.tip.initAlpha,
     search_scale: s.tip.searchScale,
     search_step: s.tip.searchStep,
-    lr: s.amu.lr,
-    train_epoch: epochs,
-    batch_size: s.amu.batchSize,
+    lr: given("lr") ? s.amu.lr : TIP_ADAPTER_DEFAULTS.lr,
+    train_epoch: epochs ?? (given("train_epoch") ? s.amu.epochs : TIP_ADAPTER_DEFAULTS.train_epoch),
+    batch_size: given("batch_size") ? s.amu.batchSize : TIP_ADAPTER_DEFAULTS.batch_size,
     seed: s.amu.seed,
   };
 }
 
 /** The hyper-parameters a baseline ran with, for config.json. */
-function configOf(s: ExperimentSettings, epochs: number): Record<string, unknown> {
+function configOf(s: ExperimentSettings, epochs?: number): Record<string, unknown> {
   switch (s.method) {
     case "tip-adapter":
     case "tip-adapter-f":
@@ -62,12 +68,12 @@ export async function runBaseline(
       result = await runZeroShot(features, { gpu: run.gpu });
       break;
     case "tip-adapter":
-      result = await runTipAdapter(features, tipConfig(s, run.epochs), options);
+      result = await runTipAdapter(features, tipConfig(s), options);
       break;
     case "tip-adapter-f":
-      result = await runTipAdapterF(features, tipConfig(s, run.epochs), {
+      result = await runTipAdapterF(features, tipConfig(s, run.order?.epochs), {
         ...options,
-        order: run.order,
+        order: run.order?.order,
       });
       break;
     case "linear-probe":
@@ -86,7 +92,7 @@ export async function runBaseline(
   };
   writeFileAtomic(
     join(outDir, RUN_FILES.config),
-    JSON.stringify({ method: s.method, config: configOf(s, run.epochs) }, null, 2) + "\n",
+    JSON.stringify({ method: s.method, config: configOf(s, run.order?.epochs) }, null, 2) + "\n",
   );
   writeFileAtomic(join(outDir, RUN_FILES.metrics), JSON.stringify(record, null, 2) + "\n");
   return record;
