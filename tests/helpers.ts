@@ -76,3 +76,19 @@ export async function runTask(
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
 }
+
+/** The tiny fixture models of a complete small CLIP (ViT image tower, text tower over CLIP's
+ * real BPE vocabulary, ResNet auxiliary encoder) as `deno task train` flags, or undefined when
+ * the shared data is absent (sharedPath's skip rules). */
+export function fixtureModelFlags(): Record<string, string> | undefined {
+  const vit = sharedPath("fixtures", "clip_vit_tiny", "clip_vit_tiny.opset14.onnx");
+  const text = sharedPath(
+    "fixtures",
+    "clip_text_fullvocab_tiny",
+    "clip_text_fullvocab_tiny.opset14.onnx",
+  );
+  const aux = sharedPath("fixtures", "aux_resnet_tiny", "aux_resnet_tiny.opset14.onnx");
+  const bpe = sharedPath("clip", "bpe_simple_vocab_16e6.txt.gz");
+  if (!vit || !text || !aux || !bpe) return undefined;
+  return { clip_visual: vit, clip_text: text, aux_model: aux, bpe };
+}

@@ -9,19 +9,11 @@ import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
 import { readGrid } from "../../tasks/sweep/grid.ts";
-import { runTask, sharedPath } from "../helpers.ts";
+import { fixtureModelFlags, runTask } from "../helpers.ts";
 
 function fixtureFlags(): Record<string, string> | undefined {
-  const vit = sharedPath("fixtures", "clip_vit_tiny", "clip_vit_tiny.opset14.onnx");
-  const text = sharedPath(
-    "fixtures",
-    "clip_text_fullvocab_tiny",
-    "clip_text_fullvocab_tiny.opset14.onnx",
-  );
-  const aux = sharedPath("fixtures", "aux_resnet_tiny", "aux_resnet_tiny.opset14.onnx");
-  const bpe = sharedPath("clip", "bpe_simple_vocab_16e6.txt.gz");
-  if (!vit || !text || !aux || !bpe) return undefined;
-  return { clip_visual: vit, clip_text: text, aux_model: aux, bpe, tune: "off" };
+  const models = fixtureModelFlags();
+  return models && { ...models, tune: "off" };
 }
 
 function writeGrid(dir: string, grid: Record<string, unknown>): string {

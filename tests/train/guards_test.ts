@@ -14,7 +14,7 @@ import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
 import { npyArray, writeNpy } from "../../src/data/npy.ts";
 import { parseExperimentArgs } from "../../tasks/train/settings.ts";
 import { runExperiment } from "../../tasks/train/experiment.ts";
-import { runTask, sharedPath } from "../helpers.ts";
+import { fixtureModelFlags, runTask } from "../helpers.ts";
 
 function parse(argv: string[]) {
   const s = parseExperimentArgs(argv);
@@ -145,22 +145,10 @@ Deno.test("run folders: --exp_name . or .. is refused; a folder of a user's file
   });
 });
 
-function fixtureModelFlags(): string[] | undefined {
-  const vit = sharedPath("fixtures", "clip_vit_tiny", "clip_vit_tiny.opset14.onnx");
-  const text = sharedPath(
-    "fixtures",
-    "clip_text_fullvocab_tiny",
-    "clip_text_fullvocab_tiny.opset14.onnx",
-  );
-  const aux = sharedPath("fixtures", "aux_resnet_tiny", "aux_resnet_tiny.opset14.onnx");
-  const bpe = sharedPath("clip", "bpe_simple_vocab_16e6.txt.gz");
-  if (!vit || !text || !aux || !bpe) return undefined;
-  return ["--clip_visual", vit, "--clip_text", text, "--aux_model", aux, "--bpe", bpe];
-}
-
 Deno.test("early checks: a one-class dataset, an empty class folder and a bad --order fail before any image is decoded; short classes warn", async () => {
-  const models = fixtureModelFlags();
-  if (!models) return;
+  const flags = fixtureModelFlags();
+  if (!flags) return;
+  const models = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, v]);
   await withTempDir(async (dir) => {
     const root = join(dir, "data");
     writeDemoImageFolder(root, { trainPerClass: 2, testPerClass: 1, size: 24, seed: 1 });

@@ -8,7 +8,7 @@
 import { deepStrictEqual as assertEquals, ok, rejects, throws } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { sharedPath } from "../helpers.ts";
+import { fixtureModelFlags, sharedPath } from "../helpers.ts";
 import { EngineError } from "../../src/gpu/errors.ts";
 import type { CpuTensor } from "../../src/gpu/mod.ts";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
@@ -218,19 +218,6 @@ Deno.test("flags: a YAML or JSON config file sets the same keys, command-line fl
 // ---------------------------------------------------------------------------------------------
 // The whole pipeline with the tiny fixture models.
 
-function fixtureModels(): Record<string, string> | undefined {
-  const vit = sharedPath("fixtures", "clip_vit_tiny", "clip_vit_tiny.opset14.onnx");
-  const text = sharedPath(
-    "fixtures",
-    "clip_text_fullvocab_tiny",
-    "clip_text_fullvocab_tiny.opset14.onnx",
-  );
-  const aux = sharedPath("fixtures", "aux_resnet_tiny", "aux_resnet_tiny.opset14.onnx");
-  const bpe = sharedPath("clip", "bpe_simple_vocab_16e6.txt.gz");
-  if (!vit || !text || !aux || !bpe) return undefined;
-  return { clip_visual: vit, clip_text: text, aux_model: aux, bpe };
-}
-
 function settings(argv: string[]) {
   const s = parseExperimentArgs(argv);
   if (s === "help") throw new Error("unexpected help");
@@ -238,7 +225,7 @@ function settings(argv: string[]) {
 }
 
 Deno.test("pipeline: image folder -> features -> training -> results; cache reused; resume; stale cache and small-vocabulary text model refused", async () => {
-  const models = fixtureModels();
+  const models = fixtureModelFlags();
   if (!models) return;
   const dir = tempDir();
   try {

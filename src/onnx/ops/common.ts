@@ -1,7 +1,7 @@
 /** Small helpers every operator family uses. */
-import type { DType } from "../../gpu/mod.ts";
+import type { CpuTensor, DType } from "../../gpu/mod.ts";
 import { UnsupportedError } from "../graph.ts";
-import { NodeError, type OnnxNode } from "../types.ts";
+import { constValues, NodeError, type OnnxNode, type TensorInfo } from "../types.ts";
 
 /** dtype + shape: what TensorInfo, CpuTensor and GpuTensor share. */
 export interface Shaped {
@@ -34,4 +34,24 @@ export function onNode<T>(node: OnnxNode, run: () => T): T {
     if (e instanceof NodeError || e instanceof UnsupportedError) throw e;
     throw new NodeError(node, (e as Error).message);
   }
+}
+
+/** Reads the values of constant input i (undefined when the optional input is omitted). The
+ * plan-time path reads TensorInfo values, the CPU path the tensors themselves. */
+export type ConstInput = (i: number, what: string) => number[] | undefined;
+
+export function fromInfos(node: OnnxNode, infos: readonly (TensorInfo | undefined)[]): ConstInput {
+  return (i, what) => constValues(node, infos[i], what);
+}
+
+export function fromTensors(inputs: readonly (CpuTensor | undefined)[]): ConstInput {
+  return (i) => {
+    const t = inputs[i];
+    return t ? Array.from(t.data as ArrayLike<number>) : undefined;
+  };
+}
+
+/** A TensorInfo of `dtype` and a copy of `shape`. */
+export function info(dtype: DType, shape: readonly number[]): TensorInfo {
+  return { dtype, shape: [...shape] };
 }

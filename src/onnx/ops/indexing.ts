@@ -6,7 +6,7 @@
  * NodeError. Indices computed on the GPU cannot be checked then: the kernels skip an out-of-range
  * index (GatherND writes 0 for that element) and report it in the node's status slot, which the
  * plan reads back after the run and raises as an error naming the node. */
-import type { CpuTensor, DType } from "../../gpu/mod.ts";
+import type { CpuTensor } from "../../gpu/mod.ts";
 import { NMS_BOX_COORDS, nmsRef } from "../../kernels/nms_ref.ts";
 import {
   prepareGatherND,
@@ -38,13 +38,9 @@ import {
   type TensorInfo,
 } from "../types.ts";
 import { UnsupportedError } from "../graph.ts";
-import { onNode, required, type Shaped } from "./common.ts";
+import { info, onNode, required, type Shaped } from "./common.ts";
 import { einsumOps } from "./indexing_einsum.ts";
 import { fillOps } from "./indexing_fill.ts";
-
-function info(dtype: DType, shape: readonly number[]): TensorInfo {
-  return { dtype, shape: [...shape] };
-}
 
 // ---- TopK ----
 

@@ -1,6 +1,6 @@
 /** ONNX operators that write masks, one-hots and running sums: Trilu, EyeLike (band kernels),
  * CumSum, Hardmax (line kernels), OneHot. Registered through `indexingOps` (indexing.ts). */
-import type { CpuTensor, DType } from "../../gpu/mod.ts";
+import type { DType } from "../../gpu/mod.ts";
 import { prepareEye, prepareTrilu } from "../../kernels/band.ts";
 import { eyeRef, triluRef } from "../../kernels/band_ref.ts";
 import { prepareOneHot } from "../../kernels/onehot.ts";
@@ -10,33 +10,22 @@ import { cumsumRef, hardmaxRef } from "../../kernels/scan_ref.ts";
 import { loadDType, onnxTypeName } from "../tensor_proto.ts";
 import {
   attrInt,
-  constValues,
   NodeError,
   normAxis,
   type OnnxNode,
   type OpContext,
   type OpImpl,
-  type TensorInfo,
 } from "../types.ts";
-import { FLOATS, onNode, required, type Shaped } from "./common.ts";
-
-/** Reads constant input i as numbers: from plan-time infos or from CPU tensors. */
-type ConstInput = (i: number, what: string) => number[] | undefined;
-
-function fromInfos(node: OnnxNode, infos: readonly (TensorInfo | undefined)[]): ConstInput {
-  return (i, what) => constValues(node, infos[i], what);
-}
-
-function fromTensors(inputs: readonly (CpuTensor | undefined)[]): ConstInput {
-  return (i) => {
-    const t = inputs[i];
-    return t ? Array.from(t.data as ArrayLike<number>) : undefined;
-  };
-}
-
-function info(dtype: DType, shape: readonly number[]): TensorInfo {
-  return { dtype, shape: [...shape] };
-}
+import {
+  type ConstInput,
+  FLOATS,
+  fromInfos,
+  fromTensors,
+  info,
+  onNode,
+  required,
+  type Shaped,
+} from "./common.ts";
 
 /** A one-value constant input (a scalar or 1-element tensor), or `fallback` when omitted. */
 function scalarInput(

@@ -1,7 +1,7 @@
 /** ONNX data-movement operators: Transpose, Concat, Slice, Split, Gather, GatherElements, Expand,
  * Tile, Pad, DepthToSpace, SpaceToDepth. Each resolves its attributes/constant inputs once (per
  * opset) into plain numbers, shared by shape inference, the CPU reference and the GPU kernels. */
-import { type CpuTensor, type DType, roundToF16, shapeString, sizeOf } from "../../gpu/mod.ts";
+import { roundToF16, shapeString, sizeOf } from "../../gpu/mod.ts";
 import { broadcastShapes } from "../../kernels/broadcast.ts";
 import { prepareConcat, prepareExpand, prepareSlice, prepareSplit } from "../../kernels/copy.ts";
 import {
@@ -33,35 +33,22 @@ import {
   attrInt,
   attrInts,
   attrString,
-  constValues,
   type GpuOpContext,
   NodeError,
   normAxis,
   type OnnxNode,
   type OpContext,
   type OpImpl,
-  type TensorInfo,
 } from "../types.ts";
-import { onNode, required, type Shaped } from "./common.ts";
-
-/** Reads the values of constant input i (undefined when the optional input is omitted). The
- * plan-time path reads TensorInfo values, the CPU path the tensors themselves. */
-type ConstInput = (i: number, what: string) => number[] | undefined;
-
-function fromInfos(node: OnnxNode, infos: readonly (TensorInfo | undefined)[]): ConstInput {
-  return (i, what) => constValues(node, infos[i], what);
-}
-
-function fromTensors(inputs: readonly (CpuTensor | undefined)[]): ConstInput {
-  return (i) => {
-    const t = inputs[i];
-    return t ? Array.from(t.data as ArrayLike<number>) : undefined;
-  };
-}
-
-function info(dtype: DType, shape: readonly number[]): TensorInfo {
-  return { dtype, shape: [...shape] };
-}
+import {
+  type ConstInput,
+  fromInfos,
+  fromTensors,
+  info,
+  onNode,
+  required,
+  type Shaped,
+} from "./common.ts";
 
 // ---- Transpose ----
 
