@@ -12,6 +12,7 @@
 override WG: u32 = 64u;
 override IS_MIN: bool = false;
 override SELECT_LAST: bool = false;
+override IS_FLOAT: bool = true; // {{T}} is f32: a NaN wins, as numpy's argmax/argmin give it
 
 struct Params {
   rows: u32,
@@ -33,11 +34,24 @@ fn row_base(r: u32) -> u32 {
   return o * params.n * params.inner + i;
 }
 
+// NaN tested on the bits: a compiler may assume comparisons never see NaN.
+fn is_nan(v: {{T}}) -> bool {
+  return IS_FLOAT && (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 /// Whether candidate (v, k) beats (best, kb): strictly better value, or equal value and the
-/// preferred side of the tie (kb = -1: no candidate yet).
+/// preferred side of the tie (kb = -1: no candidate yet). A NaN beats every number, and NaNs
+/// tie among themselves (numpy returns the first NaN, or the last with select_last_index).
 fn beats(v: {{T}}, k: i32, best: {{T}}, kb: i32) -> bool {
   if (kb < 0) { return true; }
   if (k < 0) { return false; }
+  let v_nan = is_nan(v);
+  let best_nan = is_nan(best);
+  if (v_nan || best_nan) {
+    if (v_nan != best_nan) { return v_nan; }
+    if (SELECT_LAST) { return k > kb; }
+    return k < kb;
+  }
   var strictly: bool;
   if (IS_MIN) { strictly = v < best; } else { strictly = v > best; }
   if (strictly) { return true; }

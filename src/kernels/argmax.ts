@@ -60,6 +60,7 @@ export function prepareArgMax(
       WG: ROW_WG,
       IS_MIN: options.min ? 1 : 0,
       SELECT_LAST: options.selectLastIndex ? 1 : 0,
+      IS_FLOAT: storageType(x.dtype) === "f32" ? 1 : 0,
     },
     placeholders: { T: storageType(x.dtype) },
   };

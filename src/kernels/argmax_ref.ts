@@ -23,8 +23,11 @@ export function argRef(x: CpuTensor, axis: number, options: ArgRefOptions = {}):
       let bestV = x.data[base];
       for (let k = 1; k < n; k++) {
         const v = x.data[base + k * inner];
-        const better = options.min ? v < bestV : v > bestV;
-        if (better || (options.selectLastIndex && v === bestV)) {
+        // A NaN beats every number and ties with NaN (numpy's argmax/argmin).
+        const nan = Number.isNaN(v), bestNan = Number.isNaN(bestV);
+        const better = nan || bestNan ? nan && !bestNan : options.min ? v < bestV : v > bestV;
+        const tie = nan && bestNan || v === bestV;
+        if (better || (options.selectLastIndex && tie)) {
           best = k;
           bestV = v;
         }

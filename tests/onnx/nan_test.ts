@@ -92,3 +92,30 @@ Deno.test("NaN: fused Conv+Relu and MatMul+Relu keep NaN", async () => {
   // Likewise a NaN reaches its whole row of 3 through the identity matrix.
   assertEquals(nanAt(mm), [0, 1, 2, 3, 4, 5, 12, 13, 14], "MatMul+Add+Relu");
 });
+
+Deno.test("NaN: ArgMax and ArgMin pick the first NaN of a row (the last with select_last_index)", async () => {
+  const x = nanInput();
+  // Rows of 3 along the last axis: row 0 = [NaN, -1.5, -0.5], row 1 = [0.5, NaN, -2.5], row 4
+  // = [-0.5, NaN, 1.5]; the others have no NaN.
+  for (const op of ["ArgMax", "ArgMin"]) {
+    for (const last of [0, 1]) {
+      const b = new GraphBuilder("arg", 17);
+      b.output(
+        b.op(op, [b.input("x", "float32", x.shape)], {
+          axis: 3,
+          keepdims: 0,
+          select_last_index: last,
+        }),
+        "int64",
+        [],
+      );
+      const model = await loadModelBytes(b.encode(), { source: op });
+      try {
+        const got = Array.from(Object.values(await model.run({ x }))[0].data as ArrayLike<number>);
+        assertEquals([got[0], got[1], got[4]], [0, 1, 1], `${op} select_last ${last}`);
+      } finally {
+        model.dispose();
+      }
+    }
+  }
+});
