@@ -29,6 +29,7 @@ import {
   type AmuFeatures,
   type FeatureCacheManifest,
   readFeatureCache,
+  validateFeatures,
 } from "../../src/data/feature_cache.ts";
 import {
   buildFeatures,
@@ -411,6 +412,7 @@ async function experiment(
   const settingsJson = resolvedSettings(s);
   if (io.preloaded) {
     const pre = io.preloaded;
+    validateFeatures(pre.features, pre.source);
     ({ features, manifest, data } = pre);
     cacheDir = pre.source;
     printSettings(say, s, settingsJson, cacheDir);
