@@ -15,6 +15,7 @@
  * A cell is one (dataset, shots, seed, method): one `deno task train` run in
  * `<sweep>/<dataset>/<method>/<shots>shot-seed<seed>/`. Every cell's flags go through the train
  * flag parser when the grid is read, so a bad key fails before anything runs, naming the cell. */
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { EngineError } from "../../src/gpu/errors.ts";
@@ -134,6 +135,9 @@ export function readGrid(file: string, outDir?: string): Grid {
     }
     const root = typeof entry.root_path === "string" ? entry.root_path : sharedRoot;
     if (!root) fail(file, `datasets[${i}] (${entry.name}) has no root_path (nor does the grid)`);
+    if (!existsSync(root)) {
+      fail(file, `datasets[${i}] (${entry.name}): root_path ${resolve(root)} does not exist`);
+    }
     const n = (labels.get(entry.name) ?? 0) + 1;
     labels.set(entry.name, n);
     return {

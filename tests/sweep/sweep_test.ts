@@ -47,6 +47,10 @@ Deno.test("sweep grid: unknown keys, methods and flags, and missing roots are na
         /cell .*amu .*--search_step 1: expected two positive integers/,
       ],
       [{ ...base, datasets: ["caltech101"] }, /datasets\[0\] \(caltech101\) has no root_path/],
+      [
+        { ...base, datasets: [{ name: "imagefolder", root_path: join(dir, "nope") }] },
+        /datasets\[0\] \(imagefolder\): root_path .*nope does not exist/,
+      ],
       [{ ...base, shots: [0] }, /'shots' must be a positive integer/],
       [{ ...base, name: ".." }, /'name' must be a plain name/],
     ];
