@@ -9,6 +9,7 @@
  * and Fortran order (transposed into C order on load). */
 import { EngineError } from "../gpu/errors.ts";
 import { f16BitsToF32, f32ToF16Bits } from "../gpu/tensor.ts";
+import { printable } from "../util/text.ts";
 
 /** Element types supported on both read and write. */
 export type NpyDType =
@@ -257,6 +258,16 @@ function writeElements(dv: DataView, dtype: NpyDType, data: NpyData, n: number):
 
 /** Parses a `.npy` file. `label` names the array in errors. */
 export function decodeNpy(bytes: Uint8Array, label = "npy"): NpyArray {
+  try {
+    return decodeNpyBytes(bytes, label);
+  } catch (e) {
+    // Messages quote the header (and npz member names): bytes of the file, escaped.
+    if (e instanceof EngineError) e.message = printable(e.message);
+    throw e;
+  }
+}
+
+function decodeNpyBytes(bytes: Uint8Array, label: string): NpyArray {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new EngineError(`${label}: not a .npy file (bad magic)`);
   }

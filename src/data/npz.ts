@@ -6,6 +6,7 @@
 import * as fflate from "fflate";
 import { EngineError } from "../gpu/errors.ts";
 import { decodeNpy, encodeNpy, type NpyArray, writeFileAtomic } from "./npy.ts";
+import { printable } from "../util/text.ts";
 
 const ZIP32_LIMIT = 0xffffffff;
 
@@ -39,15 +40,32 @@ export function encodeNpz(
 export function decodeNpz(bytes: Uint8Array, label = "npz"): Map<string, NpyArray> {
   let files: fflate.Unzipped;
   try {
-    files = fflate.unzipSync(bytes);
+    files = fflate.unzipSync(bytes, {
+      // fflate allocates each deflated member's stated size before inflating it: a corrupt size
+      // (up to 4 GiB) is refused first. Deflate expands at most 1032-fold.
+      filter: (f) => {
+        if (f.compression === 8 && f.originalSize > f.size * 1032 + 1024) {
+          throw new EngineError(
+            printable(
+              `${label}: member '${f.name.slice(0, 120)}' claims ${f.originalSize} bytes ` +
+                `inflated from ${f.size} (more than deflate can produce); the archive is corrupt`,
+            ),
+          );
+        }
+        return true;
+      },
+    });
   } catch (e) {
+    if (e instanceof EngineError) throw e;
     throw new EngineError(`${label}: not a readable zip archive (${(e as Error).message})`);
   }
   const out = new Map<string, NpyArray>();
   for (const [member, data] of Object.entries(files)) {
     if (member.endsWith("/")) continue;
     const key = member.endsWith(".npy") ? member.slice(0, -4) : member;
-    out.set(key, decodeNpy(data, `${label}:${member}`));
+    // A corrupt directory gives names of any bytes and length: escaped, shortened.
+    const name = member.length > 120 ? `${member.slice(0, 120)}...` : member;
+    out.set(key, decodeNpy(data, `${label}:${printable(name)}`));
   }
   return out;
 }
@@ -75,7 +93,9 @@ export function npzGet(archive: Map<string, NpyArray>, key: string, label = "npz
   const a = archive.get(key);
   if (!a) {
     throw new EngineError(
-      `${label}: no array '${key}' (has: ${[...archive.keys()].join(", ") || "nothing"})`,
+      printable(
+        `${label}: no array '${key}' (has: ${[...archive.keys()].join(", ") || "nothing"})`,
+      ),
     );
   }
   return a;

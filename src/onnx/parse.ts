@@ -4,6 +4,7 @@ import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
 import { dirname } from "node:path";
 import { type CpuTensor, EngineError } from "../gpu/mod.ts";
+import { printable } from "../util/text.ts";
 import { type AttrValue, NodeError, type OnnxNode, type OpImpl } from "./types.ts";
 import {
   checkSupported,
@@ -100,8 +101,9 @@ export function parseModel(bytes: Uint8Array, opts: ParseOptions): ParsedModel {
     };
   } catch (e) {
     // Messages from deeper layers name tensors and nodes; prefix the file unless they already do.
-    if (e instanceof EngineError && !e.message.startsWith(source)) {
-      e.message = `${source}: ${e.message}`;
+    // Those names are bytes of the file: control characters are escaped.
+    if (e instanceof EngineError) {
+      e.message = printable(e.message.startsWith(source) ? e.message : `${source}: ${e.message}`);
     }
     throw e;
   }
@@ -271,7 +273,8 @@ function decodeAttribute(a: IAttributeProto, readOpts: TensorReadOptions): AttrV
     case A.STRING:
       return utf8.decode(a.s ?? new Uint8Array());
     case A.TENSOR:
-      return readTensorProto(a.t!, { ...readOpts, label: a.name ?? "attribute" }).tensor;
+      if (!a.t) throw new EngineError("has type TENSOR but holds no tensor (corrupt file?)");
+      return readTensorProto(a.t, { ...readOpts, label: a.name ?? "attribute" }).tensor;
     case A.FLOATS:
       return [...(a.floats ?? [])];
     case A.INTS:

@@ -11,6 +11,7 @@ import {
   f32ToF16Bits,
   newCpuData,
 } from "../gpu/mod.ts";
+import { printable } from "../util/text.ts";
 
 const { onnx } = onnxProto;
 type ITensorProto = onnxProto.onnx.ITensorProto;
@@ -234,11 +235,13 @@ export function readTensorProto(t: ITensorProto, opts: TensorReadOptions = {}): 
   if (!dtype) fail(label, `element type ${onnxTypeName(code)} is not supported`);
   if (t.segment) fail(label, "segmented tensors are not supported");
   const shape = (t.dims ?? []).map((d) => toNumber(d));
-  if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
     fail(label, `invalid dims [${shape.join(",")}]`);
   }
   const n = shape.reduce((a, b) => a * b, 1);
-  const out = newCpuData(dtype, n);
+  // The data's size is checked against the dims before the output is allocated: corrupt dims
+  // (say [2^40]) must be refused, not allocated.
+  let out: CpuData;
 
   let raw: Uint8Array | undefined;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) raw = readExternal(t, label, opts);
@@ -253,6 +256,7 @@ export function readTensorProto(t: ITensorProto, opts: TensorReadOptions = {}): 
           `${n * size}`,
       );
     }
+    out = newCpuData(dtype, n);
     readRawInto(out, raw, code, n);
   } else {
     const values = typedValues(t, code);
@@ -260,6 +264,7 @@ export function readTensorProto(t: ITensorProto, opts: TensorReadOptions = {}): 
     if (values.length !== n) {
       fail(label, `has ${values.length} values but dims ${shapeText(shape)} need ${n}`);
     }
+    out = newCpuData(dtype, n);
     for (let i = 0; i < n; i++) out[i] = convertTyped(code, values[i]);
   }
   if (dtype === "bool") { for (let i = 0; i < n; i++) out[i] = out[i] ? 1 : 0; }
@@ -390,7 +395,13 @@ function convertTyped(code: number, v: number | LongLike): number {
 
 /** Reads a serialized TensorProto file (`input_0.pb`...). Errors name the file. */
 export function readTensorFile(path: string): LoadedTensor {
-  const bytes = Deno.readFileSync(path);
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "file not found" : String(e);
+    throw new EngineError(`cannot read ${path}: ${why}`);
+  }
   let proto: onnxProto.onnx.TensorProto;
   try {
     proto = onnx.TensorProto.decode(bytes);
@@ -400,7 +411,7 @@ export function readTensorFile(path: string): LoadedTensor {
   try {
     return readTensorProto(proto, { baseDir: dirname(path), label: path });
   } catch (e) {
-    if (e instanceof EngineError) throw new EngineError(`${path}: ${e.message}`);
+    if (e instanceof EngineError) throw new EngineError(printable(`${path}: ${e.message}`));
     throw e;
   }
 }

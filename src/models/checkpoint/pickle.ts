@@ -113,7 +113,18 @@ function describe(v: unknown): string {
     const p = (v as { prototype?: { __module__?: string; __name__?: string } }).prototype;
     if (p?.__module__) return `${p.__module__}.${p.__name__}`;
   }
-  return JSON.stringify(v) ?? String(v);
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch { // bigints, cycles
+    text = String(v);
+  }
+  return excerpt(text);
+}
+
+/** At most 160 characters of `text` (a corrupt pickle's values can be any length). */
+function excerpt(text: string): string {
+  return text.length > 160 ? `${text.slice(0, 160)}...` : text;
 }
 
 /** A count, index or stride: a non-negative integer. */
@@ -258,11 +269,13 @@ export class PickleStream {
       return this.#parser.read(this.#reader);
     } catch (e) {
       if (e instanceof CheckpointError) throw e;
-      const message = `${this.#source}: cannot unpickle ${what} (${(e as Error).message}); the ` +
-        "file is truncated or corrupt";
+      // pickleparser's messages may quote the data (of any length): an excerpt.
+      const why = e instanceof Error ? e.message : String(e);
+      const message = `${this.#source}: cannot unpickle ${what} (${excerpt(why)}); the file is ` +
+        "truncated or corrupt";
       // pickleparser's reader advances past the end before it throws, or finds no newline.
       const ranOut = this.#reader.position >= this.#reader.length ||
-        /end of line|end of file/i.test((e as Error).message);
+        /end of line|end of file/i.test(why);
       throw ranOut ? new TruncatedPickleError(message) : new CheckpointError(message);
     }
   }

@@ -81,14 +81,15 @@ function readSafetensors(path: string, source: ByteSource): StateDict {
       continue;
     }
     const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const dtype = DTYPES[String(v?.dtype)];
+    // Own keys only: a dtype of "constructor" or "__proto__" must not find Object's.
+    const dtype = Object.hasOwn(DTYPES, String(v?.dtype)) ? DTYPES[String(v?.dtype)] : undefined;
     if (!dtype) throw fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(v?.dtype)}`);
     const shape = v.shape;
     const offsets = v.data_offsets;
     if (
-      !Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0) ||
+      !Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0) ||
       !Array.isArray(offsets) || offsets.length !== 2 ||
-      !offsets.every((o) => Number.isInteger(o) && o >= 0)
+      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
     ) {
       throw fail(`tensor '${name}' has a malformed shape or data_offsets`);
     }

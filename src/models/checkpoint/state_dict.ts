@@ -2,6 +2,7 @@
  * asked for, so an architecture builder touches just the tower it builds and a several-hundred-MB
  * file is never held whole beside its converted weights. */
 import { type CpuTensor, EngineError } from "../../gpu/mod.ts";
+import { printable } from "../../util/text.ts";
 
 /** Element types found in checkpoints. Floating types are read as float32 values (float16 and
  * bfloat16 exactly, float64 rounded); integer types as int64 (exact to 2^53). */
@@ -68,10 +69,11 @@ export interface StateDict {
 }
 
 /** A checkpoint that cannot be read or used: names the file and, where one is at fault, the
- * key. */
+ * key. Names and excerpts in messages come from the file, so control characters in them are
+ * escaped: a corrupt file still gives one readable line. */
 export class CheckpointError extends EngineError {
   constructor(message: string) {
-    super(message);
+    super(printable(message));
     this.name = "CheckpointError";
   }
 }

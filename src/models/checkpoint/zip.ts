@@ -70,6 +70,14 @@ export class ZipArchive {
     const { offset, length } = this.dataRange(name);
     const raw = this.source.read(offset, length, `zip entry '${name}'`);
     if (e.method === 0) return raw;
+    // The inflated size is allocated up front: a corrupt one is refused first (deflate expands
+    // at most 1032-fold).
+    if (e.size > e.compressedSize * 1032 + 1024) {
+      throw this.#fail(
+        `zip entry '${name}' claims ${e.size} bytes inflated from ${e.compressedSize} (more ` +
+          "than deflate can produce); the archive is corrupt",
+      );
+    }
     try {
       const out = inflateSync(raw, { out: new Uint8Array(e.size) });
       if (out.length !== e.size) throw new Error(`${out.length} bytes, expected ${e.size}`);
