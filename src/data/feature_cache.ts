@@ -15,6 +15,7 @@
  *   train_image  int64   [N]       which few-shot image (0-based) each training row came from
  * Readers also accept float64 features (rounded to float32) and int32 labels, so a cache made by
  * hand in numpy with default dtypes loads too (a manifest without "format" with a warning). */
+import { printable } from "../util/text.ts";
 import { join } from "node:path";
 import { EngineError } from "../gpu/errors.ts";
 import { type NpyArray, npyArray, toNumbers, writeFileAtomic } from "./npy.ts";
@@ -303,7 +304,7 @@ export function readFeatureCache(dir: string): FeatureCache {
   try {
     manifest = JSON.parse(manifestText);
   } catch (e) {
-    throw new EngineError(`${manifestPath}: invalid JSON (${(e as Error).message})`);
+    throw new EngineError(`${manifestPath}: invalid JSON (${printable((e as Error).message)})`);
   }
   const warnings: string[] = [];
   if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) {

@@ -12,24 +12,27 @@ const initWithOverrides = initJpeg as unknown as (
   overrides: { print(text: string): void; printErr(text: string): void },
 ) => Promise<void>;
 
-let mozjpegReady: Promise<void> | undefined;
+let mozjpegCompiled: Promise<WebAssembly.Module> | undefined;
+/** Whether the next decode needs a fresh instance (at first, and after a failed decode). */
+let mozjpegStale = true;
 /** What libjpeg printed during the current decode (warnings, then any error message). */
 const mozjpegMessages: string[] = [];
 /** Decodes run one at a time, so each one's messages are its own. */
 let mozjpegQueue: Promise<unknown> = Promise.resolve();
 
-/** Compiles the decoder once, from the wasm file inside the npm package, with libjpeg's printed
- * messages collected instead of written to the console. */
-function ensureMozjpeg(): Promise<void> {
-  mozjpegReady ??= (async () => {
+/** Compiles the decoder once, from the wasm file inside the npm package, and instantiates it
+ * (again after a failed decode), with libjpeg's printed messages collected instead of written to
+ * the console. A decode that fails leaves libjpeg's state in the instance's memory unreliable
+ * (after a few dozen corrupt files a later decode spun forever), so it is not reused. */
+async function ensureMozjpeg(): Promise<void> {
+  mozjpegCompiled ??= (async () => {
     const url = new URL(import.meta.resolve("@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm"));
-    const record = (text: string) => mozjpegMessages.push(String(text).trim());
-    await initWithOverrides(await WebAssembly.compile(await Deno.readFile(url)), {
-      print: record,
-      printErr: record,
-    });
+    return await WebAssembly.compile(await Deno.readFile(url));
   })();
-  return mozjpegReady;
+  if (!mozjpegStale) return;
+  const record = (text: string) => mozjpegMessages.push(String(text).trim());
+  await initWithOverrides(await mozjpegCompiled, { print: record, printErr: record });
+  mozjpegStale = false;
 }
 
 /** libjpeg's warning for data that ends before the image does (end-of-image marker included).
@@ -55,14 +58,19 @@ async function decodeRgba(bytes: Uint8Array): Promise<ImageData> {
     error = e as Error;
   }
   const failed = failure(mozjpegMessages.splice(0), error);
-  if (failed) throw failed;
+  if (failed) {
+    mozjpegStale = true;
+    throw failed;
+  }
   return decoded!;
 }
 
 /** Decodes a 1- or 3-component JPEG. */
 export async function decodeJpegRgb(bytes: Uint8Array): Promise<RgbImage> {
-  await ensureMozjpeg();
-  const run = mozjpegQueue.then(() => decodeRgba(bytes));
+  const run = mozjpegQueue.then(async () => {
+    await ensureMozjpeg();
+    return await decodeRgba(bytes);
+  });
   mozjpegQueue = run.catch(() => {});
   const img = await run;
   const rgba = new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength);

@@ -8,6 +8,7 @@
  * - RGB, grey+alpha and RGBA at 16 bits keep each sample's high byte; alpha is dropped;
  * - palette indices map through PLTE; indices past its end get PIL's default greyscale palette
  *   entry (i, i, i). Transparency (tRNS) does not change RGB pixels. */
+import { printable } from "../util/text.ts";
 import { unzlibSync } from "fflate";
 import type { RgbImage } from "./decode.ts";
 import { pngHeader } from "./image_format.ts";
@@ -49,6 +50,9 @@ function readChunks(bytes: Uint8Array): { ihdr: Ihdr; palette?: Uint8Array; idat
     colorType: bytes[25],
     interlaced: bytes[28] === 1,
   };
+  if (ihdr.width === 0 || ihdr.height === 0) {
+    throw new Error(`PNG says ${ihdr.width}x${ihdr.height} pixels: a zero size is invalid`);
+  }
   if (!DEPTHS[ihdr.colorType]?.includes(ihdr.depth)) {
     throw new Error(`PNG colour type ${ihdr.colorType} with bit depth ${ihdr.depth} is invalid`);
   }
@@ -63,7 +67,9 @@ function readChunks(bytes: Uint8Array): { ihdr: Ihdr; palette?: Uint8Array; idat
       bytes[pos + 3];
     const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
     const data = bytes.subarray(pos + 8, pos + 8 + len);
-    if (data.length < len) throw new Error(`PNG truncated inside its ${type} chunk`);
+    if (data.length < len) {
+      throw new Error(`PNG truncated inside its ${JSON.stringify(printable(type))} chunk`);
+    }
     if (type === "PLTE") palette = data;
     else if (type === "IDAT") idat.push(data);
     else if (type === "IEND") break;

@@ -45,6 +45,8 @@ export function atNode<T>(node: OnnxNode, what: string, fn: () => T): T {
   } catch (e) {
     if (e instanceof NodeError || e instanceof UnsupportedError) throw e;
     if (e instanceof EngineError) throw new NodeError(node, e.message);
+    // An allocation the machine refused (shapes too large for memory) is the input's, not a bug.
+    if (e instanceof RangeError) throw new NodeError(node, `${what}: ${e.message}`);
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`node '${node.name}' (${node.opType}) ${what}: ${msg}`, { cause: e });
   }

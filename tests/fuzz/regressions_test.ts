@@ -1,7 +1,7 @@
 /** The crash classes the loader fuzzer found, one directed case each (the fuzzer's default seed
  * need not hit them again): every one must be one EngineError naming the file, refused before any
  * large allocation, with the file's bytes escaped in the message. */
-import { ok, throws } from "node:assert/strict";
+import { ok, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
 import * as fflate from "fflate";
 import { cpuTensor, EngineError } from "../../src/gpu/mod.ts";
@@ -11,6 +11,7 @@ import { decodeNpz, npzGet } from "../../src/data/npz.ts";
 import { openCheckpoint } from "../../src/models/checkpoint/open.ts";
 import { CheckpointError } from "../../src/models/checkpoint/state_dict.ts";
 import { printable } from "../../src/util/text.ts";
+import { decodeImage } from "../../src/data/decode.ts";
 import { A, encodeModel, init, node, onnx, T, vi } from "../onnx/_proto.ts";
 
 /** Asserts `fn` throws an EngineError whose message matches `pattern` and holds no raw control
@@ -165,4 +166,23 @@ Deno.test("regression: CheckpointError escapes control characters and keeps list
   const e = new CheckpointError("f.pt: storage 'a\u0000b\nc' bad\n  - item");
   ok(e.message === "f.pt: storage 'a\\x00b\\nc' bad\n  - item", JSON.stringify(e.message));
   ok(printable("tab\there\u009b") === "tab\\x09here\\x9b");
+});
+
+Deno.test("regression: a PNG of zero width, and one truncated in a chunk of odd bytes, are clear errors", async () => {
+  const base = Deno.readFileSync(new URL("../data/pil_modes/rgb8.png", import.meta.url));
+  // IHDR's width is the 4 bytes after the signature (8), the chunk length (4) and type (4).
+  const zero = base.slice();
+  zero.set([0, 0, 0, 0], 16);
+  await rejects(
+    decodeImage(zero, "zero.png"),
+    (e: Error) =>
+      e instanceof EngineError && /zero\.png: .*0x7 pixels: a zero size is invalid/.test(e.message),
+  );
+  // A chunk whose type bytes are control characters, cut short: the type is escaped.
+  const odd = new Uint8Array([...base.slice(0, 33), 0, 0, 0, 99, 1, 2, 3, 4, 9]);
+  await rejects(decodeImage(odd, "odd.png"), (e: Error) => {
+    ok(e instanceof EngineError && e.message.includes("odd.png"), e.message);
+    ok(!/[\u0000-\u0008]/.test(e.message), e.message);
+    return true;
+  });
 });

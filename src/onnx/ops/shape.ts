@@ -84,7 +84,10 @@ function reshapeShape(ctx: OpContext, inputs: Inputs): number[] {
       }
       out.push(x.shape[i]);
     } else if (d < 0 || !Number.isInteger(d)) {
-      throw new NodeError(node, `invalid dim ${d} in target shape [${target}]`);
+      const shown = target.length > 8
+        ? `${target.slice(0, 8)},... (${target.length} dims)`
+        : target;
+      throw new NodeError(node, `invalid dim ${d} in target shape [${shown}]`);
     } else out.push(d);
   });
   const total = sizeOf(x.shape);
