@@ -1,5 +1,6 @@
 /** The public entry point for running ONNX models: load once, plan per input shapes (cached),
  * run with host tensors or keep data on the GPU between stages. */
+import { type HostTail, runHostTail, splitHostTail } from "./host_tail.ts";
 import {
   allocTensor,
   type CpuTensor,
@@ -21,7 +22,7 @@ import { type VariantCache, variantCache } from "../kernels/variants.ts";
 import { type KernelTuningOptions, kernelTuningOptions, tuneSteps } from "./tune.ts";
 import { OPS } from "./ops/registry.ts";
 import { fuseGraph, type FusionSummary } from "./fuse.ts";
-import type { Graph, ValueDecl } from "./graph.ts";
+import { type Graph, UnsupportedError, type ValueDecl } from "./graph.ts";
 import { loadModelFile, opsetWarnings, type ParsedModel, parseModel } from "./parse.ts";
 import {
   analyze,
@@ -104,6 +105,8 @@ export class Model implements ConstantUploader {
   readonly warnings: readonly string[];
   /** What the fusion pass did (undefined with `fuse: false`). */
   readonly fusion?: FusionSummary;
+  /** Nodes that run on the host after the GPU part (none for most models). */
+  readonly #tail: HostTail;
   readonly #ops: ReadonlyMap<string, OpImpl>;
   readonly #maxPlans: number;
   /** Operand precision of matmul/conv kernels. */
@@ -139,13 +142,15 @@ export class Model implements ConstantUploader {
     this.#initializerNames = new Set(parsed.graph.constants.keys());
     try {
       const folded = foldConstants(parsed.graph, ops);
-      if (options.fuse === false) {
-        this.graph = folded;
-      } else {
+      let graph = folded;
+      if (options.fuse !== false) {
         const fused = fuseGraph(folded);
-        this.graph = fused.graph;
+        graph = fused.graph;
         this.fusion = fused.summary;
       }
+      const split = splitHostTail(graph, ops);
+      this.graph = split.gpuGraph;
+      this.#tail = split.tail;
     } catch (e) {
       if (e instanceof EngineError && !e.message.startsWith(this.source)) {
         e.message = `${this.source}: ${e.message}`;
@@ -158,8 +163,9 @@ export class Model implements ConstantUploader {
     return this.graph.inputs;
   }
 
+  /** The model's declared outputs (those of the GPU part and of its host tail). */
   get outputs(): readonly ValueDecl[] {
-    return this.graph.outputs;
+    return this.#tail.outputs;
   }
 
   /** Number of plans currently cached. */
@@ -294,7 +300,8 @@ export class Model implements ConstantUploader {
         }
       }
       gpu.checkHealthy(`running ${this.source}`);
-      return result;
+      if (this.#tail.nodes.length === 0) return result;
+      return runHostTail(this.graph, this.#tail, this.#ops, inputs, result);
     });
   }
 
@@ -303,6 +310,13 @@ export class Model implements ConstantUploader {
    * copied into the plan's buffers, so the caller may reuse or release them right away. */
   runGpu(inputs: Record<string, GpuTensor | CpuTensor>): Promise<Record<string, GpuTensor>> {
     return this.#serial(async () => {
+      if (this.#tail.nodes.length > 0) {
+        const n = this.#tail.nodes[0];
+        throw new UnsupportedError(
+          `${this.source}: node '${n.name}' (${n.opType}) and what follows it run on the host ` +
+            `(data-dependent output shapes), so the outputs cannot stay on the GPU: use run()`,
+        );
+      }
       const facts = this.#validate(inputs);
       const plan = await this.#getPlan(facts, true, async (name) => {
         const t = inputs[name];

@@ -106,6 +106,10 @@ export interface OpImpl {
   /** Output i is a view of input 0's buffer with a new shape (Reshape, Squeeze, Identity...):
    * no GPU work, no copy. */
   readonly view?: boolean;
+  /** Output shapes depend on input values (NonMaxSuppression): unless its inputs are constants
+   * (then it is folded), the node and everything downstream of it run on the host after the
+   * GPU part, with `cpu` (src/onnx/host_tail.ts). */
+  readonly hostTail?: boolean;
   /** Output dtypes and shapes from input infos. May also set `value` when the output is known
    * from shapes alone (Shape, Size). Throws NodeError on invalid input. */
   infer(ctx: OpContext, inputs: readonly (TensorInfo | undefined)[]): TensorInfo[];

@@ -272,11 +272,9 @@ const ScatterElements: OpImpl = {
 const NMS_INPUTS = ["boxes", "scores"];
 
 /** Host-only: how many boxes NMS selects depends on the scores, and a plan fixes every shape
- * before running, so NMS runs only when boxes and scores are known at plan time (constants; it
- * is then folded on the CPU). The small scalar inputs are `constInputs`: when one comes from a
- * graph input the executor simply plans with its value. Boxes and scores are deliberately not:
- * that would make the executor fold everything upstream of them (a whole detector backbone) on
- * the CPU, per distinct input, instead of refusing. */
+ * before running, so NMS is folded when its inputs are constants and otherwise runs in the
+ * graph's host tail (src/onnx/host_tail.ts), after the GPU part has computed boxes and scores.
+ * `infer` is reached only for constant boxes and scores. */
 function nmsArgs(
   node: OnnxNode,
   inputs: readonly (CpuTensor | undefined)[],
@@ -312,6 +310,7 @@ function nmsArgs(
 
 const NonMaxSuppression: OpImpl = {
   constInputs: [2, 3, 4],
+  hostTail: true,
   infer({ node }, inputs) {
     const unknown = [0, 1].filter((i) => inputs[i] !== undefined && inputs[i]!.value === undefined);
     if (unknown.length > 0) {
