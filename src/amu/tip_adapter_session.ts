@@ -437,7 +437,7 @@ export class TipSession {
     const loss = new Float32Array(t.iters), correct = new Float32Array(t.iters);
     for (let i = 0; i < t.iters; i++) {
       loss[i] = stats[i * 4];
-      correct[i] = stats[i * 4 + 2];
+      correct[i] = stats[i * 4 + 3]; // amu_step finish: (loss, merge, aux, correct)
     }
     return { loss, correct, evalHits: hits };
   }
