@@ -13,8 +13,9 @@
  * reads every shard's index and arrays, and `gatherFeatures` picks a cell's rows by image.
  *
  * Training views are seeded by (augment seed, the image's path and occurrence, view) (see
- * extract.ts pathViewIds), so a view is the same in every list that holds the image, and a cell's
- * features equal those `deno task train` extracts for its list. An image a class draws twice
+ * extract.ts pathViewIds), so a view is the same in every list that holds the image, and a cell
+ * sees the views `deno task train` makes for its list (encoded in other batches, so equal up to
+ * float32 rounding where a kernel's choice depends on the batch size). An image a class draws twice
  * (sampling with replacement) has two entries, occurrences 0 and 1, with views of their own. */
 import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
