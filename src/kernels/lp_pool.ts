@@ -1,0 +1,68 @@
+/** LpPool on the GPU (shaders/lp_pool.wgsl); host reference in lp_pool_ref.ts. */
+import {
+  createUniform,
+  type Dispatch,
+  EngineError,
+  type Gpu,
+  type GpuTensor,
+  Params,
+  prepareDispatch,
+  type ResourceOwner,
+  shapeString,
+  sizeOf,
+} from "../gpu/mod.ts";
+import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_ref.ts";
+
+const WG = 64;
+
+/** Records Y = LpPool(X): X [N, C, ...1-3 spatial axes] float, Y the pooled shape; p > 0. */
+export function prepareLpPool(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  x: GpuTensor,
+  y: GpuTensor,
+  attrs: PoolAttrs,
+  p: number,
+): Dispatch[] {
+  const label = `lp pool ${shapeString(x.shape)}`;
+  if (x.dtype !== "float32" && x.dtype !== "float16") {
+    throw new EngineError(`${label}: dtype ${x.dtype} is not a float type`);
+  }
+  if (!(p > 0)) throw new EngineError(`${label}: p must be positive, not ${p}`);
+  let shape: number[];
+  try {
+    shape = poolOutputShape(x.shape, attrs);
+  } catch (e) {
+    throw new EngineError(`${label}: ${(e as Error).message}`);
+  }
+  if (shapeString(shape) !== shapeString(y.shape)) {
+    throw new EngineError(
+      `${label}: output is ${shapeString(y.shape)}, expected ${shapeString(shape)}`,
+    );
+  }
+  const count = sizeOf(shape);
+  if (count === 0) return [];
+  const g = pool3d(x.shape, shape, attrs);
+  const params = new Params()
+    .u32Array([...g.inSize, sizeOf(g.inSize)], 1)
+    .u32Array([...g.outSize, sizeOf(g.outSize)], 1)
+    .u32Array(g.kernel, 1)
+    .u32Array(g.strides, 1)
+    .u32Array(g.dilations, 1)
+    .u32Array(g.padBegin, 1)
+    .u32(count)
+    .f32(p);
+  return [prepareDispatch(
+    gpu,
+    {
+      shader: "lp_pool",
+      constants: {
+        WG,
+        P_KIND: p === 1 ? 1 : p === 2 ? 2 : 0,
+        ROUND_F16: y.dtype === "float16" ? 1 : 0,
+      },
+    },
+    [x, y, owner.own(createUniform(gpu, params, "lp pool"))],
+    Math.ceil(count / WG),
+  )];
+}

@@ -1,0 +1,50 @@
+/** LRN on the GPU (shaders/lrn.wgsl); host reference in lrn_ref.ts. */
+import {
+  createUniform,
+  type Dispatch,
+  EngineError,
+  type Gpu,
+  type GpuTensor,
+  Params,
+  prepareDispatch,
+  type ResourceOwner,
+  shapeString,
+  sizeOf,
+} from "../gpu/mod.ts";
+import { checkLrnShape, type LrnOptions } from "./lrn_ref.ts";
+
+const WG = 64;
+
+/** Records Y = LRN(X): X [N, C, ...] float; Y the same shape. */
+export function prepareLrn(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  x: GpuTensor,
+  y: GpuTensor,
+  o: LrnOptions,
+): Dispatch[] {
+  const label = `lrn ${shapeString(x.shape)}`;
+  if (x.dtype !== "float32" && x.dtype !== "float16") {
+    throw new EngineError(`${label}: dtype ${x.dtype} is not a float type`);
+  }
+  try {
+    checkLrnShape(x.shape);
+  } catch (e) {
+    throw new EngineError(`${label}: ${(e as Error).message}`);
+  }
+  if (shapeString(x.shape) !== shapeString(y.shape)) {
+    throw new EngineError(`${label}: output is ${shapeString(y.shape)}`);
+  }
+  const count = sizeOf(x.shape);
+  if (count === 0) return [];
+  const params = new Params()
+    .u32(x.shape[1], sizeOf(x.shape.slice(2)), count)
+    .u32(Math.floor((o.size - 1) / 2), Math.ceil((o.size - 1) / 2))
+    .f32(o.alpha / o.size, o.bias, o.beta);
+  return [prepareDispatch(
+    gpu,
+    { shader: "lrn", constants: { WG, ROUND_F16: y.dtype === "float16" ? 1 : 0 } },
+    [x, y, owner.own(createUniform(gpu, params, "lrn"))],
+    Math.ceil(count / WG),
+  )];
+}
