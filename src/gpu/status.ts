@@ -5,6 +5,9 @@
  * kernel still writes a defined output (a clamped read), so nothing reads outside a buffer, and
  * the host raises the error naming the node. */
 
+import type { Gpu } from "./device.ts";
+import type { ResourceOwner } from "./dispatch.ts";
+
 /** u32 words per slot (layout above; the shaders index `slot * 2u`). */
 export const STATUS_WORDS = 2;
 
@@ -12,6 +15,23 @@ export const STATUS_WORDS = 2;
 export interface StatusSlot {
   readonly buffer: GPUBuffer;
   readonly slot: number;
+}
+
+/** `status`, or where none is given (kernels used outside a plan, callers whose indices are
+ * valid by construction) a private slot nobody reads. */
+export function statusOrSink(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  status: StatusSlot | undefined,
+  label: string,
+): StatusSlot {
+  if (status) return status;
+  const buffer = owner.own(gpu.device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.STORAGE,
+    label: `${label} status (unread)`,
+  }));
+  return { buffer, slot: 0 };
 }
 
 /** The flagged slots in words read back from a status buffer, with their offending values. */

@@ -12,6 +12,7 @@ import {
   type ResourceOwner,
   shapeString,
   sizeOf,
+  statusOrSink,
   type StatusSlot,
 } from "../gpu/mod.ts";
 import { interleaveFor } from "./copy.ts";
@@ -22,18 +23,6 @@ const WG = 64;
 /** Words one invocation copies of a gathered row at most (see gather.wgsl). */
 const RUN = 16;
 const MAX_RANK = 8;
-
-/** The slot to report bad indices in; without one (callers whose indices are valid by
- * construction, such as the AMU trainer's permutations) a private slot nobody reads. */
-function statusOrSink(gpu: Gpu, owner: ResourceOwner, status: StatusSlot | undefined): StatusSlot {
-  if (status) return status;
-  const buffer = owner.own(gpu.device.createBuffer({
-    size: 16,
-    usage: GPUBufferUsage.STORAGE,
-    label: "gather status (unread)",
-  }));
-  return { buffer, slot: 0 };
-}
 
 function checkIndices(label: string, indices: GpuTensor): void {
   if (indices.dtype !== "int32" && indices.dtype !== "int64") {
@@ -73,7 +62,7 @@ export function prepareGather(
   const lanes = Math.ceil(rowWords / RUN);
   const run = Math.ceil(rowWords / lanes);
   const threads = outer * nIdx * lanes;
-  const slot = statusOrSink(gpu, owner, status);
+  const slot = statusOrSink(gpu, owner, status, "gather");
   const params = new Params()
     .u32(threads, axisDim, nIdx, rowWords, lanes, run, 0, 0)
     .u32Array([], 2)
@@ -113,7 +102,7 @@ export function prepareGatherElements(
   const total = sizeOf(indices.shape);
   if (total === 0) return [];
   if (data.shape[axis] === 0) throw new EngineError(`gatherElements: axis ${axis} is empty`);
-  const slot = statusOrSink(gpu, owner, status);
+  const slot = statusOrSink(gpu, owner, status, "gather");
   const params = new Params()
     .u32(total, data.shape[axis], 0, 0, 0, 0, rank, axis)
     .u32Array(indices.shape, 2)

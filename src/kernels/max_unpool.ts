@@ -10,11 +10,11 @@ import {
   type ResourceOwner,
   shapeString,
   sizeOf,
+  statusOrSink,
   type StatusSlot,
 } from "../gpu/mod.ts";
 import { to3d } from "./conv_ref.ts";
 import { prepareFill } from "./fill.ts";
-import { statusOrSink } from "./roi_align.ts";
 
 const WG = 64;
 
@@ -49,7 +49,7 @@ export function prepareMaxUnpool(
   const inCount = sizeOf(x.shape);
   const outCount = sizeOf(y.shape);
   if (outCount === 0) return [];
-  const slot = statusOrSink(gpu, owner, status);
+  const slot = statusOrSink(gpu, owner, status, "maxUnpool");
   const params = new Params()
     .u32(...to3d(inferred.slice(2), 1), sizeOf(inferred))
     .u32(...to3d(y.shape.slice(2), 1), 0)

@@ -10,27 +10,12 @@ import {
   type ResourceOwner,
   shapeString,
   sizeOf,
+  statusOrSink,
   type StatusSlot,
 } from "../gpu/mod.ts";
 import { type RoiAlignOptions, roiAlignShape } from "./roi_align_ref.ts";
 
 const WG = 64;
-
-/** The slot to report bad indices in; without one (direct kernel use) a private slot nobody
- * reads. */
-export function statusOrSink(
-  gpu: Gpu,
-  owner: ResourceOwner,
-  status: StatusSlot | undefined,
-): StatusSlot {
-  if (status) return status;
-  const buffer = owner.own(gpu.device.createBuffer({
-    size: 16,
-    usage: GPUBufferUsage.STORAGE,
-    label: "vision status (unread)",
-  }));
-  return { buffer, slot: 0 };
-}
 
 /** Records Y = RoiAlign(X, rois, batch_indices): X [N, C, H, W] float, rois [R, 4] float,
  * batch_indices [R] int32/int64, Y [R, C, output_height, output_width]. A batch index outside
@@ -68,7 +53,7 @@ export function prepareRoiAlign(
   const count = sizeOf(shape);
   if (count === 0) return [];
   if (sizeOf(x.shape) === 0) throw new EngineError(`${label}: X is empty`);
-  const slot = statusOrSink(gpu, owner, status);
+  const slot = statusOrSink(gpu, owner, status, "roiAlign");
   const params = new Params()
     .u32(...x.shape)
     .u32(o.outputHeight, o.outputWidth, count, o.samplingRatio)

@@ -14,6 +14,7 @@ import {
   type ResourceOwner,
   shapeString,
   sizeOf,
+  statusOrSink,
   type StatusSlot,
   storageType,
 } from "../gpu/mod.ts";
@@ -29,23 +30,6 @@ import {
 
 const WG = 64;
 const MAX_RANK = 8;
-
-/** The slot to report bad indices in; without one (tests, callers whose indices are valid by
- * construction) a private slot nobody reads. */
-export function statusOrSink(
-  gpu: Gpu,
-  owner: ResourceOwner,
-  status: StatusSlot | undefined,
-  label: string,
-): StatusSlot {
-  if (status) return status;
-  const buffer = owner.own(gpu.device.createBuffer({
-    size: 16,
-    usage: GPUBufferUsage.STORAGE,
-    label: `${label} status (unread)`,
-  }));
-  return { buffer, slot: 0 };
-}
 
 function checkIndices(label: string, indices: GpuTensor): void {
   if (indices.dtype !== "int32" && indices.dtype !== "int64") {
