@@ -1,6 +1,6 @@
 /** Small helpers every operator family uses. */
 import type { CpuTensor, DType } from "../../gpu/mod.ts";
-import { UnsupportedError } from "../graph.ts";
+import { UnsupportedError, UnsupportedFeatureError } from "../graph.ts";
 import { constValues, NodeError, type OnnxNode, type TensorInfo } from "../types.ts";
 
 /** dtype + shape: what TensorInfo, CpuTensor and GpuTensor share. */
@@ -10,6 +10,16 @@ export interface Shaped {
 }
 
 export const FLOATS: readonly DType[] = ["float32", "float16"];
+
+/** Refuses a non-float `t` for operators the engine computes on float data only. */
+export function checkFloat(node: OnnxNode, t: Shaped, what: string): void {
+  if (!FLOATS.includes(t.dtype)) {
+    throw new UnsupportedFeatureError(
+      node,
+      `${what} dtype ${t.dtype} is not supported (float32, float16)`,
+    );
+  }
+}
 
 /** Input `i`, or an error naming the node (and `what` the input is) when it is omitted. */
 export function required<T>(

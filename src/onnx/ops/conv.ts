@@ -23,16 +23,7 @@ import {
   type OpImpl,
   type TensorInfo,
 } from "../types.ts";
-import { FLOATS, onNode, required, type Shaped } from "./common.ts";
-
-function checkFloat(node: OnnxNode, t: Shaped, what: string): void {
-  if (!FLOATS.includes(t.dtype)) {
-    throw new UnsupportedFeatureError(
-      node,
-      `${what} dtype ${t.dtype} is not supported (float32, float16)`,
-    );
-  }
-}
+import { checkFloat, onNode, required, type Shaped } from "./common.ts";
 
 function checkSpatialInput(node: OnnxNode, x: Shaped): number {
   const rank = x.shape.length - 2;

@@ -11,16 +11,7 @@ import {
 } from "../../kernels/conv_transpose_ref.ts";
 import { UnsupportedFeatureError } from "../graph.ts";
 import { attrInt, attrInts, attrString, NodeError, type OnnxNode, type OpImpl } from "../types.ts";
-import { FLOATS, onNode, required, type Shaped } from "./common.ts";
-
-function checkFloat(node: OnnxNode, t: Shaped, what: string): void {
-  if (!FLOATS.includes(t.dtype)) {
-    throw new UnsupportedFeatureError(
-      node,
-      `${what} dtype ${t.dtype} is not supported (float32, float16)`,
-    );
-  }
-}
+import { checkFloat, onNode, required, type Shaped } from "./common.ts";
 
 function checkList(
   node: OnnxNode,

@@ -43,8 +43,8 @@ import {
   type OpImpl,
 } from "../types.ts";
 import {
+  checkFloat,
   type ConstInput,
-  FLOATS,
   fromInfos,
   fromTensors,
   info,
@@ -52,16 +52,6 @@ import {
   required,
   type Shaped,
 } from "./common.ts";
-
-/** The engine computes these operators on float data only. */
-function checkFloat(node: OnnxNode, t: Shaped, what: string): void {
-  if (!FLOATS.includes(t.dtype)) {
-    throw new UnsupportedFeatureError(
-      node,
-      `${what} dtype ${t.dtype} is not supported (float32, float16)`,
-    );
-  }
-}
 
 /** A 0/1 attribute. */
 function attrBool(node: OnnxNode, name: string): boolean {
