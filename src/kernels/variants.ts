@@ -76,6 +76,9 @@ export interface TuneOptions {
   /** `performance.now()` after which no further candidate is started: the ones measured so far
    * compete, and the choice is not cached (a later tuning measures the problem whole). */
   readonly deadline?: number;
+  /** Told every measured (not cached) problem's result, candidates' times included: in-plan
+   * tuning (src/onnx/tune.ts `tuneInPlan`) learns the candidates from it. */
+  readonly onMeasured?: (kernel: string, problem: string, result: TuneResult) => void;
 }
 
 /** Problem key from its sizes, e.g. `1x197x768x2304` (callers fix the order per kernel). */
@@ -343,7 +346,7 @@ async function measure(
     throw new Error(`${kernel} ${problem}: no variant ran (${why})`);
   }
   if (!incomplete) cache.set(gpu, kernel, problem, best.name);
-  return {
+  const result: TuneResult = {
     incomplete,
     chosen: best.name,
     trials: ordered,
@@ -352,4 +355,6 @@ async function measure(
     chosenMs: best.ms * wholeOverSliced,
     slice,
   };
+  options.onMeasured?.(kernel, problem, result);
+  return result;
 }

@@ -3,15 +3,24 @@
  * the adapter unless a choice is cached already, so that preparing the node picks the fastest
  * variant (the kernel bindings consult the cache). Distinct problems are measured once per
  * adapter and process (and across processes through the cache file). */
-import type { Gpu } from "../gpu/mod.ts";
+import { type Dispatch, encodeDispatches, type Gpu } from "../gpu/mod.ts";
 import {
   defaultVariantCacheFile,
   type TuneOptions,
-  type VariantCache,
+  type TuneResult,
+  VariantCache,
   variantCache,
 } from "../kernels/variants.ts";
-import { atNode, type Step } from "./plan.ts";
-import type { ComputePrecision, KernelTuning, TuneOpContext } from "./types.ts";
+import type { Graph } from "./graph.ts";
+import {
+  analyze,
+  atNode,
+  type ConstantUploader,
+  type InputFacts,
+  Plan,
+  type Step,
+} from "./plan.ts";
+import type { ComputePrecision, KernelTuning, OpImpl, TuneOpContext } from "./types.ts";
 
 /** Time tuning may take before the rest of a plan's problems keep their default kernels
  * (`KernelTuningOptions.budgetMs`), and how it grows with the work it serves. */
@@ -201,5 +210,257 @@ export async function tuneSteps(
     budgetMs: budget(),
     defaultMs,
     chosenMs,
+  };
+}
+
+// ---- In-plan tuning ------------------------------------------------------------------------
+// `tuneSteps` times each problem's candidates alone, one kernel repeated; inside a model the
+// kernel runs between others (caches, texture/buffer traffic, the neighbours' layouts), and
+// near-ties measured alone can lose there (see `TuneOptions.keepDefaultWithin`). In-plan tuning
+// starts from the isolated choices and, problem by problem, builds the whole plan with each
+// candidate swapped in and times the plan's full command stream; a candidate replaces the
+// current choice only when the whole plan gets faster by more than `keepWithin`.
+
+/** What in-plan tuning needs of a model (a `Model` provides all but `facts` and `ops`). */
+export interface InPlanTarget {
+  readonly gpu: Gpu;
+  readonly graph: Graph;
+  readonly ops: ReadonlyMap<string, OpImpl>;
+  /** Where the plans' constants come from (the model). */
+  readonly constants: ConstantUploader;
+  readonly precision: ComputePrecision;
+  /** The input dtypes and shapes to plan for. */
+  readonly facts: ReadonlyMap<string, InputFacts>;
+}
+
+export interface InPlanTuningOptions extends KernelTuningOptions {
+  /** Where the final choices go (default: the process-wide cache). The isolated phase measures
+   * into a private cache, so existing choices there do not skip it. */
+  readonly cache?: VariantCache;
+  /** Rounds of whole-plan runs, the candidates taking turns (the fastest counts). Default 3. */
+  readonly planBatches?: number;
+  /** A candidate must make the whole plan faster by more than this fraction of its time to
+   * replace the current choice. Default 0.1, as `keepDefaultWithin`: whole-plan times of
+   * ResNet-50 on the shared 2-core llvmpipe machine moved by 25% or more between rounds while
+   * other processes ran (docs/tuning.md), and smaller margins then swap kernels on noise. */
+  readonly keepWithin?: number;
+}
+
+export interface InPlanProblem {
+  readonly kernel: string;
+  readonly problem: string;
+  /** Candidates' isolated times, ms (undefined: errored or pruned). */
+  readonly isolatedMs: Readonly<Record<string, number | undefined>>;
+  readonly isolated: string;
+  /** Whole-plan time with each candidate tried in place, ms. */
+  readonly planMs: Readonly<Record<string, number>>;
+  readonly inPlan: string;
+}
+
+export interface InPlanSummary {
+  readonly problems: readonly InPlanProblem[];
+  /** Whole-plan time with the isolated choices and with the in-plan ones, ms. */
+  readonly isolatedPlanMs: number;
+  readonly inPlanMs: number;
+  /** Plan with every problem at its kernels' default (first) variant, ms. */
+  readonly defaultPlanMs: number;
+  readonly ms: number;
+  /** Problems not tried in place because the budget was spent (in either phase; a node the
+   * isolated phase did not reach counts once). */
+  readonly deferred: number;
+}
+
+/** Per-invocation wall time of a plan's dispatches: one warm run, then `batches` (default 1)
+ * command buffers of repeated invocations (at least `targetMs` each) with one fence; the fastest
+ * batch. */
+async function timePlan(
+  gpu: Gpu,
+  dispatches: readonly Dispatch[],
+  batches: number | undefined,
+  targetMs: number,
+): Promise<number> {
+  const run = async (reps: number) => {
+    const encoder = gpu.device.createCommandEncoder();
+    for (let i = 0; i < reps; i++) encodeDispatches(encoder, dispatches);
+    const t0 = performance.now();
+    gpu.device.queue.submit([encoder.finish()]);
+    await gpu.sync("in-plan tuning");
+    return (performance.now() - t0) / reps;
+  };
+  await run(1);
+  const warm = await run(1);
+  const reps = Math.max(1, Math.min(20, Math.ceil(targetMs / Math.max(warm, 1e-3))));
+  let best = Infinity;
+  for (let b = 0; b < (batches ?? 1); b++) best = Math.min(best, await run(reps));
+  return best;
+}
+
+/** Noise in [-1, 1) for float inputs: plans are timed on data, not on zeroed buffers. */
+function fillInputs(gpu: Gpu, plan: Plan): void {
+  let s = 12345;
+  for (const t of plan.inputBuffers.values()) {
+    if (t.dtype !== "float32") continue;
+    const a = new Float32Array(t.buffer.size / 4);
+    for (let i = 0; i < a.length; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      a[i] = s / 2147483648 - 1;
+    }
+    gpu.device.queue.writeBuffer(t.buffer, 0, a);
+  }
+}
+
+/** A cache copy with `entries` ("kernel:problem" -> variant) set on top of `base`. */
+function cacheWith(
+  gpu: Gpu,
+  base: VariantCache,
+  entries: ReadonlyMap<string, string>,
+): VariantCache {
+  const c = new VariantCache();
+  c.load(base.toJSON());
+  for (const [key, v] of entries) {
+    const at = key.indexOf(":");
+    c.set(gpu, key.slice(0, at), key.slice(at + 1), v);
+  }
+  return c;
+}
+
+/** Isolated tuning of every problem of the plan, then the in-place comparison described above,
+ * within the same budget rule as `tuneSteps` (base budget plus a share of the kernel time it
+ * serves). The in-plan choices are written to `options.cache` (and its file, unless
+ * `cacheFile` is null). */
+export async function tuneInPlan(
+  target: InPlanTarget,
+  options: InPlanTuningOptions = {},
+): Promise<InPlanSummary> {
+  const { gpu, graph, ops, constants, precision, facts } = target;
+  const t0 = performance.now();
+  const analysis = analyze(graph, ops, facts);
+  const measured = new Map<string, TuneResult>();
+  const isolatedCache = new VariantCache();
+  const iso = await tuneSteps(gpu, analysis.steps, precision, {
+    ...options,
+    cacheFile: null,
+    onMeasured: (kernel, problem, r) => measured.set(`${kernel}:${problem}`, r),
+  }, isolatedCache);
+  const batches = options.planBatches ?? 3;
+  const targetMs = options.targetMs ?? 80;
+  const keepWithin = options.keepWithin ?? 0.1;
+  // One budget for both phases, by `tuneSteps`'s rule (base plus a share of the kernel time it
+  // serves): the in-place phase gets what the isolated one left.
+  const budget = (options.budgetMs ?? DEFAULT_TUNING_BUDGET_MS) +
+    TUNING_BUDGET_SHARE * (options.workRuns ?? 1) * iso.defaultMs;
+
+  const planTime = async (cache: VariantCache, reps?: number): Promise<number> => {
+    const plan = await Plan.create(gpu, graph, analysis, constants, "in-plan tuning", {
+      precision,
+      variantCache: cache,
+    });
+    try {
+      fillInputs(gpu, plan);
+      return await timePlan(gpu, plan.dispatches, reps, targetMs);
+    } finally {
+      plan.dispose();
+    }
+  };
+  // Plans timed in turns, one batch each per round, the fastest batch counting: a change in the
+  // machine's load (a shared CPU adapter) then falls on every candidate alike, not on whichever
+  // was timed last. One plan lives at a time (a large model's activations are not doubled).
+  const compare = async (caches: readonly VariantCache[]): Promise<number[]> => {
+    const best = caches.map(() => Infinity);
+    for (let round = 0; round < batches; round++) {
+      for (const [i, c] of caches.entries()) best[i] = Math.min(best[i], await planTime(c));
+    }
+    return best;
+  };
+  const defaults = new Map<string, string>();
+  for (const [key, r] of measured) if (r.trials[0]) defaults.set(key, r.trials[0].name);
+
+  // Problems with a choice to make, largest first: they have the most to gain when the budget
+  // runs out.
+  const order = [...measured.entries()].filter(([, r]) =>
+    r.trials.filter((t) => t.ms !== undefined).length > 1
+  ).sort((a, b) => (b[1].defaultMs ?? 0) - (a[1].defaultMs ?? 0));
+  const current = new Map<string, string>();
+  const problems: InPlanProblem[] = [];
+  let deferred = 0;
+  for (const [i, [key, r]] of order.entries()) {
+    if (performance.now() - t0 > budget) {
+      deferred = order.length - i;
+      break;
+    }
+    const at = key.indexOf(":");
+    const [kernel, problem] = [key.slice(0, at), key.slice(at + 1)];
+    const names = [
+      r.chosen,
+      ...r.trials.filter((t) => t.ms !== undefined && t.name !== r.chosen)
+        .map((t) => t.name),
+    ];
+    const times = await compare(
+      names.map((n) => cacheWith(gpu, isolatedCache, new Map(current).set(key, n))),
+    );
+    const planMs = Object.fromEntries(names.map((n, j) => [n, times[j]]));
+    // The isolated choice stays unless a candidate makes the whole plan clearly faster.
+    let best = r.chosen;
+    for (const [j, n] of names.entries()) {
+      if (times[j] < times[0] * (1 - keepWithin) && times[j] < planMs[best]) best = n;
+    }
+    if (best !== r.chosen) current.set(key, best);
+    problems.push({
+      kernel,
+      problem,
+      isolatedMs: Object.fromEntries(r.trials.map((t) => [t.name, t.ms])),
+      isolated: r.chosen,
+      planMs,
+      inPlan: best,
+    });
+    options.log?.(
+      `  in-plan ${kernel} ${problem}: isolated ${r.chosen}, in plan ${best} ` +
+        `(${names.map((n, j) => `${n} ${times[j].toFixed(1)}`).join(", ")} ms)`,
+    );
+  }
+  const finalCache = cacheWith(gpu, isolatedCache, current);
+  const [defaultPlanMs, isolatedPlanMs, inPlanMs] = await compare([
+    cacheWith(gpu, isolatedCache, defaults),
+    isolatedCache,
+    finalCache,
+  ]);
+  const out = options.cache ?? variantCache;
+  out.load(finalCache.toJSON());
+  const file = options.cacheFile === undefined ? defaultVariantCacheFile() : options.cacheFile;
+  if (file !== null && measured.size > 0) out.saveFile(file);
+  return {
+    problems,
+    isolatedPlanMs,
+    inPlanMs,
+    defaultPlanMs,
+    ms: performance.now() - t0,
+    deferred: deferred + iso.deferred,
+  };
+}
+
+/** The in-plan target of a loaded model at the given input shapes (every input's dtype from the
+ * graph); `ops` must be the operator table the model was loaded with (default: all). */
+export function inPlanTarget(
+  model: {
+    readonly gpu: Gpu;
+    readonly graph: Graph;
+    readonly precision: ComputePrecision;
+  } & ConstantUploader,
+  shapes: Readonly<Record<string, readonly number[]>>,
+  ops: ReadonlyMap<string, OpImpl>,
+): InPlanTarget {
+  const facts = new Map<string, InputFacts>();
+  for (const decl of model.graph.inputs) {
+    const shape = shapes[decl.name];
+    if (!shape) throw new Error(`in-plan tuning: no shape for input '${decl.name}'`);
+    facts.set(decl.name, { dtype: decl.dtype, shape });
+  }
+  return {
+    gpu: model.gpu,
+    graph: model.graph,
+    ops,
+    constants: model,
+    precision: model.precision,
+    facts,
   };
 }
