@@ -1,9 +1,12 @@
-/** `deno task tune MODEL [--tower T] [--batch N,...] [--precision f16]`: measures the kernel
- * variants of every MatMul/Gemm/Conv problem of a model's plans, with no time budget, and saves
- * the choices to the variant cache, so that a long extraction that follows starts with every
- * kernel tuned. `deno task run` and `train` only tune within a budget. */
+/** `deno task tune MODEL [--tower T] [--batch N,...] [--precision f16] [--in-plan]`: measures
+ * the kernel variants of every MatMul/Gemm/Conv problem of a model's plans, with no time budget,
+ * and saves the choices to the variant cache, so that a long extraction that follows starts with
+ * every kernel tuned. `deno task run` and `train` only tune within a budget. `--in-plan` then
+ * times each problem's candidates inside the whole plan (src/onnx/tune.ts tuneInPlan), keeping a
+ * candidate only where the plan runs faster with it, and prints both choices. */
 import { EngineError, getGpu } from "../src/gpu/mod.ts";
-import { setupKernelTuning } from "../src/onnx/mod.ts";
+import { OPS, setupKernelTuning } from "../src/onnx/mod.ts";
+import { inPlanTarget, tuneInPlan } from "../src/onnx/tune.ts";
 import { loadTowerModel, parseTowerName } from "../src/models/model_file.ts";
 import { parseTaskArgs, runCli } from "./_cli.ts";
 
@@ -15,6 +18,8 @@ const HELP = `usage: deno task tune MODEL [--tower visual|text] [--batch N[,N...
   --size PX             image side for inputs declared without one (default 224)
   --precision P         f32 (default) or f16, as the runs that will use the choices
   --variant-cache FILE  where the choices go (default results/variant-cache.json)
+  --in-plan             also time each problem's candidates inside the whole plan and keep the
+                        one the plan runs fastest with (beyond a 10% margin)
   --verbose             list every measured problem and its choice`;
 
 await runCli(async () => {
@@ -25,6 +30,7 @@ await runCli(async () => {
     precision: { type: "string", default: "f32" },
     "variant-cache": { type: "string" },
     verbose: { type: "boolean", short: "v", default: false },
+    "in-plan": { type: "boolean", default: false },
   }, 1);
   if (!args) return 0;
   const v = args.values;
@@ -60,8 +66,26 @@ await runCli(async () => {
         return [d.name, dims];
       }));
       const t0 = performance.now();
-      await model.plan(shapes);
       const text = Object.entries(shapes).map(([n, s]) => `${n} [${s.join(",")}]`).join(", ");
+      if (v["in-plan"]) {
+        const s = await tuneInPlan(inPlanTarget(model, shapes, OPS), {
+          ...tuning,
+          budgetMs: Infinity,
+          progress: (l) => console.error(l),
+        });
+        const changed = s.problems.filter((p) => p.inPlan !== p.isolated);
+        console.log(
+          `${text}: whole plan ${s.defaultPlanMs.toFixed(1)} ms with default kernels, ` +
+            `${s.isolatedPlanMs.toFixed(1)} ms with the isolated choices, ` +
+            `${s.inPlanMs.toFixed(1)} ms with the in-plan ones; ${changed.length} of ` +
+            `${s.problems.length} problem(s) changed in ${(s.ms / 1000).toFixed(1)} s`,
+        );
+        for (const p of changed) {
+          console.log(`  ${p.kernel} ${p.problem}: ${p.isolated} -> ${p.inPlan}`);
+        }
+        continue;
+      }
+      await model.plan(shapes);
       console.log(
         `tuned the plan for ${text} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
       );
