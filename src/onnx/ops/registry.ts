@@ -10,6 +10,7 @@ import { convTransposeOps } from "./conv_transpose.ts";
 import { normalizationOps } from "./normalization.ts";
 import { indexingOps } from "./indexing.ts";
 import { quantizeOps } from "./quantize.ts";
+import { attentionOps } from "./attention.ts";
 import { visionOps } from "./vision.ts";
 
 /** Every supported operator of the default ONNX domain, by op type. */
@@ -26,6 +27,7 @@ export const OPS: ReadonlyMap<string, OpImpl> = new Map(
     ...normalizationOps,
     ...indexingOps,
     ...quantizeOps,
+    ...attentionOps,
     ...visionOps,
   }),
 );
