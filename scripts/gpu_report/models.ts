@@ -4,64 +4,13 @@
  * Like src/bench/suites/models.ts (whose `modelCase` has no precision), but with the precision
  * and its bound: f32 keeps the models' 1e-4 * max|ref| + 1e-5 bound, f16 the 5e-3 * max|ref| that
  * tests/models/precision_test.ts asserts for the float16 operand path. */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpuTensor, readTensor, sizeOf, toGpuArray } from "../../src/gpu/mod.ts";
 import { loadModel } from "../../src/onnx/mod.ts";
 import type { ComputePrecision } from "../../src/onnx/mod.ts";
 import { checkOutput, type Reference } from "../../src/bench/check.ts";
 import type { BenchCase } from "../../src/bench/types.ts";
-
-export interface ManifestTensor {
-  readonly name: string;
-  readonly dtype: string;
-  readonly shape: number[];
-  readonly file?: string;
-  readonly file_f64?: string;
-}
-
-export interface Manifest {
-  readonly model: string;
-  readonly models?: { file: string }[];
-  readonly inputs: ManifestTensor[];
-  readonly outputs: ManifestTensor[];
-}
-
-export function readManifest(dir: string): Manifest {
-  const m = JSON.parse(Deno.readTextFileSync(join(dir, "manifest.json"))) as Manifest;
-  if (m.inputs?.length !== 1 || m.outputs?.length !== 1) {
-    throw new Error(`${dir}/manifest.json: expected one input and one output`);
-  }
-  return m;
-}
-
-function bytesOf(path: string): ArrayBuffer {
-  const b = readFileSync(path);
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-}
-
-/** What `cycle` needs of a typed array. */
-interface RowArray<T> {
-  readonly length: number;
-  subarray(begin: number, end: number): T;
-  set(source: T, offset: number): void;
-}
-
-/** Rows 0..batch-1 of a [rows, ...] array, cycling through the stored rows (the PyTorch peer
- * cycles the same way, so both sides see the same inputs). */
-function cycle<T extends RowArray<T>>(
-  data: T,
-  rows: number,
-  batch: number,
-  make: (n: number) => T,
-): T {
-  const per = data.length / rows;
-  const out = make(batch * per);
-  for (let i = 0; i < batch; i++) {
-    out.set(data.subarray((i % rows) * per, (i % rows + 1) * per), i * per);
-  }
-  return out;
-}
+import { bytesOf, cycleRows as cycle, readManifest } from "../../src/bench/suites/models.ts";
 
 /** The bound a model output must meet against float64 PyTorch, by precision. */
 export function modelTolerance(ref: Float64Array, precision: ComputePrecision): number {

@@ -30,7 +30,7 @@ function modelTolerance(ref: Float64Array): number {
   return 1e-4 * max + 1e-5;
 }
 
-interface ManifestTensor {
+export interface ManifestTensor {
   name: string;
   dtype: string;
   shape: number[];
@@ -38,14 +38,14 @@ interface ManifestTensor {
   file_f64?: string;
 }
 
-interface Manifest {
+export interface Manifest {
   model: string;
   models?: { file: string }[];
   inputs: ManifestTensor[];
   outputs: ManifestTensor[];
 }
 
-function readManifest(dir: string): Manifest {
+export function readManifest(dir: string): Manifest {
   const m = JSON.parse(Deno.readTextFileSync(join(dir, "manifest.json"))) as Manifest;
   if (m.inputs?.length !== 1 || m.outputs?.length !== 1) {
     throw new Error(`${dir}/manifest.json: expected one input and one output`);
@@ -53,19 +53,21 @@ function readManifest(dir: string): Manifest {
   return m;
 }
 
-function bytesOf(path: string): ArrayBuffer {
+export function bytesOf(path: string): ArrayBuffer {
   const b = readFileSync(path);
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
 
-/** Rows `0..batch-1` of a [rows, ...] array, cycling through the available rows. */
+/** What `cycleRows` needs of a typed array. */
 interface RowArray<T> {
   readonly length: number;
   subarray(begin: number, end: number): T;
   set(source: T, offset: number): void;
 }
 
-function cycleRows<T extends RowArray<T>>(
+/** Rows `0..batch-1` of a [rows, ...] array, cycling through the available rows (the GPU
+ * report's PyTorch peer cycles the same way, so both sides see the same inputs). */
+export function cycleRows<T extends RowArray<T>>(
   data: T,
   rows: number,
   batch: number,
