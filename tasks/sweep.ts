@@ -79,49 +79,45 @@ function demoGrid(outDir: string): string {
 
 async function runLocal(grid: Grid, io: StageIo): Promise<void> {
   const t0 = performance.now();
-  say(io, `sweep ${grid.name}: ${grid.cells.length} cells -> ${grid.dir}`);
+  io.print(`sweep ${grid.name}: ${grid.cells.length} cells -> ${grid.dir}`);
   let encoded = 0, separately = 0;
   for (let i = 0; i < grid.shards; i++) {
     const r = await extractStage(grid, { index: i, count: grid.shards }, io);
     encoded += r.encoded;
     separately = r.separately;
   }
-  say(
-    io,
+  io.print(
     `feature store: encoded ${encoded} view(s) in ${secs(t0)}; the ${grid.cells.length} cells ` +
       `extracting on their own would encode ${separately}`,
   );
   const failures: string[] = [];
   const todo = grid.cells.filter((c) => !cellDone(c));
   if (todo.length < grid.cells.length) {
-    say(io, `${grid.cells.length - todo.length} cell(s) already finished: skipped`);
+    io.print(`${grid.cells.length - todo.length} cell(s) already finished: skipped`);
   }
   const tc = performance.now();
   for (const [i, cell] of todo.entries()) {
     try {
       // The cell's own log goes to its train.log; the sweep prints one line per cell.
       await cellStage(grid, cell, { ...io, print: () => {}, progress: false });
-      say(
-        io,
+      io.print(
         `cell ${i + 1}/${todo.length} ${cellLabel(cell)}: ${finalOf(cell.dir)}${
           eta(tc, i + 1, todo.length)
         }`,
       );
     } catch (e) {
       failures.push(cellLabel(cell));
-      say(io, `cell ${i + 1}/${todo.length} ${cellLabel(cell)}: FAILED: ${(e as Error).message}`);
+      io.print(`cell ${i + 1}/${todo.length} ${cellLabel(cell)}: FAILED: ${(e as Error).message}`);
     }
   }
   const report = writeReport(grid);
-  say(io, report.markdown);
-  say(io, `report: ${join(grid.dir, "results.md")}, results.csv, results.svg (${secs(t0)} in all)`);
+  io.print(report.markdown);
+  io.print(
+    `report: ${join(grid.dir, "results.md")}, results.csv, results.svg (${secs(t0)} in all)`,
+  );
   if (failures.length > 0) {
     throw new EngineError(`${failures.length} cell(s) failed: ${failures.join(", ")}`);
   }
-}
-
-function say(io: StageIo, line: string): void {
-  io.print(line);
 }
 
 function secs(t0: number): string {
@@ -186,7 +182,7 @@ await runCli(async () => {
     : args.positionals[0];
   if (!existsSync(gridFile)) throw new EngineError(`${gridFile}: no such grid file`);
   const grid = readGrid(gridFile, outDir);
-  const io: StageIo = { print: sayLine };
+  const io: StageIo = { print: sayLine, stores: new Map() };
 
   if (v.stage) {
     switch (v.stage) {

@@ -306,6 +306,11 @@ export function loadStore(storeDir: string, key: string, count: number): LoadedS
   return store;
 }
 
+/** An image of a cell's lists that could not be read, and from which split. */
+export interface SkippedSplitImage extends SkippedImage {
+  readonly split: "train" | "test" | "val";
+}
+
 /** One cell's features from a loaded store: its few-shot list's views (view-major, unreadable
  * images left out, as extraction does), its test and validation images. `skipped` lists the
  * list's unreadable images. */
@@ -319,12 +324,12 @@ export function gatherFeatures(
   },
 ): {
   features: AmuFeatures;
-  skipped: { split: string; path: string; reason: string }[];
+  skipped: SkippedSplitImage[];
   trainKept: number[];
 } {
   const abs = resolve(root);
   const [dc, da] = store.dims;
-  const skipped: { split: string; path: string; reason: string }[] = [];
+  const skipped: SkippedSplitImage[] = [];
   // Training entries present in the store, in list order (occurrences counted as in extraction).
   const seen = new Map<string, number>();
   const kept: { shard: number; row: number; label: number; index: number }[] = [];
@@ -356,7 +361,7 @@ export function gatherFeatures(
       trainImage[dst] = k;
     });
   }
-  const evalRows = (split: string, list: readonly LabeledImage[]) => {
+  const evalRows = (split: "test" | "val", list: readonly LabeledImage[]) => {
     const rows: { shard: number; row: number; label: number }[] = [];
     for (const it of list) {
       const path = relative(abs, it.path);

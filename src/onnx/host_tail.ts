@@ -35,14 +35,13 @@ export function splitHostTail(
   if (tailNodes.length === 0) {
     return { gpuGraph: graph, tail: { nodes: [], outputs: graph.outputs } };
   }
-  const gpuNodes = graph.nodes.filter((n) => !tailNodes.includes(n));
+  const inTail = new Set(tailNodes);
+  const gpuNodes = graph.nodes.filter((n) => !inTail.has(n));
   const produced = new Set(gpuNodes.flatMap((n) => n.outputs));
   // What the tail reads from the GPU part, in first-use order.
-  const needed: string[] = [];
+  const needed = new Set<string>();
   for (const n of tailNodes) {
-    for (const i of n.inputs) {
-      if (i && produced.has(i) && !needed.includes(i)) needed.push(i);
-    }
+    for (const i of n.inputs) if (i && produced.has(i)) needed.add(i);
   }
   const gpuOutputs: ValueDecl[] = graph.outputs.filter((o) => !tailOutputs.has(o.name));
   for (const name of needed) {

@@ -16,6 +16,7 @@ import type { FeatureCacheManifest } from "../../src/data/feature_cache.ts";
 import {
   extractShard,
   gatherFeatures,
+  type LoadedStore,
   loadStore,
   STORE_FORMAT,
   storeContents,
@@ -37,19 +38,24 @@ export interface StageIo {
   gpu?: Gpu;
   /** The model hash memo's folder (default results/cache). */
   cacheRoot?: string;
+  /** Stores already set up in this process, by dataset (the local runner runs every stage in
+   * one process: the dataset is listed and the models hashed once, not once per cell). */
+  stores?: Map<GridDataset, DatasetStore>;
 }
 
 /** `--bpe none`: the demo's byte tokenizer instead of CLIP's BPE. */
 export const BYTE_TOKENIZER = "none";
 
 /** One dataset's store: where, under which key, with what, from which encoders. */
-interface DatasetStore {
+export interface DatasetStore {
   dir: string;
   key: string;
   encoders: Encoders;
   /** Data plans of the dataset's few-shot lists, by "shots/seed". */
   plans: Map<string, DataPlan>;
   base: ExperimentSettings;
+  /** The complete store read for gathering (once per process, after extraction). */
+  loaded?: LoadedStore;
 }
 
 const planKey = (shots: number, seed: number) => `${shots}/${seed}`;
@@ -60,12 +66,18 @@ async function datasetStore(
   gpu: Gpu,
   io: StageIo,
 ): Promise<DatasetStore> {
+  const known = io.stores?.get(dataset);
+  if (known) return known;
   const cells = grid.cells.filter((c) => c.dataset === dataset);
   const base = cells[0].settings;
+  // One listing of the dataset; each (shots, seed) samples its list from it.
+  const first = prepareData(base, dataset.root, dataset.name);
   const plans = new Map<string, DataPlan>();
   for (const c of cells) {
     const k = planKey(c.shots, c.seed);
-    if (!plans.has(k)) plans.set(k, prepareData(c.settings, dataset.root, dataset.name));
+    if (!plans.has(k)) {
+      plans.set(k, prepareData(c.settings, dataset.root, dataset.name, first.dataset));
+    }
   }
   const models = await resolveModelPaths(base.models, { log: io.print });
   const bpe = base.models.bpe === BYTE_TOKENIZER ? undefined : findBpeFile(base.models.bpe);
@@ -100,7 +112,9 @@ async function datasetStore(
   if (!existsSync(storeJson)) {
     writeFileAtomic(storeJson, JSON.stringify({ ...identity, key }, null, 2) + "\n");
   }
-  return { dir, key, encoders, plans, base };
+  const store = { dir, key, encoders, plans, base };
+  io.stores?.set(dataset, store);
+  return store;
 }
 
 async function sha256Hex(text: string): Promise<string> {
@@ -204,7 +218,8 @@ export async function cellStage(grid: Grid, cell: Cell, io: StageIo): Promise<bo
     const gpu = io.gpu ?? await getGpu();
     const store = await datasetStore(grid, cell.dataset, gpu, io);
     const data = store.plans.get(planKey(cell.shots, cell.seed))!;
-    const loaded = loadStore(store.dir, store.key, grid.shards);
+    store.loaded ??= loadStore(store.dir, store.key, grid.shards);
+    const loaded = store.loaded;
     const gathered = gatherFeatures(loaded, cell.dataset.root, {
       train: data.train,
       test: data.dataset.test,
@@ -234,11 +249,7 @@ export async function cellStage(grid: Grid, cell: Cell, io: StageIo): Promise<bo
         manifest,
         source: store.dir,
         data,
-        skipped: gathered.skipped.map((s) => ({
-          split: s.split as "train" | "test" | "val",
-          path: s.path,
-          reason: s.reason,
-        })),
+        skipped: gathered.skipped,
       },
     });
     return true;

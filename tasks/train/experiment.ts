@@ -228,15 +228,16 @@ export interface DataPlan {
 }
 
 /** The dataset, its prompt templates and the few-shot list of a run (sampled with the run's
- * seed, or read from --fewshot_file); refuses what can be refused before any image is decoded. */
+ * seed, or read from --fewshot_file); refuses what can be refused before any image is decoded.
+ * `loaded`: the dataset already listed (a sweep samples many lists from one listing). */
 export function prepareData(
   s: ExperimentSettings,
   root: string,
   datasetName: string,
+  loaded?: Dataset,
 ): DataPlan {
-  const dataset = datasetName === "imagefolder"
-    ? loadImageFolder(root)
-    : loadDataset(datasetName, root);
+  const dataset = loaded ??
+    (datasetName === "imagefolder" ? loadImageFolder(root) : loadDataset(datasetName, root));
   const C = dataset.classnames.length;
   if (s.numClasses !== undefined && s.numClasses !== C) {
     throw new EngineError(`--num_classes ${s.numClasses}, but ${dataset.name} has ${C} classes`);
