@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import { stringify as toYaml } from "yaml";
 import { EngineError } from "../src/gpu/errors.ts";
-import { METHOD_NAMES } from "../src/amu/method.ts";
+import { chosenText, METHOD_NAMES } from "../src/amu/method.ts";
 import { parseShard } from "../src/data/feature_store.ts";
 import { formatDuration } from "../src/data/progress.ts";
 import { findBpeFile, REPO_ROOT } from "../src/data/assets.ts";
@@ -133,9 +133,8 @@ function eta(t0: number, done: number, total: number): string {
 function finalOf(dir: string): string {
   try {
     const m = JSON.parse(Deno.readTextFileSync(join(dir, "metrics.json")));
-    const { test_acc, ...chosen } = m.final;
-    const extra = Object.entries(chosen).map(([k, v]) => `${k} ${v}`).join(", ");
-    return `${Number(test_acc).toFixed(2)}%${extra ? ` (${extra})` : ""}`;
+    const extra = chosenText(m.final);
+    return `${Number(m.final.test_acc).toFixed(2)}%${extra ? ` (${extra})` : ""}`;
   } catch {
     return "done";
   }

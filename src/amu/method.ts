@@ -37,3 +37,9 @@ export interface MethodResult {
   search_split?: "val" | "test";
   epochs?: EpochRecord[];
 }
+
+/** A result's chosen hyper-parameters in words ("beta 2.5, alpha 1.2"); "" when it has none. */
+export function chosenText(final: MethodResult["final"]): string {
+  const { test_acc: _, ...chosen } = final;
+  return Object.entries(chosen).map(([k, v]) => `${k} ${v}`).join(", ");
+}

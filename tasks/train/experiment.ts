@@ -11,7 +11,7 @@ import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
 import { type AmuConfig, configToJson } from "../../src/amu/config.ts";
 import { RUN_FILES, runFile } from "../../src/amu/checkpoint.ts";
 import type { AmuMetrics } from "../../src/amu/metrics.ts";
-import type { MethodResult } from "../../src/amu/method.ts";
+import { chosenText, type MethodResult } from "../../src/amu/method.ts";
 import { runBaseline } from "./methods.ts";
 import { orderFromNpy } from "../../src/amu/order.ts";
 import { trainAmu, type TrainResult } from "../../src/amu/train.ts";
@@ -673,8 +673,8 @@ async function finishBaseline(
       `epoch ${e.epoch}  train loss ${e.train_loss.toFixed(4)}  test acc ${e.test_acc.toFixed(2)}%`,
     );
   }
-  const { test_acc, ...chosen } = result.final;
-  const chose = Object.entries(chosen).map(([k, v]) => `${k} ${v}`).join(", ");
+  const test_acc = result.final.test_acc;
+  const chose = chosenText(result.final);
   r.say(
     `summary: zero-shot CLIP ${result.zero_shot_acc.toFixed(2)}%, ${s.method} ` +
       `${test_acc.toFixed(2)}%${chose ? ` (${chose}` : ""}` +
