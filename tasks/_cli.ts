@@ -2,7 +2,8 @@
  * unsupported models, missing adapter) print `error: <message>` without a stack and exit 1;
  * anything else is a bug and keeps its stack. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { EngineError, releaseGpu } from "../src/gpu/mod.ts";
+import { EngineError } from "../src/util/errors.ts";
+import { releaseGpu } from "../src/gpu/mod.ts";
 
 /** Runs `main(args)` and exits with its status (0 when it returns nothing). */
 export async function runCli(

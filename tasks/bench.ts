@@ -8,7 +8,7 @@
  * in `tasks/bench/<name>.ts` and are registered in TASK_SUITES below, each with its own flags
  * (`deno task bench amu --help`). Every other suite name and flag goes to the row-based harness
  * in `src/bench/` (kernels and models against onnxruntime / tfjs). */
-import { formatHelp, parseFlags } from "../src/amu/flags.ts";
+import { formatHelp, parseFlags } from "../src/util/flags.ts";
 import { benchMain } from "../src/bench/cli.ts";
 import { runCli } from "./_cli.ts";
 import type { BenchSuite } from "./bench/_suite.ts";

@@ -10,7 +10,9 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import onnxProto from "onnx-proto";
-import { type CpuTensor, createGpu, EngineError, getGpu, type Gpu } from "../src/gpu/mod.ts";
+import { type CpuTensor } from "../src/util/tensor.ts";
+import { createGpu, getGpu, type Gpu } from "../src/gpu/mod.ts";
+import { EngineError } from "../src/util/errors.ts";
 import { loadModel, type Model } from "../src/onnx/executor.ts";
 import { UnsupportedError, UnsupportedOperatorError } from "../src/onnx/graph.ts";
 import { type LoadedTensor, onnxTypeName, readTensorFile } from "../src/onnx/tensor_proto.ts";

@@ -3,12 +3,13 @@
  * decoded RGB pixels (uint8 HWC), or with --size the evaluation view (Resize + CenterCrop) of
  * that size. With --preprocess: that view normalised as the feature pipeline does it (float32
  * CHW), through the pipeline's own functions (src/data/extract.ts's evaluation views). */
-import { readImage, type RgbImage } from "../src/data/decode.ts";
-import { writeNpy } from "../src/data/npy.ts";
+import { readImage } from "../src/data/decode.ts";
+import { type RgbImage } from "../src/data/image_format.ts";
+import { writeNpy } from "../src/util/npy.ts";
 import { makeViews } from "../src/data/extract.ts";
 import { toNormalizedChw } from "../src/data/preprocess.ts";
 import { clipImage, imagenetImage } from "../src/models/preprocessing.ts";
-import { EngineError } from "../src/gpu/errors.ts";
+import { EngineError } from "../src/util/errors.ts";
 import { parseTaskArgs, runCli } from "./_cli.ts";
 
 const HELP = `usage: deno task decode IMAGE --out FILE.npy [--preprocess clip|imagenet] [--size N]

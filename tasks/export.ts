@@ -2,8 +2,8 @@
  * (or an ONNX model, re-encoded) as a standard ONNX model, opset 17, dynamic batch axis, that any
  * ONNX runtime runs with the same outputs as this engine. */
 import { dirname } from "node:path";
-import { EngineError } from "../src/gpu/mod.ts";
-import { writeFileAtomic } from "../src/data/npy.ts";
+import { EngineError } from "../src/util/errors.ts";
+import { writeFileAtomic } from "../src/util/npy.ts";
 import { parseTowerName, towerGraph } from "../src/models/model_file.ts";
 import { parseTaskArgs, runCli } from "./_cli.ts";
 

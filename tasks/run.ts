@@ -6,7 +6,9 @@
 import { parseArgs } from "node:util";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type CpuTensor, cpuTensor, type DType, EngineError, getGpu } from "../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType } from "../src/util/tensor.ts";
+import { EngineError } from "../src/util/errors.ts";
+import { getGpu } from "../src/gpu/mod.ts";
 import {
   formatProfile,
   type KernelTuningOptions,
@@ -17,7 +19,7 @@ import {
 } from "../src/onnx/mod.ts";
 import { BatchedModel, DEFAULT_MAX_CHUNK_ROWS, describeBatchPlan } from "../src/models/mod.ts";
 import { loadTowerModel, parseTowerName } from "../src/models/model_file.ts";
-import { type NpyArray, npyArray, type NpyDType, readNpy, writeNpy } from "../src/data/npy.ts";
+import { type NpyArray, npyArray, type NpyDType, readNpy, writeNpy } from "../src/util/npy.ts";
 import { runCli } from "./_cli.ts";
 
 const HELP =

@@ -5,7 +5,7 @@
 import { join, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import { stringify as toYaml } from "yaml";
-import { EngineError } from "../src/gpu/errors.ts";
+import { EngineError } from "../src/util/errors.ts";
 import { chosenText, METHOD_NAMES } from "../src/amu/method.ts";
 import { parseShard } from "../src/data/feature_store.ts";
 import { formatDuration } from "../src/data/progress.ts";

@@ -3,7 +3,7 @@
 import { parseArgs } from "node:util";
 import { ClipTokenizer } from "../src/data/tokenizer.ts";
 import { findBpeFile } from "../src/data/assets.ts";
-import { EngineError } from "../src/gpu/errors.ts";
+import { EngineError } from "../src/util/errors.ts";
 import { runCli } from "./_cli.ts";
 
 const HELP = `usage: deno task tokenize [--bpe FILE] [--context N] [--truncate] < prompts.txt

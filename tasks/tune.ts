@@ -4,7 +4,8 @@
  * every kernel tuned. `deno task run` and `train` only tune within a budget. `--in-plan` then
  * times each problem's candidates inside the whole plan (src/onnx/tune.ts tuneInPlan), keeping a
  * candidate only where the plan runs faster with it, and prints both choices. */
-import { EngineError, getGpu } from "../src/gpu/mod.ts";
+import { EngineError } from "../src/util/errors.ts";
+import { getGpu } from "../src/gpu/mod.ts";
 import { OPS, setupKernelTuning } from "../src/onnx/mod.ts";
 import { inPlanTarget, tuneInPlan } from "../src/onnx/tune.ts";
 import { loadTowerModel, parseTowerName } from "../src/models/model_file.ts";

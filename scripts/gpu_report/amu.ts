@@ -8,7 +8,7 @@ import { amuConfig } from "../../src/amu/config.ts";
 import { referenceFirstSteps } from "../../src/amu/reference.ts";
 import { AmuSession } from "../../src/amu/session.ts";
 import { makeOrder } from "../../src/amu/order.ts";
-import { type AmuFeatures, featureMatrix } from "../../src/data/feature_cache.ts";
+import { type AmuFeatures, featureMatrix } from "../../src/models/features.ts";
 
 export interface AmuSizes {
   readonly train: number;

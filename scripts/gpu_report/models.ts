@@ -5,7 +5,8 @@
  * and its bound: f32 keeps the models' 1e-4 * max|ref| + 1e-5 bound, f16 the 5e-3 * max|ref| that
  * tests/models/precision_test.ts asserts for the float16 operand path. */
 import { join } from "node:path";
-import { cpuTensor, readTensor, sizeOf, toGpuArray } from "../../src/gpu/mod.ts";
+import { cpuTensor, sizeOf } from "../../src/util/tensor.ts";
+import { readTensor, toGpuArray } from "../../src/gpu/mod.ts";
 import { loadModel } from "../../src/onnx/mod.ts";
 import type { ComputePrecision } from "../../src/onnx/mod.ts";
 import { checkOutput, type Reference } from "../../src/bench/check.ts";

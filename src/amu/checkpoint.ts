@@ -12,9 +12,9 @@
  *   train.log            the run's printed lines
  * Arrays open with `np.load`. */
 import { join } from "node:path";
-import { EngineError } from "../gpu/errors.ts";
-import { type NpyArray, npyArray, toNumbers } from "../data/npy.ts";
-import { npzGet, readNpz, writeNpz } from "../data/npz.ts";
+import { EngineError } from "../util/errors.ts";
+import { type NpyArray, npyArray, toNumbers } from "../util/npy.ts";
+import { npzGet, readNpz, writeNpz } from "../util/npz.ts";
 import type { AmuMetrics } from "./metrics.ts";
 
 export const RUN_FILES = {

@@ -2,10 +2,10 @@
  * itself with console output. The flag table is split into groups so the end-to-end pipeline
  * (datasets, encoders) can add its own groups and reuse the training and output ones. */
 import { resolve } from "node:path";
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import { getGpu } from "../gpu/mod.ts";
 import { readFeatureCache } from "../data/feature_cache.ts";
-import { readNpy } from "../data/npy.ts";
+import { readNpy } from "../util/npy.ts";
 import {
   type AmuConfig,
   amuConfig,
@@ -13,7 +13,7 @@ import {
   configToJson,
   TRAINING_FLAGS,
 } from "./config.ts";
-import { type FlagGroup, type FlagValue, formatHelp, parseFlags } from "./flags.ts";
+import { type FlagGroup, type FlagValue, formatHelp, parseFlags } from "../util/flags.ts";
 import { orderFromNpy } from "./order.ts";
 import { trainAmu, type TrainResult } from "./train.ts";
 

@@ -2,13 +2,13 @@
  * `configs/*.yaml` and run script: lr 1e-3, 50 epochs, batch 8, alpha 0.5, lambda_merge 0.35),
  * validation, and the command-line flags that set them (named as the reference's run script
  * names them). Tasks combine `TRAINING_FLAGS` with their own groups (see `tasks/train.ts`). */
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import {
   isUncertaintyKind,
   UNCERTAINTY_KINDS,
   type UncertaintyKind,
 } from "../kernels/amu_factor_ref.ts";
-import type { FlagGroup, FlagValue } from "./flags.ts";
+import type { FlagGroup, FlagValue } from "../util/flags.ts";
 
 export { UNCERTAINTY_KINDS, type UncertaintyKind } from "../kernels/amu_factor_ref.ts";
 

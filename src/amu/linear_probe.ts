@@ -24,7 +24,6 @@
 import {
   type Dispatch,
   encodeDispatches,
-  EngineError,
   getGpu,
   type Gpu,
   type GpuTensor,
@@ -32,7 +31,8 @@ import {
   ResourceScope,
   submitDispatches,
 } from "../gpu/mod.ts";
-import { type AmuFeatures, type FeatureMatrix, validateFeatures } from "../data/feature_cache.ts";
+import { EngineError } from "../util/errors.ts";
+import { type AmuFeatures, type FeatureMatrix, validateFeatures } from "../models/features.ts";
 import { prepareAmuLogits } from "../kernels/amu_logits.ts";
 import { createFixedStepState } from "../kernels/amu_step.ts";
 import { prepareArgMax } from "../kernels/argmax.ts";

@@ -8,7 +8,7 @@
  * The objective does not change when the same constant is added to every bias; from a start
  * whose biases sum to zero, every gradient and Newton step keeps that sum at zero (the softmax
  * gradient sums to zero over classes), so both solvers reach the same zero-sum biases. */
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import { logregRowsRef, logregWeightGradRef } from "../kernels/logreg_ref.ts";
 
 /** Rows of `x` [rows, dim] L2-normalised, with a trailing 1: [rows, dim + 1] float64. */

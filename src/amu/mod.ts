@@ -1,7 +1,6 @@
 /** AMU-Tuning on the GPU: configuration, the training loop, run files, and the pieces the
  * end-to-end pipeline reuses (flags, orders, synthetic features, the float64 reference). */
 export * from "./config.ts";
-export * from "./flags.ts";
 export * from "./schedule.ts";
 export * from "./order.ts";
 export * from "./metrics.ts";

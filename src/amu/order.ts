@@ -2,8 +2,8 @@
  * `rand_seed` with xoshiro128** (seeded through splitmix32) and Fisher-Yates with unbiased
  * bounded draws. This does not reproduce PyTorch's RandomSampler stream; instead every run saves
  * the order it used (order.npy, int64 [epochs, N]) so it can be replayed here or elsewhere. */
-import { EngineError } from "../gpu/errors.ts";
-import { int64ToNumbers, type NpyArray, npyArray } from "../data/npy.ts";
+import { EngineError } from "../util/errors.ts";
+import { int64ToNumbers, type NpyArray, npyArray } from "../util/npy.ts";
 
 function splitmix32(seed: number): () => number {
   let s = seed >>> 0;

@@ -1,7 +1,7 @@
 /** AMU-Tuning training on the CPU in float64, composed from the kernels' host references: the
  * oracle the GPU trainer is tested against at arbitrary sizes (and itself checked against the
  * float64 fixture traces). Slow by design (plain loops); for small problems only. */
-import type { AmuFeatures } from "../data/feature_cache.ts";
+import type { AmuFeatures } from "../models/features.ts";
 import { l2NormalizeRowsRef } from "../kernels/amu_normalize_ref.ts";
 import { amuLogitsRef } from "../kernels/amu_logits_ref.ts";
 import { uncertaintyFactorRef } from "../kernels/amu_factor_ref.ts";

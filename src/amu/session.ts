@@ -19,14 +19,14 @@ import {
   createStorageBuffer,
   type Dispatch,
   encodeDispatches,
-  EngineError,
   type Gpu,
   type GpuTensor,
   readBuffer,
   ResourceScope,
   STORAGE_USAGE,
 } from "../gpu/mod.ts";
-import type { AmuFeatures } from "../data/feature_cache.ts";
+import { EngineError } from "../util/errors.ts";
+import type { AmuFeatures } from "../models/features.ts";
 import { prepareL2NormalizeRows } from "../kernels/amu_normalize.ts";
 import { chooseLogitsBlock, type LogitsBlock, prepareAmuLogits } from "../kernels/amu_logits.ts";
 import { prepareAmuFactor } from "../kernels/amu_factor.ts";

@@ -2,7 +2,7 @@
  * random CLIP prototype and auxiliary prototype; a row is its class's prototype plus Gaussian
  * noise, so zero-shot and trained accuracies are neither 0 nor 100. CLIP's weights are the
  * normalised CLIP prototypes perturbed (so zero-shot is imperfect), as unit columns [Dc, C]. */
-import { type AmuFeatures, featureMatrix } from "../data/feature_cache.ts";
+import { type AmuFeatures, featureMatrix } from "../models/features.ts";
 import { xoshiro128 } from "./order.ts";
 
 export interface SyntheticSpec {

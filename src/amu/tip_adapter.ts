@@ -14,9 +14,9 @@
  * Tip-Adapter does for ImageNet); `search_split` says which. GPU work is in
  * tip_adapter_session.ts; the grid's accuracies are all counted on the GPU in one submission (the
  * host only compares the counts), because every pair needs a pass over all rows x cache entries. */
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import { getGpu, type Gpu } from "../gpu/mod.ts";
-import { type AmuFeatures, type FeatureMatrix, validateFeatures } from "../data/feature_cache.ts";
+import { type AmuFeatures, type FeatureMatrix, validateFeatures } from "../models/features.ts";
 import type { EpochRecord, MethodResult } from "./method.ts";
 import { makeOrder, validateOrder } from "./order.ts";
 import { TipSession } from "./tip_adapter_session.ts";

@@ -10,13 +10,13 @@
 import {
   type Dispatch,
   encodeDispatches,
-  EngineError,
   type Gpu,
   type GpuTensor,
   readBuffer,
   ResourceScope,
 } from "../gpu/mod.ts";
-import type { FeatureMatrix } from "../data/feature_cache.ts";
+import { EngineError } from "../util/errors.ts";
+import type { FeatureMatrix } from "../models/features.ts";
 import { prepareAmuLogits } from "../kernels/amu_logits.ts";
 import {
   createFixedStepState,

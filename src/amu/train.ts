@@ -7,10 +7,10 @@
  * checkpoint_best.npz. A run with the same config, features and order gives the same results bit
  * for bit on one adapter, whether it ran straight through or was resumed. */
 import { existsSync } from "node:fs";
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import { getGpu, type Gpu } from "../gpu/mod.ts";
-import { type AmuFeatures, validateFeatures } from "../data/feature_cache.ts";
-import { readNpy, writeFileAtomic, writeNpy } from "../data/npy.ts";
+import { type AmuFeatures, validateFeatures } from "../models/features.ts";
+import { readNpy, writeFileAtomic, writeNpy } from "../util/npy.ts";
 import { minClassesFor } from "../kernels/amu_factor_ref.ts";
 import {
   type AmuConfig,

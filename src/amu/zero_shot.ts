@@ -3,7 +3,6 @@
 import {
   createStorageBuffer,
   type Dispatch,
-  EngineError,
   getGpu,
   type Gpu,
   type GpuTensor,
@@ -12,7 +11,8 @@ import {
   STORAGE_USAGE,
   submitDispatches,
 } from "../gpu/mod.ts";
-import type { AmuFeatures, FeatureMatrix } from "../data/feature_cache.ts";
+import { EngineError } from "../util/errors.ts";
+import type { AmuFeatures, FeatureMatrix } from "../models/features.ts";
 import { prepareL2NormalizeRows } from "../kernels/amu_normalize.ts";
 import { prepareAmuLogits } from "../kernels/amu_logits.ts";
 import { createFixedStepState } from "../kernels/amu_step.ts";

@@ -3,17 +3,15 @@
  * ONNX model built with GraphBuilder; tfjs ops for matmul and conv). */
 import {
   allocTensor,
-  cpuTensor,
   type Dispatch,
   type Gpu,
   type GpuTensor,
   readTensor,
   releaseTensor,
   ResourceScope,
-  roundToF16,
-  sizeOf,
   uploadTensor,
 } from "../gpu/mod.ts";
+import { cpuTensor, roundToF16, sizeOf } from "../util/tensor.ts";
 import { prepareConv, type PrepareConvOptions } from "../kernels/conv.ts";
 import { convCandidates, convVariantOptions, tuneConv } from "../kernels/conv_tune.ts";
 import { type ConvAttrs, convOutputShape } from "../kernels/conv_ref.ts";

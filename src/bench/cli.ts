@@ -5,7 +5,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { variantCache } from "../kernels/variants.ts";
-import { EngineError, getGpu, type Gpu } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { getGpu, type Gpu } from "../gpu/mod.ts";
 import { DEFAULT_TIMING, type TimingOptions } from "./measure.ts";
 import { PeerSet } from "./peers/mod.ts";
 import {

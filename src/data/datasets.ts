@@ -2,7 +2,7 @@
  * image-folder dataset, and seeded few-shot sampling. */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 
 export interface LabeledImage {
   readonly path: string;

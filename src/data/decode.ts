@@ -3,7 +3,7 @@
  * YCCK JPEGs, baseline or progressive). The format comes from the magic bytes, not the file
  * name; other formats PIL reads are named in a clear refusal. Images over MAX_IMAGE_PIXELS are
  * refused from their header, before any pixel memory is allocated. */
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import {
   FORMAT_NAMES,
   type ImageHeader,
@@ -11,6 +11,7 @@ import {
   jpegIsTruncated,
   oversizeReason,
   pngHeader,
+  type RgbImage,
   sniffFormat,
 } from "./image_format.ts";
 import { decodeCmykJpegRgb } from "./jpeg_cmyk_decode.ts";
@@ -18,13 +19,6 @@ import { decodeJpegRgb } from "./jpeg_decode.ts";
 import { decodePngRgb } from "./png_decode.ts";
 
 export { MAX_IMAGE_PIXELS } from "./image_format.ts";
-
-/** An 8-bit RGB image, row-major, interleaved (HWC). */
-export interface RgbImage {
-  readonly width: number;
-  readonly height: number;
-  readonly data: Uint8Array;
-}
 
 /** Decodes JPEG or PNG bytes; `source` names the file in errors. */
 export async function decodeImage(bytes: Uint8Array, source: string): Promise<RgbImage> {

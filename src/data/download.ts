@@ -8,7 +8,7 @@
  * target and how to place the file by hand. */
 import { createHash, type Hash } from "node:crypto";
 import { dirname } from "node:path";
-import { EngineError } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import { ProgressLine, type ProgressOptions } from "./progress.ts";
 
 export interface DownloadOptions {

@@ -14,15 +14,16 @@
  * segments (`segmentDir`), so an interrupted extraction continues where it stopped. */
 import { existsSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { CpuTensor } from "../gpu/mod.ts";
-import { EngineError } from "../gpu/errors.ts";
+import type { CpuTensor } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import type { Encoder } from "../models/encoder.ts";
 import type { Normalization } from "../models/preprocessing.ts";
 import { seededRandom } from "../util/random.ts";
-import { decodeImage, type RgbImage } from "./decode.ts";
+import { decodeImage } from "./decode.ts";
+import { type RgbImage } from "./image_format.ts";
 import type { LabeledImage } from "./datasets.ts";
-import { type NpyArray, npyArray, toNumbers, writeFileAtomic } from "./npy.ts";
-import { npzGet, readNpz, writeNpz } from "./npz.ts";
+import { type NpyArray, npyArray, toNumbers, writeFileAtomic } from "../util/npy.ts";
+import { npzGet, readNpz, writeNpz } from "../util/npz.ts";
 import {
   crop,
   evalView,

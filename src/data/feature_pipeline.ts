@@ -18,7 +18,7 @@
  * must be extracted, all of them before any image is decoded, so a mismatched model fails early. */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import type { Normalization } from "../models/preprocessing.ts";
 import type { LabeledImage } from "./datasets.ts";
 import {
@@ -28,12 +28,10 @@ import {
   pathViewIds,
   type SkippedImage,
 } from "./extract.ts";
+import { type AmuFeatures, type FeatureMatrix, featureMatrix } from "../models/features.ts";
 import {
-  type AmuFeatures,
   type EncoderRecord,
   type FeatureCacheManifest,
-  type FeatureMatrix,
-  featureMatrix,
   MANIFEST_FILE,
   readFeatureCache,
   writeFeatureCache,

@@ -19,12 +19,12 @@
  * (sampling with replacement) has two entries, occurrences 0 and 1, with views of their own. */
 import { existsSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import type { LabeledImage } from "./datasets.ts";
 import { extractFeatures, type ImageTower, type SkippedImage, viewId } from "./extract.ts";
-import { type AmuFeatures, type FeatureMatrix, featureMatrix } from "./feature_cache.ts";
-import { type NpyArray, npyArray, writeFileAtomic } from "./npy.ts";
-import { npzGet, readNpz, writeNpz } from "./npz.ts";
+import { type AmuFeatures, type FeatureMatrix, featureMatrix } from "../models/features.ts";
+import { type NpyArray, npyArray, writeFileAtomic } from "../util/npy.ts";
+import { npzGet, readNpz, writeNpz } from "../util/npz.ts";
 import type { ProgressOptions } from "./progress.ts";
 
 export const STORE_FORMAT = "amu-feature-store";

@@ -7,8 +7,8 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { sha256OfFile } from "./download.ts";
-import { writeFileAtomic } from "./npy.ts";
-import { EngineError } from "../gpu/errors.ts";
+import { writeFileAtomic } from "../util/npy.ts";
+import { EngineError } from "../util/errors.ts";
 
 interface MemoEntry {
   size: number;

@@ -167,3 +167,10 @@ export function oversizeReason(header: ImageHeader): string | undefined {
   return `image is ${header.width}x${header.height} (${mp(pixels)}), over the ` +
     `${mp(MAX_IMAGE_PIXELS)} limit for decoding (MAX_IMAGE_PIXELS in src/data/image_format.ts)`;
 }
+
+/** An 8-bit RGB image, row-major, interleaved (HWC). */
+export interface RgbImage {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array;
+}

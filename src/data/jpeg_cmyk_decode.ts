@@ -5,7 +5,7 @@
  * itself; accurate IDCT and fancy upsampling, as PIL's libjpeg). PIL then reads CMYK as
  * Adobe-inverted ("CMYK;I", for every CMYK JPEG, marker or not) and converts it with Convert.c's
  * `cmyk2rgb`: R = (255 - K) - C * (255 - K) / 255, rounded as its MULDIV255 does. */
-import type { RgbImage } from "./decode.ts";
+import type { RgbImage } from "./image_format.ts";
 // Imported so Deno installs the package and resolves its wasm file below to a path on disk.
 import "@cwasm/jpeg-turbo/package.json" with { type: "json" };
 

@@ -3,7 +3,7 @@
  * WebAssembly, @jsquash/jpeg), which has the same IDCT and fancy chroma upsampling as PIL's
  * libjpeg, so pixels match exactly. 4-channel JPEGs are jpeg_cmyk_decode.ts's. */
 import decodeJpegWasm, { init as initJpeg } from "@jsquash/jpeg/decode.js";
-import type { RgbImage } from "./decode.ts";
+import type { RgbImage } from "./image_format.ts";
 
 /** The package's typings declare `init(overrides)`; at run time it also takes
  * `(module, overrides)`, and Emscripten reads `print` / `printErr` from the overrides. */

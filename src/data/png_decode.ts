@@ -10,7 +10,7 @@
  *   entry (i, i, i). Transparency (tRNS) does not change RGB pixels. */
 import { printable } from "../util/text.ts";
 import { unzlibSync } from "fflate";
-import type { RgbImage } from "./decode.ts";
+import type { RgbImage } from "./image_format.ts";
 import { pngHeader } from "./image_format.ts";
 
 interface Ihdr {

@@ -2,7 +2,7 @@
  * antialiased support, 22-bit fixed-point coefficients, horizontal pass then vertical pass with
  * an 8-bit intermediate), center crop with Python's rounding, RandomResizedCrop and flips,
  * then ToTensor + Normalize into float32 CHW. */
-import type { RgbImage } from "./decode.ts";
+import type { RgbImage } from "./image_format.ts";
 import type { Normalization } from "../models/preprocessing.ts";
 
 // The normalisation constants belong to the encoders (src/models); re-exported for callers here.

@@ -1,6 +1,6 @@
 /** Prompt templates for CLIP zero-shot text weights, as AMU-Tuning / Tip-Adapter use them:
  * ImageNet ensembles seven templates; the ten other benchmarks use one each. */
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 
 export const IMAGENET_TEMPLATES: readonly string[] = [
   "itap of a {}.",

@@ -11,7 +11,7 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { EngineError } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import { checkExisting, downloadFile, type DownloadOptions } from "./download.ts";
 
 export interface ReleasedWeights {

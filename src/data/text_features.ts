@@ -1,10 +1,10 @@
 /** CLIP's zero-shot classifier from class names: every class's prompts (one per template) are
  * tokenized, encoded with the text tower in batches, and averaged per class after L2
  * normalisation (`classWeightsFromEmbeddings`), giving `clip_weights` [dim, classes]. */
-import type { CpuTensor } from "../gpu/mod.ts";
-import { EngineError } from "../gpu/errors.ts";
+import type { CpuTensor } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import type { Encoder } from "../models/encoder.ts";
-import type { FeatureMatrix } from "./feature_cache.ts";
+import type { FeatureMatrix } from "../models/features.ts";
 import { classPrompts, classWeightsFromEmbeddings } from "./prompts.ts";
 
 /** What the classifier needs of a tokenizer (ClipTokenizer, or the demo's stand-in). */

@@ -2,7 +2,7 @@
  * `bpe_simple_vocab_16e6.txt.gz`. Same cleaning, regex split, merges, SOT/EOT and context
  * length as `clip.tokenize`, so ids match the reference exactly. */
 import * as fflate from "fflate";
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 import { htmlUnescape } from "./html_entities.ts";
 
 export const SOT_TOKEN = "<|startoftext|>";

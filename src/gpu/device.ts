@@ -1,5 +1,5 @@
-import { EngineError } from "./errors.ts";
-import { BufferPool } from "./buffers.ts";
+import { EngineError } from "../util/errors.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { PipelineCache } from "./pipelines.ts";
 
 /** What the engine prints about an adapter and uses to pick kernel variants. */
@@ -38,7 +38,7 @@ export class Gpu {
     readonly summary: AdapterSummary,
   ) {
     this.pipelines = new PipelineCache(device);
-    this.pool = new BufferPool(this);
+    this.pool = new BufferPool(device);
     device.lost.then((info) => {
       if (info.reason !== "destroyed") {
         this.#lostError = new EngineError(`GPU device lost (${info.reason}): ${info.message}`);

@@ -1,6 +1,6 @@
 import type { Gpu } from "./device.ts";
 import type { GpuTensor } from "./tensor.ts";
-import { EngineError } from "./errors.ts";
+import { EngineError } from "../util/errors.ts";
 import { type PipelineSpec } from "./pipelines.ts";
 
 /** One recorded compute dispatch, ready to encode any number of times. */

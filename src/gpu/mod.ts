@@ -1,6 +1,6 @@
-export * from "./errors.ts";
 export * from "./tensor.ts";
 export * from "./device.ts";
+export * from "./buffer_pool.ts";
 export * from "./buffers.ts";
 export * from "./pipelines.ts";
 export * from "./dispatch.ts";

@@ -1,4 +1,4 @@
-import { EngineError } from "./errors.ts";
+import { EngineError } from "../util/errors.ts";
 
 const SHADER_DIR = new URL("../../shaders/", import.meta.url);
 const sourceCache = new Map<string, string>();

@@ -2,14 +2,14 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString } from "../util/tensor.ts";
 import { minClassesFor, uncertaintyCode, type UncertaintyKind } from "./amu_factor_ref.ts";
 
 export { isUncertaintyKind, UNCERTAINTY_KINDS, type UncertaintyKind } from "./amu_factor_ref.ts";

@@ -4,13 +4,13 @@ import {
   createStorageBuffer,
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import { rowsByClass } from "./amu_init_ref.ts";
 
 /** w [C, D] = per-class sums of x [N, D] / (N / C); `labels` (host, [N]) group the rows. */

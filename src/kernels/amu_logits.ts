@@ -4,14 +4,14 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString } from "../util/tensor.ts";
 import type { ClassMatrixLayout } from "./amu_logits_ref.ts";
 
 export type { ClassMatrixLayout } from "./amu_logits_ref.ts";

@@ -2,14 +2,14 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString } from "../util/tensor.ts";
 
 /** x[r, :] /= ||x[r, :]||_2 for every row of a [rows, cols] float32 tensor, in place. One
  * workgroup of `workgroupSize` (a power of two) invocations per row. */

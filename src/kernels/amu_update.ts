@@ -2,13 +2,13 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import type { AdamHyper } from "./amu_update_ref.ts";
 
 export type { AdamHyper } from "./amu_update_ref.ts";

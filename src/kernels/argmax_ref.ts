@@ -1,5 +1,5 @@
 /** CPU reference of the argmax kernel. */
-import { type CpuTensor, cpuTensor } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../util/tensor.ts";
 import { reduceShape, rowView } from "./reduce.ts";
 import { normAxis } from "./reduce_ref.ts";
 

@@ -10,14 +10,14 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString } from "../util/tensor.ts";
 
 /** Element strides along (batch, head, row, column). */
 export type Strides4 = readonly [number, number, number, number];

@@ -1,7 +1,8 @@
 /** CPU reference of the attention kernel (float64): softmax(scale * Q K^T + mask) V on logical
  * [batch, heads, rows, dim] tensors, the score matrix computed whole (the plain definition the
  * streaming kernel must agree with). */
-import { type CpuTensor, cpuTensor, EngineError, shapeString } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, shapeString } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 
 export interface AttentionRefOptions {
   /** Default 1 / sqrt(head dim). */

@@ -3,15 +3,15 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  sizeOf,
   storageType,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { sizeOf } from "../util/tensor.ts";
 
 const WG = 64;
 

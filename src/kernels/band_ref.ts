@@ -1,6 +1,6 @@
 /** Host references for Trilu and EyeLike: masks over the last two axes, element (r, c) lying on
  * diagonal c - r. */
-import { type CpuTensor, type DType, newCpuData } from "../gpu/mod.ts";
+import { type CpuTensor, type DType, newCpuData } from "../util/tensor.ts";
 
 /** x with elements off the kept band zeroed: diagonals >= k (upper) or <= k (lower). */
 export function triluRef(x: CpuTensor, k: number, upper: boolean): CpuTensor {

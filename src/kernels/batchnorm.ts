@@ -1,18 +1,16 @@
 /** GPU binding of `shaders/batchnorm.wgsl`: inference batch normalization as an affine map. */
+import { type CpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
 import {
-  type CpuTensor,
   createStorageBuffer,
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import { type BatchNormLayout, foldBatchNorm } from "./batchnorm_ref.ts";
 
 const WG = 64;

@@ -2,15 +2,14 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString, sizeOf } from "../util/tensor.ts";
 import { type Col2ImAttrs, col2ImBlocks, col2ImShape } from "./col2im_ref.ts";
 import { to3d } from "./conv_ref.ts";
 

@@ -1,7 +1,7 @@
 /** Host reference for Col2Im (onnx/reference/ops/op_col2im.py): the inverse of im2col, summing
  * every column entry into the image position its block and kernel offset land on (positions in
  * the padding are dropped). Shared geometry with the GPU binding (col2im.ts). */
-import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
 
 export interface Col2ImAttrs {
   readonly image: readonly number[];

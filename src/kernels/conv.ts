@@ -19,21 +19,18 @@
  * (rounding-level differences). The direct kernel's input path (`convInputPaths`: vec4 loads of
  * aligned pixel quads, or inputs shared by the taps of a kernel row) follows from the geometry
  * alone. */
+import { type CpuTensor, f32ToF16Bits, shapeString, sizeOf } from "../util/tensor.ts";
 import {
-  type CpuTensor,
   createStorageBuffer,
   createUniform,
   type Dispatch,
-  EngineError,
-  f32ToF16Bits,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import { type ConvAttrs, convOutputShape, to3d } from "./conv_ref.ts";
 import { prepareMatmul } from "./matmul.ts";
 import { problemKey, type VariantCache, variantCache } from "./variants.ts";

@@ -4,21 +4,19 @@
  * as a matrix product whose columns are (output channel, tap) pairs (`main_folded`). Constant
  * (host) weights are packed once, weights computed on the GPU are packed by a first dispatch on
  * every run. */
+import { type CpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
 import {
-  type CpuTensor,
   createStorageBuffer,
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
   STORAGE_USAGE,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import { to3d } from "./conv_ref.ts";
 import { type ConvTransposeAttrs, convTransposeOutputShape } from "./conv_transpose_ref.ts";
 

@@ -2,7 +2,8 @@
  * kernel's register tiles, output channels per invocation in blocks of 4, its wide tile
  * `8px16ch`, and `gemm` for pointwise convolutions) are timed on the problem's shape on this adapter, and the fastest
  * cached under (CONV_KERNEL, `convProblemKey`), where `prepareConv` looks first. */
-import { allocTensor, cpuTensor, type Gpu, releaseTensor, sizeOf } from "../gpu/mod.ts";
+import { allocTensor, type Gpu, releaseTensor } from "../gpu/mod.ts";
+import { cpuTensor, sizeOf } from "../util/tensor.ts";
 import {
   cachedConvChannelBlocks,
   chooseChannelBlocks,

@@ -1,7 +1,7 @@
 /** Host references for the strided-copy family (Slice, Concat, Split, Expand) and the index
  * helpers the movement references share. Plain loops over multi-indices, written independently
  * of the GPU path's axis merging so tests compare two different derivations. */
-import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../util/tensor.ts";
 
 /** Row-major strides (in elements) of `shape`. */
 export function contiguousStrides(shape: readonly number[]): number[] {

@@ -2,7 +2,7 @@
  * convolution whose every kernel tap reads X at its regular position plus a learned offset, by
  * bilinear interpolation with zeros outside X, scaled by an optional mask. Shared settings with
  * the GPU binding (deform_conv.ts). */
-import { type CpuTensor, newCpuData, roundToF16, shapeString } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, roundToF16, shapeString } from "../util/tensor.ts";
 
 export interface DeformConvAttrs {
   readonly strides: readonly [number, number];

@@ -1,7 +1,7 @@
 /** Einsum: equation parsing (explicit and implicit output, ellipsis, repeated labels for
  * diagonals and traces) into a plan of labels, sizes and per-operand strides, and the host
  * reference that walks it. The GPU kernel (einsum.ts) runs the same plan. */
-import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
 import { contiguousStrides } from "./copy_ref.ts";
 
 /** A resolved einsum: output labels first, then the summed ones. */

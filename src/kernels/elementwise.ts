@@ -7,19 +7,16 @@ import {
   type Binding,
   createUniform,
   type Dispatch,
-  type DType,
-  EngineError,
   type Gpu,
   GPU_ELEMENT_BYTES,
   type GpuTensor,
-  NARROW_INTS,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
   STORAGE_USAGE,
 } from "../gpu/mod.ts";
+import { type DType, NARROW_INTS, shapeString, sizeOf } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import { broadcastShapes, planBroadcast, type SourceIndex } from "./broadcast.ts";
 
 const WG = 256;

@@ -6,8 +6,8 @@ import {
   Params,
   prepareDispatch,
   type ResourceOwner,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { sizeOf } from "../util/tensor.ts";
 
 const WG = 256;
 

@@ -4,17 +4,16 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
   statusOrSink,
   type StatusSlot,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString, sizeOf } from "../util/tensor.ts";
 import { interleaveFor } from "./copy.ts";
 import { contiguousStrides } from "./copy_ref.ts";
 import { gatherShape } from "./gather_ref.ts";

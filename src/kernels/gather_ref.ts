@@ -1,6 +1,6 @@
 /** Host references for Gather and GatherElements (ONNX semantics: negative indices count from
  * the end; an index outside [-dim, dim) is an error here, where the GPU kernel clamps). */
-import { type CpuTensor, shapeString } from "../gpu/mod.ts";
+import { type CpuTensor, shapeString } from "../util/tensor.ts";
 import { contiguousStrides, gatherElements } from "./copy_ref.ts";
 
 function resolveIndex(raw: number, dim: number, what: string): number {

@@ -3,15 +3,14 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString, sizeOf } from "../util/tensor.ts";
 import { affineGridShape, type GridSampleOptions, gridSampleShape } from "./grid_sample_ref.ts";
 
 const WG = 64;

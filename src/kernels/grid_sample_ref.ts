@@ -4,7 +4,7 @@
  * mode, and the taps of the interpolation read the input with the same padding rule. The N-d
  * interpolation is the product of per-axis 1-D weights (the reference nests 1-D interpolations,
  * which is the same sum), so the GPU kernel (grid_sample.ts) can follow this per axis. */
-import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
 
 export type GridSampleMode = "linear" | "nearest" | "cubic";
 export type GridPaddingMode = "zeros" | "border" | "reflection";

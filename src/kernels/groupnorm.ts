@@ -1,21 +1,19 @@
 /** GPU binding of `shaders/groupnorm.wgsl`: group normalization (and instance normalization, one
  * channel per group) as three passes: statistics per chunk of a row, their merge per row, and the
  * elementwise normalisation (see the shader's header for why). */
+import { type CpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
 import {
-  type CpuTensor,
   createStorageBuffer,
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
   STORAGE_USAGE,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import { type GroupNormLayout, groupNormParamCount } from "./groupnorm_ref.ts";
 
 const WG = 64;

@@ -2,7 +2,7 @@
  * zeros (onnxruntime's definition; the ONNX reference rescales an average instead, which is the
  * same except for ceil-mode windows that reach past the end padding). Window geometry is
  * pooling's (pool_ref.ts). */
-import { type CpuTensor, newCpuData, roundToF16, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, roundToF16, sizeOf } from "../util/tensor.ts";
 import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_ref.ts";
 
 export function lpPoolRef(x: CpuTensor, attrs: PoolAttrs, p: number): CpuTensor {

@@ -2,15 +2,14 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString, sizeOf } from "../util/tensor.ts";
 import { chooseRowStrategy, ROW_WG, type RowStrategy, rowView } from "./reduce.ts";
 
 /** out = x / ||x||_p along `axis` (negative counts from the end). Float dtypes. */

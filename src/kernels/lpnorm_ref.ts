@@ -1,5 +1,5 @@
 /** CPU reference of the lpnorm kernel (float64). */
-import { type CpuTensor, cpuTensor } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../util/tensor.ts";
 import { rowView } from "./reduce.ts";
 import { normAxis } from "./reduce_ref.ts";
 

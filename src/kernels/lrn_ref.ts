@@ -1,7 +1,7 @@
 /** Host reference for LRN (local response normalisation across channels), as
  * onnx/reference/ops/op_lrn.py: y = x / (bias + alpha / size * sum of x^2 over the channels
  * [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)]) ^ beta. */
-import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
 
 export interface LrnOptions {
   readonly size: number;

@@ -21,20 +21,18 @@
  * rounding level (~1e-7 relative), never beyond the kernels' tested tolerance; the half-precision
  * variant is only eligible when the caller allows float16 operands. `planMatmul` tells what
  * `prepareMatmul` will run and why. */
+import { type CpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
 import {
-  type CpuTensor,
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   type PipelineSpec,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import {
   broadcastStrides,
   type MatmulActivation,

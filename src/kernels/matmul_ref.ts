@@ -5,7 +5,7 @@
  * broadcast (right-aligned, numpy rules, one-directional) to the output shape [...batch, M, N].
  * Sums accumulate in float64 so the reference is the oracle for float32 GPU results. */
 import { broadcastShapes } from "./broadcast.ts";
-import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../util/tensor.ts";
 
 /** Epilogue activations the matmul kernels can fuse (applied after alpha/beta/bias). */
 export type MatmulActivation = "none" | "relu" | "gelu" | "quick_gelu";

@@ -2,14 +2,8 @@
  * of `MATMUL_VARIANTS` on the problem's shape, on this adapter, and caches the fastest under
  * (MATMUL_KERNEL, `matmulProblemKey`). `prepareMatmul` consults that cache before its heuristic;
  * callers that prepare ahead (model planning with `tuneKernels`, the benchmark) tune first. */
-import {
-  allocTensor,
-  cpuTensor,
-  type Gpu,
-  releaseTensor,
-  sizeOf,
-  uploadCpuTensor,
-} from "../gpu/mod.ts";
+import { allocTensor, type Gpu, releaseTensor, uploadCpuTensor } from "../gpu/mod.ts";
+import { cpuTensor, sizeOf } from "../util/tensor.ts";
 import {
   cachedMatmulVariant,
   chooseMatmulVariant,

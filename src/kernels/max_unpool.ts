@@ -2,17 +2,16 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
   statusOrSink,
   type StatusSlot,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString, sizeOf } from "../util/tensor.ts";
 import { to3d } from "./conv_ref.ts";
 import { prepareFill } from "./fill.ts";
 

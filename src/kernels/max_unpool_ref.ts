@@ -2,7 +2,7 @@
  * Y.flat[I.flat[k]] = X.flat[k], indices being flat positions in the whole tensor of the
  * inferred shape (as MaxPool's Indices output gives them). An explicit output_shape (at least
  * the inferred one, which is then computed without pads) embeds that tensor at the origin. */
-import { type CpuTensor, newCpuData, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, shapeString, sizeOf } from "../util/tensor.ts";
 
 /** The inferred output shape: (in - 1) * stride + kernel - pad_begin - pad_end per spatial axis. */
 export function maxUnpoolShape(

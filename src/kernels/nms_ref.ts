@@ -5,7 +5,7 @@
  * unless its IoU with an already kept box is strictly above iou_threshold; at most
  * max_output_boxes_per_class are kept. Arithmetic is rounded to float32 as onnxruntime's is, so
  * boundary cases (IoU exactly at the threshold) decide the same way. */
-import { type CpuTensor, cpuTensor } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../util/tensor.ts";
 
 /** Coordinates per box. */
 export const NMS_BOX_COORDS = 4;

@@ -2,15 +2,15 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  sizeOf,
   storageType,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { sizeOf } from "../util/tensor.ts";
 import { oneHotShape } from "./onehot_ref.ts";
 
 const WG = 64;

@@ -1,5 +1,5 @@
 /** Host reference for OneHot: indices' shape with a `depth` axis inserted at `axis`. */
-import { type CpuTensor, newCpuData, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, sizeOf } from "../util/tensor.ts";
 
 export function oneHotShape(
   indicesShape: readonly number[],

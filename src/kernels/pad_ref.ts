@@ -1,6 +1,6 @@
 /** Host references for Pad and Tile, with the mode mappings written as the definitions read
  * (reflection folded step by step) rather than the kernel's closed forms. */
-import { type CpuData, type CpuTensor, newCpuData, sizeOf } from "../gpu/mod.ts";
+import { type CpuData, type CpuTensor, newCpuData, sizeOf } from "../util/tensor.ts";
 import { contiguousStrides, gatherElements, unravel } from "./copy_ref.ts";
 
 export type PadMode = "constant" | "reflect" | "edge" | "wrap";

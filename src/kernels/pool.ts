@@ -4,15 +4,14 @@ import {
   createStorageBuffer,
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString, sizeOf } from "../util/tensor.ts";
 import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_ref.ts";
 
 const WG = 64;

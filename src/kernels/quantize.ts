@@ -17,17 +17,14 @@ import {
   createStorageBuffer,
   createUniform,
   type Dispatch,
-  type DType,
-  EngineError,
   type Gpu,
   type GpuTensor,
-  intRange,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
 } from "../gpu/mod.ts";
+import { type DType, intRange, shapeString, sizeOf } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 
 const WG = 256;
 const MODE_QUANTIZE = 0;

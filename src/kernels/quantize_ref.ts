@@ -1,7 +1,7 @@
 /** CPU references of the quantization kernels (src/kernels/quantize.ts): the oracle of the kernel
  * tests and the ONNX ops' `cpu` (constant folding). They compute what the kernels compute, in
  * the same float32 steps (Math.fround), so GPU and CPU agree exactly. */
-import { type CpuTensor, cpuTensor, type DType, roundToF16, sizeOf } from "../gpu/tensor.ts";
+import { type CpuTensor, cpuTensor, type DType, roundToF16, sizeOf } from "../util/tensor.ts";
 import {
   type QuantAxis,
   quantLayout,

@@ -3,17 +3,15 @@
 import {
   createUniform,
   type Dispatch,
-  type DType,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
   storageType,
 } from "../gpu/mod.ts";
+import { type DType, shapeString, sizeOf } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 
 export type ReduceOp =
   | "sum"

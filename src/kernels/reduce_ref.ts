@@ -1,6 +1,7 @@
 /** CPU reference of the reduce kernel (float64 accumulation); also the ONNX Reduce* ops' `cpu`
  * (constant folding). */
-import { type CpuTensor, cpuTensor, EngineError, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import { type ReduceOp, reduceShape } from "./reduce.ts";
 
 export function normAxes(

@@ -6,19 +6,17 @@ import {
   createStorageBuffer,
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  roundToF16,
-  shapeString,
-  sizeOf,
   STORAGE_USAGE,
   type StorageType,
   storageType,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
 import {
   axisSpecs,
   type AxisTable,

@@ -8,7 +8,7 @@
  * The tables are computed here in float64 following onnx/reference/ops/op_resize.py step by step
  * (coordinate transform, `ratio` in (0, 1], coefficient window, edge padding, exclude_outside),
  * so both the host path and the GPU path are exact up to the final rounding. */
-import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../util/tensor.ts";
 
 export type ResizeMode = "nearest" | "linear" | "cubic";
 

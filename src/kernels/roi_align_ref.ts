@@ -1,7 +1,7 @@
 /** Host reference for RoiAlign (onnx/reference/ops/op_roi_align.py, which follows onnxruntime):
  * each output bin of a region averages (or takes the max of) a grid of bilinear samples. Shared
  * settings with the GPU binding (roi_align.ts). */
-import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
 
 export interface RoiAlignOptions {
   readonly mode: "avg" | "max";

@@ -1,5 +1,5 @@
 /** Host references for the line kernels (shaders/scan.wgsl): CumSum and Hardmax along an axis. */
-import { type CpuTensor, newCpuData, roundToF16, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, roundToF16, sizeOf } from "../util/tensor.ts";
 
 /** Calls `line(base, n, inner)` for every line along `axis` of `shape` (viewed as
  * [outer, n, inner]). */

@@ -6,18 +6,17 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
-  sizeOf,
   statusOrSink,
   type StatusSlot,
   storageType,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString, sizeOf } from "../util/tensor.ts";
 import { prepareExpand } from "./copy.ts";
 import { contiguousStrides } from "./copy_ref.ts";
 import {

@@ -8,7 +8,7 @@ import {
   roundToF16,
   shapeString,
   sizeOf,
-} from "../gpu/mod.ts";
+} from "../util/tensor.ts";
 import { contiguousStrides, unravel } from "./copy_ref.ts";
 
 /** ScatterND / ScatterElements reductions (ONNX attribute `reduction`). */

@@ -4,13 +4,13 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 
 export { buildCacheIndex } from "./tip_cache_ref.ts";
 

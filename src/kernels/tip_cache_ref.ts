@@ -1,6 +1,6 @@
 /** Host (float64) reference of `shaders/tip_cache.wgsl`: Tip-Adapter's cache logits, the
  * Tip-Adapter-F row gradient, and the (beta, alpha) grid's hit counts. */
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "../util/errors.ts";
 
 /** [classStart (C + 1) | entries grouped by class, ascending (N) | class of each entry (N)]: how
  * the kernels find a class's cache entries (the one-hot `values` matrix, stored sparsely). */

@@ -1,7 +1,7 @@
 /** Host reference for TopK: the k largest (or smallest) elements along an axis, sorted, ties
  * broken by the lower index (ONNX). Floats order totally as the GPU kernel orders them: NaN above
  * +inf, -0 equal to +0. */
-import { type CpuTensor, newCpuData, sizeOf } from "../gpu/mod.ts";
+import { type CpuTensor, newCpuData, sizeOf } from "../util/tensor.ts";
 
 /** Output shape: the input's with the axis replaced by k. */
 export function topKShape(shape: readonly number[], axis: number, k: number): number[] {

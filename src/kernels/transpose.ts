@@ -5,14 +5,14 @@
 import {
   createUniform,
   type Dispatch,
-  EngineError,
   type Gpu,
   type GpuTensor,
   Params,
   prepareDispatch,
   type ResourceOwner,
-  shapeString,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { shapeString } from "../util/tensor.ts";
 import { type CopyRegion, prepareStridedCopy, simplifyRegion } from "./copy.ts";
 import { contiguousStrides } from "./copy_ref.ts";
 import type { DepthToSpaceMode } from "./transpose_ref.ts";

@@ -1,7 +1,7 @@
 /** Host references for Transpose, DepthToSpace and SpaceToDepth. The block rearrangements are
  * written with their direct index formulas (not as reshape + transpose, which the GPU path
  * uses) so the tests compare two derivations. */
-import type { CpuTensor } from "../gpu/mod.ts";
+import type { CpuTensor } from "../util/tensor.ts";
 import { contiguousStrides, gatherElements } from "./copy_ref.ts";
 
 /** out[i_0, ..., i_r-1] = x[j] where j[perm[d]] = i_d (output axis d is input axis perm[d]). */

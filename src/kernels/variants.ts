@@ -18,7 +18,7 @@
  * Half-precision variants are only candidates where the caller allowed rounding to float16. */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EngineError } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import { type Dispatch, encodeDispatches, type Gpu, ResourceScope } from "../gpu/mod.ts";
 
 /** One candidate: builds its dispatches for the problem (resources go to `owner`). */

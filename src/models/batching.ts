@@ -3,18 +3,9 @@
  * maxStorageBufferBindingSize, plan memory under a budget), each chunk runs on a cached plan, and
  * the outputs are stitched back together on the GPU or the host. The chunk size comes from the
  * plan's own memory estimate, so the peak GPU memory of a batch is known before it runs. */
-import {
-  allocTensor,
-  type CpuData,
-  type CpuTensor,
-  EngineError,
-  type Gpu,
-  type GpuTensor,
-  newCpuData,
-  releaseTensor,
-  shapeString,
-  sizeOf,
-} from "../gpu/mod.ts";
+import { allocTensor, type Gpu, type GpuTensor, releaseTensor } from "../gpu/mod.ts";
+import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import { type Model, OPS, type Plan, type PlanMemory } from "../onnx/mod.ts";
 import { analyze, type InputFacts } from "../onnx/plan.ts";
 

@@ -4,7 +4,7 @@
  * graphs use the operators PyTorch's exporter emits for the real models (patch Conv, class-token
  * Concat with a Shape/Expand sub-graph, LayerNormalization, attention as MatMul/Softmax,
  * QuickGELU, end-of-text pooling from ArgMax; Conv/MaxPool/GlobalAveragePool bottlenecks). */
-import { type CpuTensor, cpuTensor } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../util/tensor.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
 import { normalSampler, seededRandom } from "../util/random.ts";
 

@@ -2,16 +2,9 @@
  * uploaded once and stay on the GPU), then encode batches of any size into features on the GPU
  * (for the AMU trainer) or the host. Nothing here depends on how an exporter named its nodes or
  * initializers: inputs, outputs and the token-embedding table are found from the graph's shape. */
-import {
-  type CpuTensor,
-  cpuTensor,
-  downloadTensor,
-  EngineError,
-  type Gpu,
-  type GpuTensor,
-  releaseTensor,
-  shapeString,
-} from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, shapeString } from "../util/tensor.ts";
+import { downloadTensor, type Gpu, type GpuTensor, releaseTensor } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import {
   type ComputePrecision,
   type Graph,

@@ -2,7 +2,8 @@
  * (TorchScript, torch.save, safetensors) whose architecture is built from its weights. Callers
  * name the tower they want from a two-tower CLIP file; single-tower files need no name. */
 import { extname } from "node:path";
-import { EngineError, getGpu, type Gpu } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
+import { getGpu, type Gpu } from "../gpu/mod.ts";
 import {
   type GraphBuilder,
   loadModelFile,

@@ -3,7 +3,7 @@
  * generated where not given. */
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
-import type { CpuTensor, DType } from "../gpu/mod.ts";
+import type { CpuTensor, DType } from "../util/tensor.ts";
 import { onnxTypeOf, tensorToProto } from "./tensor_proto.ts";
 import { checkSupported, removeDeadNodes, topoSort, type ValueDecl } from "./graph.ts";
 import type { ParsedModel } from "./parse.ts";

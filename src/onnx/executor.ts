@@ -3,20 +3,18 @@
 import { type HostTail, runHostTail, splitHostTail } from "./host_tail.ts";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   createStorageBuffer,
   downloadTensor,
   encodeDispatches,
-  EngineError,
   fromGpuArray,
   getGpu,
   type Gpu,
   type GpuTensor,
-  sizeOf,
   toGpuArray,
   uploadCpuTensor,
 } from "../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, sizeOf } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import type { ComputePrecision, OpImpl } from "./types.ts";
 import { type VariantCache, variantCache } from "../kernels/variants.ts";
 import { type KernelTuningOptions, kernelTuningOptions, tuneSteps } from "./tune.ts";

@@ -16,7 +16,7 @@
  * graph outputs) and its constants have the expected values, so the result is the same function
  * up to float32 rounding (the fused kernels sum in another order). `ModelOptions.fuse: false`
  * keeps the graph as written. */
-import type { CpuTensor } from "../gpu/mod.ts";
+import type { CpuTensor } from "../util/tensor.ts";
 import type { Graph } from "./graph.ts";
 import { type AttrValue, ENGINE_DOMAIN, type OnnxNode } from "./types.ts";
 

@@ -1,6 +1,7 @@
 /** Graph IR: the nodes of a model in execution order, its inputs, outputs and constants, and the
  * structural checks done once at load (ordering, cycles, dead nodes, unsupported operators). */
-import { type CpuTensor, type DType, EngineError } from "../gpu/mod.ts";
+import { type CpuTensor, type DType } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import type { OnnxNode, OpImpl } from "./types.ts";
 
 /** The part of a node the structural passes need (parsed nodes before attribute decoding). */

@@ -6,7 +6,7 @@
  *
  * `splitHostTail` cuts the graph: the GPU part's outputs are the original outputs it produces
  * plus every value the tail reads from it; `runHostTail` evaluates the tail from those. */
-import type { CpuTensor } from "../gpu/mod.ts";
+import type { CpuTensor } from "../util/tensor.ts";
 import type { Graph, ValueDecl } from "./graph.ts";
 import { atNode, opContext } from "./plan.ts";
 import type { OnnxNode, OpImpl } from "./types.ts";

@@ -3,7 +3,8 @@
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
 import { dirname } from "node:path";
-import { type CpuTensor, EngineError } from "../gpu/mod.ts";
+import { type CpuTensor } from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import { printable } from "../util/text.ts";
 import { type AttrValue, NodeError, type OnnxNode, type OpImpl } from "./types.ts";
 import {

@@ -1,20 +1,17 @@
 /** Planning: static shape inference and constant folding over a graph (CPU only), then a Plan
  * that owns GPU buffers for one set of input shapes, with every dispatch recorded once. */
+import { type CpuTensor, type DType, shapeString, sizeOf } from "../util/tensor.ts";
 import {
-  type CpuTensor,
   type Dispatch,
-  type DType,
-  EngineError,
   flaggedSlots,
   type Gpu,
   type GpuTensor,
-  shapeString,
   sizeClass,
-  sizeOf,
   STATUS_WORDS,
   type StatusSlot,
   textureBytes,
 } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import {
   type ComputePrecision,
   type GpuOpContext,

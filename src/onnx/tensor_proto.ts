@@ -6,11 +6,11 @@ import {
   type CpuData,
   type CpuTensor,
   type DType,
-  EngineError,
   f16BitsToF32,
   f32ToF16Bits,
   newCpuData,
-} from "../gpu/mod.ts";
+} from "../util/tensor.ts";
+import { EngineError } from "../util/errors.ts";
 import { printable } from "../util/text.ts";
 
 const { onnx } = onnxProto;

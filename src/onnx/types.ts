@@ -1,14 +1,7 @@
 /** The contract between the ONNX executor and the operator implementations in `ops/`. */
-import type {
-  CpuTensor,
-  Dispatch,
-  DType,
-  Gpu,
-  GpuTensor,
-  ResourceOwner,
-  StatusSlot,
-} from "../gpu/mod.ts";
-import { EngineError } from "../gpu/mod.ts";
+import type { CpuTensor, DType } from "../util/tensor.ts";
+import type { Dispatch, Gpu, GpuTensor, ResourceOwner, StatusSlot } from "../gpu/mod.ts";
+import { EngineError } from "../util/errors.ts";
 import type { TuneOptions, VariantCache } from "../kernels/variants.ts";
 
 /** A decoded attribute value: INT/FLOAT -> number, STRING -> string, INTS/FLOATS -> number[],

@@ -1,7 +1,7 @@
 /** What a task-level benchmark suite of `deno task bench` provides (a whole workload with its own
  * flags and peers, e.g. AMU-Tuning against PyTorch), and small timing helpers. A suite lives in
  * `tasks/bench/<name>.ts`, exports a `BenchSuite`, and is listed in `tasks/bench.ts`. */
-import type { FlagGroup, FlagValue } from "../../src/amu/flags.ts";
+import type { FlagGroup, FlagValue } from "../../src/util/flags.ts";
 
 export interface BenchSuite {
   name: string;

@@ -8,14 +8,14 @@
  * readback of its losses, after one untimed warm-up step; the evaluation likewise (its first
  * dispatches include compiling its two pipelines, well under 1% at full size). `--steps N` times only the first N steps of an
  * epoch on both sides (for quick runs; the table says so). */
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { getGpu } from "../../src/gpu/mod.ts";
 import { amuConfig } from "../../src/amu/config.ts";
 import { referenceFirstSteps } from "../../src/amu/reference.ts";
 import { AmuSession } from "../../src/amu/session.ts";
 import { makeOrder } from "../../src/amu/order.ts";
-import { type AmuFeatures, featureMatrix } from "../../src/data/feature_cache.ts";
-import type { FlagValue } from "../../src/amu/flags.ts";
+import { type AmuFeatures, featureMatrix } from "../../src/models/features.ts";
+import type { FlagValue } from "../../src/util/flags.ts";
 import { type BenchSuite, havePythonTorch, seconds, table, timeMs } from "./_suite.ts";
 
 interface Sizes {

@@ -4,7 +4,7 @@
  * random-weight files: `/usr/bin/python3 ../shared/fixtures/generator/checkpoints.py DIR --set
  * full`. */
 import { join } from "node:path";
-import { EngineError } from "../../src/gpu/mod.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import type { BenchSuite } from "./_suite.ts";
 import { seconds, table } from "./_suite.ts";
 

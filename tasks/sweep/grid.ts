@@ -18,7 +18,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { isMethodName, METHOD_NAMES, type MethodName } from "../../src/amu/method.ts";
 import { parseExperimentArgs } from "../train/settings.ts";
 import type { ExperimentSettings } from "../train/settings.ts";

@@ -4,7 +4,7 @@
  * datasets (results.svg). Failed or missing cells are listed, never dropped. */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../../src/data/npy.ts";
+import { writeFileAtomic } from "../../src/util/npy.ts";
 import { esc, tickStep } from "../train/results.ts";
 import { type Cell, cellLabel, type Grid } from "./grid.ts";
 import { FAILED_FILE } from "./stages.ts";

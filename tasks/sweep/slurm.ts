@@ -3,7 +3,7 @@
  * a wait for their final states through `squeue` (clusters without slurmdbd have no `sacct`).
  * Each job runs a stage command of the sweep CLI in the repository on a shared filesystem. */
 import { dirname, isAbsolute, join } from "node:path";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 
 export interface SlurmPlan {
   /** Absolute; scripts and Slurm logs go to `<sweepDir>/slurm/`. */

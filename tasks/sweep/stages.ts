@@ -7,7 +7,7 @@
  * A finished cell (metrics.json with `final`) is skipped; a failed one leaves failed.json. */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
 import { findBpeFile } from "../../src/data/assets.ts";
 import { FileHashes } from "../../src/data/file_hashes.ts";
@@ -23,7 +23,7 @@ import {
   textWeightsDone,
   writeTextWeights,
 } from "../../src/data/feature_store.ts";
-import { writeFileAtomic } from "../../src/data/npy.ts";
+import { writeFileAtomic } from "../../src/util/npy.ts";
 import type { ProgressOptions } from "../../src/data/progress.ts";
 import { encodeClassWeights } from "../../src/data/text_features.ts";
 import { type Encoders, prepareEncoders } from "../train/encoders.ts";

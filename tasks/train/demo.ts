@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
-import { writeFileAtomic } from "../../src/data/npy.ts";
+import { writeFileAtomic } from "../../src/util/npy.ts";
 import { demoAuxModel, demoTextModel, demoVisionModel } from "../../src/models/demo_models.ts";
 import type { SizedTokenizer } from "./models.ts";
 

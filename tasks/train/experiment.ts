@@ -6,7 +6,7 @@
 import { FileHashes } from "../../src/data/file_hashes.ts";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
 import { type AmuConfig, configToJson } from "../../src/amu/config.ts";
 import { RUN_FILES, runFile } from "../../src/amu/checkpoint.ts";
@@ -25,19 +25,15 @@ import {
   loadImageFolder,
   sampleFewShot,
 } from "../../src/data/datasets.ts";
-import {
-  type AmuFeatures,
-  type FeatureCacheManifest,
-  readFeatureCache,
-  validateFeatures,
-} from "../../src/data/feature_cache.ts";
+import { type AmuFeatures, validateFeatures } from "../../src/models/features.ts";
+import { type FeatureCacheManifest, readFeatureCache } from "../../src/data/feature_cache.ts";
 import {
   buildFeatures,
   type FeaturePipelineResult,
   type ReuseMode,
   type SkippedRecord,
 } from "../../src/data/feature_pipeline.ts";
-import { readNpy } from "../../src/data/npy.ts";
+import { readNpy } from "../../src/util/npy.ts";
 import type { ProgressOptions } from "../../src/data/progress.ts";
 import { templatesFor } from "../../src/data/prompts.ts";
 import { seededRandom } from "../../src/util/random.ts";

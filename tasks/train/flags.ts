@@ -5,7 +5,7 @@
  * val_batch_size 256) and run script (lambda_merge 0.35). */
 import { FEATURE_FLAGS, OUTPUT_FLAGS } from "../../src/amu/cli.ts";
 import { TRAINING_FLAGS } from "../../src/amu/config.ts";
-import { type FlagGroup, type FlagSpec, formatHelp } from "../../src/amu/flags.ts";
+import { type FlagGroup, type FlagSpec, formatHelp } from "../../src/util/flags.ts";
 import { DATASET_NAMES } from "../../src/data/datasets.ts";
 import { METHOD_NAMES } from "../../src/amu/method.ts";
 

@@ -3,8 +3,8 @@
  * finished like an AMU run. */
 import { join } from "node:path";
 import type { Gpu } from "../../src/gpu/mod.ts";
-import type { AmuFeatures } from "../../src/data/feature_cache.ts";
-import { writeFileAtomic } from "../../src/data/npy.ts";
+import type { AmuFeatures } from "../../src/models/features.ts";
+import { writeFileAtomic } from "../../src/util/npy.ts";
 import type { MethodResult } from "../../src/amu/method.ts";
 import {
   runTipAdapter,

@@ -6,7 +6,7 @@
  * largest id, so a text model over a smaller vocabulary is refused when it loads. */
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import type { Gpu } from "../../src/gpu/mod.ts";
 import type { KernelTuningOptions } from "../../src/onnx/mod.ts";
 import { loadTowerModel } from "../../src/models/model_file.ts";

@@ -8,10 +8,10 @@
  *   accuracy.svg         fused, auxiliary-branch and zero-shot test accuracy per epoch
  *   skipped_images.txt   unreadable images that were left out (only when there were some) */
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import type { AmuMetrics } from "../../src/amu/metrics.ts";
 import type { LabeledImage } from "../../src/data/datasets.ts";
-import { writeFileAtomic } from "../../src/data/npy.ts";
+import { writeFileAtomic } from "../../src/util/npy.ts";
 import type { SkippedRecord } from "../../src/data/feature_pipeline.ts";
 
 export const RESULT_FILES = {

@@ -5,9 +5,9 @@
 import type { MethodName } from "../../src/amu/method.ts";
 import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { type AmuConfig, amuConfig, configOverridesFromFlags } from "../../src/amu/config.ts";
-import { type FlagGroup, type FlagValue, parseFlags } from "../../src/amu/flags.ts";
+import { type FlagGroup, type FlagValue, parseFlags } from "../../src/util/flags.ts";
 import { DATASET_NAMES } from "../../src/data/datasets.ts";
 import {
   DEFAULT_AUGMENT_EPOCH,

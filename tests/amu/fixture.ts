@@ -1,7 +1,7 @@
 /** Loads the AMU training traces in `../shared/fixtures/amu_*` (see the fixtures README). */
 import { join } from "node:path";
 import { sharedPath } from "../helpers.ts";
-import type { AmuFeatures } from "../../src/data/feature_cache.ts";
+import type { AmuFeatures } from "../../src/models/features.ts";
 import { type AmuConfig, amuConfig, type UncertaintyKind } from "../../src/amu/config.ts";
 
 export interface AmuTrace {

@@ -11,7 +11,7 @@ import {
   submitDispatches,
 } from "../../src/gpu/mod.ts";
 import { assertClose, randomFloats, rng } from "../helpers.ts";
-import type { AmuFeatures, FeatureMatrix } from "../../src/data/feature_cache.ts";
+import type { AmuFeatures, FeatureMatrix } from "../../src/models/features.ts";
 import { prepareLogregRows, prepareLogregWeightGrad } from "../../src/kernels/logreg.ts";
 import { logregRowsRef, logregWeightGradRef } from "../../src/kernels/logreg_ref.ts";
 import {

@@ -9,8 +9,8 @@ import {
   type NpyDType,
   readNpy,
   writeNpy,
-} from "../../src/data/npy.ts";
-import { decodeNpz, encodeNpz, readNpz, writeNpz } from "../../src/data/npz.ts";
+} from "../../src/util/npy.ts";
+import { decodeNpz, encodeNpz, readNpz, writeNpz } from "../../src/util/npz.ts";
 import { IN_CI } from "../helpers.ts";
 
 const DTYPES: NpyDType[] = [

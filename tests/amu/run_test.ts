@@ -4,14 +4,14 @@ import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type AmuFeatures } from "../../src/models/features.ts";
 import {
-  type AmuFeatures,
   type FeatureCacheManifest,
   readFeatureCache,
   writeFeatureCache,
 } from "../../src/data/feature_cache.ts";
-import { readNpy } from "../../src/data/npy.ts";
-import { readNpz } from "../../src/data/npz.ts";
+import { readNpy } from "../../src/util/npy.ts";
+import { readNpz } from "../../src/util/npz.ts";
 import { amuConfig } from "../../src/amu/config.ts";
 import { syntheticFeatures } from "../../src/amu/synthetic.ts";
 import { trainAmu } from "../../src/amu/train.ts";

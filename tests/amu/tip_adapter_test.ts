@@ -13,7 +13,7 @@ import {
   submitDispatches,
 } from "../../src/gpu/mod.ts";
 import { assertClose, randomFloats, rng, sharedPath } from "../helpers.ts";
-import type { AmuFeatures, FeatureMatrix } from "../../src/data/feature_cache.ts";
+import type { AmuFeatures, FeatureMatrix } from "../../src/models/features.ts";
 import {
   buildCache,
   runTipAdapter,

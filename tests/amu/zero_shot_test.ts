@@ -2,7 +2,7 @@
  * the rows split into chunks. */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { randomFloats, rng } from "../helpers.ts";
-import type { AmuFeatures, FeatureMatrix } from "../../src/data/feature_cache.ts";
+import type { AmuFeatures, FeatureMatrix } from "../../src/models/features.ts";
 import { runZeroShot, zeroShotAccuracy } from "../../src/amu/zero_shot.ts";
 
 function hostAccuracy(x: FeatureMatrix, labels: Int32Array, w: FeatureMatrix): number {

@@ -6,9 +6,9 @@
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { decodeImage, MAX_IMAGE_PIXELS } from "../../src/data/decode.ts";
 import { makeViews } from "../../src/data/extract.ts";
-import { decodeNpy } from "../../src/data/npy.ts";
+import { decodeNpy } from "../../src/util/npy.ts";
 import { CLIP_NORMALIZATION, toNormalizedChw } from "../../src/data/preprocess.ts";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { runTask } from "../helpers.ts";
 
 const dir = new URL("./pil_modes/", import.meta.url);

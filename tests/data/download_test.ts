@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { EngineError } from "../../src/gpu/mod.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { downloadFile, sha256OfFile, sidecarPath } from "../../src/data/download.ts";
 import {
   availableClipModels,

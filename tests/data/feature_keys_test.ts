@@ -13,8 +13,8 @@ import {
 } from "node:assert/strict";
 import { join } from "node:path";
 import { cpSync } from "node:fs";
-import { EngineError } from "../../src/gpu/errors.ts";
-import type { CpuTensor } from "../../src/gpu/mod.ts";
+import { EngineError } from "../../src/util/errors.ts";
+import type { CpuTensor } from "../../src/util/tensor.ts";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
 import { loadImageFolder } from "../../src/data/datasets.ts";
 import {
@@ -24,7 +24,7 @@ import {
   type LazyTextTower,
 } from "../../src/data/feature_pipeline.ts";
 import { FEATURES_FILE, readFeatureCache } from "../../src/data/feature_cache.ts";
-import { readNpz, writeNpz } from "../../src/data/npz.ts";
+import { readNpz, writeNpz } from "../../src/util/npz.ts";
 import { FileHashes } from "../../src/data/file_hashes.ts";
 import { CLIP_NORMALIZATION, IMAGENET_NORMALIZATION } from "../../src/models/preprocessing.ts";
 

@@ -13,11 +13,13 @@
 import "../gpu_teardown.ts";
 import { ok } from "node:assert/strict";
 import { basename, join } from "node:path";
-import { type CpuTensor, EngineError, getGpu } from "../../src/gpu/mod.ts";
+import { type CpuTensor } from "../../src/util/tensor.ts";
+import { EngineError } from "../../src/util/errors.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { OPS, parseModel, readTensorFile } from "../../src/onnx/mod.ts";
 import { Model } from "../../src/onnx/executor.ts";
-import { decodeNpy, encodeNpy, type NpyArray, npyArray } from "../../src/data/npy.ts";
-import { decodeNpz, encodeNpz } from "../../src/data/npz.ts";
+import { decodeNpy, encodeNpy, type NpyArray, npyArray } from "../../src/util/npy.ts";
+import { decodeNpz, encodeNpz } from "../../src/util/npz.ts";
 import {
   type FeatureCacheManifest,
   readFeatureCache,

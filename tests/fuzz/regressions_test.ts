@@ -4,10 +4,11 @@
 import { ok, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
 import * as fflate from "fflate";
-import { cpuTensor, EngineError } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { OPS, parseModel, readTensorFile } from "../../src/onnx/mod.ts";
-import { decodeNpy, encodeNpy, npyArray } from "../../src/data/npy.ts";
-import { decodeNpz, npzGet } from "../../src/data/npz.ts";
+import { decodeNpy, encodeNpy, npyArray } from "../../src/util/npy.ts";
+import { decodeNpz, npzGet } from "../../src/util/npz.ts";
 import { openCheckpoint } from "../../src/models/checkpoint/open.ts";
 import { CheckpointError } from "../../src/models/checkpoint/state_dict.ts";
 import { printable } from "../../src/util/text.ts";

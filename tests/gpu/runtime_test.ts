@@ -2,17 +2,16 @@ import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   allocTensor,
-  cpuTensor,
   downloadTensor,
   getGpu,
   releaseTensor,
   ResourceScope,
-  roundToF16,
   sizeClass,
   splitWorkgroups,
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { fillRef, prepareFill } from "../../src/kernels/fill.ts";
 
 Deno.test("gpu: adapter is described", async () => {

@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { type CpuTensor, cpuTensor, getGpu, type Gpu } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
+import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
 import {
   type AttentionProblem,
   contiguousStrides,

@@ -1,14 +1,13 @@
 import {
   allocTensor,
-  cpuTensor,
   getGpu,
   readTensor,
   releaseTensor,
   ResourceScope,
-  roundToF16,
   submitDispatches,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
+import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { type BatchNormParams, prepareBatchNorm } from "../../src/kernels/batchnorm.ts";
 import { batchNormLayout, batchNormRef } from "../../src/kernels/batchnorm_ref.ts";
 import { assertClose, randomFloats } from "../helpers.ts";

@@ -5,15 +5,14 @@
 import assert from "node:assert/strict";
 import {
   allocTensor,
-  cpuTensor,
   getGpu,
   readTensor,
   releaseTensor,
   ResourceScope,
-  roundToF16,
   submitDispatches,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
+import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { prepareConv } from "../../src/kernels/conv.ts";
 import { type ConvAttrs, convOutputShape, convRef } from "../../src/kernels/conv_ref.ts";
 import { MATMUL_KERNEL, matmulProblem, matmulProblemKey } from "../../src/kernels/matmul.ts";

@@ -1,16 +1,15 @@
 import { ok, rejects } from "node:assert/strict";
 import {
   allocTensor,
-  cpuTensor,
   getGpu,
   type GpuTensor,
   readTensor,
   releaseTensor,
   ResourceScope,
-  roundToF16,
   submitDispatches,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
+import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { convInputPaths, convWeightLayout, prepareConv } from "../../src/kernels/conv.ts";
 import { type ConvAttrs, convOutputShape, convRef, to3d } from "../../src/kernels/conv_ref.ts";
 import { assertClose, randomFloats } from "../helpers.ts";

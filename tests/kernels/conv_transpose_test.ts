@@ -3,14 +3,8 @@
  * problems at odd sizes (groups, strides, dilations, output padding, negative pads, 1-D/2-D/3-D,
  * host and GPU weights, every tile size, float16). */
 import { deepStrictEqual, rejects, throws } from "node:assert/strict";
-import {
-  type CpuTensor,
-  cpuTensor,
-  getGpu,
-  type GpuTensor,
-  roundToF16,
-  sizeOf,
-} from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, roundToF16, sizeOf } from "../../src/util/tensor.ts";
+import { getGpu, type GpuTensor } from "../../src/gpu/mod.ts";
 import {
   chooseTransposeChannelBlocks,
   isFoldedConvTranspose,

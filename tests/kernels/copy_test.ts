@@ -1,5 +1,6 @@
 import { deepStrictEqual, throws } from "node:assert/strict";
-import { cpuTensor, getGpu } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { prepareGather } from "../../src/kernels/gather.ts";
 import { gatherRef } from "../../src/kernels/gather_ref.ts";
 import {

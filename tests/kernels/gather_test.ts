@@ -1,6 +1,7 @@
 import "../gpu_teardown.ts";
 import { deepStrictEqual, throws } from "node:assert/strict";
-import { cpuTensor, getGpu } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { prepareGather, prepareGatherElements } from "../../src/kernels/gather.ts";
 import { gatherElementsRef, gatherRef, gatherShape } from "../../src/kernels/gather_ref.ts";
 import { assertSameTensor, randomInts, randomTensor, runKernel } from "./movement_util.ts";

@@ -2,14 +2,8 @@
  * invariants, and the GPU kernel against the reference at odd sizes, with rows split into chunks
  * of several sizes, parameters per channel and per group, host and GPU parameters, float16. */
 import { deepStrictEqual, throws } from "node:assert/strict";
-import {
-  type CpuTensor,
-  cpuTensor,
-  getGpu,
-  type GpuTensor,
-  roundToF16,
-  sizeOf,
-} from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, roundToF16, sizeOf } from "../../src/util/tensor.ts";
+import { getGpu, type GpuTensor } from "../../src/gpu/mod.ts";
 import { GROUPNORM_CHUNK, prepareGroupNorm } from "../../src/kernels/groupnorm.ts";
 import {
   groupNormLayout,

@@ -5,23 +5,20 @@ import "../gpu_teardown.ts";
 import { deepStrictEqual, throws } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   type Dispatch,
   downloadTensor,
-  type DType,
   getGpu,
   type Gpu,
   type GpuTensor,
   readBuffer,
   releaseTensor,
   ResourceScope,
-  sizeOf,
   STATUS_WORDS,
   type StatusSlot,
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, sizeOf } from "../../src/util/tensor.ts";
 import { prepareEye, prepareTrilu } from "../../src/kernels/band.ts";
 import { eyeRef, triluRef } from "../../src/kernels/band_ref.ts";
 import { prepareEinsum } from "../../src/kernels/einsum.ts";

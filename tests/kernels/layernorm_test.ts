@@ -1,8 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   downloadTensor,
   getGpu,
   type Gpu,
@@ -12,6 +10,7 @@ import {
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { type LayerNormOptions, prepareLayerNorm } from "../../src/kernels/layernorm.ts";
 import { layerNormRef } from "../../src/kernels/layernorm_ref.ts";
 import { type RowStrategy } from "../../src/kernels/reduce.ts";

@@ -1,10 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   downloadTensor,
-  type DType,
   getGpu,
   type Gpu,
   releaseTensor,
@@ -12,6 +9,7 @@ import {
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType } from "../../src/util/tensor.ts";
 import { type ArgOptions, prepareArgMax } from "../../src/kernels/argmax.ts";
 import { argRef } from "../../src/kernels/argmax_ref.ts";
 import { prepareLpNorm } from "../../src/kernels/lpnorm.ts";

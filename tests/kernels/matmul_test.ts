@@ -1,19 +1,16 @@
 import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   downloadTensor,
-  type DType,
   getGpu,
   type Gpu,
   type GpuTensor,
   releaseTensor,
   ResourceScope,
-  roundToF16,
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, roundToF16 } from "../../src/util/tensor.ts";
 import {
   chooseMatmulVariant,
   MATMUL_VARIANTS,

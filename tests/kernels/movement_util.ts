@@ -3,19 +3,16 @@
 import { deepStrictEqual } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   type Dispatch,
   downloadTensor,
-  type DType,
   type Gpu,
   type GpuTensor,
   releaseTensor,
   ResourceScope,
-  sizeOf,
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, sizeOf } from "../../src/util/tensor.ts";
 import { randomFloats, rng } from "../helpers.ts";
 
 /** A random tensor: floats in [-1, 1) or integers in [-1000, 1000) (bool: 0/1). */

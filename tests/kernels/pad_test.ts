@@ -1,5 +1,6 @@
 import { deepStrictEqual } from "node:assert/strict";
-import { cpuTensor, getGpu } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { preparePad, prepareTile } from "../../src/kernels/pad.ts";
 import { type PadMode, padRef, padSource, tileRef } from "../../src/kernels/pad_ref.ts";
 import { rng } from "../helpers.ts";

@@ -5,10 +5,10 @@ import {
   readTensor,
   releaseTensor,
   ResourceScope,
-  roundToF16,
   submitDispatches,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
+import { roundToF16 } from "../../src/util/tensor.ts";
 import { globalPoolAttrs, type PoolKind, preparePool } from "../../src/kernels/pool.ts";
 import {
   avgPoolRef,

@@ -4,21 +4,23 @@
 import { deepStrictEqual, throws } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   type Dispatch,
   downloadTensor,
-  type DType,
   getGpu,
   type Gpu,
   type GpuTensor,
   releaseTensor,
   ResourceScope,
-  roundToF16,
-  sizeOf,
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import {
+  type CpuTensor,
+  cpuTensor,
+  type DType,
+  roundToF16,
+  sizeOf,
+} from "../../src/util/tensor.ts";
 import {
   type BinaryOp,
   prepareBinary,

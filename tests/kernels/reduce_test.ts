@@ -1,8 +1,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { cpuTensor, type DType } from "../../src/util/tensor.ts";
 import {
-  cpuTensor,
   downloadTensor,
-  type DType,
   getGpu,
   type Gpu,
   releaseTensor,
@@ -10,7 +9,8 @@ import {
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
-import { allocTensor, type CpuTensor } from "../../src/gpu/mod.ts";
+import { allocTensor } from "../../src/gpu/mod.ts";
+import { type CpuTensor } from "../../src/util/tensor.ts";
 import {
   coalesceReduction,
   prepareReduce,

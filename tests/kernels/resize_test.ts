@@ -3,17 +3,14 @@
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   downloadTensor,
-  type DType,
   getGpu,
   releaseTensor,
   ResourceScope,
-  sizeOf,
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, sizeOf } from "../../src/util/tensor.ts";
 import { prepareResize } from "../../src/kernels/resize.ts";
 import {
   type CoordMode,

@@ -1,8 +1,6 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   downloadTensor,
   getGpu,
   type Gpu,
@@ -11,6 +9,7 @@ import {
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { type RowStrategy } from "../../src/kernels/reduce.ts";
 import { prepareSoftmax, type SoftmaxOptions } from "../../src/kernels/softmax.ts";
 import { softmaxRef } from "../../src/kernels/softmax_ref.ts";

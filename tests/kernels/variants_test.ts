@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import {
   allocTensor,
-  cpuTensor,
   type Dispatch,
   getGpu,
   type Gpu,
@@ -13,6 +12,7 @@ import {
   submitDispatches,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
 import { MATMUL_VARIANTS, matmulProblem, prepareMatmul } from "../../src/kernels/matmul.ts";
 import {
   matmulCandidates,

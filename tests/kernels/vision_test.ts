@@ -8,10 +8,10 @@ import {
   type CpuTensor,
   cpuTensor,
   type DType,
-  getGpu,
   roundToF16,
   sizeOf,
-} from "../../src/gpu/mod.ts";
+} from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { prepareCol2Im } from "../../src/kernels/col2im.ts";
 import { type Col2ImAttrs, col2ImRef, col2ImShape } from "../../src/kernels/col2im_ref.ts";
 import { prepareDeformConv } from "../../src/kernels/deform_conv.ts";

@@ -2,7 +2,7 @@
  * sizes than the shared files (random weights made on demand, or shapes alone for full-size
  * models), and a float64 reference of CLIP's ViT and text towers written from `clip/model.py`,
  * so multi-head attention is checked against something other than the engine. */
-import { type CpuTensor, cpuTensor } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import {
   CheckpointError,
   type StateDict,

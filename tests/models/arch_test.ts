@@ -3,9 +3,10 @@
  * fixtures do not have; missing, misshapen and unknown keys are refused naming the key. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CpuTensor, cpuTensor, getGpu } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { Model, OPS } from "../../src/onnx/mod.ts";
-import { readNpy } from "../../src/data/npy.ts";
+import { readNpy } from "../../src/util/npy.ts";
 import { loadTowerModel, type TowerName } from "../../src/models/model_file.ts";
 import { describeCheckpoint, selectTower } from "../../src/models/arch/mod.ts";
 import {

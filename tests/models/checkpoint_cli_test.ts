@@ -3,8 +3,9 @@
  * clear error without a stack; Hugging Face style ONNX towers (pixel_values -> image_embeds). */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { readNpy } from "../../src/data/npy.ts";
-import { cpuTensor, EngineError } from "../../src/gpu/mod.ts";
+import { readNpy } from "../../src/util/npy.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { GraphBuilder } from "../../src/onnx/mod.ts";
 import { clipImage, loadEncoder } from "../../src/models/mod.ts";
 import { runTask, sharedPath } from "../helpers.ts";

@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { zipSync } from "fflate";
-import { EngineError, roundToF16 } from "../../src/gpu/mod.ts";
+import { EngineError } from "../../src/util/errors.ts";
+import { roundToF16 } from "../../src/util/tensor.ts";
 import { memoryByteSource } from "../../src/models/checkpoint/file_source.ts";
 import {
   decodeDense,

@@ -2,14 +2,8 @@
  * the token-embedding table whatever the names, casts and reshapes, Hugging Face-style attention
  * masks, chunking on GPU and host, and the run task's batching helper. */
 import assert from "node:assert/strict";
-import {
-  type CpuTensor,
-  cpuTensor,
-  downloadTensor,
-  getGpu,
-  releaseTensor,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
+import { downloadTensor, getGpu, releaseTensor, uploadCpuTensor } from "../../src/gpu/mod.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModelBytes } from "../../src/onnx/mod.ts";
 import {

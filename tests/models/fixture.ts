@@ -1,7 +1,7 @@
 /** Reads encoder fixtures (`manifest.json` + raw little-endian `.bin` tensors, see the shared
  * fixtures README) and compares encoder outputs with their float64 references. */
 import { join } from "node:path";
-import { type CpuTensor, cpuTensor } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { clipImage, imagenetImage, type Preprocessing } from "../../src/models/mod.ts";
 
 interface TensorEntry {

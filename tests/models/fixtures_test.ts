@@ -6,13 +6,8 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  cpuTensor,
-  downloadTensor,
-  getGpu,
-  releaseTensor,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { downloadTensor, getGpu, releaseTensor, uploadCpuTensor } from "../../src/gpu/mod.ts";
 import {
   BatchInputError,
   CLIP_TEXT,

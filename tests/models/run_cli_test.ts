@@ -2,7 +2,7 @@
  * float64 reference, `--profile` accounting for every dispatch, and a bad flag named. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { npyArray, readNpy, writeNpy } from "../../src/data/npy.ts";
+import { npyArray, readNpy, writeNpy } from "../../src/util/npy.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { NEWEST_OPSET } from "../../src/onnx/parse.ts";
 import { runTask, sharedPath } from "../helpers.ts";

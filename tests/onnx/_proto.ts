@@ -2,7 +2,7 @@
  * every encoding detail: typed fields vs raw_data, external data, missing names...). */
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
-import type { CpuTensor, DType } from "../../src/gpu/mod.ts";
+import type { CpuTensor, DType } from "../../src/util/tensor.ts";
 import { onnxTypeOf, tensorToProto } from "../../src/onnx/tensor_proto.ts";
 
 export const { onnx } = onnxProto;

@@ -5,7 +5,8 @@
  * conformance cases the kernel covers pass. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CpuTensor, cpuTensor, getGpu } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModel, loadModelBytes, Model } from "../../src/onnx/executor.ts";
 import { OPS } from "../../src/onnx/ops/registry.ts";

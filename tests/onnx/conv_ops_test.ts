@@ -2,7 +2,7 @@
  * opset-dependent attributes), run through the executor on the GPU and through constant folding
  * (CPU references). */
 import { deepStrictEqual as assertEquals, rejects } from "node:assert/strict";
-import { type CpuTensor, cpuTensor } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { batchNormLayout, batchNormRef } from "../../src/kernels/batchnorm_ref.ts";
 import { convRef } from "../../src/kernels/conv_ref.ts";
 import { avgPoolRef, maxPoolRef, type PoolAttrs } from "../../src/kernels/pool_ref.ts";

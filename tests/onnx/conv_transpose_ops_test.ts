@@ -3,7 +3,7 @@
  * parameters, epsilon, stash_type), run through the executor on the GPU and through constant
  * folding (CPU references), shape inference, and attribute errors that name the node. */
 import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
-import { type CpuTensor, cpuTensor, roundToF16 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { type ConvTransposeAttrs, convTransposeRef } from "../../src/kernels/conv_transpose_ref.ts";
 import { groupNormLayout, groupNormRef } from "../../src/kernels/groupnorm_ref.ts";
 import { type BuilderAttr, GraphBuilder } from "../../src/onnx/builder.ts";

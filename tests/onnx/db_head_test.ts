@@ -3,8 +3,8 @@
  * (tests/onnx/data/db_head/make_db_head.py): the engine's output matches PyTorch in float64. */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { cpuTensor } from "../../src/gpu/mod.ts";
-import { readNpy, toNumbers } from "../../src/data/npy.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { readNpy, toNumbers } from "../../src/util/npy.ts";
 import { loadModel } from "../../src/onnx/mod.ts";
 import { assertClose } from "../helpers.ts";
 

@@ -2,7 +2,7 @@
  * become engine operators with the same results, and near misses (an intermediate used twice, a
  * graph output, other constants) are left alone. */
 import assert from "node:assert/strict";
-import { cpuTensor } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModelBytes } from "../../src/onnx/executor.ts";
 import { assertClose, randomFloats } from "../helpers.ts";

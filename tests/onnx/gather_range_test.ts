@@ -3,7 +3,9 @@
  * status slot, read back with the results and raised naming the node (by `run`, and for `runGpu`
  * by the next call or `settle()`); constant indices are checked when the plan is built. */
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
-import { cpuTensor, EngineError, releaseTensor } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { EngineError } from "../../src/util/errors.ts";
+import { releaseTensor } from "../../src/gpu/mod.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModel, loadModelBytes, NodeError } from "../../src/onnx/mod.ts";
 import { InputError } from "../../src/onnx/executor.ts";

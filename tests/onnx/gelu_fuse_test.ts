@@ -4,7 +4,7 @@
  * after anything else becomes one `Gelu` node; `Gelu` with approximate "tanh" and near misses
  * stay as written. Every fused model computes its unfused graph's output to float32 rounding. */
 import assert from "node:assert/strict";
-import { cpuTensor } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModelBytes } from "../../src/onnx/executor.ts";
 import { assertClose, randomFloats } from "../helpers.ts";

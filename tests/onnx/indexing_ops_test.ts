@@ -7,8 +7,6 @@ import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, ok, rejects, throws } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   downloadTensor,
   getGpu,
   releaseTensor,
@@ -16,6 +14,7 @@ import {
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { UnsupportedError } from "../../src/onnx/graph.ts";
 import { loadModelBytes } from "../../src/onnx/mod.ts";

@@ -4,7 +4,8 @@
  * cache and the default tuning path are untouched), and a model planned with them computes what
  * an untuned model computes, to float32 rounding. */
 import assert from "node:assert/strict";
-import { cpuTensor, getGpu } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { VariantCache, variantCache } from "../../src/kernels/variants.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModelBytes, OPS } from "../../src/onnx/mod.ts";

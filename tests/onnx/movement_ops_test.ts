@@ -5,16 +5,14 @@ import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   downloadTensor,
   getGpu,
   releaseTensor,
   ResourceScope,
-  roundToF16,
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { movementOps } from "../../src/onnx/ops/movement.ts";
 import {
   type AttrValue,

@@ -3,7 +3,7 @@
  * where an input is NaN. WGSL leaves min/max of a NaN to the implementation, so each of these
  * would silently turn a NaN into a number on some adapters without explicit handling. */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { type CpuTensor, cpuTensor } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { type BuilderAttr, GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModelBytes } from "../../src/onnx/executor.ts";
 

@@ -3,15 +3,9 @@
  * inputs, buffer reuse and the GPU-resident API. */
 import { deepStrictEqual as assertEquals, ok, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
-import {
-  type CpuTensor,
-  cpuTensor,
-  downloadTensor,
-  EngineError,
-  getGpu,
-  releaseTensor,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
+import { downloadTensor, getGpu, releaseTensor, uploadCpuTensor } from "../../src/gpu/mod.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import {
   GraphError,
   InputError,

@@ -3,7 +3,7 @@
  * models, and the quantized products run as models against independent integer arithmetic. */
 import "../gpu_teardown.ts";
 import { deepStrictEqual, throws } from "node:assert/strict";
-import { type CpuTensor, cpuTensor, type DType, sizeOf } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, sizeOf } from "../../src/util/tensor.ts";
 import { type BuilderAttr, GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModelBytes } from "../../src/onnx/executor.ts";
 import { quantizeOps } from "../../src/onnx/ops/quantize.ts";

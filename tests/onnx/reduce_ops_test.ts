@@ -1,7 +1,7 @@
 /** The reduce-family ONNX operators in their opset-dependent forms, run through the executor
  * (GPU kernels) and through constant folding (CPU references). */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { type CpuTensor, cpuTensor } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { argRef } from "../../src/kernels/argmax_ref.ts";
 import { layerNormRef } from "../../src/kernels/layernorm_ref.ts";
 import { reduceRef } from "../../src/kernels/reduce_ref.ts";

@@ -1,7 +1,7 @@
 /** Shape-family operators (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout, Shape, Size,
  * Constant, ConstantOfShape, Range): shape rules, opset forms, CPU values and errors. */
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
-import { type CpuTensor, cpuTensor, roundToF16 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { shapeOps } from "../../src/onnx/ops/shape.ts";
 import { UnsupportedFeatureError } from "../../src/onnx/graph.ts";
 import { type AttrValue, NodeError, type OnnxNode, type TensorInfo } from "../../src/onnx/types.ts";

@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import {
   allocTensor,
-  cpuTensor,
   type Dispatch,
   getGpu,
   readTensor,
@@ -14,6 +13,7 @@ import {
   submitDispatches,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
+import { cpuTensor } from "../../src/util/tensor.ts";
 import {
   cachedMatmulVariant,
   MATMUL_KERNEL,

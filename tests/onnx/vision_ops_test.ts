@@ -5,8 +5,6 @@ import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import {
   allocTensor,
-  type CpuTensor,
-  cpuTensor,
   downloadTensor,
   getGpu,
   releaseTensor,
@@ -14,6 +12,7 @@ import {
   submitDispatches,
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { loadModelBytes } from "../../src/onnx/executor.ts";
 import { UnsupportedFeatureError } from "../../src/onnx/graph.ts";
 import { visionOps } from "../../src/onnx/ops/vision.ts";

@@ -5,7 +5,7 @@
  * space and a %), and sbatch's own refusal message. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { type SlurmPlan, submitSlurm, waitForJobs } from "../../tasks/sweep/slurm.ts";
 import { withSlurmCluster } from "./slurm_cluster.ts";
 

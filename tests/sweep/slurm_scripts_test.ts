@@ -4,7 +4,7 @@
  * `squeue`. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import {
   parseSlurmArgs,
   type SlurmPlan,

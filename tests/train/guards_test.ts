@@ -5,13 +5,13 @@
 import { deepStrictEqual as assertEquals, ok, rejects } from "node:assert/strict";
 import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { EngineError } from "../../src/gpu/errors.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { writeFeatureCache } from "../../src/data/feature_cache.ts";
 import { amuConfig } from "../../src/amu/config.ts";
 import { syntheticFeatures } from "../../src/amu/synthetic.ts";
 import { trainAmu } from "../../src/amu/train.ts";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
-import { npyArray, writeNpy } from "../../src/data/npy.ts";
+import { npyArray, writeNpy } from "../../src/util/npy.ts";
 import { parseExperimentArgs } from "../../tasks/train/settings.ts";
 import { runExperiment } from "../../tasks/train/experiment.ts";
 import { fixtureModelFlags, runTask } from "../helpers.ts";

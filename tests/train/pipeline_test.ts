@@ -9,13 +9,13 @@ import { deepStrictEqual as assertEquals, ok, rejects, throws } from "node:asser
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fixtureModelFlags, sharedPath } from "../helpers.ts";
-import { EngineError } from "../../src/gpu/errors.ts";
-import type { CpuTensor } from "../../src/gpu/mod.ts";
+import { EngineError } from "../../src/util/errors.ts";
+import type { CpuTensor } from "../../src/util/tensor.ts";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
 import { loadImageFolder } from "../../src/data/datasets.ts";
 import { extractFeatures, type ImageTower } from "../../src/data/extract.ts";
 import { readFeatureCache } from "../../src/data/feature_cache.ts";
-import { readNpz } from "../../src/data/npz.ts";
+import { readNpz } from "../../src/util/npz.ts";
 import { CLIP_NORMALIZATION, IMAGENET_NORMALIZATION } from "../../src/models/preprocessing.ts";
 import { parseExperimentArgs } from "../../tasks/train/settings.ts";
 import { runExperiment } from "../../tasks/train/experiment.ts";

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { EngineError } from "../../src/gpu/mod.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
 import { resolveModelPaths } from "../../tasks/train/models.ts";
 import type { ModelChoice } from "../../tasks/train/settings.ts";

@@ -8,7 +8,8 @@
  * models`): one inference takes seconds here, and minutes for the WebGPU peers. */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { cpuTensor, type DType, readTensor, sizeOf, toGpuArray } from "../../gpu/mod.ts";
+import { cpuTensor, type DType, sizeOf } from "../../util/tensor.ts";
+import { readTensor, toGpuArray } from "../../gpu/mod.ts";
 import { loadModel } from "../../onnx/mod.ts";
 import { checkOutput, type Reference } from "../check.ts";
 import { GPU_MEMORY_KEY } from "../report.ts";

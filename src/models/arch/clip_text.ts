@@ -1,6 +1,6 @@
 /** CLIP's causal text transformer: vocabulary, context, width and depth from the weights, heads =
  * width / 64; pooled at each sequence's largest token id (the end-of-text token), as CLIP does. */
-import { cpuTensor } from "../../gpu/mod.ts";
+import { cpuTensor } from "../../util/tensor.ts";
 import { CheckpointError } from "../checkpoint/state_dict.ts";
 import { GraphBuilder } from "../../onnx/mod.ts";
 import { countBlocks, int64s, layerNorm, type Net, transformer, weight } from "./layers.ts";

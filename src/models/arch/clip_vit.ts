@@ -1,7 +1,7 @@
 /** CLIP's ViT image tower, every hyper-parameter read from the weights as `clip/model.py`'s
  * `build_model` does: width from conv1, patch from its kernel, resolution from the positional
  * embedding's grid, depth from the block count, heads = width / 64. */
-import { cpuTensor } from "../../gpu/mod.ts";
+import { cpuTensor } from "../../util/tensor.ts";
 import { CheckpointError } from "../checkpoint/state_dict.ts";
 import { GraphBuilder } from "../../onnx/mod.ts";
 import { countBlocks, int64s, layerNorm, type Net, transformer, weight } from "./layers.ts";

@@ -2,7 +2,7 @@
  * read: OpenAI CLIP's own (`visual.*`, `transformer.resblocks.N.*`...), reached from Hugging Face
  * `CLIPModel` names by splitting nothing and joining q/k/v, and torchvision ResNet names (MoCo's
  * wrappers stripped, its `fc` head dropped as MoCo v3's `main_lincls.py` does). */
-import { type CpuTensor, cpuTensor } from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../util/tensor.ts";
 import type { StateDict } from "../checkpoint/state_dict.ts";
 import { transposeMatrix } from "../checkpoint/dtypes.ts";
 import { Weights, type WeightSource } from "./weights.ts";

@@ -1,7 +1,7 @@
 /** Graph pieces the architectures share, written with the op patterns the engine's load-time
  * fusion recognises (MatMul + bias + activation, Conv + Relu) or its fused ops directly
  * (LayerNormalization). Weights are added as constants named by their checkpoint keys. */
-import { type CpuTensor, cpuTensor } from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../util/tensor.ts";
 import type { GraphBuilder } from "../../onnx/mod.ts";
 import type { Weights } from "./weights.ts";
 

@@ -1,6 +1,6 @@
 /** Checkpoint weights under the names an architecture reads, with shape checks that name the
  * file and key. A view over a StateDict: nothing is read until a builder asks for a tensor. */
-import type { CpuTensor } from "../../gpu/mod.ts";
+import type { CpuTensor } from "../../util/tensor.ts";
 import {
   CheckpointError,
   type ReadView,

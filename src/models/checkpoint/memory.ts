@@ -1,6 +1,6 @@
 /** StateDicts over tensors already in memory: key-name mappings' tests and synthetic
  * architectures use them. */
-import type { CpuTensor } from "../../gpu/mod.ts";
+import type { CpuTensor } from "../../util/tensor.ts";
 import { transposeMatrix } from "./dtypes.ts";
 import {
   CheckpointError,

@@ -1,7 +1,7 @@
 /** Hugging Face safetensors: an 8-byte little-endian header length, a JSON header
  * `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}`, then the tensors'
  * bytes (offsets relative to the end of the header). */
-import type { CpuTensor } from "../../gpu/mod.ts";
+import type { CpuTensor } from "../../util/tensor.ts";
 import { type ByteSource, openByteSource } from "./file_source.ts";
 import { contiguousStrides } from "../../kernels/copy_ref.ts";
 import { decodeDense, decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";

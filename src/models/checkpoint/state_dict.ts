@@ -1,7 +1,8 @@
 /** The one shape every checkpoint reader returns: named tensors whose bytes are read only when
  * asked for, so an architecture builder touches just the tower it builds and a several-hundred-MB
  * file is never held whole beside its converted weights. */
-import { type CpuTensor, EngineError } from "../../gpu/mod.ts";
+import { type CpuTensor } from "../../util/tensor.ts";
+import { EngineError } from "../../util/errors.ts";
 import { printable } from "../../util/text.ts";
 
 /** Element types found in checkpoints. Floating types are read as float32 values (float16 and

@@ -1,7 +1,7 @@
 /** PyTorch checkpoints: `torch.save` in the zip format (PyTorch >= 1.6) and the legacy stream
  * format, and TorchScript archives (`torch.jit.save`, as OpenAI's released CLIP files are). Each
  * becomes a StateDict whose tensors are read from their storages only when asked for. */
-import { type CpuTensor } from "../../gpu/mod.ts";
+import { type CpuTensor } from "../../util/tensor.ts";
 import { decodeDense, decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
 import { type ByteSource, openByteSource } from "./file_source.ts";
 import {

@@ -8,14 +8,8 @@
  *    past/present keys, nonpad_kv_seqlen and the extra outputs are reported as unsupported.
  * A mask that is a constant causal pattern (0 on and below a diagonal, -inf above) is not read:
  * the kernel skips the hidden keys instead. */
-import {
-  type CpuTensor,
-  cpuTensor,
-  type DType,
-  type GpuTensor,
-  shapeString,
-  sizeOf,
-} from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../../util/tensor.ts";
+import { type GpuTensor } from "../../gpu/mod.ts";
 import { prepareAttention, type Strides4 } from "../../kernels/attention.ts";
 import { attentionRef } from "../../kernels/attention_ref.ts";
 import { UnsupportedFeatureError } from "../graph.ts";

@@ -1,5 +1,5 @@
 /** Small helpers every operator family uses. */
-import type { CpuTensor, DType } from "../../gpu/mod.ts";
+import type { CpuTensor, DType } from "../../util/tensor.ts";
 import { UnsupportedError, UnsupportedFeatureError } from "../graph.ts";
 import { constValues, NodeError, type OnnxNode, type TensorInfo } from "../types.ts";
 

@@ -2,7 +2,8 @@
  * GlobalMaxPool, BatchNormalization (inference). Each resolves its attributes (per opset, with
  * `auto_pad` turned into explicit pads) into the plain settings the kernels and their CPU
  * references share. */
-import { type CpuTensor, cpuTensor, type GpuTensor } from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../util/tensor.ts";
+import { type GpuTensor } from "../../gpu/mod.ts";
 import { type BatchNormParams, prepareBatchNorm } from "../../kernels/batchnorm.ts";
 import { batchNormLayout, batchNormRef } from "../../kernels/batchnorm_ref.ts";
 import { CONV_KERNEL, convProblemKey, prepareConv } from "../../kernels/conv.ts";

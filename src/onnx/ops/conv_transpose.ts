@@ -1,7 +1,8 @@
 /** ONNX operators: ConvTranspose. Attributes (per the operator's definition, opsets 1, 11, 22:
  * the forms did not change) are resolved into explicit, possibly negative pads and an output
  * padding, the plain settings the kernel and its CPU reference share. */
-import { type CpuTensor, cpuTensor, type GpuTensor } from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../util/tensor.ts";
+import { type GpuTensor } from "../../gpu/mod.ts";
 import { prepareConvTranspose } from "../../kernels/conv_transpose.ts";
 import {
   type ConvTransposeAttrs,

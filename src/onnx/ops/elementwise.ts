@@ -2,16 +2,8 @@
  * and comparisons with numpy broadcasting (and the pre-opset-7 `broadcast`/`axis` form), PRelu,
  * variadic Sum/Mean/Max/Min and Where. Each maps onto the kernels of src/kernels/elementwise.ts;
  * the CPU path runs the matching references of src/kernels/elementwise_ref.ts. */
-import {
-  type CpuTensor,
-  cpuTensor,
-  createStorageBuffer,
-  type DType,
-  type GpuTensor,
-  intRange,
-  shapeString,
-  toGpuArray,
-} from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, intRange, shapeString } from "../../util/tensor.ts";
+import { createStorageBuffer, type GpuTensor, toGpuArray } from "../../gpu/mod.ts";
 import { broadcastShapes } from "../../kernels/broadcast.ts";
 import {
   type BinaryOp,

@@ -6,7 +6,7 @@
  * NodeError. Indices computed on the GPU cannot be checked then: the kernels skip an out-of-range
  * index (GatherND writes 0 for that element) and report it in the node's status slot, which the
  * plan reads back after the run and raises as an error naming the node. */
-import type { CpuTensor } from "../../gpu/mod.ts";
+import type { CpuTensor } from "../../util/tensor.ts";
 import { NMS_BOX_COORDS, nmsRef } from "../../kernels/nms_ref.ts";
 import {
   prepareGatherND,

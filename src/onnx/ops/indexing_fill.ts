@@ -1,6 +1,6 @@
 /** ONNX operators that write masks, one-hots and running sums: Trilu, EyeLike (band kernels),
  * CumSum, Hardmax (line kernels), OneHot. Registered through `indexingOps` (indexing.ts). */
-import type { DType } from "../../gpu/mod.ts";
+import type { DType } from "../../util/tensor.ts";
 import { prepareEye, prepareTrilu } from "../../kernels/band.ts";
 import { eyeRef, triluRef } from "../../kernels/band_ref.ts";
 import { prepareOneHot } from "../../kernels/onehot.ts";

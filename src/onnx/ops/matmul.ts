@@ -1,7 +1,8 @@
 /** ONNX MatMul (numpy semantics) and Gemm, on the kernels of `src/kernels/matmul.ts`. With the
  * model's precision "f16" the operands may be stored as halves (float32 accumulation); `tune`
  * measures the kernel variants of the node's problem (see ModelOptions.tuneKernels). */
-import { type CpuTensor, type DType, type GpuTensor, shapeString } from "../../gpu/mod.ts";
+import { type CpuTensor, type DType, shapeString } from "../../util/tensor.ts";
+import { type GpuTensor } from "../../gpu/mod.ts";
 import {
   MATMUL_KERNEL,
   type MatmulProblem,

@@ -1,7 +1,7 @@
 /** ONNX data-movement operators: Transpose, Concat, Slice, Split, Gather, GatherElements, Expand,
  * Tile, Pad, DepthToSpace, SpaceToDepth. Each resolves its attributes/constant inputs once (per
  * opset) into plain numbers, shared by shape inference, the CPU reference and the GPU kernels. */
-import { roundToF16, shapeString, sizeOf } from "../../gpu/mod.ts";
+import { roundToF16, shapeString, sizeOf } from "../../util/tensor.ts";
 import { broadcastShapes } from "../../kernels/broadcast.ts";
 import { prepareConcat, prepareExpand, prepareSlice, prepareSplit } from "../../kernels/copy.ts";
 import {

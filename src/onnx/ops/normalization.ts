@@ -2,7 +2,8 @@
  * (src/kernels/groupnorm.ts): InstanceNormalization is one channel per group, parameters per
  * channel; GroupNormalization has its parameters per group in opset 18 and per channel from
  * opset 21. */
-import { type CpuTensor, cpuTensor, type GpuTensor } from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor } from "../../util/tensor.ts";
+import { type GpuTensor } from "../../gpu/mod.ts";
 import { prepareGroupNorm } from "../../kernels/groupnorm.ts";
 import {
   type GroupNormLayout,

@@ -7,15 +7,12 @@
  * MatMul / Conv operators of this engine on them and requantize (QLinear*) or convert the exact
  * integer sums to int32 (*Integer). See src/kernels/quantize.ts for when the float32 sums are
  * exact (every partial sum an integer below 2^24: always for K <= 258 full-range terms). */
+import { type CpuTensor, type DType, shapeString, sizeOf } from "../../util/tensor.ts";
 import {
-  type CpuTensor,
   createStorageBuffer,
   type Dispatch,
-  type DType,
   GPU_ELEMENT_BYTES,
   type GpuTensor,
-  shapeString,
-  sizeOf,
   STORAGE_USAGE,
   toGpuArray,
 } from "../../gpu/mod.ts";

@@ -2,7 +2,7 @@
  * LogSum,LogSumExp}, Softmax, LogSoftmax, LayerNormalization, LpNormalization, ArgMax, ArgMin.
  * Each resolves its attributes / constant inputs (per opset) into plain numbers shared by shape
  * inference, the CPU reference and the GPU kernel. */
-import type { DType } from "../../gpu/mod.ts";
+import type { DType } from "../../util/tensor.ts";
 import { prepareArgMax } from "../../kernels/argmax.ts";
 import { argRef } from "../../kernels/argmax_ref.ts";
 import { prepareLayerNorm } from "../../kernels/layernorm.ts";

@@ -1,7 +1,7 @@
 /** ONNX Resize (opsets 10, 11, 13, 18, 19) and Upsample (7, 9): turns the operator's inputs and
  * attributes into an output shape and ResizeOptions for the resize kernels. Scales, sizes and
  * roi must be known at plan time (constInputs). */
-import type { CpuTensor, DType } from "../../gpu/mod.ts";
+import type { CpuTensor, DType } from "../../util/tensor.ts";
 import { prepareResize } from "../../kernels/resize.ts";
 import {
   COORD_MODES,

@@ -3,7 +3,7 @@
  * Shape, Size, Constant, ConstantOfShape and Range produce values known at plan time, so the
  * executor folds them on the CPU. Each resolves attributes or constant inputs per opset once, and
  * the CPU reference reuses the same resolution. */
-import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../../gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../../util/tensor.ts";
 import {
   attrFloat,
   attrInt,

@@ -7,9 +7,9 @@
  * so the data starts at a multiple of 64 bytes, then the raw elements. We write version 1.0 (2.0
  * when the header does not fit in 65,535 bytes), little-endian, C order. We read any byte order
  * and Fortran order (transposed into C order on load). */
-import { EngineError } from "../gpu/errors.ts";
-import { f16BitsToF32, f32ToF16Bits } from "../gpu/tensor.ts";
-import { printable } from "../util/text.ts";
+import { EngineError } from "./errors.ts";
+import { f16BitsToF32, f32ToF16Bits } from "./tensor.ts";
+import { printable } from "./text.ts";
 
 /** Element types supported on both read and write. */
 export type NpyDType =

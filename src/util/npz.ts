@@ -4,9 +4,9 @@
  * `np.savez_compressed`), and read both. fflate does not write ZIP64, so one archive must stay
  * under 4 GiB; larger feature sets need a split cache. */
 import * as fflate from "fflate";
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "./errors.ts";
 import { decodeNpy, encodeNpy, type NpyArray, writeFileAtomic } from "./npy.ts";
-import { printable } from "../util/text.ts";
+import { printable } from "./text.ts";
 
 const ZIP32_LIMIT = 0xffffffff;
 

@@ -4,7 +4,7 @@
  * same table produces `--help`. Unknown flags, missing values and malformed numbers are
  * `EngineError`s naming the flag. Accepted forms: `--name value`, `--name=value`, and for
  * booleans `--name` / `--name=true|false`. */
-import { EngineError } from "../gpu/errors.ts";
+import { EngineError } from "./errors.ts";
 
 export type FlagType = "string" | "number" | "int" | "boolean";
 
