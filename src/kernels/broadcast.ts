@@ -1,35 +1,4 @@
-/** Numpy broadcasting, shared by the elementwise kernels and their CPU references (pure TS). */
-
-/** The numpy broadcast of `shapes` (right-aligned; each dim equal or 1), or undefined when the
- * shapes are incompatible. */
-export function broadcastShapes(...shapes: (readonly number[])[]): number[] | undefined {
-  const rank = Math.max(0, ...shapes.map((s) => s.length));
-  const out = new Array<number>(rank).fill(1);
-  for (const shape of shapes) {
-    const offset = rank - shape.length;
-    for (let d = 0; d < shape.length; d++) {
-      const dim = shape[d];
-      const cur = out[offset + d];
-      if (dim === cur || dim === 1) continue;
-      if (cur !== 1) return undefined;
-      out[offset + d] = dim;
-    }
-  }
-  return out;
-}
-
-/** Row-major element strides of an input of `shape` read as if it had `outShape`: 0 along
- * broadcast (size-1 or missing) dims. `outShape` must be a broadcast of `shape`. */
-export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
-  const strides = new Array<number>(outShape.length).fill(0);
-  const offset = outShape.length - shape.length;
-  let stride = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    if (shape[d] !== 1) strides[offset + d] = stride;
-    stride *= shape[d];
-  }
-  return strides;
-}
+/** Numpy broadcasting plans, shared by the elementwise kernels and their CPU references (pure TS). */
 
 /** How a kernel finds the element of one input that feeds output element `i`. */
 export type SourceIndex =

@@ -17,7 +17,8 @@ import {
 } from "../gpu/mod.ts";
 import { type DType, NARROW_INTS, shapeString, sizeOf } from "../util/tensor.ts";
 import { EngineError } from "../util/errors.ts";
-import { broadcastShapes, planBroadcast, type SourceIndex } from "./broadcast.ts";
+import { planBroadcast, type SourceIndex } from "./broadcast.ts";
+import { broadcastShapes } from "./shape.ts";
 
 const WG = 256;
 /** Output elements per invocation of the broadcasting kernels (RUN in shaders/binary.wgsl). */

@@ -3,7 +3,7 @@
  * output dtype (half precision for float16); int32 wraps like the GPU's i32; int64 (held as
  * float64 numbers) does not wrap; bool is 0/1. */
 import { type CpuData, type CpuTensor, cpuTensor, type DType, sizeOf } from "../util/tensor.ts";
-import { broadcastShapes, broadcastStrides } from "./broadcast.ts";
+import { broadcastShapes, broadcastStrides } from "./shape.ts";
 import {
   type BinaryOp,
   binaryOutputDType,

@@ -4,7 +4,7 @@
  * the last two axes, the batch axes (all but the last two) broadcast numpy-style, and `bias` is
  * broadcast (right-aligned, numpy rules, one-directional) to the output shape [...batch, M, N].
  * Sums accumulate in float64 so the reference is the oracle for float32 GPU results. */
-import { broadcastShapes } from "./broadcast.ts";
+import { broadcastShapes } from "./shape.ts";
 import { type CpuTensor, cpuTensor, type DType, shapeString, sizeOf } from "../util/tensor.ts";
 
 /** Epilogue activations the matmul kernels can fuse (applied after alpha/beta/bias). */

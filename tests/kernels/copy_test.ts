@@ -11,7 +11,7 @@ import {
   prepareSplit,
   simplifyRegion,
 } from "../../src/kernels/copy.ts";
-import { broadcastShapes } from "../../src/kernels/broadcast.ts";
+import { broadcastShapes } from "../../src/kernels/shape.ts";
 import {
   concatRef,
   expandRef,

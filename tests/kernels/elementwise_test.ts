@@ -36,7 +36,8 @@ import {
   variadicRef,
   whereRef,
 } from "../../src/kernels/elementwise_ref.ts";
-import { broadcastShapes, planBroadcast } from "../../src/kernels/broadcast.ts";
+import { planBroadcast } from "../../src/kernels/broadcast.ts";
+import { broadcastShapes } from "../../src/kernels/shape.ts";
 import { elementwiseOps } from "../../src/onnx/ops/elementwise.ts";
 import type { AttrValue, OnnxNode } from "../../src/onnx/types.ts";
 import { assertClose, randomFloats, rng } from "../helpers.ts";

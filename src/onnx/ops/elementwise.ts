@@ -4,7 +4,7 @@
  * the CPU path runs the matching references of src/kernels/elementwise_ref.ts. */
 import { type CpuTensor, cpuTensor, type DType, intRange, shapeString } from "../../util/tensor.ts";
 import { createStorageBuffer, type GpuTensor, toGpuArray } from "../../gpu/mod.ts";
-import { broadcastShapes } from "../../kernels/broadcast.ts";
+import { broadcastShapes } from "../../kernels/shape.ts";
 import {
   type BinaryOp,
   binaryOutputDType,

@@ -2,7 +2,7 @@
  * Tile, Pad, DepthToSpace, SpaceToDepth. Each resolves its attributes/constant inputs once (per
  * opset) into plain numbers, shared by shape inference, the CPU reference and the GPU kernels. */
 import { roundToF16, shapeString, sizeOf } from "../../util/tensor.ts";
-import { broadcastShapes } from "../../kernels/broadcast.ts";
+import { broadcastShapes } from "../../kernels/shape.ts";
 import { prepareConcat, prepareExpand, prepareSlice, prepareSplit } from "../../kernels/copy.ts";
 import {
   concatRef,
