@@ -83,10 +83,7 @@ export async function readBuffer(
   const enc = gpu.device.createCommandEncoder();
   enc.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
   gpu.device.queue.submit([enc.finish()]);
-  const lost = gpu.device.lost.then((info) => {
-    throw new EngineError(`reading results: GPU device lost (${info.reason}): ${info.message}`);
-  });
-  await Promise.race([staging.mapAsync(GPUMapMode.READ), lost]);
+  await gpu.untilLost(staging.mapAsync(GPUMapMode.READ), "reading results");
   const out = staging.getMappedRange().slice(0, byteLength);
   staging.unmap();
   staging.destroy();

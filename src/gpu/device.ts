@@ -25,11 +25,25 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
 }
 
+/** The device went away (driver reset, out of memory, destroyed): `context` says what was
+ * waiting. */
+export class DeviceLostError extends EngineError {
+  constructor(
+    readonly reason: GPUDeviceLostReason,
+    readonly detail: string,
+    readonly context?: string,
+  ) {
+    super(`${context ? `${context}: ` : ""}GPU device lost (${reason}): ${detail}`);
+    this.name = "DeviceLostError";
+  }
+}
+
 /** The engine's handle on one WebGPU device: limits, caches, and error surfacing. */
 export class Gpu {
   readonly pipelines: PipelineCache;
   readonly pool: BufferPool;
-  #lostError: Error | undefined;
+  #lost: Promise<DeviceLostError>;
+  #lostError: DeviceLostError | undefined;
   #uncaptured: string[] = [];
 
   constructor(
@@ -39,10 +53,11 @@ export class Gpu {
   ) {
     this.pipelines = new PipelineCache(device);
     this.pool = new BufferPool(device);
-    device.lost.then((info) => {
-      if (info.reason !== "destroyed") {
-        this.#lostError = new EngineError(`GPU device lost (${info.reason}): ${info.message}`);
-      }
+    // The one watcher of device.lost: every wait on GPU work races this promise (untilLost).
+    this.#lost = device.lost.then((info) => {
+      const error = new DeviceLostError(info.reason, info.message);
+      if (info.reason !== "destroyed") this.#lostError = error;
+      return error;
     });
     device.addEventListener("uncapturederror", (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
@@ -64,7 +79,9 @@ export class Gpu {
 
   /** Throws if the device was lost or a validation error escaped an error scope. */
   checkHealthy(context: string): void {
-    if (this.#lostError) throw new EngineError(`${context}: ${this.#lostError.message}`);
+    if (this.#lostError) {
+      throw new DeviceLostError(this.#lostError.reason, this.#lostError.detail, context);
+    }
     if (this.#uncaptured.length > 0) {
       const msgs = this.#uncaptured.splice(0);
       throw new EngineError(`${context}: WebGPU error: ${msgs.join("; ")}`);
@@ -73,12 +90,17 @@ export class Gpu {
 
   /** Waits for all submitted work, surfacing device loss instead of hanging. */
   async sync(context = "GPU work"): Promise<void> {
-    const done = this.device.queue.onSubmittedWorkDone();
-    const lost = this.device.lost.then((info) => {
-      throw new EngineError(`${context}: GPU device lost (${info.reason}): ${info.message}`);
-    });
-    await Promise.race([done, lost]);
+    await this.untilLost(this.device.queue.onSubmittedWorkDone(), context);
     this.checkHealthy(context);
+  }
+
+  /** Waits for `work` (a map or a queue fence), throwing a DeviceLostError that names
+   * `context` if the device is lost first, instead of waiting forever. */
+  async untilLost<T>(work: Promise<T>, context: string): Promise<T> {
+    const lost = this.#lost.then((error): never => {
+      throw new DeviceLostError(error.reason, error.detail, context);
+    });
+    return await Promise.race([work, lost]);
   }
 
   /** Runs `fn` inside validation + out-of-memory error scopes and throws with `context`. */

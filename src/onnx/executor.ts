@@ -275,12 +275,7 @@ export class Model implements ConstantUploader {
       if (status) encoder.copyBufferToBuffer(status, 0, staging!, statusOffset, status.size);
       gpu.device.queue.submit([encoder.finish()]);
       if (staging) {
-        const lost = gpu.device.lost.then((info) => {
-          throw new EngineError(
-            `${this.source}: GPU device lost (${info.reason}): ${info.message}`,
-          );
-        });
-        await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, total), lost]);
+        await gpu.untilLost(staging.mapAsync(GPUMapMode.READ, 0, total), this.source);
         const mapped = staging.getMappedRange(0, total).slice(0);
         staging.unmap();
         if (status) {
