@@ -4,5 +4,6 @@ export * from "./buffer_pool.ts";
 export * from "./buffers.ts";
 export * from "./pipelines.ts";
 export * from "./dispatch.ts";
+export * from "./uniform_layout.ts";
 export * from "./uniforms.ts";
 export * from "./status.ts";

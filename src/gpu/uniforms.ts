@@ -1,4 +1,11 @@
 import type { Gpu } from "./device.ts";
+import { shaderSource } from "./pipelines.ts";
+import {
+  packUniformValues,
+  parseUniformLayout,
+  type UniformLayout,
+  type UniformValues,
+} from "./uniform_layout.ts";
 
 /** Packs a WGSL uniform struct of 32-bit scalars (and 4-vectors, 16-byte aligned). Fields go in
  * declaration order; `build` pads to a multiple of 16 bytes as uniform buffers require. */
@@ -57,9 +64,48 @@ export class Params {
   }
 }
 
-/** Creates a uniform buffer holding `params` (created once per prepared dispatch). */
-export function createUniform(gpu: Gpu, params: Params | ArrayBuffer, label = "params"): GPUBuffer {
-  const data = params instanceof Params ? params.build() : params;
+const layouts = new Map<string, UniformLayout>();
+
+/** The layout of `shaders/<shader>.wgsl`'s `struct Params`, parsed once per shader. */
+export function uniformLayout(shader: string): UniformLayout {
+  let layout = layouts.get(shader);
+  if (!layout) {
+    layout = parseUniformLayout(shader, shaderSource(shader));
+    layouts.set(shader, layout);
+  }
+  return layout;
+}
+
+/** `values` packed by field name as `shader`'s `struct Params` lays them out (for
+ * `queue.writeBuffer` of a uniform that changes between submissions). */
+export function packUniforms(shader: string, values: UniformValues): ArrayBuffer {
+  return packUniformValues(uniformLayout(shader), values);
+}
+
+/** Creates a uniform buffer holding `shader`'s `struct Params` filled by field name (created once
+ * per prepared dispatch). The legacy form takes positional `Params` or packed bytes. */
+export function createUniform(
+  gpu: Gpu,
+  shader: string,
+  values: UniformValues,
+  label?: string,
+): GPUBuffer;
+export function createUniform(gpu: Gpu, params: Params | ArrayBuffer, label?: string): GPUBuffer;
+export function createUniform(
+  gpu: Gpu,
+  first: string | Params | ArrayBuffer,
+  second?: UniformValues | string,
+  third?: string,
+): GPUBuffer {
+  let data: ArrayBuffer;
+  let label: string;
+  if (typeof first === "string") {
+    data = packUniforms(first, second as UniformValues);
+    label = third ?? first;
+  } else {
+    data = first instanceof Params ? first.build() : first;
+    label = (second as string | undefined) ?? "params";
+  }
   const buffer = gpu.device.createBuffer({
     size: Math.max(16, Math.ceil(data.byteLength / 16) * 16),
     usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
