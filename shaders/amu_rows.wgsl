@@ -28,12 +28,17 @@ struct StepState {
   bc2Sqrt: f32,
 }
 
+// One uniform struct for every entry point; an entry point ignores the fields it does not name.
 struct Params {
   classes: u32,
+  // train: the batch's row capacity; eval, zeroshot: this chunk's rows; totals_main: all rows.
   rows: u32,
+  // eval, zeroshot: the chunk's first row in the whole set.
   rowOffset: u32,
   alpha: f32,
   lambda: f32,
+  // totals_main: where in `totals` the five sums go.
+  outOffset: u32,
 }
 
 const WG: u32 = {{WG}}u;
@@ -339,19 +344,15 @@ fn zeroshot(
 // ------------------------------------------------------------------------------------------
 // evaluation totals: one workgroup sums the per-row results in a fixed order
 
-struct TotalParams {
-  rows: u32,
-  outOffset: u32,
-}
-
 @group(0) @binding(0) var<storage, read> totLoss: array<f32>;
 @group(0) @binding(1) var<storage, read> totHits: array<u32>;
 @group(0) @binding(2) var<storage, read_write> totals: array<f32>;
-@group(0) @binding(3) var<uniform> totParams: TotalParams;
+@group(0) @binding(3) var<uniform> totParams: Params;
 
 var<workgroup> redH: array<vec3<u32>, WG>;
 
-// totals[outOffset ..] = (sum loss_merge, sum loss_aux, fused hits, aux hits, clip hits)
+// totals[outOffset ..] = (sum loss_merge, sum loss_aux, fused hits, aux hits, clip hits): on the
+// host EVAL_TOTALS_WORDS and unpackEvalTotals (amu_rows_shape.ts).
 @compute @workgroup_size(WG)
 fn totals_main(@builtin(local_invocation_index) lid: u32) {
   var lm = 0.0;

@@ -23,17 +23,21 @@ struct StepState {
   bc2Sqrt: f32,
 }
 
-struct ScheduleParams {
+// One uniform struct for both entry points; each ignores the fields of the other.
+struct Params {
+  // begin: how the step counter maps to an epoch's batch.
   rowsPerEpoch: u32,
   batchSize: u32,
   itersPerEpoch: u32,
+  // finish: the weight of loss_merge in the iteration's loss.
+  lambda: f32,
 }
 
 // schedule[t] = (lr, decay, stepSize, bc2Sqrt) of global step t.
 @group(0) @binding(0) var<storage, read_write> counter: array<u32>;
 @group(0) @binding(1) var<storage, read> schedule: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> state: StepState;
-@group(0) @binding(3) var<uniform> sched: ScheduleParams;
+@group(0) @binding(3) var<uniform> sched: Params;
 
 @compute @workgroup_size(1)
 fn begin() {
@@ -53,14 +57,10 @@ fn begin() {
   counter[0] = t + 1u;
 }
 
-struct FinishParams {
-  lambda: f32,
-}
-
 @group(0) @binding(0) var<storage, read> finState: StepState;
 @group(0) @binding(1) var<storage, read> rowStats: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> iterStats: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> fin: FinishParams;
+@group(0) @binding(3) var<uniform> fin: Params;
 
 @compute @workgroup_size(1)
 fn finish() {
@@ -77,5 +77,6 @@ fn finish() {
   merge = merge / f32(count);
   aux = aux / f32(count);
   let loss = fin.lambda * merge + (1.0 - fin.lambda) * aux;
+  // The record's layout on the host: ITER_RECORD_WORDS, unpackIterationRecords (amu_step_shape.ts).
   iterStats[finState.iter] = vec4<f32>(loss, merge, aux, correct);
 }

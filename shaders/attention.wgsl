@@ -5,80 +5,20 @@
 // running maximum m and sum l of exp(score - m) per query; when m grows, l and the output
 // accumulator are rescaled by exp(m_old - m_new) ("online softmax", as in flash attention).
 //
-// Entry points:
-//  - `pack` copies Q, K or V (addressed through element strides along batch, head, row, column,
-//    so the head split transposes of an exported graph are read in place) into a texture whose
-//    texel (d, r) holds rows 4r .. 4r + 3 of column d (rgba32float), or with HALVES rows
-//    8r .. 8r + 7 as half pairs (rgba32uint, as pack2x16float makes them), zero past the last
-//    row (Q is multiplied by `scale` on the way). Why textures: on llvmpipe a textureLoad is a
-//    branch-free gather, cheaper per value than a storage-buffer load (a loop over the SIMD
-//    lanes), and loads are what these products cost there; halves halve the loads again.
-//  - `main`: one invocation per 16 query rows of one (batch, head). Per block of 16 keys it
-//    computes the 16 x 16 scores as an outer-product register tile (per column d: four texel
-//    loads of Q and four of K, two each with halves, for 256 multiply-adds, like the matmul
-//    kernel's 16 x 16 blocks), turns them into probabilities in place, and adds P V to its 16
-//    output rows, which live in a function-scope array (per column d: four texel loads of V, or
-//    two, for 256 multiply-adds). The output is written once at the end, through strides (so the
-//    head merge transpose is free too).
-// TEXEL (f32 or u32) and FORMAT (rgba32float or rgba32uint) are placeholders: texture element
-// types, which override constants cannot choose; HALVES must agree with them.
+// Q, K and V are read from textures that attention_pack.wgsl fills (why textures: on llvmpipe a
+// textureLoad is a branch-free gather, cheaper per value than a storage-buffer load, a loop over
+// the SIMD lanes, and loads are what these products cost there; halves halve the loads again).
+// `main`: one invocation per 16 query rows of one (batch, head). Per block of 16 keys it
+// computes the 16 x 16 scores as an outer-product register tile (per column d: four texel loads
+// of Q and four of K, two each with halves, for 256 multiply-adds, like the matmul kernel's
+// 16 x 16 blocks), turns them into probabilities in place, and adds P V to its 16 output rows,
+// which live in a function-scope array (per column d: four texel loads of V, or two, for 256
+// multiply-adds). The output is written once at the end, through strides (so the head merge
+// transpose is free too).
+// TEXEL (f32 or u32) is a placeholder: the texture element type, which override constants cannot
+// choose; HALVES must agree with it.
 // The register tiles are written out with constant indices rather than looped over: loops over
 // register arrays are not reliably unrolled, and an array that is not unrolled lives in memory.
-
-struct PackParams {
-  rows: u32,
-  cols: u32,
-  heads: u32,
-  // Texel rows per (batch, head) (a multiple of 4: whole 16-row tiles) and heads per layer.
-  tex_rows: u32,
-  heads_per_layer: u32,
-  scale: f32,
-  // Element strides along (batch, head, row, column).
-  st: vec4<u32>,
-}
-
-@group(0) @binding(0) var<storage, read> pack_src: array<f32>;
-@group(0) @binding(1) var pack_dst: texture_storage_2d_array<{{FORMAT}}, write>;
-@group(0) @binding(2) var<uniform> pp: PackParams;
-
-override WG_X: u32 = 8u;
-override WG_Y: u32 = 8u;
-// Operands stored as halves, eight rows per texel (the model's "f16" precision); f32 arithmetic.
-override HALVES: bool = false;
-
-fn pack_value(base: u32, row: u32, col: u32) -> f32 {
-  let inside = row < pp.rows;
-  let x = pack_src[select(0u, base + row * pp.st.z + col * pp.st.w, inside)] * pp.scale;
-  return select(0.0, x, inside);
-}
-
-@compute @workgroup_size(WG_X, WG_Y)
-fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
-  // gid: (column, texel row, batch * heads + head)
-  if (gid.x >= pp.cols || gid.y >= pp.tex_rows) {
-    return;
-  }
-  let bh = gid.z;
-  let base = (bh / pp.heads) * pp.st.x + (bh % pp.heads) * pp.st.y;
-  var texel: vec4<u32>;
-  if (HALVES) {
-    let r = 8u * gid.y;
-    texel = vec4<u32>(
-      pack2x16float(vec2<f32>(pack_value(base, r, gid.x), pack_value(base, r + 1u, gid.x))),
-      pack2x16float(vec2<f32>(pack_value(base, r + 2u, gid.x), pack_value(base, r + 3u, gid.x))),
-      pack2x16float(vec2<f32>(pack_value(base, r + 4u, gid.x), pack_value(base, r + 5u, gid.x))),
-      pack2x16float(vec2<f32>(pack_value(base, r + 6u, gid.x), pack_value(base, r + 7u, gid.x))),
-    );
-  } else {
-    let r = 4u * gid.y;
-    texel = bitcast<vec4<u32>>(vec4<f32>(pack_value(base, r, gid.x),
-      pack_value(base, r + 1u, gid.x), pack_value(base, r + 2u, gid.x),
-      pack_value(base, r + 3u, gid.x)));
-  }
-  let y = (bh % pp.heads_per_layer) * pp.tex_rows + gid.y;
-  textureStore(pack_dst, vec2<u32>(gid.x, y), bh / pp.heads_per_layer,
-    bitcast<vec4<{{TEXEL}}>>(texel));
-}
 
 struct Params {
   sq: u32,
@@ -115,6 +55,8 @@ struct Params {
 @group(0) @binding(5) var<uniform> p: Params;
 
 override WG: u32 = 64u;
+// Operands stored as halves, eight rows per texel (the model's "f16" precision); f32 arithmetic.
+override HALVES: bool = false;
 // An additive mask operand (else `mask` is an unread stand-in).
 override HAS_MASK: bool = false;
 // The mask is boolean (u32 0 / 1, true = visible) instead of additive.

@@ -1,7 +1,7 @@
 // Inference batch normalization as a per-parameter affine map:
 //   Y[i] = X[i] * scale'[p] + shift'[p],  p = (i / inner) % params,
 // with scale' = scale / sqrt(var + eps) and shift' = B - mean * scale' (folded once: by the host
-// when the parameters are constants, else by `fold` below on every run).
+// when the parameters are constants, else by batchnorm_fold.wgsl on every run).
 //
 // `main` gives each invocation a run of RUN consecutive elements of one row (one (n, parameter)
 // pair), so the two parameter loads are shared by the run: storage loads are the cost on CPU
@@ -44,28 +44,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       y[base + first + j] = v;
     }
   }
-}
-
-struct FoldParams {
-  count: u32,
-  epsilon: f32,
-}
-
-@group(0) @binding(0) var<storage, read> scale: array<f32>;
-@group(0) @binding(1) var<storage, read> shift: array<f32>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> variance: array<f32>;
-@group(0) @binding(4) var<storage, read_write> folded: array<f32>;
-@group(0) @binding(5) var<uniform> fold_params: FoldParams;
-
-// One invocation per parameter: scale' and shift' from the four parameter tensors.
-@compute @workgroup_size(WG)
-fn fold(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= fold_params.count) {
-    return;
-  }
-  let a = scale[i] / sqrt(variance[i] + fold_params.epsilon);
-  folded[i] = a;
-  folded[fold_params.count + i] = shift[i] - mean[i] * a;
 }

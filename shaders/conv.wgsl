@@ -785,21 +785,13 @@ fn main_wide3(
 }
 
 // ---- weight packing for weights that are not known at plan time ----
-
-struct PackParams {
-  k_total: u32, // taps * Cg
-  cg: u32,
-  mg: u32,
-  taps: u32,
-  blocks: u32, // MB: channel blocks per group (multiple of TM4)
-  total_blocks: u32, // groups * MB
-  width: u32, // texture width
-  rows: u32, // texture rows per channel block
-}
+// `pack_weights` reads the convolution's own Params: K = taps * Cg (kernel.w * channels.z), the
+// channel blocks per group MB = tiles.y * TM4 (channel tiles per group, TM4 blocks each), the
+// groups (tiles.z), and the texture's width and rows per channel block (texture.x, texture.y).
 
 @group(0) @binding(0) var<storage, read> w_src: array<f32>;
 @group(0) @binding(1) var w_dst: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(2) var<uniform> pack: PackParams;
+@group(0) @binding(2) var<uniform> pack_params: Params;
 
 // One invocation per texel: W[M, Cg, taps] -> the texture layout above.
 @compute @workgroup_size(WG)
@@ -807,22 +799,29 @@ fn pack_weights(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+  let cg = pack_params.channels.z;
+  let mg = pack_params.channels.w;
+  let taps = pack_params.kernel.w;
+  let k_total = taps * cg;
+  let blocks = pack_params.tiles.y * TM4;
+  let width = pack_params.texture.x;
+  let rows = pack_params.texture.y;
   let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= pack.k_total * pack.total_blocks) {
+  if (i >= k_total * blocks * pack_params.tiles.z) {
     return;
   }
-  let k = i % pack.k_total;
-  let block = i / pack.k_total; // g * MB + mb
-  let tap = k / pack.cg;
-  let c = k % pack.cg;
-  let g = block / pack.blocks;
-  let m0 = (block % pack.blocks) * 4u;
+  let k = i % k_total;
+  let block = i / k_total; // g * MB + mb
+  let tap = k / cg;
+  let c = k % cg;
+  let g = block / blocks;
+  let m0 = (block % blocks) * 4u;
   var v = vec4<f32>(0.0);
   for (var lane = 0u; lane < 4u; lane++) {
     let m = m0 + lane;
-    if (m < pack.mg) {
-      v[lane] = w_src[((g * pack.mg + m) * pack.cg + c) * pack.taps + tap];
+    if (m < mg) {
+      v[lane] = w_src[((g * mg + m) * cg + c) * taps + tap];
     }
   }
-  textureStore(w_dst, vec2<u32>(k % pack.width, block * pack.rows + k / pack.width), v);
+  textureStore(w_dst, vec2<u32>(k % width, block * rows + k / width), v);
 }

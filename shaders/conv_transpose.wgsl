@@ -33,8 +33,8 @@
 // 2x2/2 layer computes 4 useful columns per input load instead of 1, and ran 2-2.4x faster on
 // llvmpipe (timings in src/kernels/conv_transpose.ts).
 //
-// Weight layout (written once by the host when W is constant, else by `pack_weights`): vec4
-// ((g * taps + tap) * Cg + c) * MB + mb holds W[g*Cg + c, 4*mb + (0..3), tap], zero past Mg.
+// Weight layout (written once by the host when W is constant, else by conv_transpose_pack.wgsl):
+// vec4 ((g * taps + tap) * Cg + c) * MB + mb holds W[g*Cg + c, 4*mb + (0..3), tap], zero past Mg.
 // MB, the channel blocks per group, is a multiple of TM4 so that a tile stays in its group, and
 // its TM4 blocks are consecutive.
 
@@ -341,44 +341,4 @@ fn main_folded(
   if (TM4 > 3u) {
     store_folded_block(acc3, out_row, g, j0 + 12u, valid);
   }
-}
-
-// ---- weight packing for weights that are not known at plan time ----
-
-struct PackParams {
-  cg: u32,
-  mg: u32,
-  taps: u32,
-  mb: u32, // channel blocks per group
-  total: u32, // groups * taps * Cg * MB vec4s
-}
-
-@group(0) @binding(0) var<storage, read> w_src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> w_dst: array<vec4<f32>>;
-@group(0) @binding(2) var<uniform> pack: PackParams;
-
-// One invocation per packed vec4: W [C, Mg, taps] -> the layout above.
-@compute @workgroup_size(WG)
-fn pack_weights(
-  @builtin(global_invocation_id) gid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= pack.total) {
-    return;
-  }
-  let block = i % pack.mb;
-  var r = i / pack.mb;
-  let c = r % pack.cg;
-  r /= pack.cg;
-  let tap = r % pack.taps;
-  let g = r / pack.taps;
-  var v = vec4<f32>(0.0);
-  for (var lane = 0u; lane < 4u; lane++) {
-    let m = block * 4u + lane;
-    if (m < pack.mg) {
-      v[lane] = w_src[((g * pack.cg + c) * pack.mg + m) * pack.taps + tap];
-    }
-  }
-  w_dst[i] = v;
 }

@@ -4,13 +4,8 @@
 //
 // Why: on llvmpipe a textureLoad is a branch-free gather, markedly cheaper per value than a
 // storage-buffer load (a loop over the SIMD lanes), and loads are what a matmul costs there.
-// Entry points:
-//  - `pack` / `pack_f16` copy a strided matrix (any transpose, broadcast batch axes) from a
-//    storage buffer into a texture holding consecutive columns per texel: four f32 in
-//    rgba32float, or eight halves in rgba32uint (two per u32, as pack2x16float makes them).
-//    Rows and columns are zero-padded up to the texture size, so the multiply needs no bounds
-//    checks and no transposed reads. Constant operands (weights) are packed the same way once,
-//    on the host (src/kernels/matmul_pack.ts), and then never again.
+// The operands are packed into the textures by matmul_texture_pack.wgsl (or, for constant
+// operands, once on the host by src/kernels/matmul_pack.ts). Entry points:
 //  - `main_8x8` / `main_16x16` (f32 textures) and `main_f16_16x16` (half textures, f32
 //    accumulation) give each invocation a block of outputs, kept as 4 x 4 matrices in
 //    registers. A's texture holds A(m, k ..) at texel (k / 4 or k / 8, m), B's holds B(k, n ..)
@@ -21,75 +16,6 @@
 //    instead of one output at a time; the host picks it when N % 4 == 0.
 // The blocks are written out with constant indices rather than looped over: loops over register
 // arrays are not reliably unrolled, and an array that is not unrolled lives in memory.
-
-struct PackParams {
-  // Texture size in texels and layers.
-  width: u32,
-  height: u32,
-  layers: u32,
-  batch_rank: u32,
-  // Valid rows / columns of the source; the rest is written as 0.
-  rows: u32,
-  cols: u32,
-  // Element (row, col) of layer z is src[batch offset of z + row * row_stride + col * col_stride].
-  row_stride: u32,
-  col_stride: u32,
-  batch_shape: array<vec4<u32>, 2>,
-  batch_strides: array<vec4<u32>, 2>,
-}
-
-@group(0) @binding(0) var<storage, read> pack_src: array<f32>;
-@group(0) @binding(1) var pack_dst: texture_storage_2d_array<rgba32float, write>;
-@group(0) @binding(1) var pack_dst_f16: texture_storage_2d_array<rgba32uint, write>;
-@group(0) @binding(2) var<uniform> pp: PackParams;
-
-// Texel coordinates (x, y, layer) of an invocation, and the source offset of row y of the layer.
-// The pack runs on a 3-D grid (texels along x, rows along y, layers along z) rather than a flat
-// index, which would take integer divisions per texel to recover the coordinates.
-fn pack_site(gid: vec3<u32>) -> vec4<u32> {
-  var base = 0u;
-  var rest = gid.z;
-  for (var d = i32(pp.batch_rank) - 1; d >= 0; d--) {
-    let size = pp.batch_shape[d / 4][d % 4];
-    base += (rest % size) * pp.batch_strides[d / 4][d % 4];
-    rest = rest / size;
-  }
-  return vec4<u32>(gid.x, gid.y, gid.z, base + gid.y * pp.row_stride);
-}
-
-// Element (row site.y, column col) of the source, 0 past the matrix (the texture's padding).
-fn pack_value(site: vec4<u32>, col: u32) -> f32 {
-  let inside = site.y < pp.rows && col < pp.cols;
-  return select(0.0, pack_src[select(0u, site.w + col * pp.col_stride, inside)], inside);
-}
-
-@compute @workgroup_size(WG_X, WG_Y)
-fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
-  if (gid.x >= pp.width || gid.y >= pp.height) {
-    return;
-  }
-  let site = pack_site(gid);
-  let c = 4u * site.x;
-  let texel = vec4<f32>(pack_value(site, c), pack_value(site, c + 1u), pack_value(site, c + 2u),
-    pack_value(site, c + 3u));
-  textureStore(pack_dst, site.xy, site.z, texel);
-}
-
-@compute @workgroup_size(WG_X, WG_Y)
-fn pack_f16(@builtin(global_invocation_id) gid: vec3<u32>) {
-  if (gid.x >= pp.width || gid.y >= pp.height) {
-    return;
-  }
-  let site = pack_site(gid);
-  let c = 8u * site.x;
-  let texel = vec4<u32>(
-    pack2x16float(vec2<f32>(pack_value(site, c), pack_value(site, c + 1u))),
-    pack2x16float(vec2<f32>(pack_value(site, c + 2u), pack_value(site, c + 3u))),
-    pack2x16float(vec2<f32>(pack_value(site, c + 4u), pack_value(site, c + 5u))),
-    pack2x16float(vec2<f32>(pack_value(site, c + 6u), pack_value(site, c + 7u))),
-  );
-  textureStore(pack_dst_f16, site.xy, site.z, texel);
-}
 
 struct Params {
   M: u32,

@@ -7,10 +7,10 @@ import {
   isUncertaintyKind,
   UNCERTAINTY_KINDS,
   type UncertaintyKind,
-} from "../kernels/amu_factor_ref.ts";
+} from "../kernels/amu_factor_shape.ts";
 import type { FlagGroup, FlagValue } from "../util/flags.ts";
 
-export { UNCERTAINTY_KINDS, type UncertaintyKind } from "../kernels/amu_factor_ref.ts";
+export { UNCERTAINTY_KINDS, type UncertaintyKind } from "../kernels/amu_factor_shape.ts";
 
 export interface AmuConfig {
   /** Peak learning rate of the cosine schedule. */

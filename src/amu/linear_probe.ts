@@ -39,7 +39,8 @@ import { prepareArgMax } from "../kernels/argmax.ts";
 import { prepareLogregRows, prepareLogregWeightGrad } from "../kernels/logreg.ts";
 import { addPenalty, augmentRows } from "./linear_probe_ref.ts";
 import type { MethodResult } from "./method.ts";
-import { emptyTensor, rowChunks, uploadOwned, zeroShotAccuracy } from "./zero_shot.ts";
+import { emptyTensor, rowChunks, uploadOwned } from "./gpu_tensors.ts";
+import { zeroShotAccuracy } from "./zero_shot.ts";
 
 export interface LinearProbeConfig {
   /** Inverse regularisation strengths to try first. */

@@ -5,13 +5,8 @@ import type { AmuFeatures } from "../models/features.ts";
 import { l2NormalizeRowsRef } from "../kernels/amu_normalize_ref.ts";
 import { amuLogitsRef } from "../kernels/amu_logits_ref.ts";
 import { uncertaintyFactorRef } from "../kernels/amu_factor_ref.ts";
-import {
-  amuEvalRowsRef,
-  amuTrainRowsRef,
-  HIT_AUX,
-  HIT_CLIP,
-  HIT_FUSED,
-} from "../kernels/amu_rows_ref.ts";
+import { amuEvalRowsRef, amuTrainRowsRef } from "../kernels/amu_rows_ref.ts";
+import { HIT_AUX, HIT_CLIP, HIT_FUSED } from "../kernels/amu_rows_shape.ts";
 import { adamwStepRef, amuWeightGradRef } from "../kernels/amu_update_ref.ts";
 import { amuInitWeightsRef } from "../kernels/amu_init_ref.ts";
 import { stepFinishRef } from "../kernels/amu_step_ref.ts";

@@ -14,16 +14,15 @@
  *   update  dW = dz^T x[batch] fused with AdamW on W, m, v
  *   finish  per-row losses -> this iteration's (loss, merge, aux, correct)
  * The evaluation appends, per test chunk, logits + per-row losses/hits, then one fixed-order total.
- * The host reads the epoch's iteration records and the totals once, at the end of the epoch. */
+ * The host reads the epoch's iteration records and the totals once, at the end of the epoch, from
+ * one buffer laid out by `epoch_stats.ts`. */
 import {
-  createStorageBuffer,
   type Dispatch,
   encodeDispatches,
   type Gpu,
   type GpuTensor,
   readBuffer,
   ResourceScope,
-  STORAGE_USAGE,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import type { AmuFeatures } from "../models/features.ts";
@@ -31,6 +30,7 @@ import { prepareL2NormalizeRows } from "../kernels/amu_normalize.ts";
 import { chooseLogitsBlock, type LogitsBlock, prepareAmuLogits } from "../kernels/amu_logits.ts";
 import { prepareAmuFactor } from "../kernels/amu_factor.ts";
 import {
+  type EvalTotals,
   prepareAmuEvalRows,
   prepareAmuEvalTotals,
   prepareAmuTrainRows,
@@ -40,12 +40,23 @@ import { prepareAmuUpdate, type UpdateBlock } from "../kernels/amu_update.ts";
 import { prepareAmuInitWeights } from "../kernels/amu_init.ts";
 import {
   createFixedStepState,
+  type IterationRecords,
   prepareStepBegin,
   prepareStepFinish,
-  STEP_STATE_BYTES,
+  STEP_STATE_WORDS,
 } from "../kernels/amu_step.ts";
 import { type AmuConfig, itersPerEpoch } from "./config.ts";
+import {
+  type EpochStatsLayout,
+  epochStatsLayout,
+  unpackEpochStats,
+  unpackTotalsSlot,
+} from "./epoch_stats.ts";
+import { emptyTensor, uploadOwned } from "./gpu_tensors.ts";
 import { stepScalarTable } from "./schedule.ts";
+
+export type { EvalTotals } from "../kernels/amu_rows.ts";
+export type { IterationRecords } from "../kernels/amu_step.ts";
 
 /** Kernel shapes; `defaultPlan` picks them per adapter. */
 export interface SessionPlan {
@@ -71,33 +82,48 @@ export function defaultPlan(gpu: Gpu, batch: number, classes: number): SessionPl
   };
 }
 
-/** Totals of one evaluation (sums over the test rows). */
-export interface EvalTotals {
-  lossMerge: number;
-  lossAux: number;
-  fusedHits: number;
-  auxHits: number;
-  clipHits: number;
+/** The training rows on the GPU, as the step kernels read them. */
+interface TrainRows {
+  /** [N, D] auxiliary features, L2-normalised by the setup. */
+  aux: GpuTensor;
+  /** [N, C] CLIP logits and [N] uncertainty factors (fixed for the whole run). */
+  clipLogits: GpuTensor;
+  factor: GpuTensor;
+  /** [N] labels. */
+  labels: GpuTensor;
+  /** [epochs * N] row indices: every epoch's batches in order. */
+  order: GpuTensor;
 }
 
-/** What one epoch (or span of steps) produced. */
-export interface StepRecords {
-  /** Per iteration of the epoch: loss, loss_merge, loss_aux (batch means) and correct (count). */
-  loss: Float32Array;
-  lossMerge: Float32Array;
-  lossAux: Float32Array;
-  correct: Float32Array;
-}
-
+/** A block of test rows small enough for one binding of every buffer. */
 interface TestChunk {
   rowOffset: number;
   rows: number;
+  /** [rows, D] normalised auxiliary features, [rows, C] CLIP logits, [rows] factors. */
   aux: GpuTensor;
   clipLogits: GpuTensor;
   factor: GpuTensor;
 }
 
-const TOTALS_WORDS = 8;
+/** The test set on the GPU. */
+interface TestRows {
+  chunks: TestChunk[];
+  /** [T] labels. */
+  labels: GpuTensor;
+  /** Written per chunk by an evaluation, then summed: [T, 2] (loss_merge, loss_aux), [T] hit
+   * bits (HIT_FUSED | HIT_AUX | HIT_CLIP). */
+  rowLoss: GpuTensor;
+  rowHits: GpuTensor;
+}
+
+/** What the setup phases share: the dispatches run once at the end of setup, the buffers only
+ * those dispatches read (released after them), and CLIP's class weights. */
+interface SetupWork {
+  dispatches: Dispatch[];
+  temp: ResourceScope;
+  /** [Dc, C]. */
+  clipWeights: GpuTensor;
+}
 
 export class AmuSession {
   readonly rows: number;
@@ -120,7 +146,9 @@ export class AmuSession {
   #m!: GpuTensor;
   #v!: GpuTensor;
   #counter!: GPUBuffer;
+  /** The epoch's iteration records and the evaluation totals (`epoch_stats.ts`). */
   #epochStats!: GPUBuffer;
+  readonly #stats: EpochStatsLayout;
   #stepDispatches: Dispatch[] = [];
   #evalDispatches: Dispatch[] = [];
   #disposed = false;
@@ -142,6 +170,7 @@ export class AmuSession {
     this.totalSteps = this.epochs * this.iters;
     this.plan = { ...defaultPlan(gpu, this.batchSize, this.classes), ...plan };
     this.schedule = stepScalarTable(config, this.totalSteps);
+    this.#stats = epochStatsLayout(this.iters);
   }
 
   /** Uploads features and order, runs the setup kernels, and prepares every dispatch. `order` is
@@ -183,93 +212,117 @@ export class AmuSession {
     }
   }
 
-  #buffer(bytes: number, label: string): GPUBuffer {
-    return this.#scope.own(this.gpu.device.createBuffer({
-      size: Math.max(16, Math.ceil(bytes / 16) * 16),
-      usage: STORAGE_USAGE,
-      label,
-    }));
-  }
-
-  #tensor(shape: number[], label: string, dtype: "float32" | "int32" = "float32"): GpuTensor {
-    return { buffer: this.#buffer(shape.reduce((a, b) => a * b, 1) * 4, label), shape, dtype };
+  #empty(shape: number[], label: string, dtype: "float32" | "int32" = "float32"): GpuTensor {
+    return emptyTensor(this.gpu, this.#scope, shape, label, dtype);
   }
 
   #upload(data: Float32Array | Int32Array | Uint32Array, shape: number[], label: string) {
-    const buffer = this.#scope.own(createStorageBuffer(this.gpu, data, label));
-    return {
-      buffer,
-      shape,
-      dtype: data instanceof Float32Array ? "float32" : "int32",
-    } as GpuTensor;
+    return uploadOwned(this.gpu, this.#scope, data, shape, label);
   }
 
+  /** The setup, phase by phase; its dispatches run in one submission at the end. */
   async #setup(f: AmuFeatures, order: Int32Array): Promise<void> {
-    const gpu = this.gpu;
-    const { rows: N, classes: C, dim: D, clipDim: Dc, testRows: T, plan } = this;
-    const scope = this.#scope;
-    const temp = new ResourceScope(); // raw CLIP features, released after setup
-    const setup: Dispatch[] = [];
-    const clipW = this.#upload(f.clipWeights.data, [Dc, C], "clip_weights");
-
-    // CLIP logits (100 * normalised clip @ clip_weights) and factors of a block of rows.
-    const clipSide = (
-      clip: Float32Array,
-      rowCount: number,
-      label: string,
-    ): { logits: GpuTensor; factor: GpuTensor } => {
-      const raw: GpuTensor = {
-        buffer: temp.own(createStorageBuffer(gpu, clip, `${label} clip`)),
-        shape: [rowCount, Dc],
-        dtype: "float32",
-      };
-      const logits = this.#tensor([rowCount, C], `${label} CLIP logits`);
-      const factor = this.#tensor([rowCount], `${label} factor`);
-      const all = createFixedStepState(gpu, scope, 0, rowCount);
-      setup.push(
-        ...prepareL2NormalizeRows(gpu, scope, raw, plan.rowWorkgroup),
-        ...prepareAmuLogits(gpu, scope, {
-          state: all,
-          a: raw,
-          b: clipW,
-          layout: "depth-major",
-          out: logits,
-          maxRows: rowCount,
-          scale: this.config.logitScale,
-          block: plan.evalBlock,
-        }),
-        ...prepareAmuFactor(
-          gpu,
-          scope,
-          logits,
-          factor,
-          this.config.uncertainty,
-          this.config.uncertaintyPower,
-          plan.rowWorkgroup,
-        ),
-      );
-      return { logits, factor };
+    const work: SetupWork = {
+      dispatches: [],
+      temp: new ResourceScope(),
+      clipWeights: this.#upload(f.clipWeights.data, [this.clipDim, this.classes], "clip_weights"),
     };
+    try {
+      const train = this.#prepareTrainRows(work, f, order);
+      this.#prepareHead(work, train, f.trainLabels);
+      this.#epochStats = this.#empty([this.#stats.bytes / 4], "epoch stats").buffer;
+      const test = this.#prepareTestRows(work, f);
+      this.#stepDispatches = this.#prepareTrainingStep(train);
+      this.#evalDispatches = this.#prepareEvaluation(test);
+      await this.gpu.scoped("AMU setup", () => this.#submit(work.dispatches));
+      await this.gpu.sync("AMU setup");
+    } finally {
+      work.temp.dispose();
+    }
+    this.zeroShotHits = this.testRows > 0 ? (await this.#readTotals()).clipHits : 0;
+  }
 
-    // Training side.
-    const trainAux = this.#upload(f.trainAux.data, [N, D], "train_aux");
-    setup.push(...prepareL2NormalizeRows(gpu, scope, trainAux, plan.rowWorkgroup));
-    const train = clipSide(f.trainClip.data, N, "train");
-    const trainLabels = this.#upload(f.trainLabels, [N], "train_labels");
-    const orderBuf = this.#upload(order, [order.length], "batch order");
-    this.#w = this.#tensor([C, D], "head weights");
-    this.#m = this.#tensor([C, D], "adam exp_avg");
-    this.#v = this.#tensor([C, D], "adam exp_avg_sq");
-    setup.push(...prepareAmuInitWeights(gpu, scope, trainAux, f.trainLabels, C, this.#w));
+  /** CLIP's side of a block of rows: their raw CLIP features normalised, their CLIP logits
+   * (logitScale * x @ clip_weights) and each row's uncertainty factor. */
+  #prepareClipSide(
+    work: SetupWork,
+    clip: Float32Array,
+    rowCount: number,
+    label: string,
+  ): { logits: GpuTensor; factor: GpuTensor } {
+    const { gpu, plan } = this;
+    const scope = this.#scope;
+    const raw = uploadOwned(gpu, work.temp, clip, [rowCount, this.clipDim], `${label} clip`);
+    const logits = this.#empty([rowCount, this.classes], `${label} CLIP logits`);
+    const factor = this.#empty([rowCount], `${label} factor`);
+    work.dispatches.push(
+      ...prepareL2NormalizeRows(gpu, scope, raw, plan.rowWorkgroup),
+      ...prepareAmuLogits(gpu, scope, {
+        state: createFixedStepState(gpu, scope, 0, rowCount),
+        a: raw,
+        b: work.clipWeights,
+        layout: "depth-major",
+        out: logits,
+        maxRows: rowCount,
+        scale: this.config.logitScale,
+        block: plan.evalBlock,
+      }),
+      ...prepareAmuFactor(
+        gpu,
+        scope,
+        logits,
+        factor,
+        this.config.uncertainty,
+        this.config.uncertaintyPower,
+        plan.rowWorkgroup,
+      ),
+    );
+    return { logits, factor };
+  }
 
-    // Test side, in chunks that each fit one binding.
+  /** The training rows: auxiliary features (normalised), CLIP logits and factors, labels, the
+   * batch order. */
+  #prepareTrainRows(work: SetupWork, f: AmuFeatures, order: Int32Array): TrainRows {
+    const { rows: N, dim: D } = this;
+    const aux = this.#upload(f.trainAux.data, [N, D], "train_aux");
+    work.dispatches.push(
+      ...prepareL2NormalizeRows(this.gpu, this.#scope, aux, this.plan.rowWorkgroup),
+    );
+    const clip = this.#prepareClipSide(work, f.trainClip.data, N, "train");
+    return {
+      aux,
+      clipLogits: clip.logits,
+      factor: clip.factor,
+      labels: this.#upload(f.trainLabels, [N], "train_labels"),
+      order: this.#upload(order, [order.length], "batch order"),
+    };
+  }
+
+  /** The head W [C, D] from the class sums of the normalised training features, and AdamW's zero
+   * moments. */
+  #prepareHead(work: SetupWork, train: TrainRows, labels: Int32Array): void {
+    const { classes: C, dim: D } = this;
+    this.#w = this.#empty([C, D], "head weights");
+    this.#m = this.#empty([C, D], "adam exp_avg");
+    this.#v = this.#empty([C, D], "adam exp_avg_sq");
+    work.dispatches.push(
+      ...prepareAmuInitWeights(this.gpu, this.#scope, train.aux, labels, C, this.#w),
+    );
+  }
+
+  /** The test rows in chunks that each fit one binding, with CLIP's zero-shot hits counted into
+   * the evaluation totals. */
+  #prepareTestRows(work: SetupWork, f: AmuFeatures): TestRows {
+    const { gpu, plan, testRows: T, dim: D, clipDim: Dc, classes: C } = this;
+    const scope = this.#scope;
     const widest = Math.max(D, Dc, C) * 4;
     const chunkRows = Math.max(1, Math.floor(plan.chunkBytes / widest));
-    const chunks: TestChunk[] = [];
-    const testLabels = this.#upload(f.testLabels, [Math.max(T, 1)], "test_labels");
-    const rowLoss = this.#tensor([Math.max(T, 1), 2], "test row losses");
-    const rowHits = this.#tensor([Math.max(T, 1)], "test row hits", "int32");
-    this.#epochStats = this.#buffer((this.iters * 4 + TOTALS_WORDS) * 4, "epoch stats");
+    const test: TestRows = {
+      chunks: [],
+      labels: this.#upload(f.testLabels, [Math.max(T, 1)], "test_labels"),
+      rowLoss: this.#empty([Math.max(T, 1), 2], "test row losses"),
+      rowHits: this.#empty([Math.max(T, 1)], "test row hits", "int32"),
+    };
     for (let r0 = 0; r0 < T; r0 += chunkRows) {
       const rows = Math.min(chunkRows, T - r0);
       const aux = this.#upload(
@@ -277,56 +330,72 @@ export class AmuSession {
         [rows, D],
         `test_aux[${r0}:]`,
       );
-      setup.push(...prepareL2NormalizeRows(gpu, scope, aux, plan.rowWorkgroup));
-      const side = clipSide(
+      work.dispatches.push(...prepareL2NormalizeRows(gpu, scope, aux, plan.rowWorkgroup));
+      const clip = this.#prepareClipSide(
+        work,
         f.testClip.data.subarray(r0 * Dc, (r0 + rows) * Dc),
         rows,
         `test[${r0}:]`,
       );
-      setup.push(...prepareAmuZeroShot(gpu, scope, {
-        clipLogits: side.logits,
-        labels: testLabels,
-        rowHits,
+      work.dispatches.push(...prepareAmuZeroShot(gpu, scope, {
+        clipLogits: clip.logits,
+        labels: test.labels,
+        rowHits: test.rowHits,
         rows,
         rowOffset: r0,
         classes: C,
         workgroupSize: plan.rowWorkgroup,
       }));
-      chunks.push({ rowOffset: r0, rows, aux, clipLogits: side.logits, factor: side.factor });
+      test.chunks.push({
+        rowOffset: r0,
+        rows,
+        aux,
+        clipLogits: clip.logits,
+        factor: clip.factor,
+      });
     }
-    const totalsOffset = this.iters * 4;
-    if (T > 0) {
-      setup.push(...prepareAmuEvalTotals(gpu, scope, {
-        rowLoss,
-        rowHits,
-        rows: T,
-        totals: this.#epochStats,
-        outOffset: totalsOffset,
-        workgroupSize: plan.rowWorkgroup,
-      }));
-    }
+    work.dispatches.push(...this.#prepareTotals(test));
+    return test;
+  }
 
-    // Step machinery.
-    this.#counter = this.#buffer(4, "step counter");
-    const scheduleBuf = this.#upload(this.schedule, [this.totalSteps, 4], "step scalars");
-    const state = this.#buffer(STEP_STATE_BYTES, "step state");
+  /** The fixed-order sums of the test rows' losses and hits into the epoch stats' totals. */
+  #prepareTotals(test: TestRows): Dispatch[] {
+    if (this.testRows === 0) return [];
+    return prepareAmuEvalTotals(this.gpu, this.#scope, {
+      rowLoss: test.rowLoss,
+      rowHits: test.rowHits,
+      rows: this.testRows,
+      totals: this.#epochStats,
+      outOffset: this.#stats.totalsOffset,
+      workgroupSize: this.plan.rowWorkgroup,
+    });
+  }
+
+  /** One training step's five dispatches (see the file's comment), reading the step from the
+   * step counter. */
+  #prepareTrainingStep(train: TrainRows): Dispatch[] {
+    const { gpu, plan, config, classes: C, dim: D } = this;
+    const scope = this.#scope;
+    this.#counter = this.#empty([1], "step counter").buffer;
+    const schedule = this.#upload(this.schedule, [this.totalSteps, 4], "step scalars");
+    const state = this.#empty([STEP_STATE_WORDS], "step state").buffer;
     const B = this.batchSize;
-    const z = this.#tensor([B, C], "batch logits");
-    const dz = this.#tensor([B, C], "batch dloss/dz");
-    const rowStats = this.#tensor([B, 4], "batch row stats");
-    this.#stepDispatches = [
+    const z = this.#empty([B, C], "batch logits");
+    const dz = this.#empty([B, C], "batch dloss/dz");
+    const rowStats = this.#empty([B, 4], "batch row stats");
+    return [
       ...prepareStepBegin(gpu, scope, {
         counter: this.#counter,
-        schedule: scheduleBuf.buffer,
+        schedule: schedule.buffer,
         state,
-        rowsPerEpoch: N,
-        batchSize: this.config.batchSize,
+        rowsPerEpoch: this.rows,
+        batchSize: config.batchSize,
         itersPerEpoch: this.iters,
       }),
       ...prepareAmuLogits(gpu, scope, {
         state,
-        order: orderBuf,
-        a: trainAux,
+        order: train.order,
+        a: train.aux,
         b: this.#w,
         layout: "classes-major",
         out: z,
@@ -335,23 +404,23 @@ export class AmuSession {
       }),
       ...prepareAmuTrainRows(gpu, scope, {
         state,
-        order: orderBuf,
-        labels: trainLabels,
-        clipLogits: train.logits,
+        order: train.order,
+        labels: train.labels,
+        clipLogits: train.clipLogits,
         factors: train.factor,
         z,
         dz,
         rowStats,
         maxRows: B,
         classes: C,
-        alpha: this.config.alpha,
-        lambda: this.config.lambdaMerge,
+        alpha: config.alpha,
+        lambda: config.lambdaMerge,
         workgroupSize: plan.rowWorkgroup,
       }),
       ...prepareAmuUpdate(gpu, scope, {
         state,
-        order: orderBuf,
-        x: trainAux,
+        order: train.order,
+        x: train.aux,
         dz,
         w: this.#w,
         m: this.#m,
@@ -359,10 +428,10 @@ export class AmuSession {
         classes: C,
         dim: D,
         adam: {
-          beta1: this.config.adamBeta1,
-          beta2: this.config.adamBeta2,
-          eps: this.config.adamEps,
-          weightDecay: this.config.weightDecay,
+          beta1: config.adamBeta1,
+          beta2: config.adamBeta2,
+          eps: config.adamEps,
+          weightDecay: config.weightDecay,
         },
         block: plan.updateBlock,
       }),
@@ -370,55 +439,48 @@ export class AmuSession {
         state,
         rowStats: rowStats.buffer,
         iterStats: this.#epochStats,
-        lambda: this.config.lambdaMerge,
+        lambda: config.lambdaMerge,
       }),
     ];
+  }
 
-    // Evaluation.
-    const maxChunk = chunks.reduce((m, c) => Math.max(m, c.rows), 1);
-    const zTest = this.#tensor([maxChunk, C], "test head logits");
-    for (const chunk of chunks) {
-      this.#evalDispatches.push(
+  /** The test evaluation: per chunk the head's logits and the rows' losses and hits, then the
+   * totals. */
+  #prepareEvaluation(test: TestRows): Dispatch[] {
+    const { gpu, plan, config } = this;
+    const scope = this.#scope;
+    const maxChunk = test.chunks.reduce((m, c) => Math.max(m, c.rows), 1);
+    const z = this.#empty([maxChunk, this.classes], "test head logits");
+    const dispatches: Dispatch[] = [];
+    for (const chunk of test.chunks) {
+      dispatches.push(
         ...prepareAmuLogits(gpu, scope, {
           state: createFixedStepState(gpu, scope, 0, chunk.rows),
           a: chunk.aux,
           b: this.#w,
           layout: "classes-major",
-          out: zTest,
+          out: z,
           maxRows: chunk.rows,
           block: plan.evalBlock,
         }),
         ...prepareAmuEvalRows(gpu, scope, {
-          z: zTest,
+          z,
           clipLogits: chunk.clipLogits,
           factors: chunk.factor,
-          labels: testLabels,
-          rowLoss,
-          rowHits,
+          labels: test.labels,
+          rowLoss: test.rowLoss,
+          rowHits: test.rowHits,
           rows: chunk.rows,
           rowOffset: chunk.rowOffset,
-          classes: C,
-          alpha: this.config.alpha,
-          lambda: this.config.lambdaMerge,
+          classes: this.classes,
+          alpha: config.alpha,
+          lambda: config.lambdaMerge,
           workgroupSize: plan.rowWorkgroup,
         }),
       );
     }
-    if (T > 0) {
-      this.#evalDispatches.push(...prepareAmuEvalTotals(gpu, scope, {
-        rowLoss,
-        rowHits,
-        rows: T,
-        totals: this.#epochStats,
-        outOffset: totalsOffset,
-        workgroupSize: plan.rowWorkgroup,
-      }));
-    }
-
-    await gpu.scoped("AMU setup", () => this.#submit(setup));
-    await gpu.sync("AMU setup");
-    temp.dispose();
-    this.zeroShotHits = T > 0 ? (await this.#readTotals()).clipHits : 0;
+    dispatches.push(...this.#prepareTotals(test));
+    return dispatches;
   }
 
   #submit(dispatches: readonly Dispatch[]): void {
@@ -428,9 +490,10 @@ export class AmuSession {
   }
 
   async #readTotals(): Promise<EvalTotals> {
-    const bytes = await readBuffer(this.gpu, this.#epochStats, TOTALS_WORDS * 4, this.iters * 16);
-    const t = new Float32Array(bytes);
-    return { lossMerge: t[0], lossAux: t[1], fusedHits: t[2], auxHits: t[3], clipHits: t[4] };
+    const { totalsOffset, totalsBytes } = this.#stats;
+    return unpackTotalsSlot(
+      await readBuffer(this.gpu, this.#epochStats, totalsBytes, totalsOffset * 4),
+    );
   }
 
   /** Sets the global step the next training step starts at (0 for a fresh run). */
@@ -471,7 +534,7 @@ export class AmuSession {
    * the test evaluation after them, as one submission; then reads the iteration records of the
    * epoch's first `iterEnd` iterations and the evaluation totals in one readback. */
   async run(count: number, evaluate: boolean, iterEnd: number): Promise<{
-    records: StepRecords;
+    records: IterationRecords;
     totals?: EvalTotals;
   }> {
     if (this.#disposed) throw new EngineError("AMU session used after dispose");
@@ -479,26 +542,10 @@ export class AmuSession {
     for (let i = 0; i < count; i++) list.push(...this.#stepDispatches);
     if (evaluate) list.push(...this.#evalDispatches);
     await this.gpu.scoped("AMU training", () => this.#submit(list));
-    const bytes = await readBuffer(this.gpu, this.#epochStats, (this.iters * 4 + 8) * 4);
-    const all = new Float32Array(bytes);
-    const records: StepRecords = {
-      loss: new Float32Array(iterEnd),
-      lossMerge: new Float32Array(iterEnd),
-      lossAux: new Float32Array(iterEnd),
-      correct: new Float32Array(iterEnd),
-    };
-    for (let i = 0; i < iterEnd; i++) {
-      records.loss[i] = all[i * 4];
-      records.lossMerge[i] = all[i * 4 + 1];
-      records.lossAux[i] = all[i * 4 + 2];
-      records.correct[i] = all[i * 4 + 3];
-    }
+    const bytes = await readBuffer(this.gpu, this.#epochStats, this.#stats.bytes);
+    const { records, totals } = unpackEpochStats(this.#stats, bytes, iterEnd);
     if (!evaluate || this.testRows === 0) return { records };
-    const t = all.subarray(this.iters * 4);
-    return {
-      records,
-      totals: { lossMerge: t[0], lossAux: t[1], fusedHits: t[2], auxHits: t[3], clipHits: t[4] },
-    };
+    return { records, totals };
   }
 
   /** Only the evaluation (for benchmarks and checks). */

@@ -20,20 +20,17 @@ import type { FeatureMatrix } from "../models/features.ts";
 import { prepareAmuLogits } from "../kernels/amu_logits.ts";
 import {
   createFixedStepState,
+  ITER_RECORD_WORDS,
   prepareStepBegin,
   prepareStepFinish,
-  STEP_STATE_BYTES,
+  STEP_STATE_WORDS,
+  unpackIterationRecords,
 } from "../kernels/amu_step.ts";
 import { prepareAmuUpdate } from "../kernels/amu_update.ts";
 import { buildCacheIndex, prepareTipGrid, prepareTipTrainRows } from "../kernels/tip_cache.ts";
+import { DEFAULT_CHUNK_BYTES, emptyTensor, rowChunks, uploadOwned } from "./gpu_tensors.ts";
 import { cosineLr } from "./schedule.ts";
-import {
-  DEFAULT_CHUNK_BYTES,
-  emptyTensor,
-  prepareClipSide,
-  rowChunks,
-  uploadOwned,
-} from "./zero_shot.ts";
+import { type ClipSide, prepareClipSide } from "./zero_shot.ts";
 
 /** A split's rows as the kernels read them. */
 interface SplitChunk {
@@ -80,6 +77,15 @@ export function tipStepScalars(lr0: number, total: number): Float32Array {
     out[t * 4 + 3] = Math.sqrt(1 - TIP_ADAMW.beta2 ** (t + 1));
   }
   return out;
+}
+
+/** Sizes of a Tip-Adapter-F run. */
+interface TrainingSize {
+  /** Training rows R, rows per batch (at most R), iterations per epoch, steps of the run. */
+  rows: number;
+  batch: number;
+  iters: number;
+  steps: number;
 }
 
 interface Trainer {
@@ -323,35 +329,66 @@ export class TipSession {
   /** Prepares Tip-Adapter-F's training (keys trainable from their current values) with a test
    * evaluation at (spec.beta, spec.alpha) after every epoch on split `evalSplit`. */
   async prepareTraining(spec: TipTrainSpec, evalSplit: string): Promise<void> {
-    const { gpu, classes: C, entries: n, dim: D } = this;
-    const scope = this.#scope;
+    const size = this.#trainingSize(spec);
+    const train = prepareClipSide(
+      this.gpu,
+      this.#scope,
+      spec.clip.data,
+      size.rows,
+      this.#clipWeights,
+      "train",
+    );
+    const step = this.#prepareTrainingStep(spec, size, train);
+    const evaluation = this.#prepareEpochEvaluation(spec, evalSplit);
+    await this.gpu.scoped("Tip-Adapter-F setup", () => this.#submit(train.dispatches));
+    this.#trainer = { iters: size.iters, ...step, ...evaluation };
+  }
+
+  /** The training run's sizes, after checking each buffer fits one binding. */
+  #trainingSize(spec: TipTrainSpec): TrainingSize {
+    const { classes: C, entries: n, dim: D } = this;
     const R = spec.clip.rows;
     if (spec.clip.cols !== D) {
       throw new EngineError(`train: features have ${spec.clip.cols} columns, keys ${D}`);
     }
-    const B = Math.min(spec.batchSize, R);
-    const iters = Math.ceil(R / spec.batchSize);
-    const total = spec.epochs * iters;
+    const batch = Math.min(spec.batchSize, R);
     for (
       const [what, floats] of [
         ["training features", R * D],
         ["training CLIP logits", R * C],
         ["batch order", spec.order.length],
-        ["batch affinities", B * n],
+        ["batch affinities", batch * n],
       ] as const
     ) this.#checkSize(what, floats);
-    const setup: Dispatch[] = [];
-    const train = prepareClipSide(gpu, scope, spec.clip.data, R, this.#clipWeights, "train");
-    setup.push(...train.dispatches);
+    const iters = Math.ceil(R / spec.batchSize);
+    return { rows: R, batch, iters, steps: spec.epochs * iters };
+  }
+
+  /** One training step: AMU's step kernels with the keys in the head's place and the cache
+   * model's row kernel in place of AMU's. */
+  #prepareTrainingStep(
+    spec: TipTrainSpec,
+    size: TrainingSize,
+    train: ClipSide,
+  ): Pick<Trainer, "stepDispatches" | "iterStats" | "counter"> {
+    const { gpu, classes: C, entries: n, dim: D } = this;
+    const scope = this.#scope;
+    const { rows: R, batch: B, iters } = size;
     const labels = uploadOwned(gpu, scope, spec.labels, [R], "train labels");
     const order = uploadOwned(gpu, scope, spec.order, [spec.order.length], "batch order");
-    const schedule = uploadOwned(gpu, scope, tipStepScalars(spec.lr, total), [total, 4], "lr");
+    const schedule = uploadOwned(
+      gpu,
+      scope,
+      tipStepScalars(spec.lr, size.steps),
+      [size.steps, 4],
+      "lr",
+    );
     const counter = uploadOwned(gpu, scope, new Uint32Array(4), [4], "step counter").buffer;
-    const state = emptyTensor(gpu, scope, [STEP_STATE_BYTES / 4], "step state").buffer;
+    const state = emptyTensor(gpu, scope, [STEP_STATE_WORDS], "step state").buffer;
     const affinity = emptyTensor(gpu, scope, [B, n], "batch affinities");
     const dA = emptyTensor(gpu, scope, [B, n], "batch dloss/dA");
     const rowStats = emptyTensor(gpu, scope, [B, 4], "batch row stats");
-    const iterStats = emptyTensor(gpu, scope, [iters, 4], "iteration stats").buffer;
+    const iterStats = emptyTensor(gpu, scope, [iters, ITER_RECORD_WORDS], "iteration stats").buffer;
     const m = emptyTensor(gpu, scope, [n, D], "adam exp_avg");
     const v = emptyTensor(gpu, scope, [n, D], "adam exp_avg_sq");
     const stepDispatches = [
@@ -407,6 +444,16 @@ export class TipSession {
         lambda: 1,
       }),
     ];
+    return { stepDispatches, iterStats, counter };
+  }
+
+  /** The per-epoch evaluation: hits of the current keys at (spec.beta, spec.alpha). */
+  #prepareEpochEvaluation(
+    spec: TipTrainSpec,
+    evalSplit: string,
+  ): Pick<Trainer, "evalDispatches" | "evalHits"> {
+    const { gpu } = this;
+    const scope = this.#scope;
     const values = uploadOwned(gpu, scope, Float32Array.of(spec.beta, spec.alpha), [2], "init");
     const evalHits = emptyTensor(gpu, scope, [1], "epoch test hits", "int32").buffer;
     const evalDispatches = this.#gridDispatches(
@@ -418,8 +465,7 @@ export class TipSession {
       1,
       evalHits,
     );
-    await gpu.scoped("Tip-Adapter-F setup", () => this.#submit(setup));
-    this.#trainer = { iters, stepDispatches, evalDispatches, iterStats, evalHits, counter };
+    return { evalDispatches, evalHits };
   }
 
   /** Runs one epoch's steps and the evaluation in one submission; returns the per-iteration
@@ -432,13 +478,9 @@ export class TipSession {
     list.push(...t.evalDispatches);
     this.gpu.device.queue.writeBuffer(t.evalHits, 0, new Uint32Array(1));
     await this.gpu.scoped("Tip-Adapter-F epoch", () => this.#submit(list));
-    const stats = new Float32Array(await readBuffer(this.gpu, t.iterStats, t.iters * 16));
+    const stats = await readBuffer(this.gpu, t.iterStats, t.iters * ITER_RECORD_WORDS * 4);
     const hits = new Uint32Array(await readBuffer(this.gpu, t.evalHits, 4))[0];
-    const loss = new Float32Array(t.iters), correct = new Float32Array(t.iters);
-    for (let i = 0; i < t.iters; i++) {
-      loss[i] = stats[i * 4];
-      correct[i] = stats[i * 4 + 3]; // amu_step finish: (loss, merge, aux, correct)
-    }
+    const { loss, correct } = unpackIterationRecords(new Float32Array(stats), t.iters);
     return { loss, correct, evalHits: hits };
   }
 

@@ -1,14 +1,12 @@
 /** Zero-shot CLIP: accuracy of argmax(100 * normalize(f) @ clip_weights) on the GPU, and the CLIP
  * logits step the cache-model baselines share. */
 import {
-  createStorageBuffer,
   type Dispatch,
   getGpu,
   type Gpu,
   type GpuTensor,
   readBuffer,
   ResourceScope,
-  STORAGE_USAGE,
   submitDispatches,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
@@ -17,45 +15,11 @@ import { prepareL2NormalizeRows } from "../kernels/amu_normalize.ts";
 import { prepareAmuLogits } from "../kernels/amu_logits.ts";
 import { createFixedStepState } from "../kernels/amu_step.ts";
 import { prepareArgMax } from "../kernels/argmax.ts";
+import { DEFAULT_CHUNK_BYTES, emptyTensor, rowChunks, uploadOwned } from "./gpu_tensors.ts";
 import type { MethodResult } from "./method.ts";
 
 /** CLIP's logit scale (`100. * features @ clip_weights` in CLIP, Tip-Adapter and AMU). */
 export const CLIP_LOGIT_SCALE = 100;
-
-/** Bytes of the widest per-chunk buffer the baselines allocate for a split's rows. */
-export const DEFAULT_CHUNK_BYTES = 64 << 20;
-
-/** A zero-filled float32 (or int32) storage tensor, padded to whole vec4s for the AMU kernels. */
-export function emptyTensor(
-  gpu: Gpu,
-  owner: ResourceScope,
-  shape: number[],
-  label: string,
-  dtype: "float32" | "int32" = "float32",
-): GpuTensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const buffer = owner.own(gpu.device.createBuffer({
-    size: Math.max(16, Math.ceil((n * 4) / 16) * 16),
-    usage: STORAGE_USAGE,
-    label,
-  }));
-  return { buffer, shape, dtype };
-}
-
-/** Uploads host data as a storage tensor owned by `owner`. */
-export function uploadOwned(
-  gpu: Gpu,
-  owner: ResourceScope,
-  data: Float32Array | Int32Array | Uint32Array,
-  shape: number[],
-  label: string,
-): GpuTensor {
-  return {
-    buffer: owner.own(createStorageBuffer(gpu, data, label)),
-    shape,
-    dtype: data instanceof Float32Array ? "float32" : "int32",
-  };
-}
 
 export interface ClipSide {
   /** [rows, Dc]: the rows' CLIP features, L2-normalised in place by the dispatches. */
@@ -91,14 +55,6 @@ export function prepareClipSide(
     }),
   ];
   return { x, logits, dispatches };
-}
-
-/** Row chunks [start, end) whose widest buffer (`width` floats a row) fits `chunkBytes`. */
-export function rowChunks(rows: number, width: number, chunkBytes: number): [number, number][] {
-  const per = Math.max(1, Math.floor(chunkBytes / (Math.max(width, 1) * 4)));
-  const out: [number, number][] = [];
-  for (let r = 0; r < rows; r += per) out.push([r, Math.min(rows, r + per)]);
-  return out;
 }
 
 export interface ZeroShotOptions {

@@ -14,7 +14,7 @@ import {
 import { cpuTensor, roundToF16, sizeOf } from "../util/tensor.ts";
 import { prepareConv, type PrepareConvOptions } from "../kernels/conv.ts";
 import { convCandidates, convVariantOptions, tuneConv } from "../kernels/conv_tune.ts";
-import { type ConvAttrs, convOutputShape } from "../kernels/conv_ref.ts";
+import { type ConvAttrs, convOutputShape } from "../kernels/conv_shape.ts";
 import { prepareUnary } from "../kernels/elementwise.ts";
 import { prepareLayerNorm } from "../kernels/layernorm.ts";
 import {

@@ -1,6 +1,7 @@
 /** Reference checks (pure): a float64 CPU reference at some output positions, compared with any
  * runner's output before its time counts. Large outputs are checked at sampled positions (a
  * full float64 reference of a 2048^3 matmul would take longer than the benchmark). */
+import { erf } from "../util/math.ts";
 import { seededRandom } from "../util/random.ts";
 import type { CheckResult } from "./types.ts";
 
@@ -86,22 +87,6 @@ export function randomData(n: number, seed: number, lo = -1, hi = 1): Float32Arr
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
   return out;
-}
-
-/** erf in float64 (Maclaurin series below 4, where it has converged to ~1e-13; beyond, erf
- * differs from ±1 by less than 2e-8). */
-export function erf(x: number): number {
-  const ax = Math.abs(x);
-  if (ax >= 4) return Math.sign(x);
-  let term = ax, sum = ax;
-  const x2 = ax * ax;
-  for (let n = 1; n < 100; n++) {
-    term *= -x2 / n;
-    const add = term / (2 * n + 1);
-    sum += add;
-    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-  }
-  return Math.sign(x) * sum * (2 / Math.sqrt(Math.PI));
 }
 
 /** GELU with the exact erf form. */

@@ -27,8 +27,8 @@ export const DEFAULT_TIMING: TimingOptions = {
   runs: 5,
   minRuns: 3,
   warmups: 1,
-  // Waiting for the GPU costs a fixed ~11 ms in Deno here (an empty submit and fence, measured
-  // on lavapipe): runs of 250 ms keep that under ~5% of a row, for us and the peers alike.
+  // Waiting for the GPU has a fixed cost per wait (an empty submit and fence; docs/engine.md):
+  // runs of 250 ms keep it a small share of a row, for us and the peers alike.
   targetRunMs: 250,
   maxReps: 50,
   budgetMs: 12_000,

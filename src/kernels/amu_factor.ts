@@ -4,15 +4,14 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString } from "../util/tensor.ts";
-import { minClassesFor, uncertaintyCode, type UncertaintyKind } from "./amu_factor_ref.ts";
+import { minClassesFor, uncertaintyCode, type UncertaintyKind } from "./amu_factor_shape.ts";
 
-export { isUncertaintyKind, UNCERTAINTY_KINDS, type UncertaintyKind } from "./amu_factor_ref.ts";
+export { isUncertaintyKind, UNCERTAINTY_KINDS, type UncertaintyKind } from "./amu_factor_shape.ts";
 
 /** factor[r] = uncertainty(logits[r, :], kind, power) for a [rows, C] float32 tensor; `factor`
  * holds at least `rows` floats. One workgroup of `workgroupSize` (a power of two) per row. */
@@ -41,9 +40,7 @@ export function prepareAmuFactor(
   if (factor.shape.reduce((x, y) => x * y, 1) < rows) {
     throw new EngineError(`uncertainty factor: output ${shapeString(factor.shape)} < ${rows} rows`);
   }
-  const uniform = owner.own(
-    createUniform(gpu, new Params().u32(rows, classes).f32(power), "amu_factor"),
-  );
+  const uniform = owner.own(createUniform(gpu, "amu_factor", { rows, classes, power }));
   return [prepareDispatch(
     gpu,
     {

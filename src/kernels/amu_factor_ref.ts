@@ -1,33 +1,6 @@
 /** Host reference of `shaders/amu_factor.wgsl`: AMU-Tuning's uncertainty factor per row of CLIP
  * logits (the reference's `uncertainty(logits, type, power)`), in float64. */
-
-/** The eight kinds, in the order of the shader's KIND codes. */
-export const UNCERTAINTY_KINDS = [
-  "none",
-  "entropy",
-  "energy",
-  "max",
-  "max-min",
-  "var",
-  "top5",
-  "moment",
-] as const;
-
-export type UncertaintyKind = typeof UNCERTAINTY_KINDS[number];
-
-export function isUncertaintyKind(s: string): s is UncertaintyKind {
-  return (UNCERTAINTY_KINDS as readonly string[]).includes(s);
-}
-
-/** The shader's KIND constant for a kind. */
-export function uncertaintyCode(kind: UncertaintyKind): number {
-  return UNCERTAINTY_KINDS.indexOf(kind);
-}
-
-/** Fewest classes a kind is defined for (top5 needs five probabilities; std needs two). */
-export function minClassesFor(kind: UncertaintyKind): number {
-  return kind === "top5" ? 5 : 2;
-}
+import type { UncertaintyKind } from "./amu_factor_shape.ts";
 
 /** factor[r] for each row of `logits` [rows, classes]. With p = softmax(row):
  * entropy exp(power * H) (H = -sum p log2 p / log2 C, p log p = 0 at p = 0); energy 1 / E^power

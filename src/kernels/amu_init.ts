@@ -6,12 +6,11 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
-import { rowsByClass } from "./amu_init_ref.ts";
+import { rowsByClass } from "./amu_init_shape.ts";
 
 /** w [C, D] = per-class sums of x [N, D] / (N / C); `labels` (host, [N]) group the rows. */
 export function prepareAmuInitWeights(
@@ -30,7 +29,7 @@ export function prepareAmuInitWeights(
   const startBuf = owner.own(createStorageBuffer(gpu, start, "amu_init class starts"));
   const rowsBuf = owner.own(createStorageBuffer(gpu, rows, "amu_init class rows"));
   const uniform = owner.own(
-    createUniform(gpu, new Params().u32(classes, dim).f32(n / classes), "amu_init"),
+    createUniform(gpu, "amu_init", { classes, dim, rowsPerClass: n / classes }),
   );
   const wg = 64;
   return [prepareDispatch(

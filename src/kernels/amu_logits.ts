@@ -6,15 +6,14 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString } from "../util/tensor.ts";
-import type { ClassMatrixLayout } from "./amu_logits_ref.ts";
+import type { ClassMatrixLayout } from "./amu_logits_shape.ts";
 
-export type { ClassMatrixLayout } from "./amu_logits_ref.ts";
+export type { ClassMatrixLayout } from "./amu_logits_shape.ts";
 
 /** Rows x classes computed by one invocation: the shader's written-out blocks. */
 export type LogitsBlock = 4 | 8 | 16;
@@ -82,11 +81,13 @@ export function prepareAmuLogits(gpu: Gpu, owner: ResourceOwner, args: LogitsArg
   const bMode = layout === "classes-major"
     ? (depth % 4 === 0 ? 0 : 2)
     : (classes % 4 === 0 ? 1 : 3);
-  const uniform = owner.own(createUniform(
-    gpu,
-    new Params().u32(classes, depth, classTiles, rowTiles).f32(args.scale ?? 1),
-    "amu_logits",
-  ));
+  const uniform = owner.own(createUniform(gpu, "amu_logits", {
+    classes,
+    depth,
+    classTiles,
+    rowTiles,
+    scale: args.scale ?? 1,
+  }));
   // Without GATHER the order binding is never read, but it must exist: bind the features.
   const order = args.order ?? a;
   return [prepareDispatch(

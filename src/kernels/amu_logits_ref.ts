@@ -1,8 +1,5 @@
 /** Host reference of `shaders/amu_logits.wgsl` (float64 sums). */
-
-/** How the class matrix B is stored: "classes-major" [C, K] (the head W, read transposed) or
- * "depth-major" [K, C] (CLIP's zero-shot weights). */
-export type ClassMatrixLayout = "classes-major" | "depth-major";
+import type { ClassMatrixLayout } from "./amu_logits_shape.ts";
 
 /** out[r, c] = scale * sum_k A[rows[r], k] * B(k, c) for the given source rows. */
 export function amuLogitsRef(

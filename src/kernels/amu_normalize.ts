@@ -4,7 +4,6 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
@@ -26,7 +25,7 @@ export function prepareL2NormalizeRows(
     );
   }
   const [rows, cols] = x.shape;
-  const uniform = owner.own(createUniform(gpu, new Params().u32(rows, cols), "amu_normalize"));
+  const uniform = owner.own(createUniform(gpu, "amu_normalize", { rows, cols }));
   return [prepareDispatch(
     gpu,
     { shader: "amu_normalize", placeholders: { WG: workgroupSize } },

@@ -6,12 +6,18 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 
-export { HIT_AUX, HIT_CLIP, HIT_FUSED } from "./amu_rows_ref.ts";
+export {
+  EVAL_TOTALS_WORDS,
+  type EvalTotals,
+  HIT_AUX,
+  HIT_CLIP,
+  HIT_FUSED,
+  unpackEvalTotals,
+} from "./amu_rows_shape.ts";
 
 type Buf = GpuTensor | GPUBuffer;
 
@@ -45,7 +51,15 @@ export function prepareAmuTrainRows(
 ): Dispatch[] {
   const uniform = owner.own(createUniform(
     gpu,
-    new Params().u32(args.classes, args.maxRows, 0).f32(args.alpha, args.lambda),
+    "amu_rows",
+    {
+      classes: args.classes,
+      rows: args.maxRows,
+      rowOffset: 0,
+      alpha: args.alpha,
+      lambda: args.lambda,
+      outOffset: 0,
+    },
     "amu_rows train",
   ));
   return [prepareDispatch(
@@ -92,7 +106,15 @@ export function prepareAmuEvalRows(
 ): Dispatch[] {
   const uniform = owner.own(createUniform(
     gpu,
-    new Params().u32(args.classes, args.rows, args.rowOffset).f32(args.alpha, args.lambda),
+    "amu_rows",
+    {
+      classes: args.classes,
+      rows: args.rows,
+      rowOffset: args.rowOffset,
+      alpha: args.alpha,
+      lambda: args.lambda,
+      outOffset: 0,
+    },
     "amu_rows eval",
   ));
   return [prepareDispatch(
@@ -115,8 +137,7 @@ export interface EvalTotalsArgs {
   rowLoss: Buf;
   rowHits: Buf;
   rows: number;
-  /** f32 output; totals[outOffset .. +5] = (sum loss_merge, sum loss_aux, fused hits,
-   * aux hits, clip hits). */
+  /** f32 output; totals[outOffset ..] gets the EVAL_TOTALS_WORDS sums (`unpackEvalTotals`). */
   totals: Buf;
   outOffset: number;
   workgroupSize?: number;
@@ -127,9 +148,12 @@ export function prepareAmuEvalTotals(
   owner: ResourceOwner,
   args: EvalTotalsArgs,
 ): Dispatch[] {
-  const uniform = owner.own(
-    createUniform(gpu, new Params().u32(args.rows, args.outOffset), "amu_rows totals"),
-  );
+  const uniform = owner.own(createUniform(
+    gpu,
+    "amu_rows",
+    { classes: 0, rows: args.rows, rowOffset: 0, alpha: 0, lambda: 0, outOffset: args.outOffset },
+    "amu_rows totals",
+  ));
   return [prepareDispatch(
     gpu,
     {
@@ -163,7 +187,15 @@ export function prepareAmuZeroShot(
 ): Dispatch[] {
   const uniform = owner.own(createUniform(
     gpu,
-    new Params().u32(args.classes, args.rows, args.rowOffset).f32(0, 0),
+    "amu_rows",
+    {
+      classes: args.classes,
+      rows: args.rows,
+      rowOffset: args.rowOffset,
+      alpha: 0,
+      lambda: 0,
+      outOffset: 0,
+    },
     "amu_rows zeroshot",
   ));
   return [prepareDispatch(

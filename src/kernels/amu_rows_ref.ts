@@ -1,6 +1,7 @@
 /** Host reference of `shaders/amu_rows.wgsl` (float64): per-row standardisation, fusion with the
  * CLIP logits, the two cross-entropies, their gradient with respect to the head's raw logits, and
  * the evaluation's hits. Inputs are already gathered: row b of each array is batch row b. */
+import { HIT_AUX, HIT_CLIP, HIT_FUSED } from "./amu_rows_shape.ts";
 
 export interface RowForward {
   /** Standardised head logits a [C]. */
@@ -18,7 +19,8 @@ export interface RowForward {
   argAux: number;
 }
 
-function argmax(x: ArrayLike<number>): number {
+/** Index of the largest value, lowest index on ties (torch.argmax). */
+export function argmaxRef(x: ArrayLike<number>): number {
   let best = 0;
   for (let c = 1; c < x.length; c++) if (x[c] > x[best]) best = c;
   return best;
@@ -66,8 +68,8 @@ export function amuRowForwardRef(
     lossAux: x.loss,
     pFused: f.p,
     pAux: x.p,
-    argFused: argmax(fused),
-    argAux: argmax(a),
+    argFused: argmaxRef(fused),
+    argAux: argmaxRef(a),
   };
 }
 
@@ -120,11 +122,6 @@ export function amuTrainRowsRef(
   return { dz, lossMerge, lossAux, correct };
 }
 
-/** Bits of an evaluation row's hits (as the shader writes them). */
-export const HIT_FUSED = 1;
-export const HIT_AUX = 2;
-export const HIT_CLIP = 4;
-
 export interface EvalRowsResult {
   lossMerge: Float64Array;
   lossAux: Float64Array;
@@ -155,7 +152,7 @@ export function amuEvalRowsRef(
     out.lossMerge[r] = fw.lossMerge;
     out.lossAux[r] = fw.lossAux;
     out.hits[r] = (fw.argFused === y ? HIT_FUSED : 0) | (fw.argAux === y ? HIT_AUX : 0) |
-      (argmax(lr) === y ? HIT_CLIP : 0);
+      (argmaxRef(lr) === y ? HIT_CLIP : 0);
   }
   return out;
 }

@@ -6,45 +6,21 @@ import {
   createUniform,
   type Dispatch,
   type Gpu,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
-import { STEP_STATE_WORDS, type StepState } from "./amu_step_ref.ts";
+import { packStepState } from "./amu_step_shape.ts";
 
-export { STEP_STATE_WORDS, type StepState } from "./amu_step_ref.ts";
-
-/** Bytes of the step state struct (8 x 32-bit words). */
-export const STEP_STATE_BYTES = STEP_STATE_WORDS * 4;
-
-/** Packs a step state as the WGSL struct lays it out. */
-export function packStepState(s: StepState): ArrayBuffer {
-  const buf = new ArrayBuffer(STEP_STATE_BYTES);
-  const dv = new DataView(buf);
-  dv.setUint32(0, s.step, true);
-  dv.setUint32(4, s.iter, true);
-  dv.setUint32(8, s.rowStart, true);
-  dv.setUint32(12, s.rowCount, true);
-  dv.setFloat32(16, s.lr, true);
-  dv.setFloat32(20, s.decay, true);
-  dv.setFloat32(24, s.stepSize, true);
-  dv.setFloat32(28, s.bc2Sqrt, true);
-  return buf;
-}
-
-export function unpackStepState(buf: ArrayBuffer): StepState {
-  const dv = new DataView(buf);
-  return {
-    step: dv.getUint32(0, true),
-    iter: dv.getUint32(4, true),
-    rowStart: dv.getUint32(8, true),
-    rowCount: dv.getUint32(12, true),
-    lr: dv.getFloat32(16, true),
-    decay: dv.getFloat32(20, true),
-    stepSize: dv.getFloat32(24, true),
-    bc2Sqrt: dv.getFloat32(28, true),
-  };
-}
+export {
+  ITER_RECORD_WORDS,
+  type IterationRecords,
+  packStepState,
+  STEP_STATE_BYTES,
+  STEP_STATE_WORDS,
+  type StepState,
+  unpackIterationRecords,
+  unpackStepState,
+} from "./amu_step_shape.ts";
 
 /** A constant step state covering rows [rowStart, rowStart + rowCount): how the row kernels are
  * pointed at a whole matrix (precomputation, evaluation) instead of a training batch. */
@@ -83,7 +59,13 @@ export interface StepBeginArgs {
 export function prepareStepBegin(gpu: Gpu, owner: ResourceOwner, args: StepBeginArgs): Dispatch[] {
   const uniform = owner.own(createUniform(
     gpu,
-    new Params().u32(args.rowsPerEpoch, args.batchSize, args.itersPerEpoch),
+    "amu_step",
+    {
+      rowsPerEpoch: args.rowsPerEpoch,
+      batchSize: args.batchSize,
+      itersPerEpoch: args.itersPerEpoch,
+      lambda: 0,
+    },
     "amu_step begin",
   ));
   return [prepareDispatch(
@@ -98,7 +80,8 @@ export interface StepFinishArgs {
   state: GPUBuffer;
   /** f32 [maxRows, 4]: per batch row (loss_merge, loss_aux, correct, 0). */
   rowStats: GPUBuffer;
-  /** f32 [itersPerEpoch, 4]: written at the step's iteration (loss, merge, aux, correct). */
+  /** f32 [itersPerEpoch, ITER_RECORD_WORDS]: the step's iteration record is written
+   * (`unpackIterationRecords` reads them). */
   iterStats: GPUBuffer;
   lambda: number;
 }
@@ -109,9 +92,12 @@ export function prepareStepFinish(
   owner: ResourceOwner,
   args: StepFinishArgs,
 ): Dispatch[] {
-  const uniform = owner.own(
-    createUniform(gpu, new Params().f32(args.lambda), "amu_step finish"),
-  );
+  const uniform = owner.own(createUniform(
+    gpu,
+    "amu_step",
+    { rowsPerEpoch: 0, batchSize: 0, itersPerEpoch: 0, lambda: args.lambda },
+    "amu_step finish",
+  ));
   return [prepareDispatch(
     gpu,
     { shader: "amu_step", entryPoint: "finish" },

@@ -1,27 +1,6 @@
 /** Host reference of `shaders/amu_step.wgsl`: the step state of global step t, and the reduction
  * of a batch's row losses into one iteration's record. */
-
-/** Words in the GPU step state struct. */
-export const STEP_STATE_WORDS = 8;
-
-/** What every AMU training kernel reads about the current step. */
-export interface StepState {
-  /** Global step (0-based, over all epochs). */
-  step: number;
-  /** Iteration within the epoch. */
-  iter: number;
-  /** Index into the order buffer [epochs, N] where the batch starts. */
-  rowStart: number;
-  /** Rows in the batch (the last batch of an epoch may be partial). */
-  rowCount: number;
-  lr: number;
-  /** 1 - lr * weight_decay. */
-  decay: number;
-  /** lr / (1 - beta1^(step + 1)). */
-  stepSize: number;
-  /** sqrt(1 - beta2^(step + 1)). */
-  bc2Sqrt: number;
-}
+import type { StepState } from "./amu_step_shape.ts";
 
 /** Step state of global step t; `schedule` is the [steps, 4] table the GPU copies from. */
 export function stepStateRef(

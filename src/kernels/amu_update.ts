@@ -4,14 +4,13 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
-import { EngineError } from "../util/errors.ts";
-import type { AdamHyper } from "./amu_update_ref.ts";
+import { checkVec4Buffer } from "./amu_logits.ts";
+import type { AdamHyper } from "./amu_update_shape.ts";
 
-export type { AdamHyper } from "./amu_update_ref.ts";
+export type { AdamHyper } from "./amu_update_shape.ts";
 
 type Buf = GpuTensor | GPUBuffer;
 
@@ -38,16 +37,6 @@ export interface UpdateArgs {
   workgroupSize?: number;
 }
 
-function checkVec4Buffer(t: Buf, what: string): void {
-  const size = t instanceof GPUBuffer ? t.size : t.buffer.size;
-  if (size % 16 !== 0) {
-    throw new EngineError(
-      `${what}: buffer of ${size} bytes is not a multiple of 16 bytes ` +
-        `(AMU kernels read vec4s; allocate with padding)`,
-    );
-  }
-}
-
 export function prepareAmuUpdate(gpu: Gpu, owner: ResourceOwner, args: UpdateArgs): Dispatch[] {
   for (const [t, what] of [[args.x, "features"], [args.dz, "dz"], [args.w, "weights"]] as const) {
     checkVec4Buffer(t, `amu update ${what}`);
@@ -59,12 +48,17 @@ export function prepareAmuUpdate(gpu: Gpu, owner: ResourceOwner, args: UpdateArg
   const classTiles = Math.ceil(args.classes / block);
   const dimTiles = Math.ceil(args.dim / block);
   const { beta1, beta2, eps } = args.adam;
-  const uniform = owner.own(createUniform(
-    gpu,
-    new Params().u32(args.classes, args.dim, classTiles, dimTiles)
-      .f32(beta1, beta2, 1 - beta1, 1 - beta2, eps),
-    "amu_update",
-  ));
+  const uniform = owner.own(createUniform(gpu, "amu_update", {
+    classes: args.classes,
+    dim: args.dim,
+    classTiles,
+    dimTiles,
+    beta1,
+    beta2,
+    oneMinusBeta1: 1 - beta1,
+    oneMinusBeta2: 1 - beta2,
+    eps,
+  }));
   return [prepareDispatch(
     gpu,
     {

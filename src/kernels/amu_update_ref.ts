@@ -1,13 +1,6 @@
 /** Host reference of `shaders/amu_update.wgsl`: the head's weight gradient and PyTorch's AdamW
  * step, in float64. */
-
-/** AdamW hyper-parameters (PyTorch's names). */
-export interface AdamHyper {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-}
+import type { AdamHyper } from "./amu_update_shape.ts";
 
 /** g[c, k] = sum_b dz[b, c] * x[b, k] for dz [B, C] and gathered features x [B, D]. */
 export function amuWeightGradRef(

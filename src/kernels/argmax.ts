@@ -4,14 +4,14 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   storageType,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { chooseRowStrategy, ROW_WG, type RowStrategy, rowView } from "./reduce.ts";
+import { chooseRowStrategy, ROW_WG, type RowStrategy } from "./reduce.ts";
+import { normAxis, rowView } from "./reduce_shape.ts";
 
 export interface ArgOptions {
   /** ArgMin instead of ArgMax. */
@@ -33,11 +33,7 @@ export function prepareArgMax(
   options: ArgOptions = {},
 ): Dispatch[] {
   const name = options.min ? "argmin" : "argmax";
-  const rank = x.shape.length;
-  const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) {
-    throw new EngineError(`${name}: axis ${axis} out of range for ${shapeString(x.shape)}`);
-  }
+  const a = normAxis(x.shape, axis, name);
   const { outer, n, inner } = rowView(x.shape, a);
   const rows = outer * inner;
   if (out.dtype !== "int64" && out.dtype !== "int32") {
@@ -51,7 +47,7 @@ export function prepareArgMax(
     throw new EngineError(`${name}: axis ${axis} of ${shapeString(x.shape)} is empty`);
   }
   const strategy = options.strategy ?? chooseRowStrategy(gpu, rows, n);
-  const uniform = owner.own(createUniform(gpu, new Params().u32(rows, n, inner), name));
+  const uniform = owner.own(createUniform(gpu, "argmax", { rows, n, inner }, name));
   const spec = {
     shader: "argmax",
     entryPoint: strategy === "group" ? "per_group" : "per_thread",

@@ -1,7 +1,6 @@
 /** CPU reference of the argmax kernel. */
 import { type CpuTensor, cpuTensor } from "../util/tensor.ts";
-import { reduceShape, rowView } from "./reduce.ts";
-import { normAxis } from "./reduce_ref.ts";
+import { normAxis, reduceShape, rowView } from "./reduce_shape.ts";
 
 export interface ArgRefOptions {
   /** ArgMin instead of ArgMax. */

@@ -1,6 +1,7 @@
 /** Fused attention (shaders/attention.wgsl): out = softmax(scale * Q K^T + mask) V per
  * (batch, head), streaming over keys with a running maximum and sum, so the [Sq, Sk] score
- * matrix never exists in memory.
+ * matrix never exists in memory. Q, K and V are first packed into textures
+ * (shaders/attention_pack.wgsl).
  *
  * Operands are seen as logical [batch, heads, rows, head dim] arrays addressed through element
  * strides (`AttentionOperand`), so a caller can hand over the tensors before a head-split
@@ -12,12 +13,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString } from "../util/tensor.ts";
+import { contiguousStrides } from "./shape.ts";
 
 /** Element strides along (batch, head, row, column). */
 export type Strides4 = readonly [number, number, number, number];
@@ -76,9 +77,9 @@ export function attentionWorkgroup(tiles: number): number {
 export const ATTENTION_MAX_HEAD_DIM = 256;
 
 /** Row-major strides of a contiguous [B, H, S, D] array. */
-export function contiguousStrides(shape: readonly number[]): Strides4 {
-  const [, h, s, d] = shape;
-  return [h * s * d, s * d, d, 1];
+export function contiguousStrides4(shape: readonly number[]): Strides4 {
+  const [b, h, s, d] = contiguousStrides(shape);
+  return [b, h, s, d];
 }
 
 /** Pack workgroups: 8 columns x 8 texel rows (64 invocations; llvmpipe runs smaller ones at
@@ -197,7 +198,7 @@ export function prepareAttention(
   }
   const halves = !!options.halves;
   const format = halves ? "rgba32uint" : "rgba32float";
-  const types = { TEXEL: halves ? "u32" : "f32", FORMAT: format };
+  const texel = halves ? "u32" : "f32";
   const layouts = {
     q: textureLayout(gpu, label, sq, dqk, bh, halves),
     k: textureLayout(gpu, label, sk, dqk, bhk, halves),
@@ -213,19 +214,21 @@ export function prepareAttention(
     ] as const
   ) {
     const texture = scratchTexture(gpu, role, t, format);
-    const params = new Params()
-      .u32(rows, cols, nHeads, t.texRows, t.headsPerLayer)
-      .f32(scale)
-      .align16()
-      .u32(...operand.strides);
-    const uniform = owner.own(createUniform(gpu, params, `${label} pack ${role}`));
+    const uniform = owner.own(createUniform(gpu, "attention_pack", {
+      rows,
+      cols,
+      heads: nHeads,
+      tex_rows: t.texRows,
+      heads_per_layer: t.headsPerLayer,
+      scale,
+      st: operand.strides,
+    }, `${label} pack ${role}`));
     dispatches.push(prepareDispatch(
       gpu,
       {
-        shader: "attention",
-        entryPoint: "pack",
+        shader: "attention_pack",
         constants: { WG_X: PACK_WG, WG_Y: PACK_WG, HALVES: halves ? 1 : 0 },
-        placeholders: { DV: 4, ...types },
+        placeholders: { TEXEL: texel, FORMAT: format },
       },
       [operand.tensor, texture.createView({ dimension: "2d-array" }), uniform],
       [Math.ceil(cols / PACK_WG), Math.ceil(t.texRows / PACK_WG), batch * nHeads],
@@ -237,16 +240,25 @@ export function prepareAttention(
   const qTiles = Math.ceil(sq / 16);
   const tiles = bh * qTiles;
   const wg = options.workgroupSize ?? attentionWorkgroup(tiles);
-  const params = new Params()
-    .u32(sq, sk, dqk, dv, heads, qTiles, tiles)
-    .i32(causal ? options.causalOffset! : 0)
-    .u32(layouts.q.texRows, layouts.q.headsPerLayer, layouts.k.texRows, layouts.k.headsPerLayer)
-    .u32(kvHeads, heads / kvHeads)
-    .f32(options.softcap ?? 0)
-    .align16()
-    .u32(...out.strides)
-    .u32(...(mask?.strides ?? [0, 0, 0, 0]));
-  const uniform = owner.own(createUniform(gpu, params, label));
+  const uniform = owner.own(createUniform(gpu, "attention", {
+    sq,
+    sk,
+    dqk,
+    dv,
+    heads,
+    q_tiles: qTiles,
+    tiles,
+    causal_offset: causal ? options.causalOffset! : 0,
+    q_tex_rows: layouts.q.texRows,
+    q_heads_per_layer: layouts.q.headsPerLayer,
+    kv_tex_rows: layouts.k.texRows,
+    kv_heads_per_layer: layouts.k.headsPerLayer,
+    kv_heads: kvHeads,
+    kv_group: heads / kvHeads,
+    softcap: options.softcap ?? 0,
+    o_st: out.strides,
+    m_st: mask?.strides ?? [0, 0, 0, 0],
+  }, label));
   const spec = {
     shader: "attention",
     entryPoint: "main",
@@ -260,7 +272,7 @@ export function prepareAttention(
       EMPTY_ROWS_ZERO: options.emptyRowsZero ? 1 : 0,
       SOFTCAP: (options.softcap ?? 0) > 0 ? 1 : 0,
     },
-    placeholders: { DV: 4 * Math.ceil(dv / 4), ...types },
+    placeholders: { DV: 4 * Math.ceil(dv / 4), TEXEL: texel },
   };
   // Without a mask, the output's buffer stands in for the (unread) mask binding... which may
   // not be bound twice with different access, so Q's buffer does.

@@ -1,8 +1,9 @@
 /** CPU reference of the attention kernel (float64): softmax(scale * Q K^T + mask) V on logical
  * [batch, heads, rows, dim] tensors, the score matrix computed whole (the plain definition the
  * streaming kernel must agree with). */
-import { type CpuTensor, cpuTensor, shapeString } from "../util/tensor.ts";
+import { type CpuTensor, cpuTensor, roundToF16, shapeString } from "../util/tensor.ts";
 import { EngineError } from "../util/errors.ts";
+import { broadcastStrides } from "./shape.ts";
 
 export interface AttentionRefOptions {
   /** Default 1 / sqrt(head dim). */
@@ -20,28 +21,19 @@ export interface AttentionRefOptions {
   emptyRowsZero?: boolean;
 }
 
-function f16(x: number): number {
-  return cpuTensor("float16", [1], [x]).data[0];
-}
-
-/** Element strides of `shape` broadcast (right-aligned) to `target` (0 along broadcast axes). */
-function broadcastStrides4(shape: readonly number[], target: readonly number[]): number[] {
+/** Element strides of the mask's `shape` broadcast (right-aligned) to `target` (0 along
+ * broadcast axes). */
+function maskStrides(shape: readonly number[], target: readonly number[]): number[] {
   if (shape.length > target.length) {
     throw new EngineError(`mask ${shapeString(shape)} has more axes than ${shapeString(target)}`);
   }
-  const out = new Array(target.length).fill(0);
-  let step = 1;
-  for (let i = 1; i <= shape.length; i++) {
-    const d = shape[shape.length - i], t = target[target.length - i];
-    if (d !== 1 && d !== t) {
-      throw new EngineError(
-        `mask ${shapeString(shape)} does not broadcast to ${shapeString(target)}`,
-      );
-    }
-    out[target.length - i] = d === 1 ? 0 : step;
-    step *= d;
+  try {
+    return broadcastStrides(shape, target);
+  } catch {
+    throw new EngineError(
+      `mask ${shapeString(shape)} does not broadcast to ${shapeString(target)}`,
+    );
   }
-  return out;
 }
 
 /** out[b, h, i, :] = sum_j softmax_j(scale * q[b,h,i,:] . k[b,h,j,:] + mask) v[b,h,j,:].
@@ -64,9 +56,9 @@ export function attentionRef(
       `attention: Q ${shapeString(q.shape)}, K ${shapeString(k.shape)}, V ${shapeString(v.shape)}`,
     );
   }
-  const round = options.halves ? f16 : (x: number) => x;
+  const round = options.halves ? roundToF16 : (x: number) => x;
   const scale = options.scale ?? 1 / Math.sqrt(d);
-  const ms = options.mask ? broadcastStrides4(options.mask.shape, [b, h, sq, sk]) : undefined;
+  const ms = options.mask ? maskStrides(options.mask.shape, [b, h, sq, sk]) : undefined;
   const out = new Float64Array(b * h * sq * dv);
   const scores = new Float64Array(sk);
   for (let bh = 0; bh < b * h; bh++) {

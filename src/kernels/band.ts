@@ -5,7 +5,6 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   storageType,
@@ -15,13 +14,24 @@ import { sizeOf } from "../util/tensor.ts";
 
 const WG = 64;
 
-function bandParams(out: GpuTensor, k: number, one: number): Params {
+/** The band uniform of `out` keeping diagonal(s) `k`, writing `one` (raw bits) on them. */
+function bandUniform(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  out: GpuTensor,
+  k: number,
+  one: number,
+  label: string,
+): GPUBuffer {
   const rank = out.shape.length;
   if (rank < 2) throw new EngineError("band: output needs rank >= 2");
-  return new Params()
-    .u32(sizeOf(out.shape), out.shape[rank - 2], out.shape[rank - 1])
-    .i32(k)
-    .u32(one);
+  return owner.own(createUniform(gpu, "band", {
+    total: sizeOf(out.shape),
+    rows: out.shape[rank - 2],
+    cols: out.shape[rank - 1],
+    k,
+    one,
+  }, label));
 }
 
 /** out = x with elements off the band zeroed: kept diagonals >= k (upper) or <= k (lower). */
@@ -41,7 +51,7 @@ export function prepareTrilu(
   // Diagonals beyond the matrix make no difference; clamping keeps k inside i32.
   const rows = out.shape[out.shape.length - 2], cols = out.shape[out.shape.length - 1];
   const kk = Math.max(-rows - 1, Math.min(cols + 1, k));
-  const uniform = owner.own(createUniform(gpu, bandParams(out, kk, 0), "trilu"));
+  const uniform = bandUniform(gpu, owner, out, kk, 0, "trilu");
   return [prepareDispatch(
     gpu,
     { shader: "band", entryPoint: "trilu", constants: { WG, UPPER: upper ? 1 : 0 } },
@@ -58,7 +68,7 @@ export function prepareEye(gpu: Gpu, owner: ResourceOwner, out: GpuTensor, k: nu
   // The bits of 1 in the output's storage type.
   const one = storageType(out.dtype) === "f32" ? 0x3f800000 : 1;
   const kk = Math.max(-out.shape[0] - 1, Math.min(out.shape[1] + 1, k));
-  const uniform = owner.own(createUniform(gpu, bandParams(out, kk, one), "eye"));
+  const uniform = bandUniform(gpu, owner, out, kk, one, "eye");
   return [prepareDispatch(
     gpu,
     { shader: "band", entryPoint: "eye", constants: { WG } },

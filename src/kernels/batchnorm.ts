@@ -6,12 +6,11 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
-import { type BatchNormLayout, foldBatchNorm } from "./batchnorm_ref.ts";
+import type { BatchNormLayout } from "./batchnorm_shape.ts";
 
 const WG = 64;
 const RUN = 4;
@@ -26,8 +25,27 @@ function isHost(p: BatchNormParams): p is Extract<BatchNormParams, { scale: CpuT
   return (p.scale as CpuTensor).data !== undefined;
 }
 
+/** Folds constant parameter vectors on the host into Y = X * scale' + shift' (float64
+ * arithmetic, as batchnorm_fold.wgsl does on the GPU in float32). */
+function foldBatchNorm(
+  scale: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  variance: ArrayLike<number>,
+  epsilon: number,
+): { scale: Float32Array; shift: Float32Array } {
+  const n = scale.length;
+  const s = new Float32Array(n), t = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = scale[i] / Math.sqrt(variance[i] + epsilon);
+    s[i] = a;
+    t[i] = bias[i] - mean[i] * a;
+  }
+  return { scale: s, shift: t };
+}
+
 /** Records Y = (X - mean) / sqrt(var + epsilon) * scale + bias with parameters mapped onto X by
- * `layout` (see batchnorm_ref.ts). X and Y have the same shape. */
+ * `layout` (see batchnorm_shape.ts). X and Y have the same shape. */
 export function prepareBatchNorm(
   gpu: Gpu,
   owner: ResourceOwner,
@@ -65,24 +83,31 @@ export function prepareBatchNorm(
       usage: GPUBufferUsage.STORAGE,
       label: "batchnorm affine",
     }));
-    const fold = new Params().u32(layout.params).f32(epsilon);
+    const fold = owner.own(
+      createUniform(gpu, "batchnorm_fold", { count: layout.params, epsilon }, "batchnorm fold"),
+    );
     dispatches.push(prepareDispatch(
       gpu,
-      { shader: "batchnorm", entryPoint: "fold", constants: { WG } },
+      { shader: "batchnorm_fold", constants: { WG } },
       [
         p.scale,
         p.bias,
         p.mean,
         p.variance,
         affine,
-        owner.own(createUniform(gpu, fold, "batchnorm fold")),
+        fold,
       ],
       Math.ceil(layout.params / WG),
     ));
   }
   const rows = total / layout.inner;
   const runsPerRow = Math.ceil(layout.inner / RUN);
-  const params = new Params().u32(rows, layout.inner, layout.params, runsPerRow);
+  const uniform = owner.own(createUniform(gpu, "batchnorm", {
+    rows,
+    inner: layout.inner,
+    params: layout.params,
+    runs_per_row: runsPerRow,
+  }));
   dispatches.push(prepareDispatch(
     gpu,
     {
@@ -90,7 +115,7 @@ export function prepareBatchNorm(
       entryPoint: "main",
       constants: { WG, ROUND_F16: y.dtype === "float16" ? 1 : 0 },
     },
-    [x, affine, y, owner.own(createUniform(gpu, params, "batchnorm"))],
+    [x, affine, y, uniform],
     Math.ceil((rows * runsPerRow) / WG),
   ));
   return dispatches;

@@ -4,14 +4,13 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { type Col2ImAttrs, col2ImBlocks, col2ImShape } from "./col2im_ref.ts";
-import { to3d } from "./conv_ref.ts";
+import { type Col2ImAttrs, col2ImBlocks, col2ImShape } from "./col2im_shape.ts";
+import { to3d } from "./shape.ts";
 
 const WG = 64;
 
@@ -43,18 +42,19 @@ export function prepareCol2Im(
   const count = sizeOf(shape);
   if (count === 0) return [];
   const blocks = col2ImBlocks(a);
-  const params = new Params()
-    .u32(...to3d(a.image, 1), sizeOf(a.image))
-    .u32(...to3d(a.block, 1), sizeOf(a.block))
-    .u32(...to3d(blocks, 1), sizeOf(blocks))
-    .u32Array(to3d(a.strides, 1), 1)
-    .u32Array(to3d(a.dilations, 1), 1)
-    .u32Array(to3d(a.pads.slice(0, rank), 0), 1)
-    .u32(count);
+  const uniform = owner.own(createUniform(gpu, "col2im", {
+    image: [...to3d(a.image, 1), sizeOf(a.image)],
+    kernel: [...to3d(a.block, 1), sizeOf(a.block)],
+    blocks: [...to3d(blocks, 1), sizeOf(blocks)],
+    stride: to3d(a.strides, 1),
+    dilation: to3d(a.dilations, 1),
+    pad_begin: to3d(a.pads.slice(0, rank), 0),
+    count,
+  }));
   return [prepareDispatch(
     gpu,
     { shader: "col2im", constants: { WG, ROUND_F16: y.dtype === "float16" ? 1 : 0 } },
-    [x, y, owner.own(createUniform(gpu, params, "col2im"))],
+    [x, y, uniform],
     Math.ceil(count / WG),
   )];
 }

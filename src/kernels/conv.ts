@@ -26,12 +26,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
-import { type ConvAttrs, convOutputShape, to3d } from "./conv_ref.ts";
+import { type ConvAttrs, convOutputShape } from "./conv_shape.ts";
+import { to3d } from "./shape.ts";
 import { prepareMatmul } from "./matmul.ts";
 import { problemKey, type VariantCache, variantCache } from "./variants.ts";
 
@@ -378,6 +378,26 @@ export function prepareConv(
   }
   const layout = convWeightLayout(gpu, weight.shape, group, tm4);
   const placeholders = { TM4: tm4 };
+  const channelTiles = layout.blocks / tm4;
+  const chunk = cacheChunk(channelTiles, tm4 * 16 * layout.k);
+  // Segments of 8 output pixels per output row on the wide tile (see main_wide3 in conv.wgsl);
+  // else the direct kernel's input paths, whose quads may be laid out per output row.
+  const perRow = Math.ceil(outSize[2] / 8);
+  const paths = wide
+    ? undefined
+    : convInputPaths(inSize, outSize, kernel, attrs, rank, layout.rows);
+  // One uniform for the weight packing (if any) and the convolution.
+  const uniform = owner.own(createUniform(gpu, "conv", {
+    in_size: [...inSize, sizeOf(inSize)],
+    out_size: [...outSize, sizeOf(outSize)],
+    kernel: [...kernel, taps],
+    stride: to3d(attrs.strides, 1),
+    dilation: to3d(attrs.dilations, 1),
+    pad: to3d(attrs.pads.slice(0, rank), 0),
+    channels: [c, m, cg, mg],
+    tiles: [pixels, channelTiles, group, chunk],
+    texture: [layout.width, layout.rows, paths ? paths.rowQuads : perRow],
+  }));
 
   const dispatches: Dispatch[] = [];
   const texture = owner.own(gpu.device.createTexture({
@@ -388,20 +408,10 @@ export function prepareConv(
     label: `conv weights ${shapeString(weight.shape)}`,
   }));
   if (isGpuTensor(weight)) {
-    const packParams = new Params().u32(
-      layout.k,
-      cg,
-      mg,
-      taps,
-      layout.blocks,
-      group * layout.blocks,
-      layout.width,
-      layout.rows,
-    );
     dispatches.push(prepareDispatch(
       gpu,
       { shader: "conv", entryPoint: "pack_weights", constants: { WG }, placeholders },
-      [weight, texture.createView(), owner.own(createUniform(gpu, packParams, "conv pack"))],
+      [weight, texture.createView(), uniform],
       Math.ceil((layout.k * group * layout.blocks) / WG),
     ));
   } else {
@@ -422,28 +432,10 @@ export function prepareConv(
     biasBinding = owner.own(createStorageBuffer(gpu, Float32Array.from(bias.data), "conv bias"));
   }
 
-  const channelTiles = layout.blocks / tm4;
-  const chunk = cacheChunk(channelTiles, tm4 * 16 * layout.k);
-  const uniform = (segments: number) =>
-    owner.own(createUniform(
-      gpu,
-      new Params()
-        .u32Array([...inSize, sizeOf(inSize)], 1)
-        .u32Array([...outSize, sizeOf(outSize)], 1)
-        .u32Array([...kernel, taps], 1)
-        .u32Array(to3d(attrs.strides, 1), 1)
-        .u32Array(to3d(attrs.dilations, 1), 1)
-        .u32Array(to3d(attrs.pads.slice(0, rank), 0), 1)
-        .u32Array([c, m, cg, mg], 1)
-        .u32Array([pixels, channelTiles, group, chunk], 1)
-        .u32Array([layout.width, layout.rows, segments], 1),
-      "conv",
-    ));
   const common = { WG, RELU: attrs.relu ? 1 : 0, ROUND_F16: y.dtype === "float16" ? 1 : 0 };
-  if (wide) {
-    // Segments of 8 output pixels per output row (see main_wide3 in conv.wgsl).
+  if (!paths) {
+    // The wide tile.
     const strideW = to3d(attrs.strides, 1)[2];
-    const perRow = Math.ceil(outSize[2] / 8);
     const segments = (pixels / outSize[2]) * perRow;
     dispatches.push(prepareDispatch(
       gpu,
@@ -458,12 +450,11 @@ export function prepareConv(
         },
         placeholders,
       },
-      [x, texture.createView(), biasBinding, y, uniform(perRow)],
+      [x, texture.createView(), biasBinding, y, uniform],
       Math.ceil((segments * channelTiles * group) / WG),
     ));
     return dispatches;
   }
-  const paths = convInputPaths(inSize, outSize, kernel, attrs, rank, layout.rows);
   const quads = paths.rowQuads > 0
     ? (pixels / outSize[2]) * paths.rowQuads
     : Math.ceil(pixels / PIXELS);
@@ -487,7 +478,7 @@ export function prepareConv(
       },
       placeholders,
     },
-    [x, texture.createView(), biasBinding, y, uniform(paths.rowQuads), x],
+    [x, texture.createView(), biasBinding, y, uniform, x],
     Math.ceil((quads * channelTiles * group) / WG),
   ));
   return dispatches;

@@ -2,8 +2,8 @@
  * shader's header for the tiling and the weight layout), with a register tile of 4 output
  * positions x `channelBlocks` x 4 output channels per invocation, or, where kernel == stride,
  * as a matrix product whose columns are (output channel, tap) pairs (`main_folded`). Constant
- * (host) weights are packed once, weights computed on the GPU are packed by a first dispatch on
- * every run. */
+ * (host) weights are packed once, weights computed on the GPU are packed by a first dispatch
+ * (`shaders/conv_transpose_pack.wgsl`) on every run. */
 import { type CpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
 import {
   createStorageBuffer,
@@ -11,14 +11,13 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   STORAGE_USAGE,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
-import { to3d } from "./conv_ref.ts";
-import { type ConvTransposeAttrs, convTransposeOutputShape } from "./conv_transpose_ref.ts";
+import { type ConvTransposeAttrs, convTransposeOutputShape } from "./conv_shape.ts";
+import { to3d } from "./shape.ts";
 
 const WG = 64;
 /** Output positions per invocation (the vec4 lanes of the shader's accumulators). */
@@ -98,10 +97,9 @@ export interface PrepareConvTransposeOptions {
  * ...spatial] and Y [N, M, ...] are GPU tensors; W [C, M/group, ...kernel] and B [M] may be GPU
  * tensors or host tensors (host ones are packed / uploaded once into buffers owned by `owner`).
  * Problems where kernel == stride (see isFoldedConvTranspose) run `main_folded`, the others
- * `main` (see the shader). Measured on llvmpipe (best of 5) on the 2x2/2 layers of the DB text
- * detector's head: 24 -> 1 channels at 240x240 -> 480x480 took 15-18 ms folded, 36-37 ms with
- * `main`; 64 -> 1, 27-28 ms against 66-67 ms; 24 -> 24 and 64 -> 64 (whose channel tiles are
- * full either way) were within the noise of each other. */
+ * `main` (see the shader): on the 2x2/2 layers of a text detector's head the folded kernel
+ * takes less than half the time of `main` where the output has few channels, and ties where
+ * channel tiles are full either way (docs/engine.md). */
 export function prepareConvTranspose(
   gpu: Gpu,
   owner: ResourceOwner,
@@ -174,11 +172,17 @@ export function prepareConvTranspose(
       usage: STORAGE_USAGE,
       label: `conv_transpose weights ${shapeString(weight.shape)}`,
     }));
-    const pack = new Params().u32(cg, columns, packTaps, mb, packedVec4s);
+    const packUniform = owner.own(createUniform(gpu, "conv_transpose_pack", {
+      cg,
+      mg: columns,
+      taps: packTaps,
+      mb,
+      total: packedVec4s,
+    }, "conv_transpose pack"));
     dispatches.push(prepareDispatch(
       gpu,
-      { shader: "conv_transpose", entryPoint: "pack_weights", constants: { WG } },
-      [weight, packed, owner.own(createUniform(gpu, pack, "conv_transpose pack"))],
+      { shader: "conv_transpose_pack", constants: { WG } },
+      [weight, packed, packUniform],
       Math.ceil(packedVec4s / WG),
     ));
   } else {
@@ -220,16 +224,17 @@ export function prepareConvTranspose(
     grid = [ud, uh, qw, perPhase];
     invocations = perPhase * phases * channelTiles * group;
   }
-  const params = new Params()
-    .u32Array([...inSize, sizeOf(inSize)], 1)
-    .u32Array([...outSize, sizeOf(outSize)], 1)
-    .u32Array([...kernel, taps], 1)
-    .u32Array([...strides, phases], 1)
-    .u32Array(to3d(attrs.dilations, 1), 1)
-    .i32(...to3d(attrs.pads.slice(0, rank), 0), 0)
-    .u32Array([c, m, cg, mg], 1)
-    .u32Array(grid, 1)
-    .u32Array([channelTiles, group, mb, columns], 1);
+  const uniform = owner.own(createUniform(gpu, "conv_transpose", {
+    in_size: [...inSize, sizeOf(inSize)],
+    out_size: [...outSize, sizeOf(outSize)],
+    kernel: [...kernel, taps],
+    stride: [...strides, phases],
+    dilation: to3d(attrs.dilations, 1),
+    pad: to3d(attrs.pads.slice(0, rank), 0),
+    channels: [c, m, cg, mg],
+    grid,
+    tiles: [channelTiles, group, mb, columns],
+  }));
   dispatches.push(prepareDispatch(
     gpu,
     {
@@ -237,7 +242,7 @@ export function prepareConvTranspose(
       entryPoint: folded ? "main_folded" : "main",
       constants: { WG, TM4: tm4, ROUND_F16: y.dtype === "float16" ? 1 : 0 },
     },
-    [x, packed, biasBinding, y, owner.own(createUniform(gpu, params, "conv_transpose"))],
+    [x, packed, biasBinding, y, uniform],
     Math.ceil(invocations / WG),
   ));
   return dispatches;

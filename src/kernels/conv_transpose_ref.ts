@@ -1,96 +1,14 @@
 /** CPU reference for N-d transposed convolution (1-D, 2-D, 3-D; groups, strides, pads,
- * dilations, output padding, bias), and the geometry the GPU binding shares with it. Pure TS.
+ * dilations, output padding, bias). Pure TS.
  *
  * ConvTranspose scatters: input position i of an axis, through kernel tap k, lands on the "full"
  * output position i * stride + k * dilation; the output is that full line with `pads[begin]`
  * cut from the start and `pads[end] - outputPadding` from the end. Pads may be negative (the
  * output then extends past the full line with zeros plus bias): ONNX's `output_shape` and
- * SAME_* auto-padding produce them when the requested output is larger. */
-import { to3d } from "./conv_ref.ts";
-
-/** Transposed-convolution settings with explicit pads (ONNX `auto_pad` and `output_shape` are
- * resolved by the caller). Per-axis lists have one entry per spatial axis; `pads` is
- * [begin..., end...]. */
-export interface ConvTransposeAttrs {
-  readonly strides: readonly number[];
-  readonly pads: readonly number[];
-  readonly dilations: readonly number[];
-  /** Extra output positions at the end of each axis (ONNX `output_padding`); default 0s. */
-  readonly outputPadding?: readonly number[];
-  readonly group: number;
-}
-
-/** Length of one output axis: the full scatter extent, minus the pads, plus output padding. */
-export function convTransposeAxisSize(
-  inSize: number,
-  kernel: number,
-  stride: number,
-  dilation: number,
-  padBegin: number,
-  padEnd: number,
-  outputPadding: number,
-): number {
-  return stride * (inSize - 1) + outputPadding + (kernel - 1) * dilation + 1 - padBegin - padEnd;
-}
-
-/** Y's shape [N, M, ...] for X [N, C, ...spatial] and W [C, M/group, ...kernel]; throws a plain
- * Error explaining what does not fit (callers add the node name). */
-export function convTransposeOutputShape(
-  xShape: readonly number[],
-  wShape: readonly number[],
-  attrs: ConvTransposeAttrs,
-): number[] {
-  const rank = xShape.length - 2;
-  if (rank < 1 || rank > 3) {
-    throw new Error(`input rank ${xShape.length}: need 3 to 5 (N, C, 1-3 spatial axes)`);
-  }
-  if (wShape.length !== xShape.length) {
-    throw new Error(`weight rank ${wShape.length} differs from input rank ${xShape.length}`);
-  }
-  const [n, c] = xShape;
-  const g = attrs.group;
-  if (!Number.isInteger(g) || g < 1 || c % g !== 0) {
-    throw new Error(`group ${g} must divide input channels ${c}`);
-  }
-  if (wShape[0] !== c) {
-    throw new Error(`weight has ${wShape[0]} input channels, input has ${c}`);
-  }
-  checkAxisList("strides", attrs.strides, rank, 1);
-  checkAxisList("dilations", attrs.dilations, rank, 1);
-  const outPad = attrs.outputPadding ?? Array<number>(rank).fill(0);
-  checkAxisList("output padding", outPad, rank, 0);
-  if (attrs.pads.length !== 2 * rank) {
-    throw new Error(`pads needs ${2 * rank} values, got ${attrs.pads.length}`);
-  }
-  if (!attrs.pads.every(Number.isInteger)) throw new Error(`pads must be integers`);
-  const out = [n, wShape[1] * g];
-  for (let a = 0; a < rank; a++) {
-    const o = convTransposeAxisSize(
-      xShape[a + 2],
-      wShape[a + 2],
-      attrs.strides[a],
-      attrs.dilations[a],
-      attrs.pads[a],
-      attrs.pads[a + rank],
-      outPad[a],
-    );
-    if (o < 1) {
-      throw new Error(
-        `axis ${a + 2}: pads ${attrs.pads[a]}+${attrs.pads[a + rank]} remove the whole output ` +
-          `(input ${xShape[a + 2]}, kernel ${wShape[a + 2]}, stride ${attrs.strides[a]})`,
-      );
-    }
-    out.push(o);
-  }
-  return out;
-}
-
-function checkAxisList(name: string, values: readonly number[], rank: number, min: number): void {
-  if (values.length !== rank) throw new Error(`${name} needs ${rank} values, got ${values.length}`);
-  for (const v of values) {
-    if (!Number.isInteger(v) || v < min) throw new Error(`${name} must be >= ${min}, got ${v}`);
-  }
-}
+ * SAME_* auto-padding produce them when the requested output is larger. The geometry, shared
+ * with the GPU binding, is in conv_shape.ts. */
+import { type ConvTransposeAttrs, convTransposeOutputShape } from "./conv_shape.ts";
+import { to3d } from "./shape.ts";
 
 /** Y = ConvTranspose(X, W) + B, float64 accumulation, returned as float32. X [N, C, ...],
  * W [C, M/group, ...kernel], B [M] or undefined.

@@ -19,7 +19,7 @@ import {
   prepareConv,
   type PrepareConvOptions,
 } from "./conv.ts";
-import { type ConvAttrs, convOutputShape } from "./conv_ref.ts";
+import { type ConvAttrs, convOutputShape } from "./conv_shape.ts";
 import { matmulProblem } from "./matmul.ts";
 import { tuneMatmul } from "./matmul_tune.ts";
 import {

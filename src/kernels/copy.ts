@@ -5,13 +5,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { contiguousStrides } from "./copy_ref.ts";
+import { contiguousStrides } from "./shape.ts";
 
 const WG = 64;
 /** Region axes the shader's uniform holds. */
@@ -125,13 +124,17 @@ export function prepareStridedCopy(
   const lanes = Math.ceil(lastDim / RUN);
   const run = Math.ceil(lastDim / lanes);
   const threads = (sizeOf(r.shape) / lastDim) * lanes;
-  const params = new Params()
-    .u32(rank, threads, lanes, run)
-    .i32(r.srcOffset, r.dstOffset)
-    .u32Array(r.shape, 2)
-    .u32Array(r.srcStrides, 2)
-    .u32Array(r.dstStrides, 2);
-  const uniform = owner.own(createUniform(gpu, params, label));
+  const uniform = owner.own(createUniform(gpu, "copy", {
+    rank,
+    threads,
+    lanes,
+    run,
+    src_offset: r.srcOffset,
+    dst_offset: r.dstOffset,
+    shape: r.shape,
+    src_strides: r.srcStrides,
+    dst_strides: r.dstStrides,
+  }, label));
   return [prepareDispatch(
     gpu,
     {
@@ -151,7 +154,7 @@ function checkRank(label: string, t: GpuTensor, rank: number): void {
 }
 
 /** Copies `x[starts[d] + k * steps[d]]` for k < out.shape[d] on every axis (all axes given,
- * already clamped: see `resolveSlice` in copy_ref.ts). */
+ * already clamped: see `resolveSlice` in copy_shape.ts). */
 export function prepareSlice(
   gpu: Gpu,
   owner: ResourceOwner,

@@ -1,28 +1,10 @@
-/** Host references for the strided-copy family (Slice, Concat, Split, Expand) and the index
- * helpers the movement references share. Plain loops over multi-indices, written independently
- * of the GPU path's axis merging so tests compare two different derivations. */
+/** Host references for the strided-copy family (Slice, Concat, Split, Expand) and
+ * `gatherElements`, which the other movement references build on. Plain loops over
+ * multi-indices, written independently of the GPU path's axis merging so tests compare two
+ * different derivations. */
 import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../util/tensor.ts";
-
-/** Row-major strides (in elements) of `shape`. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = s;
-    s *= shape[d];
-  }
-  return strides;
-}
-
-/** The multi-index of linear position `i` in `shape` (written into `out`). */
-export function unravel(i: number, shape: readonly number[], out: number[]): number[] {
-  for (let d = shape.length - 1; d >= 0; d--) {
-    const n = shape[d];
-    out[d] = i % n;
-    i = Math.floor(i / n);
-  }
-  return out;
-}
+import type { ResolvedSlice } from "./copy_shape.ts";
+import { contiguousStrides, unravel } from "./shape.ts";
 
 /** A tensor of `dtype`/`shape` whose element i is `data[source(i)]`. */
 export function gatherElements(
@@ -35,50 +17,6 @@ export function gatherElements(
   const idx = new Array<number>(shape.length).fill(0);
   for (let i = 0; i < n; i++) out[i] = x.data[source(unravel(i, shape, idx))];
   return { dtype: x.dtype, shape: [...shape], data: out };
-}
-
-/** A fully resolved slice: for every axis, first index, step and output size. */
-export interface ResolvedSlice {
-  starts: number[];
-  steps: number[];
-  shape: number[];
-}
-
-/** ONNX Slice semantics for the listed axes (non-negative, distinct; others are taken whole):
- * negative starts/ends count from the end; starts and ends are clamped to [0, dim] for positive
- * steps and to [0, dim-1] / [-1, dim-1] for negative steps, so sentinels such as INT64_MAX
- * (arriving as huge float64 numbers) mean "to the end". Steps must be non-zero. */
-export function resolveSlice(
-  shape: readonly number[],
-  starts: readonly number[],
-  ends: readonly number[],
-  axes: readonly number[],
-  steps: readonly number[],
-): ResolvedSlice {
-  const out: ResolvedSlice = {
-    starts: shape.map(() => 0),
-    steps: shape.map(() => 1),
-    shape: [...shape],
-  };
-  axes.forEach((axis, k) => {
-    const dim = shape[axis];
-    const step = steps[k];
-    if (step === 0) throw new RangeError(`slice step on axis ${axis} is 0`);
-    let start = starts[k] < 0 ? starts[k] + dim : starts[k];
-    let end = ends[k] < 0 ? ends[k] + dim : ends[k];
-    if (step > 0) {
-      start = Math.min(Math.max(start, 0), dim);
-      end = Math.min(Math.max(end, 0), dim);
-    } else {
-      start = Math.min(Math.max(start, 0), dim - 1);
-      end = Math.min(Math.max(end, -1), dim - 1);
-    }
-    const count = step > 0 ? Math.ceil((end - start) / step) : Math.ceil((start - end) / -step);
-    out.starts[axis] = start;
-    out.steps[axis] = step;
-    out.shape[axis] = Math.max(0, count);
-  });
-  return out;
 }
 
 /** out[i] = x[starts + i * steps] on every axis. */

@@ -5,13 +5,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { type DeformConvAttrs, deformConvShape } from "./deform_conv_ref.ts";
+import { type DeformConvAttrs, deformConvShape } from "./deform_conv_shape.ts";
 
 const WG = 64;
 
@@ -47,12 +46,16 @@ export function prepareDeformConv(
   const count = sizeOf(shape);
   if (count === 0) return [];
   const [oc, icg, kh, kw] = weight.shape;
-  const params = new Params()
-    .u32(...x.shape)
-    .u32(oc, shape[2], shape[3], count)
-    .u32(kh, kw, icg, oc / a.group)
-    .u32(...a.strides, ...a.dilations, a.pads[0], a.pads[1])
-    .u32(a.offsetGroup, x.shape[1] / a.offsetGroup);
+  const uniform = owner.own(createUniform(gpu, "deform_conv", {
+    in_size: x.shape,
+    out_size: [oc, shape[2], shape[3], count],
+    kernel: [kh, kw, icg, oc / a.group],
+    stride: a.strides,
+    dilation: a.dilations,
+    pad: [a.pads[0], a.pads[1]],
+    offset_groups: a.offsetGroup,
+    ic_per_offset_group: x.shape[1] / a.offsetGroup,
+  }, "deform conv"));
   // Absent bias / mask: a small placeholder the shader never reads.
   const none = () => owner.own(createStorageBuffer(gpu, new Float32Array(4), "deform conv none"));
   return [prepareDispatch(
@@ -73,7 +76,7 @@ export function prepareDeformConv(
       bias ?? none(),
       mask ?? none(),
       y,
-      owner.own(createUniform(gpu, params, "deform conv")),
+      uniform,
     ],
     Math.ceil(count / WG),
   )];

@@ -1,18 +1,17 @@
 /** Einsum (shaders/einsum.wgsl): a generic contraction over up to 3 operands, planned on the host
- * by planEinsum (einsum_ref.ts). */
+ * by planEinsum (einsum_shape.ts). */
 import {
   createUniform,
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   storageType,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { planEinsum } from "./einsum_ref.ts";
+import { planEinsum } from "./einsum_shape.ts";
 
 const WG = 64;
 export const EINSUM_MAX_OPERANDS = 3;
@@ -47,11 +46,17 @@ export function prepareEinsum(
   }
   const total = sizeOf(out.shape);
   if (total === 0) return [];
-  const params = new Params()
-    .u32(total, sizeOf(plan.sumSizes), plan.outShape.length, plan.sumSizes.length)
-    .u32Array([...plan.outShape, ...plan.sumSizes], 4);
-  for (let k = 0; k < EINSUM_MAX_OPERANDS; k++) params.u32Array(plan.strides[k] ?? [], 4);
-  const uniform = owner.own(createUniform(gpu, params, "einsum"));
+  // `strides` is one array of EINSUM_MAX_LABELS per operand slot, unused slots zero.
+  const strides = new Array<number>(EINSUM_MAX_OPERANDS * EINSUM_MAX_LABELS).fill(0);
+  plan.strides.forEach((s, k) => s.forEach((v, l) => strides[k * EINSUM_MAX_LABELS + l] = v));
+  const uniform = owner.own(createUniform(gpu, "einsum", {
+    total,
+    sum_total: sizeOf(plan.sumSizes),
+    n_out: plan.outShape.length,
+    n_sum: plan.sumSizes.length,
+    sizes: [...plan.outShape, ...plan.sumSizes],
+    strides,
+  }));
   const bound = [0, 1, 2].map((k) => operands[k] ?? operands[0]);
   return [prepareDispatch(
     gpu,

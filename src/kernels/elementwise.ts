@@ -2,7 +2,8 @@
  * activations and math functions, Cast, binary and ternary operators with numpy broadcasting,
  * and variadic Sum/Mean/Max/Min chained from binary dispatches. Independent of ONNX: models and
  * the trainer call these directly. Outputs must not share a buffer with an input (WebGPU forbids
- * reading and writing one buffer in a dispatch). */
+ * reading and writing one buffer in a dispatch). The operator catalogue (names, op codes, dtypes,
+ * defaults) is elementwise_shape.ts. */
 import {
   type Binding,
   createUniform,
@@ -10,15 +11,29 @@ import {
   type Gpu,
   GPU_ELEMENT_BYTES,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   STORAGE_USAGE,
+  type UniformValues,
 } from "../gpu/mod.ts";
 import { type DType, NARROW_INTS, shapeString, sizeOf } from "../util/tensor.ts";
 import { EngineError } from "../util/errors.ts";
 import { planBroadcast, type SourceIndex } from "./broadcast.ts";
-import { broadcastShapes } from "./shape.ts";
+import {
+  BINARY_OPS,
+  type BinaryOp,
+  binaryOutputDType,
+  binarySupports,
+  defaultUnaryParams,
+  dtypeKind,
+  UNARY_OPS,
+  type UnaryOp,
+  unaryOutputDType,
+  type UnaryParams,
+  unarySupports,
+  type VariadicOp,
+} from "./elementwise_shape.ts";
+import { broadcastShapes, checkSameSize } from "./shape.ts";
 
 const WG = 256;
 /** Output elements per invocation of the broadcasting kernels (RUN in shaders/binary.wgsl). */
@@ -91,113 +106,8 @@ function narrowCode(dtype: DType): number {
   return dtype === "int8" ? 1 : dtype === "uint8" ? 2 : 0;
 }
 
-type Kind = "float" | "int" | "bool";
-function kindName(dtype: DType): Kind {
-  return dtype === "bool" ? "bool" : dtype.startsWith("float") ? "float" : "int";
-}
-
 // ---------------------------------------------------------------------------------------------
 // Unary
-
-/** Unary operators: op code (OP_* in shaders/unary.wgsl) and the input kinds it accepts. */
-export const UNARY_OPS = {
-  identity: { code: 0, kinds: ["float", "int", "bool"] },
-  abs: { code: 1, kinds: ["float", "int"] },
-  neg: { code: 2, kinds: ["float", "int"] },
-  sqrt: { code: 3, kinds: ["float"] },
-  exp: { code: 4, kinds: ["float"] },
-  log: { code: 5, kinds: ["float"] },
-  erf: { code: 6, kinds: ["float"] },
-  sigmoid: { code: 7, kinds: ["float"] },
-  tanh: { code: 8, kinds: ["float"] },
-  relu: { code: 9, kinds: ["float", "int"] },
-  leakyRelu: { code: 10, kinds: ["float"] },
-  gelu: { code: 11, kinds: ["float"] },
-  geluTanh: { code: 12, kinds: ["float"] },
-  reciprocal: { code: 13, kinds: ["float"] },
-  floor: { code: 14, kinds: ["float"] },
-  ceil: { code: 15, kinds: ["float"] },
-  round: { code: 16, kinds: ["float"] },
-  sin: { code: 17, kinds: ["float"] },
-  cos: { code: 18, kinds: ["float"] },
-  softplus: { code: 19, kinds: ["float"] },
-  hardSigmoid: { code: 20, kinds: ["float"] },
-  clip: { code: 21, kinds: ["float", "int"] },
-  sign: { code: 22, kinds: ["float", "int"] },
-  affine: { code: 23, kinds: ["float"] },
-  not: { code: 24, kinds: ["bool"] },
-  cast: { code: 25, kinds: ["float", "int", "bool"] },
-  tan: { code: 26, kinds: ["float"] },
-  asin: { code: 27, kinds: ["float"] },
-  acos: { code: 28, kinds: ["float"] },
-  atan: { code: 29, kinds: ["float"] },
-  sinh: { code: 30, kinds: ["float"] },
-  cosh: { code: 31, kinds: ["float"] },
-  asinh: { code: 32, kinds: ["float"] },
-  acosh: { code: 33, kinds: ["float"] },
-  atanh: { code: 34, kinds: ["float"] },
-  elu: { code: 35, kinds: ["float"] },
-  selu: { code: 36, kinds: ["float"] },
-  celu: { code: 37, kinds: ["float"] },
-  softsign: { code: 38, kinds: ["float"] },
-  hardSwish: { code: 39, kinds: ["float"] },
-  mish: { code: 40, kinds: ["float"] },
-  thresholdedRelu: { code: 41, kinds: ["float"] },
-  isNaN: { code: 42, kinds: ["float"] },
-  isInf: { code: 43, kinds: ["float"] },
-  shrink: { code: 44, kinds: ["float"] },
-  swish: { code: 45, kinds: ["float"] },
-  bitwiseNot: { code: 46, kinds: ["int"] },
-  square: { code: 47, kinds: ["float", "int"] },
-} as const satisfies Record<string, { code: number; kinds: readonly Kind[] }>;
-
-export type UnaryOp = keyof typeof UNARY_OPS;
-
-/** Whether `op` accepts input tensors of `dtype`. */
-export function unarySupports(op: UnaryOp, dtype: DType): boolean {
-  return (UNARY_OPS[op].kinds as readonly Kind[]).includes(kindName(dtype));
-}
-
-/** Operator parameters (meaning per op, defaults are the ONNX attribute defaults):
- * leakyRelu alpha; hardSigmoid alpha, beta; clip alpha = min, beta = max; affine alpha * x + beta;
- * elu/celu/thresholdedRelu/swish alpha; selu alpha, beta = gamma; shrink alpha = lambd, beta =
- * bias; isInf alpha = detect negative, beta = detect positive (non-zero = yes). */
-export interface UnaryParams {
-  alpha?: number;
-  beta?: number;
-}
-
-/** The output dtype `op` produces from `dtype` (cast: pass the target as `out.dtype`). */
-export function unaryOutputDType(op: UnaryOp, dtype: DType): DType {
-  return op === "isNaN" || op === "isInf" ? "bool" : dtype;
-}
-
-/** Default parameters of the ops that take some (the ONNX attribute defaults). */
-export function defaultUnaryParams(op: UnaryOp): Required<UnaryParams> {
-  switch (op) {
-    case "leakyRelu":
-      return { alpha: 0.01, beta: 0 };
-    case "hardSigmoid":
-      return { alpha: 0.2, beta: 0.5 };
-    case "clip": // no bound (integer tensors: saturated to the i32 range on the GPU)
-      return { alpha: -Infinity, beta: Infinity };
-    case "affine":
-      return { alpha: 1, beta: 0 };
-    case "selu":
-      return { alpha: 1.67326319217681884765625, beta: 1.05070102214813232421875 };
-    case "shrink":
-      return { alpha: 0.5, beta: 0 };
-    case "isInf":
-      return { alpha: 1, beta: 1 };
-    case "elu":
-    case "celu":
-    case "thresholdedRelu":
-    case "swish":
-      return { alpha: 1, beta: 0 };
-    default:
-      return { alpha: 0, beta: 0 };
-  }
-}
 
 /** Bits of `value` as the shader reads it for `dtype` (f32, or i32 for integer tensors). */
 function paramBits(value: number, dtype: DType): number {
@@ -206,14 +116,6 @@ function paramBits(value: number, dtype: DType): number {
     view.setInt32(0, Math.max(-2147483648, Math.min(2147483647, Math.trunc(value))), true);
   } else view.setFloat32(0, value, true);
   return view.getUint32(0, true);
-}
-
-function checkSameSize(what: string, x: GpuTensor, out: GpuTensor): void {
-  if (sizeOf(x.shape) !== sizeOf(out.shape)) {
-    throw new EngineError(
-      `${what}: output ${shapeString(out.shape)} does not match input ${shapeString(x.shape)}`,
-    );
-  }
 }
 
 /** out = op(x) elementwise (same element count). float16 outputs are rounded to half. */
@@ -232,7 +134,7 @@ export function prepareUnary(
   if (op !== "cast" && out.dtype !== unaryOutputDType(op, x.dtype)) {
     throw new EngineError(`unary ${op}: output dtype ${out.dtype}, expected ${x.dtype}`);
   }
-  checkSameSize(`unary ${op}`, x, out);
+  checkSameSize(`unary ${op}`, x.shape, out.shape);
   const defaults = defaultUnaryParams(op);
   const count = sizeOf(out.shape);
   if (count === 0) return [];
@@ -250,15 +152,11 @@ export function prepareUnary(
   const words = vec4 ? count / 4 : count;
   const isBoolFlag = op === "isInf";
   const bits = (v: number) => isBoolFlag ? (v ? 1 : 0) : paramBits(v, x.dtype);
-  const uniform = owner.own(createUniform(
-    gpu,
-    new Params().u32(
-      words,
-      bits(params.alpha ?? defaults.alpha),
-      bits(params.beta ?? defaults.beta),
-    ),
-    `unary ${op}`,
-  ));
+  const uniform = owner.own(createUniform(gpu, "unary", {
+    count: words,
+    alpha: bits(params.alpha ?? defaults.alpha),
+    beta: bits(params.beta ?? defaults.beta),
+  }, `unary ${op}`));
   const constants: Record<string, number> = {
     WG,
     OP: spec.code,
@@ -295,61 +193,15 @@ export function prepareCast(
 // ---------------------------------------------------------------------------------------------
 // Binary and ternary
 
-/** Binary operators: op code (OP_* in shaders/binary.wgsl) and the kinds of `a` they accept. */
-export const BINARY_OPS = {
-  add: { code: 0, kinds: ["float", "int"] },
-  sub: { code: 1, kinds: ["float", "int"] },
-  mul: { code: 2, kinds: ["float", "int"] },
-  div: { code: 3, kinds: ["float", "int"] },
-  pow: { code: 4, kinds: ["float", "int"] },
-  mod: { code: 5, kinds: ["float", "int"] },
-  fmod: { code: 6, kinds: ["float", "int"] },
-  max: { code: 7, kinds: ["float", "int"] },
-  min: { code: 8, kinds: ["float", "int"] },
-  equal: { code: 9, kinds: ["float", "int", "bool"] },
-  less: { code: 10, kinds: ["float", "int"] },
-  greater: { code: 11, kinds: ["float", "int"] },
-  lessOrEqual: { code: 12, kinds: ["float", "int"] },
-  greaterOrEqual: { code: 13, kinds: ["float", "int"] },
-  and: { code: 14, kinds: ["bool"] },
-  or: { code: 15, kinds: ["bool"] },
-  xor: { code: 16, kinds: ["bool"] },
-  prelu: { code: 17, kinds: ["float", "int"] },
-  bitwiseAnd: { code: 18, kinds: ["int"] },
-  bitwiseOr: { code: 19, kinds: ["int"] },
-  bitwiseXor: { code: 20, kinds: ["int"] },
-} as const satisfies Record<string, { code: number; kinds: readonly Kind[] }>;
-
-export type BinaryOp = keyof typeof BINARY_OPS;
-
-/** Whether `op` accepts a first input of `dtype` (the second must have the same kind, except
- * Pow's exponent, which may be any number type). */
-export function binarySupports(op: BinaryOp, dtype: DType): boolean {
-  return (BINARY_OPS[op].kinds as readonly Kind[]).includes(kindName(dtype));
-}
-
-const COMPARISONS: ReadonlySet<BinaryOp> = new Set([
-  "equal",
-  "less",
-  "greater",
-  "lessOrEqual",
-  "greaterOrEqual",
-]);
-
-/** The output dtype of `op` on inputs of dtype `a` (comparisons give bool; Pow keeps the base's
- * type whatever the exponent's). */
-export function binaryOutputDType(op: BinaryOp, a: DType): DType {
-  return COMPARISONS.has(op) ? "bool" : a;
-}
-
 const MODE_CODE = { identity: 0, block: 1, strided: 2 } as const;
 
-/** Uniform and override constants describing how each input broadcasts to `outShape`. */
+/** The uniform (of shaders/binary.wgsl's Params) and override constants describing how each
+ * input broadcasts to `outShape`. */
 function broadcastSetup(
   what: string,
   inputs: readonly GpuTensor[],
   outShape: readonly number[],
-): { params: Params; modes: number[] } {
+): { params: UniformValues; modes: number[] } {
   const full = broadcastShapes(outShape, ...inputs.map((t) => t.shape));
   if (!full || full.length !== outShape.length || full.some((d, i) => d !== outShape[i])) {
     throw new EngineError(
@@ -376,13 +228,14 @@ function broadcastSetup(
       s.strides.forEach((v, d) => strides[k * 8 + d] = v);
     }
   });
-  const params = new Params()
-    .u32(sizeOf(outShape), plan.shape.length)
-    .align16()
-    .u32(...inner)
-    .u32(...extent)
-    .u32Array(plan.shape, 2)
-    .u32Array(strides, 6);
+  const params = {
+    count: sizeOf(outShape),
+    rank: plan.shape.length,
+    inner,
+    extent,
+    shape: plan.shape,
+    strides,
+  };
   return { params, modes: plan.sources.map((s) => MODE_CODE[s.kind]) };
 }
 
@@ -418,7 +271,7 @@ export function prepareBinary(
     ];
   }
   const { params, modes } = broadcastSetup(`binary ${op}`, [a, b], out.shape);
-  const uniform = owner.own(createUniform(gpu, params, `binary ${op}`));
+  const uniform = owner.own(createUniform(gpu, "binary", params, `binary ${op}`));
   const constants = {
     WG,
     OP: spec.code,
@@ -450,7 +303,7 @@ function prepareTernary(
   const count = sizeOf(out.shape);
   if (count === 0) return [];
   const { params, modes } = broadcastSetup(what, inputs, out.shape);
-  const uniform = owner.own(createUniform(gpu, params, what));
+  const uniform = owner.own(createUniform(gpu, "binary", params, what));
   const constants = {
     WG,
     OP: TERNARY_OPS[what],
@@ -506,8 +359,6 @@ export function prepareClamp(
 // ---------------------------------------------------------------------------------------------
 // Variadic
 
-export type VariadicOp = "sum" | "mean" | "max" | "min";
-
 const VARIADIC_STEP: Record<VariadicOp, BinaryOp> = {
   sum: "add",
   mean: "add",
@@ -532,7 +383,7 @@ export function prepareVariadic(
       `${op}: input dtypes ${inputs.map((t) => t.dtype).join(", ")} -> ${out.dtype} differ`,
     );
   }
-  if (op === "mean" && kindName(out.dtype) !== "float") {
+  if (op === "mean" && dtypeKind(out.dtype) !== "float") {
     throw new EngineError(`mean: ${out.dtype} tensors are not supported`);
   }
   const count = sizeOf(out.shape);

@@ -3,7 +3,7 @@
  * output dtype (half precision for float16); int32 wraps like the GPU's i32; int64 (held as
  * float64 numbers) does not wrap; bool is 0/1. */
 import { type CpuData, type CpuTensor, cpuTensor, type DType, sizeOf } from "../util/tensor.ts";
-import { broadcastShapes, broadcastStrides } from "./shape.ts";
+import { erf } from "../util/math.ts";
 import {
   type BinaryOp,
   binaryOutputDType,
@@ -12,7 +12,8 @@ import {
   unaryOutputDType,
   type UnaryParams,
   type VariadicOp,
-} from "./elementwise.ts";
+} from "./elementwise_shape.ts";
+import { broadcastShapes, broadcastStrides } from "./shape.ts";
 
 const INT32_MIN = -2147483648;
 /** Largest float32 below 2^31: where WGSL's float -> i32 conversion saturates. */
@@ -42,54 +43,11 @@ function numbers(data: CpuData): ArrayLike<number> {
   return data as ArrayLike<number>;
 }
 
-// ---- special functions (float64) ----
-
-/** erfc(x) for x >= 3 by its continued fraction (Lentz), relative error ~1e-15. */
-function erfcLarge(x: number): number {
-  // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
-  const tiny = 1e-300;
-  let f = x;
-  let c = x;
-  let d = 0;
-  for (let k = 1; k < 200; k++) {
-    const a = k / 2;
-    d = x + a * d;
-    d = Math.abs(d) < tiny ? tiny : d;
-    c = x + a / c;
-    c = Math.abs(c) < tiny ? tiny : c;
-    d = 1 / d;
-    const delta = c * d;
-    f *= delta;
-    if (Math.abs(delta - 1) < 1e-16) break;
-  }
-  return Math.exp(-x * x) / Math.sqrt(Math.PI) / f;
-}
-
-/** erf(x) to ~1e-15: Maclaurin series below 3, continued fraction for erfc above. */
-export function erfRef(x: number): number {
-  if (Number.isNaN(x)) return NaN;
-  const z = Math.abs(x);
-  if (z >= 3) return Math.sign(x) * (1 - erfcLarge(z));
-  // erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1))
-  let term = x;
-  let sum = x;
-  const s = x * x;
-  for (let n = 1; n < 100; n++) {
-    term *= -s / n;
-    const add = term / (2 * n + 1);
-    sum += add;
-    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
-
-/** Round half to even (ONNX Round, WGSL round). */
+/** Round half to even, as ONNX Round, numpy's rint and WGSL's round (which keep the sign of a
+ * zero result: -0.3 rounds to -0). Also the rounding of the quantize and grid sample references. */
 export function roundHalfEven(v: number): number {
-  const f = Math.floor(v);
-  const diff = v - f;
-  if (diff < 0.5) return f;
-  if (diff > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
+  const r = Math.round(v); // rounds .5 up
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 function sigmoid(v: number): number {
@@ -116,7 +74,7 @@ function unaryFloat(op: UnaryOp, v: number, alpha: number, beta: number): number
     case "log":
       return Math.log(v);
     case "erf":
-      return erfRef(v);
+      return erf(v);
     case "sigmoid":
       return sigmoid(v);
     case "tanh":
@@ -126,7 +84,7 @@ function unaryFloat(op: UnaryOp, v: number, alpha: number, beta: number): number
     case "leakyRelu":
       return v < 0 ? alpha * v : v;
     case "gelu":
-      return 0.5 * v * (1 + erfRef(v / Math.SQRT2));
+      return 0.5 * v * (1 + erf(v / Math.SQRT2));
     case "geluTanh":
       return 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
     case "reciprocal":

@@ -1,9 +1,10 @@
+/** Fill (shaders/fill.wgsl): every element of a tensor set to one value; the reference is
+ * fill_ref.ts. */
 import {
   createUniform,
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
@@ -11,9 +12,13 @@ import { sizeOf } from "../util/tensor.ts";
 
 const WG = 256;
 
-/** Host reference: the values `prepareFill` writes. */
-export function fillRef(n: number, value: number): Float64Array {
-  return new Float64Array(n).fill(value);
+/** The 32-bit word a GPU tensor of `dtype` stores for `value`: its f32 bits for float32 and
+ * float16 (held as f32), its i32 bits for the integer types and bool. */
+export function elementBits(value: number, dtype: GpuTensor["dtype"]): number {
+  const view = new DataView(new ArrayBuffer(4));
+  if (dtype === "float32" || dtype === "float16") view.setFloat32(0, value, true);
+  else view.setInt32(0, value, true);
+  return view.getUint32(0, true);
 }
 
 /** Fills `out` with `value` (converted to the tensor's storage type). */
@@ -24,11 +29,8 @@ export function prepareFill(
   value: number,
 ): Dispatch[] {
   const count = sizeOf(out.shape);
-  const bits = new DataView(new ArrayBuffer(4));
-  if (out.dtype === "float32" || out.dtype === "float16") bits.setFloat32(0, value, true);
-  else bits.setInt32(0, value, true);
   const uniform = owner.own(
-    createUniform(gpu, new Params().u32(count, bits.getUint32(0, true)), "fill"),
+    createUniform(gpu, "fill", { count, bits: elementBits(value, out.dtype) }),
   );
   return [prepareDispatch(
     gpu,

@@ -6,7 +6,6 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   statusOrSink,
@@ -15,8 +14,8 @@ import {
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
 import { interleaveFor } from "./copy.ts";
-import { contiguousStrides } from "./copy_ref.ts";
-import { gatherShape } from "./gather_ref.ts";
+import { gatherShape } from "./gather_shape.ts";
+import { contiguousStrides } from "./shape.ts";
 
 const WG = 64;
 /** Words one invocation copies of a gathered row at most (see gather.wgsl). */
@@ -62,12 +61,19 @@ export function prepareGather(
   const run = Math.ceil(rowWords / lanes);
   const threads = outer * nIdx * lanes;
   const slot = statusOrSink(gpu, owner, status, "gather");
-  const params = new Params()
-    .u32(threads, axisDim, nIdx, rowWords, lanes, run, 0, 0)
-    .u32Array([], 2)
-    .u32Array([], 2)
-    .u32(slot.slot);
-  const uniform = owner.own(createUniform(gpu, params, "gather"));
+  const uniform = owner.own(createUniform(gpu, "gather", {
+    threads,
+    axis_dim: axisDim,
+    n_idx: nIdx,
+    inner: rowWords,
+    lanes,
+    run,
+    rank: 0,
+    axis: 0,
+    idx_shape: [],
+    data_strides: [],
+    status_slot: slot.slot,
+  }));
   return [prepareDispatch(
     gpu,
     {
@@ -102,12 +108,19 @@ export function prepareGatherElements(
   if (total === 0) return [];
   if (data.shape[axis] === 0) throw new EngineError(`gatherElements: axis ${axis} is empty`);
   const slot = statusOrSink(gpu, owner, status, "gather");
-  const params = new Params()
-    .u32(total, data.shape[axis], 0, 0, 0, 0, rank, axis)
-    .u32Array(indices.shape, 2)
-    .u32Array(contiguousStrides(data.shape), 2)
-    .u32(slot.slot);
-  const uniform = owner.own(createUniform(gpu, params, "gatherElements"));
+  const uniform = owner.own(createUniform(gpu, "gather", {
+    threads: total,
+    axis_dim: data.shape[axis],
+    n_idx: 0,
+    inner: 0,
+    lanes: 0,
+    run: 0,
+    rank,
+    axis,
+    idx_shape: indices.shape,
+    data_strides: contiguousStrides(data.shape),
+    status_slot: slot.slot,
+  }, "gatherElements"));
   return [prepareDispatch(
     gpu,
     { shader: "gather", entryPoint: "elements", constants: { WG }, placeholders: { WORD: "u32" } },

@@ -1,7 +1,9 @@
 /** Host references for Gather and GatherElements (ONNX semantics: negative indices count from
  * the end; an index outside [-dim, dim) is an error here, where the GPU kernel clamps). */
 import { type CpuTensor, shapeString } from "../util/tensor.ts";
-import { contiguousStrides, gatherElements } from "./copy_ref.ts";
+import { gatherElements } from "./copy_ref.ts";
+import { gatherShape } from "./gather_shape.ts";
+import { contiguousStrides } from "./shape.ts";
 
 function resolveIndex(raw: number, dim: number, what: string): number {
   const i = raw < 0 ? raw + dim : raw;
@@ -9,15 +11,6 @@ function resolveIndex(raw: number, dim: number, what: string): number {
     throw new RangeError(`${what}: index ${raw} out of range for axis of size ${dim}`);
   }
   return i;
-}
-
-/** Output shape of Gather: data.shape[:axis] + indices.shape + data.shape[axis+1:]. */
-export function gatherShape(
-  dataShape: readonly number[],
-  indicesShape: readonly number[],
-  axis: number,
-): number[] {
-  return [...dataShape.slice(0, axis), ...indicesShape, ...dataShape.slice(axis + 1)];
 }
 
 /** out[a, j..., b] = data[a, indices[j...], b] with `axis` (non-negative) gathered. */

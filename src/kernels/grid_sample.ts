@@ -1,17 +1,17 @@
 /** GridSample and AffineGrid on the GPU (shaders/grid_sample.wgsl, shaders/affine_grid.wgsl);
- * host references in grid_sample_ref.ts. */
+ * host references in grid_sample_ref.ts, shapes and options in grid_sample_shape.ts. */
 import {
   createUniform,
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { affineGridShape, type GridSampleOptions, gridSampleShape } from "./grid_sample_ref.ts";
+import { affineGridShape, type GridSampleOptions, gridSampleShape } from "./grid_sample_shape.ts";
+import { to3d } from "./shape.ts";
 
 const WG = 64;
 const MODES = { nearest: 0, linear: 1, cubic: 2 } as const;
@@ -23,12 +23,6 @@ function checkFloat(label: string, ...ts: GpuTensor[]): void {
       throw new EngineError(`${label}: dtype ${t.dtype} is not a float type`);
     }
   }
-}
-
-/** The last `rank` (at most 3) entries of `dims` as D, H, W with unit leading axes. */
-function to3(dims: readonly number[]): [number, number, number] {
-  const d = [1, 1, 1, ...dims].slice(-3);
-  return [d[0], d[1], d[2]];
 }
 
 /** Records Y = GridSample(X, grid): X [N, C, ...spatial] (1-3 spatial axes), grid
@@ -57,12 +51,16 @@ export function prepareGridSample(
   const rank = x.shape.length - 2;
   if (rank > 3) throw new EngineError(`${label}: ${rank} spatial axes (at most 3 are supported)`);
   if (sizeOf(y.shape) === 0) return [];
-  const inSize = to3(x.shape.slice(2));
+  const inSize = to3d(x.shape.slice(2), 1);
   const outPlane = sizeOf(shape.slice(2));
   const work = shape[0] * outPlane;
-  const params = new Params()
-    .u32(...inSize, sizeOf(inSize))
-    .u32(shape[0], shape[1], outPlane, work);
+  const uniform = owner.own(createUniform(gpu, "grid_sample", {
+    in_size: [...inSize, sizeOf(inSize)],
+    batch: shape[0],
+    channels: shape[1],
+    out_plane: outPlane,
+    work,
+  }, "grid sample"));
   return [prepareDispatch(
     gpu,
     {
@@ -76,7 +74,7 @@ export function prepareGridSample(
         ROUND_F16: y.dtype === "float16" ? 1 : 0,
       },
     },
-    [x, grid, y, owner.own(createUniform(gpu, params, "grid sample"))],
+    [x, grid, y, uniform],
     Math.ceil(work / WG),
   )];
 }
@@ -106,9 +104,12 @@ export function prepareAffineGrid(
   }
   if (sizeOf(shape) === 0) return [];
   const rank = size.length - 2;
-  const spatial = to3(size.slice(2));
+  const spatial = to3d(size.slice(2), 1);
   const work = size[0] * sizeOf(spatial);
-  const params = new Params().u32(...spatial, sizeOf(spatial)).u32(work);
+  const uniform = owner.own(createUniform(gpu, "affine_grid", {
+    size: [...spatial, sizeOf(spatial)],
+    work,
+  }, "affine grid"));
   return [prepareDispatch(
     gpu,
     {
@@ -120,7 +121,7 @@ export function prepareAffineGrid(
         ROUND_F16: grid.dtype === "float16" ? 1 : 0,
       },
     },
-    [theta, grid, owner.own(createUniform(gpu, params, "affine grid"))],
+    [theta, grid, uniform],
     Math.ceil(work / WG),
   )];
 }

@@ -4,38 +4,10 @@
  * mode, and the taps of the interpolation read the input with the same padding rule. The N-d
  * interpolation is the product of per-axis 1-D weights (the reference nests 1-D interpolations,
  * which is the same sum), so the GPU kernel (grid_sample.ts) can follow this per axis. */
-import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
-
-export type GridSampleMode = "linear" | "nearest" | "cubic";
-export type GridPaddingMode = "zeros" | "border" | "reflection";
-
-export interface GridSampleOptions {
-  readonly mode: GridSampleMode;
-  readonly padding: GridPaddingMode;
-  readonly alignCorners: boolean;
-}
-
-/** Y's shape [N, C, ...grid's spatial axes] for X [N, C, ...] and grid [N, ..., rank]; throws a
- * plain Error saying what does not fit. */
-export function gridSampleShape(
-  xShape: readonly number[],
-  gridShape: readonly number[],
-): number[] {
-  const rank = xShape.length - 2;
-  if (rank < 1) throw new Error(`X has rank ${xShape.length}; needs N, C and spatial axes`);
-  if (gridShape.length !== xShape.length) {
-    throw new Error(
-      `grid ${shapeString(gridShape)} must have the rank of X ${shapeString(xShape)}`,
-    );
-  }
-  if (gridShape[0] !== xShape[0]) {
-    throw new Error(`grid batch ${gridShape[0]} differs from X batch ${xShape[0]}`);
-  }
-  if (gridShape[gridShape.length - 1] !== rank) {
-    throw new Error(`grid's last axis is ${gridShape[gridShape.length - 1]}, expected ${rank}`);
-  }
-  return [xShape[0], xShape[1], ...gridShape.slice(1, -1)];
-}
+import { type CpuTensor, newCpuData, roundToF16, sizeOf } from "../util/tensor.ts";
+import { roundHalfEven } from "./elementwise_ref.ts";
+import { affineGridShape, type GridSampleOptions, gridSampleShape } from "./grid_sample_shape.ts";
+import { unravel } from "./shape.ts";
 
 /** Input coordinate of normalised coordinate `g` on an axis of `len` positions. */
 export function denormalize(g: number, len: number, alignCorners: boolean): number {
@@ -72,12 +44,6 @@ export function cubicWeights(t: number): [number, number, number, number] {
     ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1,
     ((a * (2 - x) - 5 * a) * (2 - x) + 8 * a) * (2 - x) - 4 * a,
   ];
-}
-
-/** Round half to even (numpy's rint, which the reference's nearest mode uses). */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** The taps of one axis: input positions (-1: outside, reads zero) and weights. */
@@ -146,23 +112,6 @@ export function gridSampleRef(x: CpuTensor, grid: CpuTensor, o: GridSampleOption
   return { dtype: x.dtype, shape, data };
 }
 
-/** AffineGrid's output shape: [N, H, W, 2] for size [N, C, H, W], [N, D, H, W, 3] for
- * [N, C, D, H, W]; theta must be [N, 2, 3] or [N, 3, 4] accordingly. */
-export function affineGridShape(thetaShape: readonly number[], size: readonly number[]): number[] {
-  if (size.length !== 4 && size.length !== 5) {
-    throw new Error(`size has ${size.length} values; expected 4 (2-D) or 5 (3-D)`);
-  }
-  if (size.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new Error(`size [${size}] must be non-negative integers`);
-  }
-  const rank = size.length - 2;
-  const expected = [size[0], rank, rank + 1];
-  if (shapeString(thetaShape) !== shapeString(expected)) {
-    throw new Error(`theta is ${shapeString(thetaShape)}, expected ${shapeString(expected)}`);
-  }
-  return [size[0], ...size.slice(2), rank];
-}
-
 /** Normalised coordinate of position `i` of `len` (the reference's arange-built base grid). */
 export function baseCoordinate(i: number, len: number, alignCorners: boolean): number {
   if (alignCorners) return len === 1 ? -1 : -1 + (2 * i) / (len - 1);
@@ -183,11 +132,7 @@ export function affineGridRef(
   const idx = new Array<number>(rank).fill(0);
   for (let b = 0; b < size[0]; b++) {
     for (let p = 0; p < points; p++) {
-      let rest = p;
-      for (let a = rank - 1; a >= 0; a--) {
-        idx[a] = rest % spatial[a];
-        rest = Math.floor(rest / spatial[a]);
-      }
+      unravel(p, spatial, idx);
       // Homogeneous base point in x, y(, z) order: the last spatial axis first.
       const base = [
         ...idx.map((_, k) => {

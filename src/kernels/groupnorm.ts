@@ -8,13 +8,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   STORAGE_USAGE,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
-import { type GroupNormLayout, groupNormParamCount } from "./groupnorm_ref.ts";
+import { type GroupNormLayout, groupNormParamCount } from "./groupnorm_shape.ts";
 
 const WG = 64;
 /** Values per invocation of the apply pass (RUN in the shader). */
@@ -70,11 +69,17 @@ export function prepareGroupNorm(
   const rowLength = cpg * layout.plane;
   const runs = Math.ceil(layout.plane / RUN);
   const chunks = Math.ceil(rowLength / chunk);
-  const params = new Params()
-    .u32(rows, rowLength, layout.plane, layout.channels, cpg, layout.perChannel ? 1 : cpg)
-    .f32(epsilon)
-    .u32(runs, chunks);
-  const uniform = owner.own(createUniform(gpu, params, "groupnorm"));
+  const uniform = owner.own(createUniform(gpu, "groupnorm", {
+    rows,
+    row_len: rowLength,
+    plane: layout.plane,
+    channels: layout.channels,
+    channels_per_group: cpg,
+    param_div: layout.perChannel ? 1 : cpg,
+    epsilon,
+    runs,
+    chunks,
+  }));
   // Row statistics, then the chunks' (see the shader): 2 values each.
   const stats = owner.own(gpu.device.createBuffer({
     size: Math.max(16, 8 * rows * (1 + chunks)),

@@ -4,14 +4,14 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   STORAGE_USAGE,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { chooseRowStrategy, ROW_WG, type RowStrategy, rowView } from "./reduce.ts";
+import { chooseRowStrategy, ROW_WG, type RowStrategy } from "./reduce.ts";
+import { normAxis, rowView } from "./reduce_shape.ts";
 
 export interface LayerNormOptions {
   /** First normalised dim (negative counts from the end); default -1. */
@@ -54,12 +54,8 @@ export function prepareLayerNorm(
   out: GpuTensor,
   options: LayerNormOptions = {},
 ): Dispatch[] {
-  const rank = x.shape.length;
   const axisIn = options.axis ?? -1;
-  const axis = axisIn < 0 ? axisIn + rank : axisIn;
-  if (axis < 0 || axis >= rank) {
-    throw new EngineError(`layernorm: axis ${axisIn} out of range for ${shapeString(x.shape)}`);
-  }
+  const axis = normAxis(x.shape, axisIn, "layernorm");
   if (x.dtype !== "float32" && x.dtype !== "float16") {
     throw new EngineError(`layernorm: dtype ${x.dtype} is not a float type`);
   }
@@ -91,11 +87,14 @@ export function prepareLayerNorm(
     scaleCount % 4 === 0 && biasCount % 4 === 0 &&
     vec4Buffers.every((b) => b.size >= 16 && b.size % 16 === 0);
   if (useVec4) {
-    const params4 = new Params()
-      .u32(rows, n / 4, scaleCount / 4, biasCount / 4)
-      .f32(options.epsilon ?? 1e-5)
-      .u32(writeStats);
-    const uniform4 = owner.own(createUniform(gpu, params4, "layernorm vec4"));
+    const uniform4 = owner.own(createUniform(gpu, "layernorm_vec4", {
+      rows,
+      n4: n / 4,
+      scale_count4: scaleCount / 4,
+      bias_count4: biasCount / 4,
+      epsilon: options.epsilon ?? 1e-5,
+      write_stats: writeStats,
+    }, "layernorm vec4"));
     return [prepareDispatch(
       gpu,
       { shader: "layernorm_vec4", entryPoint: "per_thread", constants: { WG: ROW_WG } },
@@ -103,11 +102,14 @@ export function prepareLayerNorm(
       Math.ceil(rows / ROW_WG),
     )];
   }
-  const params = new Params()
-    .u32(rows, n, scaleCount, biasCount)
-    .f32(options.epsilon ?? 1e-5)
-    .u32(writeStats);
-  const uniform = owner.own(createUniform(gpu, params, "layernorm"));
+  const uniform = owner.own(createUniform(gpu, "layernorm", {
+    rows,
+    n,
+    scale_count: scaleCount,
+    bias_count: biasCount,
+    epsilon: options.epsilon ?? 1e-5,
+    write_stats: writeStats,
+  }));
   const spec = {
     shader: "layernorm",
     entryPoint: strategy === "group" ? "per_group" : "per_thread",

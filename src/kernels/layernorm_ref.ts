@@ -1,7 +1,6 @@
 /** CPU reference of the layernorm kernel (float64). */
 import { type CpuTensor, cpuTensor } from "../util/tensor.ts";
-import { rowView } from "./reduce.ts";
-import { normAxis } from "./reduce_ref.ts";
+import { normAxis, rowView } from "./reduce_shape.ts";
 
 /** Scale/bias element for normalised element `k` of a row of `n`: the parameter covers the
  * trailing dims of the normalised shape (`k % count`). */

@@ -5,7 +5,6 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
@@ -27,7 +26,7 @@ export interface LogregRowsArgs {
 
 export function prepareLogregRows(gpu: Gpu, owner: ResourceOwner, a: LogregRowsArgs): Dispatch[] {
   const uniform = owner.own(
-    createUniform(gpu, new Params().u32(a.rows, a.classes, 0), "logreg rows"),
+    createUniform(gpu, "logreg", { rows: a.rows, classes: a.classes, depth: 0 }, "logreg rows"),
   );
   return [prepareDispatch(
     gpu,
@@ -54,9 +53,12 @@ export function prepareLogregWeightGrad(
   owner: ResourceOwner,
   a: LogregGradArgs,
 ): Dispatch[] {
-  const uniform = owner.own(
-    createUniform(gpu, new Params().u32(a.rows, a.classes, a.depth), "logreg weight_grad"),
-  );
+  const uniform = owner.own(createUniform(
+    gpu,
+    "logreg",
+    { rows: a.rows, classes: a.classes, depth: a.depth },
+    "logreg weight_grad",
+  ));
   return [prepareDispatch(
     gpu,
     { shader: "logreg", entryPoint: "weight_grad", constants: { WG } },

@@ -4,13 +4,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_ref.ts";
+import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_shape.ts";
 
 const WG = 64;
 
@@ -42,15 +41,16 @@ export function prepareLpPool(
   const count = sizeOf(shape);
   if (count === 0) return [];
   const g = pool3d(x.shape, shape, attrs);
-  const params = new Params()
-    .u32Array([...g.inSize, sizeOf(g.inSize)], 1)
-    .u32Array([...g.outSize, sizeOf(g.outSize)], 1)
-    .u32Array(g.kernel, 1)
-    .u32Array(g.strides, 1)
-    .u32Array(g.dilations, 1)
-    .u32Array(g.padBegin, 1)
-    .u32(count)
-    .f32(p);
+  const uniform = owner.own(createUniform(gpu, "lp_pool", {
+    in_size: [...g.inSize, sizeOf(g.inSize)],
+    out_size: [...g.outSize, sizeOf(g.outSize)],
+    kernel: g.kernel,
+    stride: g.strides,
+    dilation: g.dilations,
+    pad_begin: g.padBegin,
+    count,
+    p,
+  }, "lp pool"));
   return [prepareDispatch(
     gpu,
     {
@@ -61,7 +61,7 @@ export function prepareLpPool(
         ROUND_F16: y.dtype === "float16" ? 1 : 0,
       },
     },
-    [x, y, owner.own(createUniform(gpu, params, "lp pool"))],
+    [x, y, uniform],
     Math.ceil(count / WG),
   )];
 }

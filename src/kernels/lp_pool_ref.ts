@@ -1,9 +1,9 @@
 /** Host reference for LpPool: y = (sum of |x|^p over the window) ^ (1/p), padding counting as
  * zeros (onnxruntime's definition; the ONNX reference rescales an average instead, which is the
  * same except for ceil-mode windows that reach past the end padding). Window geometry is
- * pooling's (pool_ref.ts). */
+ * pooling's (pool_shape.ts). */
 import { type CpuTensor, newCpuData, roundToF16, sizeOf } from "../util/tensor.ts";
-import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_ref.ts";
+import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_shape.ts";
 
 export function lpPoolRef(x: CpuTensor, attrs: PoolAttrs, p: number): CpuTensor {
   const shape = poolOutputShape(x.shape, attrs);

@@ -4,13 +4,13 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { chooseRowStrategy, ROW_WG, type RowStrategy, rowView } from "./reduce.ts";
+import { chooseRowStrategy, ROW_WG, type RowStrategy } from "./reduce.ts";
+import { normAxis, rowView } from "./reduce_shape.ts";
 
 /** out = x / ||x||_p along `axis` (negative counts from the end). Float dtypes. */
 export function prepareLpNorm(
@@ -22,11 +22,7 @@ export function prepareLpNorm(
   p: 1 | 2,
   options: { strategy?: RowStrategy } = {},
 ): Dispatch[] {
-  const rank = x.shape.length;
-  const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) {
-    throw new EngineError(`lpnorm: axis ${axis} out of range for ${shapeString(x.shape)}`);
-  }
+  const a = normAxis(x.shape, axis, "lpnorm");
   if (p !== 1 && p !== 2) throw new EngineError(`lpnorm: p must be 1 or 2, not ${p}`);
   if (x.dtype !== "float32" && x.dtype !== "float16") {
     throw new EngineError(`lpnorm: dtype ${x.dtype} is not a float type`);
@@ -38,7 +34,7 @@ export function prepareLpNorm(
   const rows = outer * inner;
   if (rows === 0 || n === 0) return [];
   const strategy = options.strategy ?? chooseRowStrategy(gpu, rows, n);
-  const uniform = owner.own(createUniform(gpu, new Params().u32(rows, n, inner), "lpnorm"));
+  const uniform = owner.own(createUniform(gpu, "lpnorm", { rows, n, inner }));
   const spec = {
     shader: "lpnorm",
     entryPoint: strategy === "group" ? "per_group" : "per_thread",

@@ -1,7 +1,6 @@
 /** CPU reference of the lpnorm kernel (float64). */
 import { type CpuTensor, cpuTensor } from "../util/tensor.ts";
-import { rowView } from "./reduce.ts";
-import { normAxis } from "./reduce_ref.ts";
+import { normAxis, rowView } from "./reduce_shape.ts";
 
 /** LpNormalization (p = 1 or 2) along `axis`: x / ||x||_p (0 for an all-zero row). */
 export function lpNormRef(x: CpuTensor, axis: number, p: 1 | 2): CpuTensor {

@@ -4,13 +4,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { checkLrnShape, type LrnOptions } from "./lrn_ref.ts";
+import { checkLrnShape, type LrnOptions } from "./lrn_shape.ts";
 
 const WG = 64;
 
@@ -36,14 +35,20 @@ export function prepareLrn(
   }
   const count = sizeOf(x.shape);
   if (count === 0) return [];
-  const params = new Params()
-    .u32(x.shape[1], sizeOf(x.shape.slice(2)), count)
-    .u32(Math.floor((o.size - 1) / 2), Math.ceil((o.size - 1) / 2))
-    .f32(o.alpha / o.size, o.bias, o.beta);
+  const uniform = owner.own(createUniform(gpu, "lrn", {
+    channels: x.shape[1],
+    inner: sizeOf(x.shape.slice(2)),
+    count,
+    before: Math.floor((o.size - 1) / 2),
+    after: Math.ceil((o.size - 1) / 2),
+    scale: o.alpha / o.size,
+    bias: o.bias,
+    beta: o.beta,
+  }));
   return [prepareDispatch(
     gpu,
     { shader: "lrn", constants: { WG, ROUND_F16: y.dtype === "float16" ? 1 : 0 } },
-    [x, y, owner.own(createUniform(gpu, params, "lrn"))],
+    [x, y, uniform],
     Math.ceil(count / WG),
   )];
 }

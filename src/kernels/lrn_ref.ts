@@ -1,18 +1,8 @@
 /** Host reference for LRN (local response normalisation across channels), as
  * onnx/reference/ops/op_lrn.py: y = x / (bias + alpha / size * sum of x^2 over the channels
  * [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)]) ^ beta. */
-import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
-
-export interface LrnOptions {
-  readonly size: number;
-  readonly alpha: number;
-  readonly beta: number;
-  readonly bias: number;
-}
-
-export function checkLrnShape(shape: readonly number[]): void {
-  if (shape.length < 2) throw new Error(`X ${shapeString(shape)} needs N and C axes`);
-}
+import { type CpuTensor, newCpuData, roundToF16, sizeOf } from "../util/tensor.ts";
+import { checkLrnShape, type LrnOptions } from "./lrn_shape.ts";
 
 export function lrnRef(x: CpuTensor, o: LrnOptions): CpuTensor {
   checkLrnShape(x.shape);

@@ -9,7 +9,8 @@
  *  - vec4 (`shaders/matmul_vec4.wgsl`): register blocks of 4x4 to 16x16 outputs per invocation,
  *    operands read as vec4 along their contiguous axis where aligned;
  *  - texture (`shaders/matmul_texture.wgsl`): operands packed into rgba32float (or half-precision
- *    rgba32uint) textures, then 16x16 register blocks; the fastest on llvmpipe;
+ *    rgba32uint) textures (`shaders/matmul_texture_pack.wgsl`), then 16x16 register blocks; the
+ *    fastest on llvmpipe;
  *  - shared (`shaders/matmul_tiled.wgsl`): shared-memory tiles, for hardware GPUs;
  *  - scalar (`shaders/matmul.wgsl`): strided scalar loads, the fallback for buffers whose size
  *    is not a multiple of 16 bytes.
@@ -27,22 +28,17 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   type PipelineSpec,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
-import {
-  broadcastStrides,
-  type MatmulActivation,
-  type MatmulOptions,
-  matmulShape,
-} from "./matmul_ref.ts";
+import { type MatmulActivation, type MatmulOptions, matmulShape } from "./matmul_shape.ts";
+import { broadcastStrides, contiguousStrides } from "./shape.ts";
 import { packTextureOperand } from "./matmul_pack.ts";
 import { problemKey, type VariantCache, variantCache } from "./variants.ts";
 
-export type { MatmulActivation, MatmulOptions } from "./matmul_ref.ts";
+export type { MatmulActivation, MatmulOptions } from "./matmul_shape.ts";
 
 /** The kernel families: strided scalar loads (any buffer), vec4 loads (buffers sized in
  * 16-byte units), shared-memory tiles (GPUs), operands packed into textures (llvmpipe). */
@@ -285,11 +281,7 @@ export function matmulLayout(
   const aBatchS = broadcastStrides(aShape.slice(0, -2), s.batch).map((x) => x * aMat);
   const bBatchS = broadcastStrides(bShape.slice(0, -2), s.batch).map((x) => x * bMat);
   const biasS = biasShape ? broadcastStrides(biasShape, s.out) : new Array(s.out.length).fill(0);
-  const outS: number[] = [];
-  for (let d = s.batch.length - 1, step = s.m * n; d >= 0; d--) {
-    outS[d] = step;
-    step *= s.batch[d];
-  }
+  const outS = contiguousStrides(s.batch).map((x) => x * s.m * n);
   // Axis list: batch axes then M; each axis carries its size and four strides (A, B, bias, out).
   interface Axis {
     size: number;
@@ -496,16 +488,25 @@ export function prepareMatmul(
       ? vec4Mode(true, false, bRow, layout.bBatch, layout.n)
       : vec4Mode(false, bRow === 1, bCol, layout.bBatch, layout.k);
   }
-  const params = new Params()
-    .u32(layout.m, layout.n, layout.k, layout.batchShape.length)
-    .u32(layout.aRow, layout.aCol, layout.bRow, layout.bCol)
-    .u32(layout.biasRow, layout.biasCol)
-    .f32(alpha, beta)
-    .u32Array(layout.batchShape, 2)
-    .u32Array(layout.aBatch, 2)
-    .u32Array(layout.bBatch, 2)
-    .u32Array(layout.biasBatch, 2);
-  const uniform = owner.own(createUniform(gpu, params, label));
+  // The scalar, vec4 and shared families declare the same struct Params.
+  const uniform = owner.own(createUniform(gpu, spec.shader, {
+    M: layout.m,
+    N: layout.n,
+    K: layout.k,
+    batch_rank: layout.batchShape.length,
+    a_row: layout.aRow,
+    a_col: layout.aCol,
+    b_row: layout.bRow,
+    b_col: layout.bCol,
+    bias_row: layout.biasRow,
+    bias_col: layout.biasCol,
+    alpha,
+    beta,
+    batch_shape: layout.batchShape,
+    a_batch: layout.aBatch,
+    b_batch: layout.bBatch,
+    bias_batch: layout.biasBatch,
+  }, label));
   return [prepareDispatch(gpu, spec, [a, b, biasBinding, out, uniform], workgroups)];
 }
 
@@ -658,32 +659,42 @@ function prepareTextureMatmul(
       continue;
     }
     const texture = scratchTexture(gpu, name, format, size.width, size.height, layers);
-    const params = new Params()
-      .u32(size.width, size.height, layers, layout.batchShape.length)
-      .u32(rows, cols, rowStride, colStride)
-      .u32Array(layout.batchShape, 2)
-      .u32Array(batchStrides, 2);
-    const uniform = owner.own(createUniform(gpu, params, `${args.label} pack ${name}`));
+    const uniform = owner.own(createUniform(gpu, "matmul_texture_pack", {
+      width: size.width,
+      height: size.height,
+      layers,
+      batch_rank: layout.batchShape.length,
+      rows,
+      cols,
+      row_stride: rowStride,
+      col_stride: colStride,
+      batch_shape: layout.batchShape,
+      batch_strides: batchStrides,
+    }, `${args.label} pack ${name}`));
     dispatches.push(prepareDispatch(
       gpu,
       {
-        shader: spec.shader,
+        shader: "matmul_texture_pack",
         entryPoint: variant.halves ? "pack_f16" : "pack",
         constants: { WG_X: PACK_WG_X, WG_Y: PACK_WG_Y },
-        placeholders: spec.placeholders,
       },
       [src, texture.createView({ dimension: "2d-array" }), uniform],
       [Math.ceil(size.width / PACK_WG_X), Math.ceil(size.height / PACK_WG_Y), layers],
     ));
     views.push(texture.createView({ dimension: "2d-array" }));
   }
-  const params = new Params()
-    .u32(m, n, sizes.kTexels, layout.batchShape.length)
-    .u32(layout.biasRow, layout.biasCol)
-    .f32(args.alpha, args.beta)
-    .u32Array(layout.batchShape, 2)
-    .u32Array(layout.biasBatch, 2);
-  const uniform = owner.own(createUniform(gpu, params, args.label));
+  const uniform = owner.own(createUniform(gpu, spec.shader, {
+    M: m,
+    N: n,
+    K_TEXELS: sizes.kTexels,
+    batch_rank: layout.batchShape.length,
+    bias_row: layout.biasRow,
+    bias_col: layout.biasCol,
+    alpha: args.alpha,
+    beta: args.beta,
+    batch_shape: layout.batchShape,
+    bias_batch: layout.biasBatch,
+  }, args.label));
   const multiply = {
     ...spec,
     // Rows of a whole number of vec4 are stored a vec4 at a time (see the shader's `_v4`).

@@ -2,8 +2,8 @@
  * of `pack` / `pack_f16` in shaders/matmul_texture.wgsl).
  *
  * Why: a weight matrix packed by the GPU on every run costs storage-buffer loads, which llvmpipe
- * pays dearly for (measured: 7.8 of 39 ms for a ViT-B/16 MLP projection at batch 1, 5 of 7.7 ms
- * for a 2048x512 pointwise convolution). Weights never change, so they are packed once here. */
+ * pays dearly for (a fifth of a ViT-B/16 MLP projection's time, and most of a pointwise
+ * convolution's: docs/engine.md). Weights never change, so they are packed once here. */
 import { f32ToF16Bits } from "../util/tensor.ts";
 
 /** Where the values of one operand come from and where they go. */

@@ -4,7 +4,6 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   statusOrSink,
@@ -12,7 +11,7 @@ import {
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { to3d } from "./conv_ref.ts";
+import { to3d } from "./shape.ts";
 import { prepareFill } from "./fill.ts";
 
 const WG = 64;
@@ -49,11 +48,12 @@ export function prepareMaxUnpool(
   const outCount = sizeOf(y.shape);
   if (outCount === 0) return [];
   const slot = statusOrSink(gpu, owner, status, "maxUnpool");
-  const params = new Params()
-    .u32(...to3d(inferred.slice(2), 1), sizeOf(inferred))
-    .u32(...to3d(y.shape.slice(2), 1), 0)
-    .u32(inCount, slot.slot);
-  const uniform = owner.own(createUniform(gpu, params, "max unpool"));
+  const uniform = owner.own(createUniform(gpu, "max_unpool", {
+    inferred: [...to3d(inferred.slice(2), 1), sizeOf(inferred)],
+    shape: to3d(y.shape.slice(2), 1),
+    in_count: inCount,
+    status_slot: slot.slot,
+  }, "max unpool"));
   // Zero words are 0 in every storage type.
   const dispatches = prepareFill(gpu, owner, y, 0);
   if (inCount > 0) {

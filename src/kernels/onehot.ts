@@ -4,14 +4,13 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   storageType,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { sizeOf } from "../util/tensor.ts";
-import { oneHotShape } from "./onehot_ref.ts";
+import { oneHotShape } from "./onehot_shape.ts";
 
 const WG = 64;
 
@@ -33,8 +32,11 @@ export function prepareOneHot(
   if (indices.dtype === "bool") throw new EngineError("oneHot: bool indices");
   const total = sizeOf(out.shape);
   if (total === 0) return [];
-  const params = new Params().u32(total, depth, sizeOf(indices.shape.slice(axis)));
-  const uniform = owner.own(createUniform(gpu, params, "onehot"));
+  const uniform = owner.own(createUniform(gpu, "onehot", {
+    total,
+    depth,
+    inner: sizeOf(indices.shape.slice(axis)),
+  }));
   return [prepareDispatch(
     gpu,
     {

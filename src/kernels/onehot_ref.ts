@@ -1,13 +1,6 @@
 /** Host reference for OneHot: indices' shape with a `depth` axis inserted at `axis`. */
 import { type CpuTensor, newCpuData, sizeOf } from "../util/tensor.ts";
-
-export function oneHotShape(
-  indicesShape: readonly number[],
-  depth: number,
-  axis: number,
-): number[] {
-  return [...indicesShape.slice(0, axis), depth, ...indicesShape.slice(axis)];
-}
+import { oneHotShape } from "./onehot_shape.ts";
 
 /** out = values[1] where the index (truncated; negative counts from the end) equals the position
  * along the new axis (non-negative, in [0, rank]), values[0] elsewhere; indices outside

@@ -4,27 +4,19 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { contiguousStrides } from "./copy_ref.ts";
-import { paddedShape, type PadMode } from "./pad_ref.ts";
+import { elementBits } from "./fill.ts";
+import { paddedShape, type PadMode } from "./pad_shape.ts";
+import { contiguousStrides } from "./shape.ts";
 
 const WG = 64;
 const CHUNK = 16;
 const MAX_RANK = 8;
 const MODES: Record<PadMode, number> = { constant: 0, reflect: 1, edge: 2, wrap: 3 };
-
-/** The 32-bit pattern of `value` in the GPU storage of `dtype`. */
-function valueBits(value: number, dtype: GpuTensor["dtype"]): number {
-  const view = new DataView(new ArrayBuffer(4));
-  if (dtype === "float32" || dtype === "float16") view.setFloat32(0, value, true);
-  else view.setInt32(0, value, true);
-  return view.getUint32(0, true);
-}
 
 /** out = x padded by `begin`/`end` elements per axis (negative crops) in `mode`; constant mode
  * fills with `value`. */
@@ -59,13 +51,17 @@ export function preparePad(
   const chunk = Math.min(CHUNK, lastDim);
   const chunksPerRow = Math.ceil(lastDim / chunk);
   const threads = (total / lastDim) * chunksPerRow;
-  const params = new Params()
-    .u32(rank, threads, chunksPerRow, chunk, valueBits(value, x.dtype))
-    .u32Array(outShape, 2)
-    .u32Array(inShape, 2)
-    .u32Array(contiguousStrides(inShape), 2)
-    .u32Array(x.shape.length ? begin : [0], 2);
-  const uniform = owner.own(createUniform(gpu, params, label));
+  const uniform = owner.own(createUniform(gpu, "pad", {
+    rank,
+    threads,
+    chunks_per_row: chunksPerRow,
+    chunk,
+    value_bits: elementBits(value, x.dtype),
+    out_shape: outShape,
+    in_shape: inShape,
+    in_strides: contiguousStrides(inShape),
+    pad_begin: x.shape.length ? begin : [0],
+  }, label));
   return [prepareDispatch(
     gpu,
     { shader: "pad", constants: { WG, MODE: MODES[mode] } },

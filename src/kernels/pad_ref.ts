@@ -1,9 +1,9 @@
 /** Host references for Pad and Tile, with the mode mappings written as the definitions read
  * (reflection folded step by step) rather than the kernel's closed forms. */
 import { type CpuData, type CpuTensor, newCpuData, sizeOf } from "../util/tensor.ts";
-import { contiguousStrides, gatherElements, unravel } from "./copy_ref.ts";
-
-export type PadMode = "constant" | "reflect" | "edge" | "wrap";
+import { gatherElements } from "./copy_ref.ts";
+import { paddedShape, type PadMode } from "./pad_shape.ts";
+import { contiguousStrides, unravel } from "./shape.ts";
 
 /** Source coordinate of padded coordinate `s` on an axis of size `n`, or -1 for constant
  * padding. */
@@ -21,15 +21,6 @@ export function padSource(s: number, n: number, mode: PadMode): number {
       while (s < 0 || s >= n) s = s < 0 ? -s : 2 * (n - 1) - s;
       return s;
   }
-}
-
-/** Output shape of a pad: begin[d] + dim + end[d] (negative pads crop). */
-export function paddedShape(
-  shape: readonly number[],
-  begin: readonly number[],
-  end: readonly number[],
-): number[] {
-  return shape.map((n, d) => n + begin[d] + end[d]);
 }
 
 /** x padded by `begin`/`end` elements on every axis (negative values crop). */

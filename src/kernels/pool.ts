@@ -6,13 +6,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_ref.ts";
+import { pool3d, type PoolAttrs, poolOutputShape } from "./pool_shape.ts";
 
 const WG = 64;
 
@@ -55,15 +54,16 @@ export function preparePool(
     throw new EngineError(`max pool: input ${shapeString(x.shape)} too large for 32-bit indices`);
   }
   const g = pool3d(x.shape, shape, attrs);
-  const params = new Params()
-    .u32Array([...g.inSize, sizeOf(g.inSize)], 1)
-    .u32Array([...g.outSize, sizeOf(g.outSize)], 1)
-    .u32Array(g.kernel, 1)
-    .u32Array(g.strides, 1)
-    .u32Array(g.dilations, 1)
-    .u32Array(g.padBegin, 1)
-    .u32Array(g.padEnd, 1)
-    .u32(count);
+  const uniform = owner.own(createUniform(gpu, "pool", {
+    in_size: [...g.inSize, sizeOf(g.inSize)],
+    out_size: [...g.outSize, sizeOf(g.outSize)],
+    kernel: g.kernel,
+    stride: g.strides,
+    dilation: g.dilations,
+    pad_begin: g.padBegin,
+    pad_end: g.padEnd,
+    count,
+  }));
   const indexBinding = indices ??
     owner.own(createStorageBuffer(gpu, new Int32Array(4), "pool no indices"));
   return [prepareDispatch(
@@ -79,7 +79,7 @@ export function preparePool(
         ROUND_F16: y.dtype === "float16" ? 1 : 0,
       },
     },
-    [x, y, indexBinding, owner.own(createUniform(gpu, params, "pool"))],
+    [x, y, indexBinding, uniform],
     Math.ceil(count / WG),
   )];
 }

@@ -2,7 +2,7 @@
  * per-axis or blocked scales (shaders/quantize.wgsl), requantization of integer accumulators
  * (shaders/quantize_requant.wgsl) and the range of DynamicQuantizeLinear
  * (shaders/quantize_range.wgsl). Independent of ONNX; src/kernels/quantize_ref.ts holds the CPU
- * references.
+ * references and quantize_shape.ts the scale layouts both share.
  *
  * The quantized matrix products and convolutions (ONNX QLinearMatMul, QLinearConv, MatMulInteger,
  * ConvInteger) centre their operands with `prepareCentre` (x - zero point, as exact f32
@@ -19,104 +19,23 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
-import { type DType, intRange, shapeString, sizeOf } from "../util/tensor.ts";
+import { type DType, shapeString, sizeOf } from "../util/tensor.ts";
 import { EngineError } from "../util/errors.ts";
+import {
+  type QuantAxis,
+  type QuantLayout,
+  quantLayout,
+  quantRange,
+  type RequantAxis,
+} from "./quantize_shape.ts";
+import { checkSameSize } from "./shape.ts";
 
 const WG = 256;
 const MODE_QUANTIZE = 0;
 const MODE_DEQUANTIZE = 1;
-
-/** Which scale (and zero point) each element of a tensor uses: `axis` (default 1) and
- * `blockSize` (default 0: not blocked) as the ONNX attributes give them. */
-export interface QuantAxis {
-  readonly axis?: number;
-  readonly blockSize?: number;
-}
-
-/** Index arithmetic of shaders/quantize.wgsl: element i = (outer * axisLen + a) * inner + j uses
- * scale outer * outerStride + floor(a / block) * axisStride + j * innerStride. */
-export interface QuantLayout {
-  readonly kind: "tensor" | "axis" | "blocked";
-  readonly inner: number;
-  readonly axisLen: number;
-  readonly block: number;
-  readonly outerStride: number;
-  readonly axisStride: number;
-  readonly innerStride: number;
-}
-
-/** How a scale of `scaleShape` applies to a tensor of `shape` (ONNX rules): one value (rank 0 or
- * one element) per tensor; a 1-D scale of shape[axis] values per axis; with blockSize > 0 a scale
- * of the tensor's rank whose axis is ceil(shape[axis] / blockSize) long. Throws EngineError
- * naming the shapes when the scale fits none of them. */
-export function quantLayout(
-  shape: readonly number[],
-  scaleShape: readonly number[],
-  { axis = 1, blockSize = 0 }: QuantAxis = {},
-): QuantLayout {
-  const perTensor = { inner: 1, axisLen: 1, block: 1, outerStride: 0, axisStride: 0 };
-  if (blockSize === 0 && sizeOf(scaleShape) === 1 && scaleShape.length <= 1) {
-    return { kind: "tensor", ...perTensor, innerStride: 0 };
-  }
-  const rank = shape.length;
-  const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) {
-    throw new EngineError(`quantization axis ${axis} is out of range for rank ${rank}`);
-  }
-  const axisLen = shape[a];
-  const inner = sizeOf(shape.slice(a + 1));
-  if (blockSize === 0) {
-    if (scaleShape.length !== 1 || scaleShape[0] !== axisLen) {
-      throw new EngineError(
-        `scale ${shapeString(scaleShape)} is neither per-tensor nor per-axis for axis ${a} of ` +
-          shapeString(shape),
-      );
-    }
-    return {
-      kind: "axis",
-      inner,
-      axisLen,
-      block: 1,
-      outerStride: 0,
-      axisStride: 1,
-      innerStride: 0,
-    };
-  }
-  if (blockSize < 0 || !Number.isInteger(blockSize)) {
-    throw new EngineError(`block_size ${blockSize} must be a positive integer`);
-  }
-  const blocks = Math.ceil(axisLen / blockSize);
-  const expected = shape.map((d, i) => (i === a ? blocks : d));
-  if (shapeString(expected) !== shapeString(scaleShape)) {
-    throw new EngineError(
-      `blocked scale ${shapeString(scaleShape)} does not match ${shapeString(shape)} with ` +
-        `block_size ${blockSize} on axis ${a} (expected ${shapeString(expected)})`,
-    );
-  }
-  return {
-    kind: "blocked",
-    inner,
-    axisLen,
-    block: blockSize,
-    outerStride: blocks * inner,
-    axisStride: inner,
-    innerStride: 1,
-  };
-}
-
-/** The scale index of flat element `i` under `layout` (what the shader computes). */
-export function scaleIndex(layout: QuantLayout, i: number): number {
-  const j = i % layout.inner;
-  const t = Math.floor(i / layout.inner);
-  const a = t % layout.axisLen;
-  const outer = Math.floor(t / layout.axisLen);
-  return outer * layout.outerStride + Math.floor(a / layout.block) * layout.axisStride +
-    j * layout.innerStride;
-}
 
 /** Whether a reduction of `k` centred products of `a` and `b` values (int8/uint8, or float
  * tensors holding such integers) is exact in float32 whatever the values: k * max|a'| * max|b'|
@@ -125,23 +44,8 @@ export function exactReduction(k: number, aMax = 255, bMax = 255): boolean {
   return k * aMax * bMax < 2 ** 24;
 }
 
-/** Integer range of a quantized dtype (int8, uint8); anything else is an error. */
-export function quantRange(dtype: DType): { min: number; max: number } {
-  const r = dtype === "int8" || dtype === "uint8" ? intRange(dtype) : undefined;
-  if (!r) throw new EngineError(`${dtype} is not a quantized type (int8, uint8)`);
-  return r;
-}
-
 function isFloat(dtype: DType): boolean {
   return dtype === "float32" || dtype === "float16";
-}
-
-function checkSameSize(what: string, x: GpuTensor, out: GpuTensor): void {
-  if (sizeOf(x.shape) !== sizeOf(out.shape)) {
-    throw new EngineError(
-      `${what}: output ${shapeString(out.shape)} does not match input ${shapeString(x.shape)}`,
-    );
-  }
 }
 
 /** A one-element constant (a zero point of 0, a scale of 1) owned by `owner`. */
@@ -151,16 +55,23 @@ function constantTensor(gpu: Gpu, owner: ResourceOwner, dtype: DType, value: num
   return { buffer, shape: [], dtype };
 }
 
-function layoutParams(count: number, layout: QuantLayout): Params {
-  return new Params().u32(
+/** shaders/quantize.wgsl's uniform for `count` elements under `layout`. */
+function layoutUniform(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  count: number,
+  layout: QuantLayout,
+  label: string,
+): GPUBuffer {
+  return owner.own(createUniform(gpu, "quantize", {
     count,
-    layout.inner,
-    layout.axisLen,
-    layout.block,
-    layout.outerStride,
-    layout.axisStride,
-    layout.innerStride,
-  );
+    inner: layout.inner,
+    axis_len: layout.axisLen,
+    block: layout.block,
+    outer_stride: layout.outerStride,
+    axis_stride: layout.axisStride,
+    inner_stride: layout.innerStride,
+  }, label));
 }
 
 function checkScales(
@@ -198,11 +109,11 @@ export function prepareQuantize(
   if (zero && zero.dtype !== out.dtype) {
     throw new EngineError(`quantize: zero point is ${zero.dtype}, output ${out.dtype}`);
   }
-  checkSameSize("quantize", x, out);
+  checkSameSize("quantize", x.shape, out.shape);
   const layout = checkScales("quantize", x, scale, zero, q);
   const count = sizeOf(x.shape);
   if (count === 0) return [];
-  const uniform = owner.own(createUniform(gpu, layoutParams(count, layout), "quantize"));
+  const uniform = layoutUniform(gpu, owner, count, layout, "quantize");
   const zp = zero ?? constantTensor(gpu, owner, out.dtype, 0);
   return [prepareDispatch(
     gpu,
@@ -240,11 +151,11 @@ export function prepareDequantize(
     throw new EngineError(`dequantize: zero point is ${zero.dtype}, input ${x.dtype}`);
   }
   if (!isFloat(out.dtype)) throw new EngineError(`dequantize: output is ${out.dtype}`);
-  checkSameSize("dequantize", x, out);
+  checkSameSize("dequantize", x.shape, out.shape);
   const layout = checkScales("dequantize", x, scale, zero, q);
   const count = sizeOf(x.shape);
   if (count === 0) return [];
-  const uniform = owner.own(createUniform(gpu, layoutParams(count, layout), "dequantize"));
+  const uniform = layoutUniform(gpu, owner, count, layout, "dequantize");
   const zp = zero ?? constantTensor(gpu, owner, x.dtype, 0);
   return [prepareDispatch(
     gpu,
@@ -278,13 +189,6 @@ export function prepareCentre(
     dtype: "float32" as const,
   };
   return prepareDequantize(gpu, owner, x, ones, zero, out, { axis });
-}
-
-/** Per-channel scale of a requantization: `channels` values along the output axis whose
- * elements are `inner` apart (conv: inner = spatial size; matmul: inner 1, channels N). */
-export interface RequantAxis {
-  readonly channels: number;
-  readonly inner: number;
 }
 
 /** out = saturate(round_half_even(acc * (aScale * bScale / yScale) + yZero)) (ONNX QLinearMatMul
@@ -323,16 +227,15 @@ export function prepareRequantize(
       `requantize: ${bCount} scales for ${perChannel?.channels ?? 1} output channels`,
     );
   }
-  checkSameSize("requantize", acc, out);
+  checkSameSize("requantize", acc.shape, out.shape);
   const count = sizeOf(acc.shape);
   if (count === 0) return [];
-  const params = new Params().u32(
+  const uniform = owner.own(createUniform(gpu, "quantize_requant", {
     count,
-    perChannel?.inner ?? 1,
-    perChannel?.channels ?? 1,
-    bCount === 1 ? 0 : 1,
-  );
-  const uniform = owner.own(createUniform(gpu, params, "requantize"));
+    inner: perChannel?.inner ?? 1,
+    channels: perChannel?.channels ?? 1,
+    b_stride: bCount === 1 ? 0 : 1,
+  }, "requantize"));
   const zp = yZero ?? constantTensor(gpu, owner, out.dtype, 0);
   return [prepareDispatch(
     gpu,
@@ -371,7 +274,7 @@ export function prepareDynamicQuantize(
     throw new EngineError("dynamic quantize: scale and zero point must be single values");
   }
   const uniform = owner.own(
-    createUniform(gpu, new Params().u32(sizeOf(x.shape)), "dynamic quantize"),
+    createUniform(gpu, "quantize_range", { count: sizeOf(x.shape) }, "dynamic quantize"),
   );
   return [
     prepareDispatch(gpu, { shader: "quantize_range" }, [x, scale, zero, uniform], 1),

@@ -2,21 +2,16 @@
  * tests and the ONNX ops' `cpu` (constant folding). They compute what the kernels compute, in
  * the same float32 steps (Math.fround), so GPU and CPU agree exactly. */
 import { type CpuTensor, cpuTensor, type DType, roundToF16, sizeOf } from "../util/tensor.ts";
+import { roundHalfEven } from "./elementwise_ref.ts";
 import {
   type QuantAxis,
   quantLayout,
   quantRange,
   type RequantAxis,
   scaleIndex,
-} from "./quantize.ts";
+} from "./quantize_shape.ts";
 
 const f32 = Math.fround;
-
-/** Round half to even (numpy rint, WGSL round). */
-export function roundHalfEven(v: number): number {
-  const r = Math.round(v); // rounds .5 up
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 function values(t: CpuTensor): ArrayLike<number> {
   return t.data as ArrayLike<number>;

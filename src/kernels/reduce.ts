@@ -5,25 +5,14 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   storageType,
 } from "../gpu/mod.ts";
 import { type DType, shapeString, sizeOf } from "../util/tensor.ts";
 import { EngineError } from "../util/errors.ts";
-
-export type ReduceOp =
-  | "sum"
-  | "mean"
-  | "max"
-  | "min"
-  | "prod"
-  | "l1"
-  | "l2"
-  | "sumSquare"
-  | "logSum"
-  | "logSumExp";
+import { normAxes, type ReduceOp, reduceShape } from "./reduce_shape.ts";
+import { contiguousStrides } from "./shape.ts";
 
 /** Op codes of shaders/reduce.wgsl (`OP` override). */
 export const REDUCE_OP_CODES: Record<ReduceOp, number> = {
@@ -48,42 +37,15 @@ export type RowStrategy = "thread" | "group";
 /** Invocations per workgroup for the row-wise kernels (64+ keeps llvmpipe's SIMD lanes busy). */
 export const ROW_WG = 64;
 
-/** Either split is correct; this picks the faster. On llvmpipe one invocation per row won at
- * every size measured (2x100000 to 19200x50: 1.5-25x faster than a workgroup per row, whose
- * barriers and per-lane loads cost more than the parallelism gains). On GPUs a workgroup per
+/** Either split is correct; this picks the faster. On llvmpipe one invocation per row wins at
+ * every size (a workgroup's barriers and per-lane loads cost more than its parallelism gains;
+ * docs/engine.md). On GPUs a workgroup per
  * row pays off when rows are long, or too few for one invocation each to fill the device. */
 export function chooseRowStrategy(gpu: Gpu, rows: number, rowLength: number): RowStrategy {
   if (gpu.summary.isLlvmpipe) return "thread";
   if (rowLength >= 1024) return "group";
   if (rowLength >= 64 && rows < 1024) return "group";
   return "thread";
-}
-
-/** Output shape of reducing `shape` over `axes` (normalised, any order). */
-export function reduceShape(
-  shape: readonly number[],
-  axes: readonly number[],
-  keepdims: boolean,
-): number[] {
-  const reduced = new Set(axes);
-  const out: number[] = [];
-  shape.forEach((d, i) => {
-    if (!reduced.has(i)) out.push(d);
-    else if (keepdims) out.push(1);
-  });
-  return out;
-}
-
-/** The view of `shape` as [outer, n, inner] around `axis` (normalised). With `coerce2d`
- * (ONNX opset < 13 Softmax) every dim from `axis` on is folded into the row: inner = 1. */
-export function rowView(
-  shape: readonly number[],
-  axis: number,
-  coerce2d = false,
-): { outer: number; n: number; inner: number } {
-  const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
-  if (coerce2d) return { outer, n: shape.slice(axis).reduce((a, b) => a * b, 1), inner: 1 };
-  return { outer, n: shape[axis], inner: shape.slice(axis + 1).reduce((a, b) => a * b, 1) };
 }
 
 interface Dims {
@@ -98,12 +60,7 @@ export function coalesceReduction(
   axes: readonly number[],
 ): { kept: Dims; reduced: Dims } {
   const reduced = new Set(axes);
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = s;
-    s *= shape[i];
-  }
+  const strides = contiguousStrides(shape);
   const kept: Dims = { shape: [], strides: [] };
   const red: Dims = { shape: [], strides: [] };
   let lastKind: "kept" | "reduced" | undefined;
@@ -175,16 +132,7 @@ export function prepareReduce(
   keepdims = true,
   options: ReduceOptions = {},
 ): Dispatch[] {
-  const rank = x.shape.length;
-  const norm = [
-    ...new Set(axes.map((a) => {
-      const n = a < 0 ? a + rank : a;
-      if (n < 0 || n >= rank) {
-        throw new EngineError(`reduce ${op}: axis ${a} out of range for ${shapeString(x.shape)}`);
-      }
-      return n;
-    })),
-  ];
+  const norm = normAxes(x.shape, axes, `reduce ${op}`);
   const expected = reduceShape(x.shape, norm, keepdims);
   if (sizeOf(expected) !== sizeOf(out.shape)) {
     throw new EngineError(
@@ -208,14 +156,18 @@ export function prepareReduce(
   }
   const acc = accumulatorType(op, x.dtype);
   const strategy = options.strategy ?? chooseRowStrategy(gpu, outCount, redCount);
-  const params = new Params()
-    .u32(outCount, redCount, kept.shape.length, reduced.shape.length)
-    .u32(identityBits(op, acc), identityBits("max", acc))
-    .u32Array(kept.shape, 2)
-    .u32Array(kept.strides, 2)
-    .u32Array(reduced.shape, 2)
-    .u32Array(reduced.strides, 2);
-  const uniform = owner.own(createUniform(gpu, params, `reduce ${op}`));
+  const uniform = owner.own(createUniform(gpu, "reduce", {
+    out_count: outCount,
+    red_count: redCount,
+    kept_rank: kept.shape.length,
+    red_rank: reduced.shape.length,
+    identity: identityBits(op, acc),
+    max_identity: identityBits("max", acc),
+    kept_shape: kept.shape,
+    kept_strides: kept.strides,
+    red_shape: reduced.shape,
+    red_strides: reduced.strides,
+  }, `reduce ${op}`));
   const spec = {
     shader: "reduce",
     entryPoint: strategy === "group" ? "per_row" : "per_output",

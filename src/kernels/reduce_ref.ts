@@ -1,24 +1,7 @@
 /** CPU reference of the reduce kernel (float64 accumulation); also the ONNX Reduce* ops' `cpu`
  * (constant folding). */
-import { type CpuTensor, cpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
-import { EngineError } from "../util/errors.ts";
-import { type ReduceOp, reduceShape } from "./reduce.ts";
-
-export function normAxes(
-  shape: readonly number[],
-  axes: readonly number[],
-  what: string,
-): number[] {
-  return [
-    ...new Set(axes.map((a) => {
-      const n = a < 0 ? a + shape.length : a;
-      if (n < 0 || n >= shape.length) {
-        throw new EngineError(`${what}: axis ${a} out of range for ${shapeString(shape)}`);
-      }
-      return n;
-    })),
-  ];
-}
+import { type CpuTensor, cpuTensor, sizeOf } from "../util/tensor.ts";
+import { normAxes, type ReduceOp, reduceShape } from "./reduce_shape.ts";
 
 function isIntegral(t: CpuTensor): boolean {
   return t.dtype === "int32" || t.dtype === "int64" || t.dtype === "bool";
@@ -132,8 +115,4 @@ export function reduceRef(
     out[o] = isIntegral(x) ? Math.trunc(r) + 0 : r; // + 0: no -0 in integers
   }
   return cpuTensor(x.dtype, outShape, out);
-}
-
-export function normAxis(shape: readonly number[], axis: number, what: string): number {
-  return normAxes(shape, [axis], what)[0];
 }

@@ -1,14 +1,13 @@
 /** Resize on the GPU (shaders/resize.wgsl): ONNX Resize/Upsample in every mode and
  * torchvision/PIL-style antialiased image resampling. One pass per axis whose sampling is not the
  * identity; each pass reads a sampling table computed on the host at prepare time (see
- * resize_ref.ts), so the shader only gathers and accumulates. */
+ * resize_shape.ts), so the shader only gathers and accumulates. */
 import {
   createStorageBuffer,
   createUniform,
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   STORAGE_USAGE,
@@ -25,9 +24,7 @@ import {
   isGatherTable,
   isIdentityTable,
   type ResizeOptions,
-} from "./resize_ref.ts";
-
-export type { CoordMode, NearestMode, ResizeMode, ResizeOptions } from "./resize_ref.ts";
+} from "./resize_shape.ts";
 
 const WG = 128;
 /** Rows one invocation handles (LANES in resize.wgsl). */
@@ -127,17 +124,16 @@ export function prepareResize(
     const { tableWords, indexAt, weightAt } = packTable(p.table, p.gather, opts);
     const fill = opts.extrapolationValue ?? 0;
     const fillBits = fillWord(dstType, last && out.dtype === "float16" ? roundToF16(fill) : fill);
-    const params = new Params().u32(
-      outer * inner,
+    const uniform = owner.own(createUniform(gpu, "resize", {
+      lanes: outer * inner,
       inner,
-      p.table.inLen,
-      p.table.outLen,
-      p.table.taps,
-      indexAt,
-      weightAt,
-      fillBits,
-    );
-    const uniform = owner.own(createUniform(gpu, params, "resize"));
+      in_len: p.table.inLen,
+      out_len: p.table.outLen,
+      max_taps: p.table.taps,
+      index_at: indexAt,
+      weight_at: weightAt,
+      fill_bits: fillBits,
+    }));
     const tableBuffer = owner.own(createStorageBuffer(gpu, tableWords, `${label} table`));
     const items = Math.ceil((outer * inner) / LANES) * p.table.outLen;
     dispatches.push(prepareDispatch(

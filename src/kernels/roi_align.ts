@@ -4,7 +4,6 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   statusOrSink,
@@ -12,7 +11,7 @@ import {
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { type RoiAlignOptions, roiAlignShape } from "./roi_align_ref.ts";
+import { type RoiAlignOptions, roiAlignShape } from "./roi_align_shape.ts";
 
 const WG = 64;
 
@@ -53,11 +52,14 @@ export function prepareRoiAlign(
   if (count === 0) return [];
   if (sizeOf(x.shape) === 0) throw new EngineError(`${label}: X is empty`);
   const slot = statusOrSink(gpu, owner, status, "roiAlign");
-  const params = new Params()
-    .u32(...x.shape)
-    .u32(o.outputHeight, o.outputWidth, count, o.samplingRatio)
-    .f32(o.spatialScale)
-    .u32(slot.slot);
+  const uniform = owner.own(createUniform(gpu, "roi_align", {
+    size: x.shape,
+    pooled: [o.outputHeight, o.outputWidth],
+    count,
+    sampling_ratio: o.samplingRatio,
+    spatial_scale: o.spatialScale,
+    status_slot: slot.slot,
+  }, "roi align"));
   return [prepareDispatch(
     gpu,
     {
@@ -74,7 +76,7 @@ export function prepareRoiAlign(
       rois,
       batchIndices,
       y,
-      owner.own(createUniform(gpu, params, "roi align")),
+      uniform,
       { buffer: slot.buffer },
     ],
     Math.ceil(count / WG),

@@ -1,38 +1,9 @@
 /** Host reference for RoiAlign (onnx/reference/ops/op_roi_align.py, which follows onnxruntime):
- * each output bin of a region averages (or takes the max of) a grid of bilinear samples. Shared
- * settings with the GPU binding (roi_align.ts). */
-import { type CpuTensor, newCpuData, roundToF16, shapeString, sizeOf } from "../util/tensor.ts";
-
-export interface RoiAlignOptions {
-  readonly mode: "avg" | "max";
-  readonly outputHeight: number;
-  readonly outputWidth: number;
-  /** Samples per bin along each axis; 0: ceil(roi extent / output extent), per region. */
-  readonly samplingRatio: number;
-  readonly spatialScale: number;
-  /** half_pixel shifts coordinates by -0.5 and allows regions under one pixel;
-   * output_half_pixel (opset 10's behaviour) does neither and widens regions to >= 1. */
-  readonly halfPixel: boolean;
-}
-
-/** Y's shape [R, C, output_height, output_width]; throws a plain Error naming what misfits. */
-export function roiAlignShape(
-  xShape: readonly number[],
-  roisShape: readonly number[],
-  indicesShape: readonly number[],
-  o: RoiAlignOptions,
-): number[] {
-  if (xShape.length !== 4) throw new Error(`X ${shapeString(xShape)} must be 4-D`);
-  if (roisShape.length !== 2 || roisShape[1] !== 4) {
-    throw new Error(`rois ${shapeString(roisShape)} must be [num_rois, 4]`);
-  }
-  if (indicesShape.length !== 1 || indicesShape[0] !== roisShape[0]) {
-    throw new Error(
-      `batch_indices ${shapeString(indicesShape)} must be [${roisShape[0]}] (one per roi)`,
-    );
-  }
-  return [roisShape[0], xShape[1], o.outputHeight, o.outputWidth];
-}
+ * each output bin of a region averages (or takes the max of) a grid of bilinear samples. The
+ * settings and output shape it shares with the GPU binding (roi_align.ts) are in
+ * roi_align_shape.ts. */
+import { type CpuTensor, newCpuData, roundToF16, sizeOf } from "../util/tensor.ts";
+import { type RoiAlignOptions, roiAlignShape } from "./roi_align_shape.ts";
 
 /** Bilinear sample of one plane at (y, x) with onnxruntime's edge rules; undefined when the
  * point is more than one pixel outside. Returns the four positions and weights. */

@@ -4,7 +4,6 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   storageType,
@@ -30,8 +29,11 @@ function prepareLines(
   const n = x.shape[axis];
   const lines = sizeOf(x.shape) / Math.max(n, 1);
   if (sizeOf(x.shape) === 0) return [];
-  const params = new Params().u32(lines, n, sizeOf(x.shape.slice(axis + 1)));
-  const uniform = owner.own(createUniform(gpu, params, entryPoint));
+  const uniform = owner.own(createUniform(gpu, "scan", {
+    lines,
+    n,
+    inner: sizeOf(x.shape.slice(axis + 1)),
+  }, entryPoint));
   return [prepareDispatch(
     gpu,
     {

@@ -8,7 +8,6 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   statusOrSink,
@@ -18,14 +17,14 @@ import {
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
 import { prepareExpand } from "./copy.ts";
-import { contiguousStrides } from "./copy_ref.ts";
 import {
   checkScatterElements,
   checkScatterND,
   gatherNDShape,
   SCATTER_REDUCTIONS,
   type ScatterReduction,
-} from "./scatter_ref.ts";
+} from "./scatter_shape.ts";
+import { contiguousStrides } from "./shape.ts";
 
 const WG = 64;
 const MAX_RANK = 8;
@@ -63,13 +62,19 @@ function scatterDispatch(
   status: StatusSlot | undefined,
 ): Dispatch {
   const slot = statusOrSink(gpu, owner, status, entryPoint);
-  const params = new Params()
-    .u32(p.threads, p.tuples, p.slice, p.depth)
-    .u32(p.tuplesPerBatch ?? 1, p.batchStride ?? 0, p.axis ?? 0, slot.slot)
-    .u32Array(p.dims, 2)
-    .u32Array(p.strides, 2)
-    .u32Array(p.idxShape ?? [], 2);
-  const uniform = owner.own(createUniform(gpu, params, entryPoint));
+  const uniform = owner.own(createUniform(gpu, "scatter", {
+    threads: p.threads,
+    tuples: p.tuples,
+    slice: p.slice,
+    depth: p.depth,
+    tuples_per_batch: p.tuplesPerBatch ?? 1,
+    batch_stride: p.batchStride ?? 0,
+    axis: p.axis ?? 0,
+    status_slot: slot.slot,
+    dims: p.dims,
+    strides: p.strides,
+    idx_shape: p.idxShape ?? [],
+  }, entryPoint));
   return prepareDispatch(
     gpu,
     {

@@ -1,20 +1,14 @@
 /** Host references for GatherND, ScatterND and ScatterElements (ONNX semantics). Negative indices
  * count from the end; an index outside [-dim, dim) is an error here (the GPU kernels skip it and
  * report it in their status slot). */
+import { type CpuTensor, type DType, newCpuData, roundToF16, sizeOf } from "../util/tensor.ts";
 import {
-  type CpuTensor,
-  type DType,
-  newCpuData,
-  roundToF16,
-  shapeString,
-  sizeOf,
-} from "../util/tensor.ts";
-import { contiguousStrides, unravel } from "./copy_ref.ts";
-
-/** ScatterND / ScatterElements reductions (ONNX attribute `reduction`). */
-export type ScatterReduction = "none" | "add" | "mul" | "max" | "min";
-
-export const SCATTER_REDUCTIONS: readonly ScatterReduction[] = ["none", "add", "mul", "max", "min"];
+  checkScatterElements,
+  checkScatterND,
+  gatherNDShape,
+  type ScatterReduction,
+} from "./scatter_shape.ts";
+import { contiguousStrides, unravel } from "./shape.ts";
 
 /** The index in [0, dim) that `raw` names, or a RangeError saying what is wrong. */
 export function resolveIndex(raw: number, dim: number, what: string): number {
@@ -23,37 +17,6 @@ export function resolveIndex(raw: number, dim: number, what: string): number {
     throw new RangeError(`${what}: index ${raw} is outside [-${dim}, ${dim})`);
   }
   return i;
-}
-
-/** Output shape of GatherND: indices.shape[:-1] + data.shape[batchDims + indices.shape[-1]:],
- * or a RangeError for shapes ONNX rejects. */
-export function gatherNDShape(
-  dataShape: readonly number[],
-  indicesShape: readonly number[],
-  batchDims: number,
-): number[] {
-  const q = indicesShape.length;
-  const r = dataShape.length;
-  if (q < 1 || r < 1) throw new RangeError("gatherND: data and indices need rank >= 1");
-  if (batchDims < 0 || batchDims >= Math.min(q, r)) {
-    throw new RangeError(`gatherND: batch_dims ${batchDims} for ranks ${r} and ${q}`);
-  }
-  for (let d = 0; d < batchDims; d++) {
-    if (dataShape[d] !== indicesShape[d]) {
-      throw new RangeError(
-        `gatherND: batch dims of data ${shapeString(dataShape)} and indices ` +
-          `${shapeString(indicesShape)} differ`,
-      );
-    }
-  }
-  const depth = indicesShape[q - 1];
-  if (depth < 1 || depth > r - batchDims) {
-    throw new RangeError(
-      `gatherND: index tuples of length ${depth} for data ${shapeString(dataShape)} with ` +
-        `batch_dims ${batchDims}`,
-    );
-  }
-  return [...indicesShape.slice(0, q - 1), ...dataShape.slice(batchDims + depth)];
 }
 
 export function gatherNDRef(data: CpuTensor, indices: CpuTensor, batchDims: number): CpuTensor {
@@ -94,27 +57,6 @@ function combine(reduction: ScatterReduction, old: number, v: number, dtype: DTy
   }
 }
 
-/** Checks ScatterND shapes: updates.shape == indices.shape[:-1] + data.shape[indices.shape[-1]:]. */
-export function checkScatterND(
-  dataShape: readonly number[],
-  indicesShape: readonly number[],
-  updatesShape: readonly number[],
-): void {
-  const q = indicesShape.length;
-  const depth = indicesShape[q - 1];
-  if (q < 1 || !(depth >= 1 && depth <= dataShape.length)) {
-    throw new RangeError(
-      `scatterND: indices ${shapeString(indicesShape)} for data ${shapeString(dataShape)}`,
-    );
-  }
-  const expected = [...indicesShape.slice(0, q - 1), ...dataShape.slice(depth)];
-  if (expected.length !== updatesShape.length || expected.some((n, d) => n !== updatesShape[d])) {
-    throw new RangeError(
-      `scatterND: updates ${shapeString(updatesShape)} should be ${shapeString(expected)}`,
-    );
-  }
-}
-
 /** A copy of data with updates written (or combined) at the index tuples, in order. */
 export function scatterNDRef(
   data: CpuTensor,
@@ -140,25 +82,6 @@ export function scatterNDRef(
     }
   }
   return { dtype: data.dtype, shape: [...data.shape], data: out };
-}
-
-/** Checks ScatterElements shapes: same rank, indices.shape == updates.shape, and no indices dim
- * off the axis beyond data's. */
-export function checkScatterElements(
-  dataShape: readonly number[],
-  indicesShape: readonly number[],
-  updatesShape: readonly number[],
-  axis: number,
-): void {
-  const bad = indicesShape.length !== dataShape.length ||
-    updatesShape.length !== indicesShape.length ||
-    indicesShape.some((n, d) => n !== updatesShape[d] || (d !== axis && n > dataShape[d]));
-  if (bad) {
-    throw new RangeError(
-      `scatterElements: indices ${shapeString(indicesShape)} and updates ` +
-        `${shapeString(updatesShape)} do not fit data ${shapeString(dataShape)} (axis ${axis})`,
-    );
-  }
 }
 
 /** A copy of data where update p goes to p with its `axis` coordinate replaced by indices[p]. */

@@ -1,7 +1,7 @@
 /** Shape, stride and axis helpers shared by the GPU bindings, the CPU references and the ONNX
  * ops: each exists once, here (pure TS, no GPU). */
 import { EngineError } from "../util/errors.ts";
-import { shapeString } from "../util/tensor.ts";
+import { shapeString, sizeOf } from "../util/tensor.ts";
 
 /** Row-major strides (in elements) of `shape`. */
 export function contiguousStrides(shape: readonly number[]): number[] {
@@ -12,6 +12,17 @@ export function contiguousStrides(shape: readonly number[]): number[] {
     s *= shape[d];
   }
   return strides;
+}
+
+/** The multi-index of row-major position `i` in `shape`, written into `out` (reused across
+ * calls by the loops that walk every element). */
+export function unravel(i: number, shape: readonly number[], out: number[]): number[] {
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const n = shape[d];
+    out[d] = i % n;
+    i = Math.floor(i / n);
+  }
+  return out;
 }
 
 /** `axis` counted from the end when negative, or undefined when outside [-rank, rank). */
@@ -25,6 +36,20 @@ export function normalizeAxis(axis: number, rank: number, what: string): number 
   const a = tryNormalizeAxis(axis, rank);
   if (a === undefined) throw new EngineError(`${what}: axis ${axis} out of range for rank ${rank}`);
   return a;
+}
+
+/** An EngineError naming `what` unless an output of `outShape` holds as many elements as an input
+ * of `inShape` (elementwise kernels write a same-size output, which may be a reshape). */
+export function checkSameSize(
+  what: string,
+  inShape: readonly number[],
+  outShape: readonly number[],
+): void {
+  if (sizeOf(inShape) !== sizeOf(outShape)) {
+    throw new EngineError(
+      `${what}: output ${shapeString(outShape)} does not match input ${shapeString(inShape)}`,
+    );
+  }
 }
 
 /** The numpy broadcast of `shapes` (right-aligned; each dim equal or 1), or undefined when the
@@ -59,4 +84,27 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
     stride *= shape[d];
   }
   return strides;
+}
+
+/** Left-pads a per-axis list to 3 axes (D, H, W) with `fill`, so 1-D and 2-D problems run as
+ * 3-D ones with unit leading axes. */
+export function to3d(values: readonly number[], fill: number): [number, number, number] {
+  const out: [number, number, number] = [fill, fill, fill];
+  const offset = 3 - values.length;
+  for (let i = 0; i < values.length; i++) out[offset + i] = values[i];
+  return out;
+}
+
+/** Output extent of one sliding-window axis (floor mode): the window positions, `stride` apart,
+ * of a `kernel` dilated by `dilation` inside the padded input. */
+export function windowOutputSize(
+  inSize: number,
+  kernel: number,
+  stride: number,
+  dilation: number,
+  padBegin: number,
+  padEnd: number,
+): number {
+  const span = (kernel - 1) * dilation + 1;
+  return Math.floor((inSize + padBegin + padEnd - span) / stride) + 1;
 }

@@ -4,13 +4,13 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { chooseRowStrategy, ROW_WG, type RowStrategy, rowView } from "./reduce.ts";
+import { chooseRowStrategy, ROW_WG, type RowStrategy } from "./reduce.ts";
+import { normAxis, rowView } from "./reduce_shape.ts";
 
 export interface SoftmaxOptions {
   /** LogSoftmax instead of Softmax. */
@@ -32,11 +32,7 @@ export function prepareSoftmax(
   options: SoftmaxOptions = {},
 ): Dispatch[] {
   const name = options.log ? "logsoftmax" : "softmax";
-  const rank = x.shape.length;
-  const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) {
-    throw new EngineError(`${name}: axis ${axis} out of range for ${shapeString(x.shape)}`);
-  }
+  const a = normAxis(x.shape, axis, name);
   if (x.dtype !== "float32" && x.dtype !== "float16") {
     throw new EngineError(`${name}: dtype ${x.dtype} is not a float type`);
   }
@@ -49,7 +45,7 @@ export function prepareSoftmax(
   const rows = outer * inner;
   if (rows === 0 || n === 0) return [];
   const strategy = options.strategy ?? chooseRowStrategy(gpu, rows, n);
-  const uniform = owner.own(createUniform(gpu, new Params().u32(rows, n, inner), name));
+  const uniform = owner.own(createUniform(gpu, "softmax", { rows, n, inner }, name));
   const spec = {
     shader: "softmax",
     entryPoint: strategy === "group" ? "per_group" : "per_thread",

@@ -1,7 +1,6 @@
 /** CPU reference of the softmax kernel (float64). */
 import { type CpuTensor, cpuTensor } from "../util/tensor.ts";
-import { rowView } from "./reduce.ts";
-import { normAxis } from "./reduce_ref.ts";
+import { normAxis, rowView } from "./reduce_shape.ts";
 
 export interface SoftmaxRefOptions {
   log?: boolean;

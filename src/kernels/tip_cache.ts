@@ -6,13 +6,12 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 
-export { buildCacheIndex } from "./tip_cache_ref.ts";
+export { buildCacheIndex } from "./tip_cache_shape.ts";
 
 type Buf = GpuTensor | GPUBuffer;
 
@@ -32,18 +31,6 @@ function classCapacity(gpu: Gpu, classes: number): number {
     );
   }
   return cmax;
-}
-
-function params(
-  classes: number,
-  entries: number,
-  grid: { rows: number; rowOffset: number; betas: number; alphas: number; hitsOffset: number },
-  beta: number,
-  alpha: number,
-): Params {
-  return new Params()
-    .u32(classes, entries, grid.rows, grid.rowOffset, grid.betas, grid.alphas, grid.hitsOffset)
-    .f32(beta, alpha);
 }
 
 export interface TipTrainRowsArgs {
@@ -77,13 +64,18 @@ export function prepareTipTrainRows(
   const cmax = classCapacity(gpu, a.classes);
   const uniform = owner.own(createUniform(
     gpu,
-    params(
-      a.classes,
-      a.entries,
-      { rows: 0, rowOffset: 0, betas: 0, alphas: 0, hitsOffset: 0 },
-      a.beta,
-      a.alpha,
-    ),
+    "tip_cache",
+    {
+      classes: a.classes,
+      entries: a.entries,
+      rows: 0,
+      rowOffset: 0,
+      betas: 0,
+      alphas: 0,
+      hitsOffset: 0,
+      beta: a.beta,
+      alpha: a.alpha,
+    },
     "tip_cache train_rows",
   ));
   return [prepareDispatch(
@@ -122,19 +114,18 @@ export function prepareTipGrid(gpu: Gpu, owner: ResourceOwner, a: TipGridArgs): 
   const cmax = classCapacity(gpu, a.classes);
   const uniform = owner.own(createUniform(
     gpu,
-    params(
-      a.classes,
-      a.entries,
-      {
-        rows: a.rows,
-        rowOffset: a.rowOffset,
-        betas: a.betas,
-        alphas: a.alphas,
-        hitsOffset: a.hitsOffset ?? 0,
-      },
-      0,
-      0,
-    ),
+    "tip_cache",
+    {
+      classes: a.classes,
+      entries: a.entries,
+      rows: a.rows,
+      rowOffset: a.rowOffset,
+      betas: a.betas,
+      alphas: a.alphas,
+      hitsOffset: a.hitsOffset ?? 0,
+      beta: 0,
+      alpha: 0,
+    },
     "tip_cache grid",
   ));
   return [prepareDispatch(

@@ -1,25 +1,6 @@
 /** Host (float64) reference of `shaders/tip_cache.wgsl`: Tip-Adapter's cache logits, the
  * Tip-Adapter-F row gradient, and the (beta, alpha) grid's hit counts. */
-import { EngineError } from "../util/errors.ts";
-
-/** [classStart (C + 1) | entries grouped by class, ascending (N) | class of each entry (N)]: how
- * the kernels find a class's cache entries (the one-hot `values` matrix, stored sparsely). */
-export function buildCacheIndex(entryLabels: Int32Array, classes: number): Uint32Array {
-  const N = entryLabels.length;
-  const out = new Uint32Array(classes + 1 + 2 * N);
-  for (let n = 0; n < N; n++) {
-    const c = entryLabels[n];
-    if (!(c >= 0 && c < classes)) {
-      throw new EngineError(`cache entry ${n} has label ${c}, outside the ${classes} classes`);
-    }
-    out[c + 1]++;
-    out[classes + 1 + N + n] = c;
-  }
-  for (let c = 0; c < classes; c++) out[c + 1] += out[c];
-  const next = out.slice(0, classes);
-  for (let n = 0; n < N; n++) out[classes + 1 + next[entryLabels[n]]++] = n;
-  return out;
-}
+import { argmaxRef } from "./amu_rows_ref.ts";
 
 /** cache[c] = sum over entries n of class c of exp(-(beta - beta * a[n])), for one row. */
 export function cacheLogitsRef(
@@ -33,13 +14,6 @@ export function cacheLogitsRef(
     out[entryLabels[n]] += Math.exp(-(beta - beta * a[n]));
   }
   return out;
-}
-
-/** Index of the largest value, lowest index on ties (torch.argmax). */
-export function argmaxRef(v: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-  return best;
 }
 
 export interface TipRowResult {

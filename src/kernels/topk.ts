@@ -5,14 +5,13 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
   storageType,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString, sizeOf } from "../util/tensor.ts";
-import { topKShape } from "./topk_ref.ts";
+import { topKShape } from "./topk_shape.ts";
 
 const WG = 64;
 
@@ -38,8 +37,12 @@ export function prepareTopK(
   if (x.dtype === "bool") throw new EngineError("topK: bool input is not supported");
   const total = sizeOf(x.shape);
   if (total === 0 || k === 0) return [];
-  const params = new Params().u32(total, x.shape[axis], k, sizeOf(x.shape.slice(axis + 1)));
-  const uniform = owner.own(createUniform(gpu, params, "topk"));
+  const uniform = owner.own(createUniform(gpu, "topk", {
+    total,
+    n: x.shape[axis],
+    k,
+    inner: sizeOf(x.shape.slice(axis + 1)),
+  }));
   const t = storageType(x.dtype);
   return [prepareDispatch(
     gpu,

@@ -2,11 +2,7 @@
  * broken by the lower index (ONNX). Floats order totally as the GPU kernel orders them: NaN above
  * +inf, -0 equal to +0. */
 import { type CpuTensor, newCpuData, sizeOf } from "../util/tensor.ts";
-
-/** Output shape: the input's with the axis replaced by k. */
-export function topKShape(shape: readonly number[], axis: number, k: number): number[] {
-  return shape.map((n, d) => (d === axis ? k : n));
-}
+import { topKShape } from "./topk_shape.ts";
 
 /** Sort key of a value: NaN above everything, numbers as themselves (so -0 equals +0). */
 function sortKey(v: number): number {

@@ -7,15 +7,14 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  Params,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString } from "../util/tensor.ts";
 import { type CopyRegion, prepareStridedCopy, simplifyRegion } from "./copy.ts";
-import { contiguousStrides } from "./copy_ref.ts";
-import type { DepthToSpaceMode } from "./transpose_ref.ts";
+import { contiguousStrides } from "./shape.ts";
+import type { DepthToSpaceMode } from "./transpose_shape.ts";
 
 const TILE = 32;
 
@@ -87,9 +86,14 @@ export function prepareTranspose(
   const tilesR = Math.ceil(rows / TILE);
   const tilesC = Math.ceil(cols / TILE);
   const tiles = batch * tilesR * tilesC;
-  const uniform = owner.own(
-    createUniform(gpu, new Params().u32(batch, rows, cols, tilesR, tilesC, tiles), "transpose"),
-  );
+  const uniform = owner.own(createUniform(gpu, "transpose", {
+    batch,
+    rows,
+    cols,
+    tiles_r: tilesR,
+    tiles_c: tilesC,
+    tiles,
+  }));
   return [prepareDispatch(gpu, { shader: "transpose" }, [x, out, uniform], tiles)];
 }
 

@@ -2,7 +2,9 @@
  * written with their direct index formulas (not as reshape + transpose, which the GPU path
  * uses) so the tests compare two derivations. */
 import type { CpuTensor } from "../util/tensor.ts";
-import { contiguousStrides, gatherElements } from "./copy_ref.ts";
+import { gatherElements } from "./copy_ref.ts";
+import { contiguousStrides } from "./shape.ts";
+import type { DepthToSpaceMode } from "./transpose_shape.ts";
 
 /** out[i_0, ..., i_r-1] = x[j] where j[perm[d]] = i_d (output axis d is input axis perm[d]). */
 export function transposeRef(x: CpuTensor, perm: readonly number[]): CpuTensor {
@@ -14,13 +16,6 @@ export function transposeRef(x: CpuTensor, perm: readonly number[]): CpuTensor {
     return j;
   });
 }
-
-/** The default Transpose permutation (axes reversed). */
-export function reversedPerm(rank: number): number[] {
-  return Array.from({ length: rank }, (_, d) => rank - 1 - d);
-}
-
-export type DepthToSpaceMode = "DCR" | "CRD";
 
 /** [N, C*b*b, H, W] -> [N, C, H*b, W*b]: out[n, c, h*b+i, w*b+j] takes input channel
  * (i*b + j)*C + c in DCR mode (depth-column-row) or c*b*b + i*b + j in CRD mode. */

@@ -54,7 +54,7 @@ export interface TuneResult {
 export interface TuneOptions {
   readonly cache?: VariantCache;
   /** Each timed batch lasts at least this long (repeats short kernels). Default 80 ms: waiting
-   * for the GPU costs a fixed ~11 ms in Deno on lavapipe, which shorter batches let dominate. */
+   * for the GPU has a fixed cost (docs/engine.md), which shorter batches let dominate. */
   readonly targetMs?: number;
   /** Timed batches per candidate (the candidates take turns); the fastest counts. Default 3. */
   readonly batches?: number;
@@ -64,8 +64,8 @@ export interface TuneOptions {
   /** The first trial (the kernel family's heuristic default) is kept unless another is faster by
    * more than this fraction of its time. Default 0.1. Timings on a shared CPU adapter vary by
    * 10-30%, so near-ties otherwise flip with the noise; and measured in isolation, with one
-   * kernel repeated, the defaults lose near-ties they win inside a model (ResNet-50 at batch 1
-   * ran 465-486 ms with the isolated winners, 426-428 ms with `gemm` for every pointwise conv). */
+   * kernel repeated, the defaults lose near-ties they win inside a model (ResNet-50 ran slower
+   * with the isolated winners than with the defaults: docs/engine.md). */
   readonly keepDefaultWithin?: number;
   /** A problem whose default kernel runs longer than this (ms) has its candidates timed on a
    * slice of their workgroups (every grid's longest axis cut to about this much work), so a

@@ -6,8 +6,14 @@
 import { allocTensor, type Gpu, type GpuTensor, releaseTensor } from "../gpu/mod.ts";
 import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../util/tensor.ts";
 import { EngineError } from "../util/errors.ts";
-import { type Model, OPS, type Plan, type PlanMemory } from "../onnx/mod.ts";
-import { analyze, type InputFacts } from "../onnx/plan.ts";
+import {
+  analyze,
+  type InputFacts,
+  type Model,
+  OPS,
+  type Plan,
+  type PlanMemory,
+} from "../onnx/mod.ts";
 
 /** Thrown for inputs an encoder or batched model cannot take (wrong rank, dtype, ids...). */
 export class BatchInputError extends EngineError {

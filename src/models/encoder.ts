@@ -6,6 +6,7 @@ import { type CpuTensor, cpuTensor, shapeString } from "../util/tensor.ts";
 import { downloadTensor, type Gpu, type GpuTensor, releaseTensor } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import {
+  attrInt,
   type ComputePrecision,
   type Graph,
   type KernelTuningOptions,
@@ -14,7 +15,6 @@ import {
   type ValueDecl,
 } from "../onnx/mod.ts";
 import type { VariantCache } from "../kernels/variants.ts";
-import { attrInt } from "../onnx/types.ts";
 import {
   BatchedModel,
   BatchInputError,

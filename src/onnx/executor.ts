@@ -14,7 +14,7 @@ import {
   uploadCpuTensor,
 } from "../gpu/mod.ts";
 import { type CpuTensor, cpuTensor, sizeOf } from "../util/tensor.ts";
-import { EngineError } from "../util/errors.ts";
+import { EngineError, type EngineErrorOptions, inSource } from "../util/errors.ts";
 import type { ComputePrecision, OpImpl } from "./types.ts";
 import { type VariantCache, variantCache } from "../kernels/variants.ts";
 import { type KernelTuningOptions, kernelTuningOptions, tuneSteps } from "./tune.ts";
@@ -22,19 +22,14 @@ import { OPS } from "./ops/registry.ts";
 import { fuseGraph, type FusionSummary } from "./fuse.ts";
 import { type Graph, UnsupportedError, type ValueDecl } from "./graph.ts";
 import { loadModelFile, opsetWarnings, type ParsedModel, parseModel } from "./parse.ts";
-import {
-  analyze,
-  type ConstantUploader,
-  foldConstants,
-  type InputFacts,
-  NeedsInputValues,
-  Plan,
-} from "./plan.ts";
+import { analyze, foldConstants, type InputFacts, NeedsInputValues } from "./analyze.ts";
+import { type ConstantUploader, Plan } from "./plan.ts";
+import { validateFromEnv, validatePlan } from "./validate.ts";
 
 /** Thrown when run inputs do not match the model's declared inputs; names the input. */
 export class InputError extends EngineError {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: EngineErrorOptions) {
+    super(message, options);
     this.name = "InputError";
   }
 }
@@ -62,6 +57,14 @@ export interface ModelOptions {
    * activation, Conv + Relu) into single kernels. Default true; false runs the graph as written
    * (same results up to float32 rounding). */
   readonly fuse?: boolean;
+  /** Validate mode (docs/validate.md): each run executes node by node and checks every node's
+   * GPU outputs against its operator's CPU implementation, throwing a ValidationError that
+   * names the first node that differs. Slow; for finding a wrong kernel. Default: the
+   * ENGINE_VALIDATE environment variable ("1" on). */
+  readonly validate?: boolean;
+  /** Receives validate mode's notes (what each new plan checked, nodes left unchecked).
+   * Default: stderr. */
+  readonly validateLog?: (line: string) => void;
 }
 
 /** Loads a `.onnx` file (external data resolved next to it) onto `gpu` (default: shared). */
@@ -111,6 +114,11 @@ export class Model implements ConstantUploader {
   readonly precision: ComputePrecision;
   readonly #tuning: KernelTuningOptions | undefined;
   readonly #variantCache: VariantCache;
+  /** Validate mode: runs check every node against the CPU (ModelOptions.validate). */
+  readonly validate: boolean;
+  readonly #validateLog: (line: string) => void;
+  /** Plans whose validation notes were already logged. */
+  readonly #validatedPlans = new WeakSet<Plan>();
   /** Plans by key, most recently used last. */
   #plans = new Map<string, Plan>();
   #weights = new Map<string, GPUBuffer>();
@@ -137,6 +145,8 @@ export class Model implements ConstantUploader {
     this.precision = options.precision ?? "f32";
     this.#tuning = kernelTuningOptions(options.tuneKernels);
     this.#variantCache = options.variantCache ?? variantCache;
+    this.validate = options.validate ?? validateFromEnv();
+    this.#validateLog = options.validateLog ?? ((line) => console.error(line));
     this.#initializerNames = new Set(parsed.graph.constants.keys());
     try {
       const folded = foldConstants(parsed.graph, ops);
@@ -150,10 +160,7 @@ export class Model implements ConstantUploader {
       this.graph = split.gpuGraph;
       this.#tail = split.tail;
     } catch (e) {
-      if (e instanceof EngineError && !e.message.startsWith(this.source)) {
-        e.message = `${this.source}: ${e.message}`;
-      }
-      throw e;
+      throw inSource(e, this.source);
     }
   }
 
@@ -187,7 +194,7 @@ export class Model implements ConstantUploader {
     try {
       return toGpuArray(value, label);
     } catch (e) {
-      if (e instanceof RangeError) throw new EngineError(`${this.source}: ${e.message}`);
+      if (e instanceof RangeError) throw new EngineError(e.message, { source: this.source });
       throw e;
     }
   }
@@ -210,8 +217,9 @@ export class Model implements ConstantUploader {
     return this.#serial(() =>
       this.#getPlan(facts, options.tuneKernels ?? true, (name) => {
         throw new InputError(
-          `${this.source}: input '${name}' feeds a shape or axes computation, so its value is ` +
+          `input '${name}' feeds a shape or axes computation, so its value is ` +
             `needed to plan: pass it to run()`,
+          { source: this.source },
         );
       })
     );
@@ -235,7 +243,7 @@ export class Model implements ConstantUploader {
   /** Runs the model on host tensors and downloads every output. */
   run(inputs: Record<string, CpuTensor>): Promise<Record<string, CpuTensor>> {
     return this.#serial(async () => {
-      const facts = this.#validate(inputs);
+      const facts = this.#checkInputs(inputs);
       const plan = await this.#getPlan(facts, true, (name) => inputs[name]);
       this.#checkIndexInputs(plan, inputs);
       const gpu = this.gpu;
@@ -245,10 +253,11 @@ export class Model implements ConstantUploader {
           gpu.device.queue.writeBuffer(t.buffer, 0, data as Float32Array<ArrayBuffer>);
         }
       }
-      const encoder = gpu.device.createCommandEncoder({ label: this.source });
+      const encoder = await this.#recordWork(
+        plan,
+        gpu.device.createCommandEncoder({ label: this.source }),
+      );
       const status = plan.statusBuffer;
-      if (status) encoder.clearBuffer(status);
-      encodeDispatches(encoder, plan.dispatches);
       const result: Record<string, CpuTensor> = {};
       const reads: { name: string; tensor: GpuTensor; offset: number; bytes: number }[] = [];
       let total = 0;
@@ -306,18 +315,19 @@ export class Model implements ConstantUploader {
       if (this.#tail.nodes.length > 0) {
         const n = this.#tail.nodes[0];
         throw new UnsupportedError(
-          `${this.source}: node '${n.name}' (${n.opType}) and what follows it run on the host ` +
+          `node '${n.name}' (${n.opType}) and what follows it run on the host ` +
             `(data-dependent output shapes), so the outputs cannot stay on the GPU: use run()`,
+          { source: this.source },
         );
       }
-      const facts = this.#validate(inputs);
+      const facts = this.#checkInputs(inputs);
       const plan = await this.#getPlan(facts, true, async (name) => {
         const t = inputs[name];
         return isGpuTensor(t) ? await downloadTensor(this.gpu, t) : t;
       });
       this.#checkIndexInputs(plan, inputs);
       const gpu = this.gpu;
-      const encoder = gpu.device.createCommandEncoder({ label: this.source });
+      let encoder = gpu.device.createCommandEncoder({ label: this.source });
       for (const [name, dst] of plan.inputBuffers) {
         const src = inputs[name];
         const bytes = sizeOf(dst.shape) * 4;
@@ -330,9 +340,8 @@ export class Model implements ConstantUploader {
           }
         }
       }
+      encoder = await this.#recordWork(plan, encoder);
       const status = plan.statusBuffer;
-      if (status) encoder.clearBuffer(status);
-      encodeDispatches(encoder, plan.dispatches);
       const statusCopy = status && gpu.device.createBuffer({
         size: status.size,
         usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -355,6 +364,43 @@ export class Model implements ConstantUploader {
       gpu.checkHealthy(`running ${this.source}`);
       return result;
     });
+  }
+
+  /** Records the plan's work after what `encoder` holds (input copies): its status slots
+   * cleared, then every dispatch. Returns the encoder for what follows (output copies). In
+   * validate mode the work runs here instead, node by node against the CPU, and a new encoder
+   * is returned. */
+  async #recordWork(plan: Plan, encoder: GPUCommandEncoder): Promise<GPUCommandEncoder> {
+    const status = plan.statusBuffer;
+    if (status) encoder.clearBuffer(status);
+    if (!this.validate) {
+      encodeDispatches(encoder, plan.dispatches);
+      return encoder;
+    }
+    this.gpu.device.queue.submit([encoder.finish()]);
+    try {
+      const report = await validatePlan(this.gpu, plan, this.precision);
+      if (!this.#validatedPlans.has(plan)) {
+        this.#validatedPlans.add(plan);
+        const log = this.#validateLog;
+        log(
+          `validate: ${this.source} [${plan.key}]: ${report.checked} node(s) agree with their ` +
+            `CPU implementation`,
+        );
+        for (const { node, why } of report.skipped) {
+          log(`validate: node '${node.name}' (${node.opType}) not checked: ${why}`);
+        }
+        if (this.#tail.nodes.length > 0) {
+          log(
+            `validate: the ${this.#tail.nodes.length} host-tail node(s) from ` +
+              `'${this.#tail.nodes[0].name}' on run on the CPU only: not checked`,
+          );
+        }
+      }
+    } catch (e) {
+      throw inSource(e, this.source);
+    }
+    return this.gpu.device.createCommandEncoder({ label: this.source });
   }
 
   /** Frees every plan and uploaded weight. The model cannot run afterwards. */
@@ -390,10 +436,11 @@ export class Model implements ConstantUploader {
           rest = Math.floor(rest / t.shape[d]);
         }
         throw new InputError(
-          `${this.source}: input '${input}'[${at.join(", ")}] is ${v}, outside [-${axisDim}, ` +
+          `input '${input}'[${at.join(", ")}] is ${v}, outside [-${axisDim}, ` +
             `${axisDim}) for node '${node.name}' (${node.opType}), which gathers along axis ` +
             `${axis} of size ${axisDim}` +
             (axisDim > 1000 ? " (a token id beyond the embedding table?)" : ""),
+          { source: this.source },
         );
       }
     }
@@ -432,7 +479,9 @@ export class Model implements ConstantUploader {
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(() => {
-      if (this.#disposed) throw new EngineError(`${this.source}: model used after dispose()`);
+      if (this.#disposed) {
+        throw new EngineError("model used after dispose()", { source: this.source });
+      }
       this.#raiseStatus();
       return fn();
     });
@@ -470,12 +519,11 @@ export class Model implements ConstantUploader {
             for (const n of fresh) this.#valueInputs.add(n);
             continue;
           }
-          throw new EngineError(`${this.source}: ${e.message} (internal: input values missing)`);
+          throw new EngineError(`${e.message} (internal: input values missing)`, {
+            source: this.source,
+          });
         }
-        if (e instanceof EngineError && !e.message.startsWith(this.source)) {
-          e.message = `${this.source}: ${e.message}`;
-        }
-        throw e;
+        throw inSource(e, this.source);
       }
       if (this.#tuning && tune) {
         await tuneSteps(
@@ -489,10 +537,7 @@ export class Model implements ConstantUploader {
       const settings = { precision: this.precision, variantCache: this.#variantCache };
       const plan = await Plan.create(this.gpu, this.graph, analysis, this, key, settings).catch(
         (e) => {
-          if (e instanceof EngineError && !e.message.startsWith(this.source)) {
-            e.message = `${this.source}: ${e.message}`;
-          }
-          throw e;
+          throw inSource(e, this.source);
         },
       );
       this.#plans.set(key, plan);
@@ -534,18 +579,20 @@ export class Model implements ConstantUploader {
       );
     }
     throw new InputError(
-      `${this.source}: ${parts.join("; ")}; the model's inputs are ` +
+      `${parts.join("; ")}; the model's inputs are ` +
         (declared.length > 0 ? declared.map((d) => `'${d}'`).join(", ") : "(none)"),
+      { source: this.source },
     );
   }
 
   #checkShape(decl: ValueDecl, dtype: string, shape: readonly number[]): void {
-    const where = `${this.source}: input '${decl.name}'`;
+    const where = `input '${decl.name}'`;
+    const named = { source: this.source };
     if (decl.typeName !== "unknown" && dtype !== decl.dtype) {
-      throw new InputError(`${where}: expected dtype ${decl.dtype}, got ${dtype}`);
+      throw new InputError(`${where}: expected dtype ${decl.dtype}, got ${dtype}`, named);
     }
     if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
-      throw new InputError(`${where}: invalid shape ${shapeText(shape)}`);
+      throw new InputError(`${where}: invalid shape ${shapeText(shape)}`, named);
     }
     const dims = decl.dims;
     if (!dims) return;
@@ -553,6 +600,7 @@ export class Model implements ConstantUploader {
       throw new InputError(
         `${where}: expected rank ${dims.length} ${shapeText(dims)}, got rank ${shape.length} ` +
           shapeText(shape),
+        named,
       );
     }
     dims.forEach((d, i) => {
@@ -560,6 +608,7 @@ export class Model implements ConstantUploader {
         throw new InputError(
           `${where}: expected shape ${shapeText(dims)}, got ${shapeText(shape)} (dim ${i} is ` +
             `${shape[i]}, must be ${d})`,
+          named,
         );
       }
     });
@@ -576,8 +625,9 @@ export class Model implements ConstantUploader {
         const prev = seen.get(d);
         if (prev && prev.size !== f.shape[i]) {
           throw new InputError(
-            `${this.source}: dimension '${d}' is ${prev.size} in input '${prev.input}' but ` +
+            `dimension '${d}' is ${prev.size} in input '${prev.input}' but ` +
               `${f.shape[i]} in input '${decl.name}'`,
+            { source: this.source },
           );
         }
         if (!prev) seen.set(d, { input: decl.name, size: f.shape[i] });
@@ -585,27 +635,29 @@ export class Model implements ConstantUploader {
     }
   }
 
-  #validate(inputs: Record<string, GpuTensor | CpuTensor>): Map<string, InputFacts> {
+  #checkInputs(inputs: Record<string, GpuTensor | CpuTensor>): Map<string, InputFacts> {
     this.#checkNames(Object.keys(inputs));
     const facts = new Map<string, InputFacts>();
     for (const decl of this.graph.inputs) {
       const t = inputs[decl.name];
       if (!t || typeof t !== "object" || !Array.isArray(t.shape)) {
-        throw new InputError(`${this.source}: input '${decl.name}' is not a tensor`);
+        throw new InputError(`input '${decl.name}' is not a tensor`, { source: this.source });
       }
       this.#checkShape(decl, t.dtype, t.shape);
       const n = sizeOf(t.shape);
       if (isGpuTensor(t)) {
         if (t.buffer.size < n * 4) {
           throw new InputError(
-            `${this.source}: input '${decl.name}': buffer of ${t.buffer.size} bytes is too small ` +
+            `input '${decl.name}': buffer of ${t.buffer.size} bytes is too small ` +
               `for shape ${shapeText(t.shape)}`,
+            { source: this.source },
           );
         }
       } else if (t.data.length !== n) {
         throw new InputError(
-          `${this.source}: input '${decl.name}': ${t.data.length} values for shape ` +
+          `input '${decl.name}': ${t.data.length} values for shape ` +
             `${shapeText(t.shape)} (needs ${n})`,
+          { source: this.source },
         );
       }
       facts.set(decl.name, { dtype: t.dtype, shape: [...t.shape] });

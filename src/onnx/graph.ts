@@ -1,7 +1,7 @@
 /** Graph IR: the nodes of a model in execution order, its inputs, outputs and constants, and the
  * structural checks done once at load (ordering, cycles, dead nodes, unsupported operators). */
 import { type CpuTensor, type DType } from "../util/tensor.ts";
-import { EngineError } from "../util/errors.ts";
+import { EngineError, type EngineErrorOptions } from "../util/errors.ts";
 import type { OnnxNode, OpImpl } from "./types.ts";
 
 /** The part of a node the structural passes need (parsed nodes before attribute decoding). */
@@ -47,8 +47,8 @@ export interface Graph {
 /** A model the engine cannot run as a matter of scope (operators or element types it does not
  * implement), as opposed to a broken file or a bug. */
 export class UnsupportedError extends EngineError {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: EngineErrorOptions) {
+    super(message, options);
     this.name = "UnsupportedError";
   }
 }

@@ -8,7 +8,8 @@
  * plus every value the tail reads from it; `runHostTail` evaluates the tail from those. */
 import type { CpuTensor } from "../util/tensor.ts";
 import type { Graph, ValueDecl } from "./graph.ts";
-import { atNode, opContext } from "./plan.ts";
+import { opContext } from "./analyze.ts";
+import { onNode } from "./ops/common.ts";
 import type { OnnxNode, OpImpl } from "./types.ts";
 
 export interface HostTail {
@@ -72,7 +73,7 @@ export function runHostTail(
   for (const node of tail.nodes) {
     const op = ops.get(node.opType)!;
     const args = node.inputs.map((i) => (i ? values.get(i) : undefined));
-    const outs = atNode(node, "cpu", () => op.cpu(opContext(graph, node), args));
+    const outs = onNode(node, () => op.cpu(opContext(graph, node), args), "cpu");
     node.outputs.forEach((o, k) => {
       if (o) values.set(o, outs[k]);
     });

@@ -1,6 +1,14 @@
 /** Public ONNX API: load a model, plan it for input shapes, run it on host or GPU tensors. */
 export { InputError, loadModel, loadModelBytes, Model, type ModelOptions } from "./executor.ts";
 export { Plan, type PlanMemory, type PlanOutput, type PlanSettings } from "./plan.ts";
+export { type Analysis, analyze, type InputFacts } from "./analyze.ts";
+export {
+  type Mismatch,
+  type Tolerance,
+  VALIDATE_ENV,
+  ValidationError,
+  type ValidationReport,
+} from "./validate.ts";
 export { formatProfile, type PlanProfile, profilePlan, type ProfileRow } from "./profile.ts";
 export {
   type KernelTuningOptions,
@@ -29,6 +37,7 @@ export {
   tensorToProto,
 } from "./tensor_proto.ts";
 export {
+  attrInt,
   type ComputePrecision,
   NodeError,
   type OnnxNode,

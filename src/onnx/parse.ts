@@ -4,7 +4,7 @@ import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
 import { dirname } from "node:path";
 import { type CpuTensor } from "../util/tensor.ts";
-import { EngineError } from "../util/errors.ts";
+import { EngineError, inSource } from "../util/errors.ts";
 import { printable } from "../util/text.ts";
 import { type AttrValue, NodeError, type OnnxNode, type OpImpl } from "./types.ts";
 import {
@@ -86,12 +86,12 @@ export function parseModel(bytes: Uint8Array, opts: ParseOptions): ParsedModel {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
     throw new EngineError(
-      `${source}: not a valid ONNX model, the file is truncated or corrupt ` +
-        `(${(e as Error).message})`,
+      `not a valid ONNX model, the file is truncated or corrupt (${(e as Error).message})`,
+      { source },
     );
   }
   if (!model.graph) {
-    throw new EngineError(`${source}: not a valid ONNX model (no graph; truncated or corrupt?)`);
+    throw new EngineError("not a valid ONNX model (no graph; truncated or corrupt?)", { source });
   }
   try {
     return {
@@ -101,11 +101,9 @@ export function parseModel(bytes: Uint8Array, opts: ParseOptions): ParsedModel {
       producer: [model.producerName, model.producerVersion].filter(Boolean).join(" "),
     };
   } catch (e) {
-    // Messages from deeper layers name tensors and nodes; prefix the file unless they already do.
-    // Those names are bytes of the file: control characters are escaped.
-    if (e instanceof EngineError) {
-      e.message = printable(e.message.startsWith(source) ? e.message : `${source}: ${e.message}`);
-    }
+    // Messages from deeper layers name tensors and nodes, not the file: it is named here. Those
+    // names are bytes of the file: control characters are escaped.
+    if (e instanceof EngineError) e.message = printable(inSource(e, source).message);
     throw e;
   }
 }

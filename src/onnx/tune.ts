@@ -12,14 +12,9 @@ import {
   variantCache,
 } from "../kernels/variants.ts";
 import type { Graph } from "./graph.ts";
-import {
-  analyze,
-  atNode,
-  type ConstantUploader,
-  type InputFacts,
-  Plan,
-  type Step,
-} from "./plan.ts";
+import { analyze, type InputFacts, type Step } from "./analyze.ts";
+import { type ConstantUploader, Plan } from "./plan.ts";
+import { onNode } from "./ops/common.ts";
 import type { ComputePrecision, KernelTuning, OpImpl, TuneOpContext } from "./types.ts";
 
 /** Time tuning may take before the rest of a plan's problems keep their default kernels
@@ -153,7 +148,7 @@ export async function tuneSteps(
       tuning: { ...tuning, deadline: t0 + budget() },
     };
     try {
-      const found = await atNode(step.node, "tune", () => step.op.tune!(ctx));
+      const found = await onNode(step.node, () => step.op.tune!(ctx), "tune");
       for (const r of found) {
         const key = `${r.kernel}:${r.problem}`;
         // The first sighting tells whether it was measured; repeats are cache hits.

@@ -3,6 +3,7 @@ import type { CpuTensor, DType } from "../util/tensor.ts";
 import type { Dispatch, Gpu, GpuTensor, ResourceOwner, StatusSlot } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import type { TuneOptions, VariantCache } from "../kernels/variants.ts";
+import { tryNormalizeAxis } from "../kernels/shape.ts";
 
 /** A decoded attribute value: INT/FLOAT -> number, STRING -> string, INTS/FLOATS -> number[],
  * STRINGS -> string[], TENSOR -> CpuTensor, GRAPH(S) -> unsupported (kept as raw). */
@@ -168,8 +169,8 @@ export function attrTensor(node: OnnxNode, name: string): CpuTensor | undefined 
 
 /** Normalises a possibly negative axis against `rank`, naming the node when out of range. */
 export function normAxis(node: OnnxNode, axis: number, rank: number): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) throw new NodeError(node, `axis ${axis} out of range for rank ${rank}`);
+  const a = tryNormalizeAxis(axis, rank);
+  if (a === undefined) throw new NodeError(node, `axis ${axis} out of range for rank ${rank}`);
   return a;
 }
 

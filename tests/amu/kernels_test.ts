@@ -24,7 +24,13 @@ import {
   prepareAmuTrainRows,
   prepareAmuZeroShot,
 } from "../../src/kernels/amu_rows.ts";
-import { amuEvalRowsRef, amuTrainRowsRef, HIT_CLIP } from "../../src/kernels/amu_rows_ref.ts";
+import { amuEvalRowsRef, amuTrainRowsRef } from "../../src/kernels/amu_rows_ref.ts";
+import {
+  HIT_AUX,
+  HIT_CLIP,
+  HIT_FUSED,
+  unpackEvalTotals,
+} from "../../src/kernels/amu_rows_shape.ts";
 import { prepareAmuUpdate } from "../../src/kernels/amu_update.ts";
 import { adamwStepRef, amuWeightGradRef } from "../../src/kernels/amu_update_ref.ts";
 import { prepareAmuInitWeights } from "../../src/kernels/amu_init.ts";
@@ -34,6 +40,7 @@ import {
   packStepState,
   prepareStepBegin,
   prepareStepFinish,
+  unpackIterationRecords,
   unpackStepState,
 } from "../../src/kernels/amu_step.ts";
 import { stepFinishRef, stepStateRef } from "../../src/kernels/amu_step_ref.ts";
@@ -327,14 +334,18 @@ Deno.test("amu_rows eval + totals + zeroshot: losses, hits and fixed-order total
     const hits = new Uint32Array(await readBuffer(gpu, rowHits.buffer, T * 4));
     assertEquals(Array.from(hits), Array.from(want.hits), `${label} hits`);
     const count = (bit: number) => want.hits.reduce((s, h) => s + ((h & bit) ? 1 : 0), 0);
-    const tot = await readF32(gpu, totals, 8);
-    assertClose([tot[3], tot[4]], [
+    const tot = unpackEvalTotals((await readF32(gpu, totals, 8)).subarray(3));
+    assertClose([tot.lossMerge, tot.lossAux], [
       want.lossMerge.reduce((a, b) => a + b, 0),
       want.lossAux.reduce((a, b) => a + b, 0),
     ], { rtol: 1e-5, label: `${label} loss totals` });
-    assertEquals([tot[5], tot[6], tot[7]], [count(1), count(2), count(4)], `${label} hit totals`);
-    const zs = await readF32(gpu, zsTotals, 8);
-    assertEquals(zs[7], count(HIT_CLIP), `${label} zero-shot hits`);
+    assertEquals(
+      [tot.fusedHits, tot.auxHits, tot.clipHits],
+      [count(HIT_FUSED), count(HIT_AUX), count(HIT_CLIP)],
+      `${label} hit totals`,
+    );
+    const zs = unpackEvalTotals((await readF32(gpu, zsTotals, 8)).subarray(3));
+    assertEquals(zs.clipHits, count(HIT_CLIP), `${label} zero-shot hits`);
     scope.dispose();
   }
 });
@@ -461,10 +472,11 @@ Deno.test("amu_step: begin walks epochs and partial batches; finish reduces row 
     const got = unpackStepState(await readBuffer(gpu, state, 32));
     const want = stepStateRef(t, N, batch, iters, schedule);
     assertEquals(got, want, `step ${t}`);
-    const rec = await readF32(gpu, iterStats, iters * 4);
+    const rec = unpackIterationRecords(await readF32(gpu, iterStats, iters * 4), iters);
     const col = (k: number) => Array.from({ length: want.rowCount }, (_, b) => rowStats[b * 4 + k]);
     const ref = stepFinishRef(col(0), col(1), col(2), 0.35);
-    assertClose(rec.subarray(want.iter * 4, want.iter * 4 + 4), ref, {
+    const i = want.iter;
+    assertClose([rec.loss[i], rec.lossMerge[i], rec.lossAux[i], rec.correct[i]], ref, {
       rtol: 1e-6,
       label: `finish ${t}`,
     });

@@ -26,7 +26,7 @@ import {
   logregObjectiveRef,
   predictRef,
 } from "../../src/amu/linear_probe_ref.ts";
-import { emptyTensor } from "../../src/amu/zero_shot.ts";
+import { emptyTensor } from "../../src/amu/gpu_tensors.ts";
 import { normalSampler } from "../../src/util/random.ts";
 
 function upload(gpu: Gpu, scope: ResourceScope, data: Float32Array | Int32Array): GpuTensor {

@@ -29,7 +29,7 @@ import {
 } from "../../src/kernels/tip_cache.ts";
 import { tipGridRef, tipTrainRowRef } from "../../src/kernels/tip_cache_ref.ts";
 import { packStepState } from "../../src/kernels/amu_step.ts";
-import { emptyTensor } from "../../src/amu/zero_shot.ts";
+import { emptyTensor } from "../../src/amu/gpu_tensors.ts";
 
 interface TipTrace {
   features: AmuFeatures;

@@ -12,7 +12,8 @@ import {
   submitDispatches,
 } from "../../src/gpu/mod.ts";
 import { prepareAmuFactor } from "../../src/kernels/amu_factor.ts";
-import { isUncertaintyKind, uncertaintyFactorRef } from "../../src/kernels/amu_factor_ref.ts";
+import { uncertaintyFactorRef } from "../../src/kernels/amu_factor_ref.ts";
+import { isUncertaintyKind } from "../../src/kernels/amu_factor_shape.ts";
 import { assertClose, sharedPath } from "../helpers.ts";
 
 interface Output {

@@ -3,13 +3,13 @@
 import assert from "node:assert/strict";
 import {
   checkOutput,
-  erf,
   gelu,
   mixedError,
   referenceAt,
   rowIndices,
   sampleIndices,
 } from "../../src/bench/check.ts";
+import { erf } from "../../src/util/math.ts";
 import { parsePeers, selectCases } from "../../src/bench/cli.ts";
 import {
   buildReport,

@@ -12,7 +12,8 @@ import {
   uploadCpuTensor,
 } from "../../src/gpu/mod.ts";
 import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
-import { fillRef, prepareFill } from "../../src/kernels/fill.ts";
+import { prepareFill } from "../../src/kernels/fill.ts";
+import { fillRef } from "../../src/kernels/fill_ref.ts";
 
 Deno.test("gpu: adapter is described", async () => {
   const gpu = await getGpu();

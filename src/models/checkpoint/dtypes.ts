@@ -1,7 +1,7 @@
 /** Conversion of stored element bytes (little-endian) to the values the engine holds: float
  * types to float32, integer and bool types to int64 values in a Float64Array. */
 import { type CpuTensor, f16BitsToF32 } from "../../util/tensor.ts";
-import { contiguousStrides } from "../../kernels/copy_ref.ts";
+import { contiguousStrides } from "../../kernels/shape.ts";
 import { CheckpointError, type WeightDType } from "./state_dict.ts";
 
 export const WEIGHT_DTYPE_BYTES: Readonly<Record<WeightDType, number>> = {

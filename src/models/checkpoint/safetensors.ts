@@ -3,7 +3,7 @@
  * bytes (offsets relative to the end of the header). */
 import type { CpuTensor } from "../../util/tensor.ts";
 import { type ByteSource, openByteSource } from "./file_source.ts";
-import { contiguousStrides } from "../../kernels/copy_ref.ts";
+import { contiguousStrides } from "../../kernels/shape.ts";
 import { decodeDense, decodeTensor, WEIGHT_DTYPE_BYTES } from "./dtypes.ts";
 import {
   CheckpointError,

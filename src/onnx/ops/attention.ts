@@ -24,7 +24,7 @@ import {
   type OpImpl,
   type TensorInfo,
 } from "../types.ts";
-import { FLOATS, onNode, required, type Shaped } from "./common.ts";
+import { checkFloat, onNode, required, type Shaped } from "./common.ts";
 
 /** How the kernel sees one node's operands: logical [batch, heads, rows, cols] strides of each
  * input, the output tensor's shape and the logical output's strides within it. */
@@ -90,12 +90,6 @@ function rank4(node: OnnxNode, v: View, what: string): View {
     shape: [...new Array(pad).fill(1), ...v.shape],
     strides: [...new Array(pad).fill(0), ...v.strides],
   };
-}
-
-function checkFloat(node: OnnxNode, t: Shaped, what: string) {
-  if (!FLOATS.includes(t.dtype)) {
-    throw new UnsupportedFeatureError(node, `${what} dtype ${t.dtype} is not supported`);
-  }
 }
 
 /** Mask strides along (b, h, i, j) of scores [batch, heads, sq, sk] (0 along broadcast axes). */

@@ -1,5 +1,6 @@
 /** Small helpers every operator family uses. */
 import type { CpuTensor, DType } from "../../util/tensor.ts";
+import { EngineError } from "../../util/errors.ts";
 import { UnsupportedError, UnsupportedFeatureError } from "../graph.ts";
 import { constValues, NodeError, type OnnxNode, type TensorInfo } from "../types.ts";
 
@@ -35,15 +36,31 @@ export function required<T>(
   return t;
 }
 
-/** Runs a kernel-level function, turning its plain errors into errors that name the node
- * (errors that already name it, or say an input is unsupported, pass through). */
-export function onNode<T>(node: OnnxNode, run: () => T): T {
+/** The operator callback the executor is in when it calls `onNode`. */
+export type OpCallback = "infer" | "cpu" | "gpu" | "tune";
+
+/** Runs `run`, re-throwing its errors as errors that name `node` (the one place that does;
+ * errors that already name it, or say an input is unsupported, pass through).
+ *
+ * Inside an operator (no `callback`), around a kernel-level function, every error is about the
+ * node's inputs and becomes a NodeError. Where the executor calls an operator's `callback`, only
+ * engine errors and refused allocations (a RangeError: shapes too large for memory) are the
+ * input's; anything else is an operator bug, re-thrown as a plain Error (with a stack in CLI
+ * output) that keeps the original as `cause`. */
+export function onNode<T>(node: OnnxNode, run: () => T, callback?: OpCallback): T {
   try {
     return run();
   } catch (e) {
-    if (e instanceof NodeError || e instanceof UnsupportedError) throw e;
-    throw new NodeError(node, (e as Error).message);
+    throw atNode(node, e, callback);
   }
+}
+
+function atNode(node: OnnxNode, e: unknown, callback: OpCallback | undefined): Error {
+  if (e instanceof NodeError || e instanceof UnsupportedError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  if (callback === undefined || e instanceof EngineError) return new NodeError(node, message);
+  if (e instanceof RangeError) return new NodeError(node, `${callback}: ${message}`);
+  return new Error(`node '${node.name}' (${node.opType}) ${callback}: ${message}`, { cause: e });
 }
 
 /** Reads the values of constant input i (undefined when the optional input is omitted). The

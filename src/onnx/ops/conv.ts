@@ -5,12 +5,15 @@
 import { type CpuTensor, cpuTensor } from "../../util/tensor.ts";
 import { type GpuTensor } from "../../gpu/mod.ts";
 import { type BatchNormParams, prepareBatchNorm } from "../../kernels/batchnorm.ts";
-import { batchNormLayout, batchNormRef } from "../../kernels/batchnorm_ref.ts";
+import { batchNormRef } from "../../kernels/batchnorm_ref.ts";
+import { batchNormLayout } from "../../kernels/batchnorm_shape.ts";
 import { CONV_KERNEL, convProblemKey, prepareConv } from "../../kernels/conv.ts";
 import { tuneConv } from "../../kernels/conv_tune.ts";
-import { type ConvAttrs, convOutputShape, convRef } from "../../kernels/conv_ref.ts";
+import { convRef } from "../../kernels/conv_ref.ts";
+import { type ConvAttrs, convOutputShape } from "../../kernels/conv_shape.ts";
 import { globalPoolAttrs, type PoolKind, preparePool } from "../../kernels/pool.ts";
-import { avgPoolRef, maxPoolRef, type PoolAttrs, poolOutputShape } from "../../kernels/pool_ref.ts";
+import { avgPoolRef, maxPoolRef } from "../../kernels/pool_ref.ts";
+import { type PoolAttrs, poolOutputShape } from "../../kernels/pool_shape.ts";
 import { UnsupportedFeatureError } from "../graph.ts";
 import {
   attrFloat,

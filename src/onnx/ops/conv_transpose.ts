@@ -4,12 +4,12 @@
 import { type CpuTensor, cpuTensor } from "../../util/tensor.ts";
 import { type GpuTensor } from "../../gpu/mod.ts";
 import { prepareConvTranspose } from "../../kernels/conv_transpose.ts";
+import { convTransposeRef } from "../../kernels/conv_transpose_ref.ts";
 import {
   type ConvTransposeAttrs,
   convTransposeAxisSize,
   convTransposeOutputShape,
-  convTransposeRef,
-} from "../../kernels/conv_transpose_ref.ts";
+} from "../../kernels/conv_shape.ts";
 import { UnsupportedFeatureError } from "../graph.ts";
 import { attrInt, attrInts, attrString, NodeError, type OnnxNode, type OpImpl } from "../types.ts";
 import { checkFloat, onNode, required, type Shaped } from "./common.ts";

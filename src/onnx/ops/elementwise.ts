@@ -6,21 +6,23 @@ import { type CpuTensor, cpuTensor, type DType, intRange, shapeString } from "..
 import { createStorageBuffer, type GpuTensor, toGpuArray } from "../../gpu/mod.ts";
 import { broadcastShapes } from "../../kernels/shape.ts";
 import {
-  type BinaryOp,
-  binaryOutputDType,
-  binarySupports,
   prepareBinary,
   prepareCast,
   prepareClamp,
   prepareUnary,
   prepareVariadic,
   prepareWhere,
+} from "../../kernels/elementwise.ts";
+import {
+  type BinaryOp,
+  binaryOutputDType,
+  binarySupports,
   type UnaryOp,
   unaryOutputDType,
   type UnaryParams,
   unarySupports,
   type VariadicOp,
-} from "../../kernels/elementwise.ts";
+} from "../../kernels/elementwise_shape.ts";
 import {
   binaryRef,
   castRef,

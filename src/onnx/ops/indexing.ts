@@ -13,18 +13,17 @@ import {
   prepareScatterElements,
   prepareScatterND,
 } from "../../kernels/scatter.ts";
+import { gatherNDRef, scatterElementsRef, scatterNDRef } from "../../kernels/scatter_ref.ts";
 import {
   checkScatterElements,
   checkScatterND,
-  gatherNDRef,
   gatherNDShape,
   SCATTER_REDUCTIONS,
-  scatterElementsRef,
-  scatterNDRef,
   type ScatterReduction,
-} from "../../kernels/scatter_ref.ts";
+} from "../../kernels/scatter_shape.ts";
 import { prepareTopK } from "../../kernels/topk.ts";
-import { topKRef, topKShape } from "../../kernels/topk_ref.ts";
+import { topKRef } from "../../kernels/topk_ref.ts";
+import { topKShape } from "../../kernels/topk_shape.ts";
 import {
   attrInt,
   attrString,
@@ -37,7 +36,7 @@ import {
   type OpImpl,
   type TensorInfo,
 } from "../types.ts";
-import { UnsupportedError } from "../graph.ts";
+import { UnsupportedFeatureError } from "../graph.ts";
 import { info, onNode, required, type Shaped } from "./common.ts";
 import { einsumOps } from "./indexing_einsum.ts";
 import { fillOps } from "./indexing_fill.ts";
@@ -314,11 +313,11 @@ const NonMaxSuppression: OpImpl = {
   infer({ node }, inputs) {
     const unknown = [0, 1].filter((i) => inputs[i] !== undefined && inputs[i]!.value === undefined);
     if (unknown.length > 0) {
-      // A limit of the engine's scope, not a broken model: UnsupportedError, naming the node as
-      // NodeError does.
+      // A limit of the engine's scope, not a broken model.
       const what = unknown.map((i) => NMS_INPUTS[i]).join(" and ");
-      throw new UnsupportedError(
-        `node '${node.name}' (${node.opType}): ${what} ${unknown.length > 1 ? "are" : "is"} ` +
+      throw new UnsupportedFeatureError(
+        node,
+        `${what} ${unknown.length > 1 ? "are" : "is"} ` +
           "not known when the plan is made (a graph input, or computed on the GPU), and " +
           "NonMaxSuppression cannot run inside a GPU plan: how many boxes it selects depends " +
           "on the scores (a data-dependent output shape), and a plan fixes every output shape " +

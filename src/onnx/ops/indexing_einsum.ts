@@ -1,8 +1,9 @@
 /** ONNX Einsum: the equation is planned on the host (labels, sizes, strides) and run by a generic
  * contraction kernel. Registered through `indexingOps` (indexing.ts). */
 import { EINSUM_MAX_LABELS, EINSUM_MAX_OPERANDS, prepareEinsum } from "../../kernels/einsum.ts";
-import { einsumRef, planEinsum } from "../../kernels/einsum_ref.ts";
-import { UnsupportedError } from "../graph.ts";
+import { einsumRef } from "../../kernels/einsum_ref.ts";
+import { planEinsum } from "../../kernels/einsum_shape.ts";
+import { UnsupportedFeatureError } from "../graph.ts";
 import { attrString, NodeError, type OnnxNode, type OpImpl } from "../types.ts";
 import { onNode, required, type Shaped } from "./common.ts";
 
@@ -25,8 +26,9 @@ const Einsum: OpImpl = {
     // Limits of the GPU kernel (the CPU reference has none): a scope limit, not a bad model.
     const labels = plan.outShape.length + plan.sumSizes.length;
     if (ops.length > EINSUM_MAX_OPERANDS || labels > EINSUM_MAX_LABELS) {
-      throw new UnsupportedError(
-        `node '${node.name}' (Einsum): ${ops.length} operands and ${labels} labels; the GPU ` +
+      throw new UnsupportedFeatureError(
+        node,
+        `${ops.length} operands and ${labels} labels; the GPU ` +
           `kernel takes up to ${EINSUM_MAX_OPERANDS} and ${EINSUM_MAX_LABELS}`,
       );
     }

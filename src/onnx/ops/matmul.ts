@@ -11,12 +11,9 @@ import {
   prepareMatmul,
 } from "../../kernels/matmul.ts";
 import { tuneMatmul } from "../../kernels/matmul_tune.ts";
-import {
-  broadcastStrides,
-  type MatmulActivation,
-  matmulRef,
-  matmulShape,
-} from "../../kernels/matmul_ref.ts";
+import { matmulRef } from "../../kernels/matmul_ref.ts";
+import { type MatmulActivation, matmulShape } from "../../kernels/matmul_shape.ts";
+import { broadcastStrides } from "../../kernels/shape.ts";
 import {
   attrFloat,
   attrInt,
@@ -31,6 +28,7 @@ import {
   type TensorInfo,
   type TuneOpContext,
 } from "../types.ts";
+import { checkFloat, onNode } from "./common.ts";
 
 /** MatMul operands seen as rank >= 2 matrices (numpy: a 1-D A is a row [1, K], a 1-D B a
  * column [K, 1], and the added axis is dropped from the result). */
@@ -49,12 +47,7 @@ function matmulView(node: OnnxNode, aShape: readonly number[], bShape: readonly 
   }
   const a = aShape.length === 1 ? [1, aShape[0]] : aShape;
   const b = bShape.length === 1 ? [bShape[0], 1] : bShape;
-  let out: readonly number[];
-  try {
-    out = matmulShape(a, b).out;
-  } catch (e) {
-    throw new NodeError(node, (e as Error).message);
-  }
+  const out = onNode(node, () => matmulShape(a, b).out);
   const result = [...out];
   if (bShape.length === 1) result.splice(result.length - 1, 1);
   if (aShape.length === 1) result.splice(result.length - 2, 1);
@@ -71,12 +64,6 @@ function checkSameDtype(node: OnnxNode, a: TensorInfo | CpuTensor, b: TensorInfo
     throw new NodeError(node, `inputs have different dtypes (${a.dtype} and ${b.dtype})`);
   }
   if (a.dtype === "bool") throw new NodeError(node, "bool inputs are not supported");
-}
-
-function checkFloat(node: OnnxNode, t: GpuTensor) {
-  if (t.dtype !== "float32" && t.dtype !== "float16") {
-    throw new NodeError(node, `the GPU kernel takes float tensors, got ${t.dtype}`);
-  }
 }
 
 function reshaped<T extends CpuTensor | GpuTensor>(t: T, shape: readonly number[]): T {
@@ -145,7 +132,7 @@ const MatMul: OpImpl = {
   gpu(ctx, inputs, outputs) {
     const a = requireInput(ctx.node, inputs[0], 0);
     const b = requireInput(ctx.node, inputs[1], 1);
-    checkFloat(ctx.node, a);
+    checkFloat(ctx.node, a, "input A");
     const view = matmulView(ctx.node, a.shape, b.shape);
     const [aValue, bValue] = [ctx.inputInfos[0]?.value, ctx.inputInfos[1]?.value];
     return prepareMatmul(
@@ -250,7 +237,7 @@ const Gemm: OpImpl = {
   gpu(ctx, inputs, outputs) {
     const a = requireInput(ctx.node, inputs[0], 0);
     const b = requireInput(ctx.node, inputs[1], 1);
-    checkFloat(ctx.node, a);
+    checkFloat(ctx.node, a, "input A");
     const c = inputs[2];
     const { transA, transB, alpha, beta } = gemmSetup(ctx, a.shape, b.shape, c?.shape);
     return prepareMatmul(ctx.gpu, ctx, a, b, outputs[0], {

@@ -4,31 +4,22 @@
 import { roundToF16, shapeString, sizeOf } from "../../util/tensor.ts";
 import { broadcastShapes } from "../../kernels/shape.ts";
 import { prepareConcat, prepareExpand, prepareSlice, prepareSplit } from "../../kernels/copy.ts";
-import {
-  concatRef,
-  expandRef,
-  type ResolvedSlice,
-  resolveSlice,
-  sliceRef,
-  splitRef,
-} from "../../kernels/copy_ref.ts";
+import { concatRef, expandRef, sliceRef, splitRef } from "../../kernels/copy_ref.ts";
+import { type ResolvedSlice, resolveSlice } from "../../kernels/copy_shape.ts";
 import { prepareGather, prepareGatherElements } from "../../kernels/gather.ts";
-import { gatherElementsRef, gatherRef, gatherShape } from "../../kernels/gather_ref.ts";
+import { gatherElementsRef, gatherRef } from "../../kernels/gather_ref.ts";
+import { gatherShape } from "../../kernels/gather_shape.ts";
 import { preparePad, prepareTile } from "../../kernels/pad.ts";
-import { paddedShape, type PadMode, padRef, tileRef } from "../../kernels/pad_ref.ts";
+import { padRef, tileRef } from "../../kernels/pad_ref.ts";
+import { paddedShape, type PadMode } from "../../kernels/pad_shape.ts";
 import {
   checkPerm,
   prepareDepthToSpace,
   prepareSpaceToDepth,
   prepareTranspose,
 } from "../../kernels/transpose.ts";
-import {
-  type DepthToSpaceMode,
-  depthToSpaceRef,
-  reversedPerm,
-  spaceToDepthRef,
-  transposeRef,
-} from "../../kernels/transpose_ref.ts";
+import { depthToSpaceRef, spaceToDepthRef, transposeRef } from "../../kernels/transpose_ref.ts";
+import { type DepthToSpaceMode, reversedPerm } from "../../kernels/transpose_shape.ts";
 import {
   attrInt,
   attrInts,

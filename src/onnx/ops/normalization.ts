@@ -5,12 +5,12 @@
 import { type CpuTensor, cpuTensor } from "../../util/tensor.ts";
 import { type GpuTensor } from "../../gpu/mod.ts";
 import { prepareGroupNorm } from "../../kernels/groupnorm.ts";
+import { groupNormRef } from "../../kernels/groupnorm_ref.ts";
 import {
   type GroupNormLayout,
   groupNormLayout,
   groupNormParamCount,
-  groupNormRef,
-} from "../../kernels/groupnorm_ref.ts";
+} from "../../kernels/groupnorm_shape.ts";
 import { UnsupportedFeatureError } from "../graph.ts";
 import {
   attrFloat,

@@ -24,10 +24,8 @@ import {
   prepareDynamicQuantize,
   prepareQuantize,
   prepareRequantize,
-  type QuantAxis,
-  quantLayout,
-  type RequantAxis,
 } from "../../kernels/quantize.ts";
+import { type QuantAxis, quantLayout, type RequantAxis } from "../../kernels/quantize_shape.ts";
 import {
   centreRef,
   dequantizeRef,

@@ -3,6 +3,7 @@
  * roi must be known at plan time (constInputs). */
 import type { CpuTensor, DType } from "../../util/tensor.ts";
 import { prepareResize } from "../../kernels/resize.ts";
+import { resizeRef } from "../../kernels/resize_ref.ts";
 import {
   COORD_MODES,
   type CoordMode,
@@ -10,8 +11,7 @@ import {
   type NearestMode,
   type ResizeMode,
   type ResizeOptions,
-  resizeRef,
-} from "../../kernels/resize_ref.ts";
+} from "../../kernels/resize_shape.ts";
 import {
   attrFloat,
   attrFloats,
@@ -26,6 +26,7 @@ import {
   type OpImpl,
   type TensorInfo,
 } from "../types.ts";
+import { onNode } from "./common.ts";
 
 interface ResizePlan {
   outShape: number[];
@@ -227,19 +228,11 @@ function resizeOp(
         scales: at.scales === undefined ? undefined : cpuValues(inputs[at.scales]),
         sizes: at.sizes === undefined ? undefined : cpuValues(inputs[at.sizes]),
       });
-      try {
-        return [resizeRef(x, outShape, opts)];
-      } catch (e) {
-        throw new NodeError(ctx.node, (e as Error).message);
-      }
+      return [onNode(ctx.node, () => resizeRef(x, outShape, opts))];
     },
     gpu(ctx, inputs, outputs) {
       const { opts } = plan(ctx, argsFromInfos(ctx, ctx.inputInfos));
-      try {
-        return prepareResize(ctx.gpu, ctx, inputs[0]!, outputs[0], opts);
-      } catch (e) {
-        throw new NodeError(ctx.node, (e as Error).message);
-      }
+      return onNode(ctx.node, () => prepareResize(ctx.gpu, ctx, inputs[0]!, outputs[0], opts));
     },
   };
 }

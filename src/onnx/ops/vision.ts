@@ -2,34 +2,33 @@
  * LRN, LpPool, MaxUnpool, CenterCropPad, Col2Im, DeformConv. Each resolves its attributes into
  * the plain settings its kernel and CPU reference share (src/kernels/grid_sample*.ts, ...). */
 import { prepareCol2Im } from "../../kernels/col2im.ts";
-import { type Col2ImAttrs, col2ImRef, col2ImShape } from "../../kernels/col2im_ref.ts";
+import { col2ImRef } from "../../kernels/col2im_ref.ts";
+import { type Col2ImAttrs, col2ImShape } from "../../kernels/col2im_shape.ts";
 import { prepareDeformConv } from "../../kernels/deform_conv.ts";
-import {
-  type DeformConvAttrs,
-  deformConvRef,
-  deformConvShape,
-} from "../../kernels/deform_conv_ref.ts";
+import { deformConvRef } from "../../kernels/deform_conv_ref.ts";
+import { type DeformConvAttrs, deformConvShape } from "../../kernels/deform_conv_shape.ts";
 import { prepareAffineGrid, prepareGridSample } from "../../kernels/grid_sample.ts";
+import { affineGridRef, gridSampleRef } from "../../kernels/grid_sample_ref.ts";
 import {
-  affineGridRef,
   affineGridShape,
   type GridPaddingMode,
   type GridSampleMode,
   type GridSampleOptions,
-  gridSampleRef,
   gridSampleShape,
-} from "../../kernels/grid_sample_ref.ts";
+} from "../../kernels/grid_sample_shape.ts";
 import { prepareLpPool } from "../../kernels/lp_pool.ts";
 import { lpPoolRef } from "../../kernels/lp_pool_ref.ts";
 import { prepareLrn } from "../../kernels/lrn.ts";
-import { type LrnOptions, lrnRef } from "../../kernels/lrn_ref.ts";
+import { lrnRef } from "../../kernels/lrn_ref.ts";
+import type { LrnOptions } from "../../kernels/lrn_shape.ts";
 import { prepareMaxUnpool } from "../../kernels/max_unpool.ts";
 import { maxUnpoolRef, maxUnpoolShape } from "../../kernels/max_unpool_ref.ts";
 import { preparePad } from "../../kernels/pad.ts";
 import { padRef } from "../../kernels/pad_ref.ts";
-import { type PoolAttrs, poolOutputShape } from "../../kernels/pool_ref.ts";
+import { type PoolAttrs, poolOutputShape } from "../../kernels/pool_shape.ts";
 import { prepareRoiAlign } from "../../kernels/roi_align.ts";
-import { type RoiAlignOptions, roiAlignRef, roiAlignShape } from "../../kernels/roi_align_ref.ts";
+import { roiAlignRef } from "../../kernels/roi_align_ref.ts";
+import { type RoiAlignOptions, roiAlignShape } from "../../kernels/roi_align_shape.ts";
 import { UnsupportedFeatureError } from "../graph.ts";
 import {
   attrFloat,
