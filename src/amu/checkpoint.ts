@@ -1,34 +1,15 @@
-/** Run directory files and checkpoints.
- *
- *   config.json          resolved training config, feature source and sizes (checked on resume)
- *   order.npy            int64 [epochs, N]: the batch order this run uses (replay with --order)
- *   metrics.json         see metrics.ts (rewritten after every epoch)
+/** Checkpoints of a run directory (run_dir.ts names the files):
  *   checkpoint_last.npz  everything needed to resume after the last finished epoch:
  *                        weight, exp_avg, exp_avg_sq [C, D] float32; step, epoch int64 scalars;
  *                        best_weight [C, D], best_epoch; metrics_json (uint8, UTF-8 JSON of the
  *                        metrics so far). One file written atomically, so a resume never sees a
  *                        half-updated state.
  *   checkpoint_best.npz  weight [C, D] float32, epoch int64, test_acc float64 of the best epoch
- *   train.log            the run's printed lines
  * Arrays open with `np.load`. */
-import { join } from "node:path";
 import { EngineError } from "../util/errors.ts";
 import { type NpyArray, npyArray, toNumbers } from "../util/npy.ts";
 import { npzGet, readNpz, writeNpz } from "../util/npz.ts";
 import type { AmuMetrics } from "./metrics.ts";
-
-export const RUN_FILES = {
-  config: "config.json",
-  order: "order.npy",
-  metrics: "metrics.json",
-  last: "checkpoint_last.npz",
-  best: "checkpoint_best.npz",
-  log: "train.log",
-} as const;
-
-export function runFile(dir: string, name: keyof typeof RUN_FILES): string {
-  return join(dir, RUN_FILES[name]);
-}
 
 /** Resumable training state after `epoch` finished epochs. */
 export interface Checkpoint {

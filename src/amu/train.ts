@@ -3,49 +3,35 @@
  * Per epoch the GPU runs every step and the test evaluation from one submission (see
  * session.ts); the host then reads the epoch's per-iteration losses and the evaluation totals
  * once, reads the head weights (and, when saving, the AdamW moments), computes the epoch's
- * metrics, and writes the run directory: metrics.json, checkpoint_last.npz (resumable),
- * checkpoint_best.npz. A run with the same config, features and order gives the same results bit
- * for bit on one adapter, whether it ran straight through or was resumed. */
-import { existsSync } from "node:fs";
+ * metrics, and hands the epoch to the run directory (run_dir.ts: metrics.json,
+ * checkpoint_last.npz to resume from, checkpoint_best.npz). A run with the same config, features
+ * and order gives the same results bit for bit on one adapter, whether it ran straight through or
+ * was resumed. */
 import { EngineError } from "../util/errors.ts";
 import { getGpu, type Gpu } from "../gpu/mod.ts";
-import { type AmuFeatures, validateFeatures } from "../models/features.ts";
-import { readNpy, writeFileAtomic, writeNpy } from "../util/npy.ts";
-import { minClassesFor } from "../kernels/amu_factor_ref.ts";
-import {
-  type AmuConfig,
-  configFromJson,
-  configToJson,
-  flagForKey,
-  itersPerEpoch,
-  validateAmuConfig,
-} from "./config.ts";
+import { type AmuFeatures, firstNonFinite, validateFeatures } from "../models/features.ts";
+import { minClassesFor } from "../kernels/amu_factor_shape.ts";
+import { type AmuConfig, itersPerEpoch, validateAmuConfig } from "./config.ts";
 import { cosineLr } from "./schedule.ts";
-import { makeOrder, orderFromNpy, orderToNpy, validateOrder } from "./order.ts";
-import { AmuSession, type SessionPlan } from "./session.ts";
-import { type AmuMetrics, bestOf, completed, type EpochMetrics, metricsJson } from "./metrics.ts";
-import {
-  type Checkpoint,
-  featureFingerprint,
-  loadCheckpoint,
-  RUN_FILES,
-  runFile,
-  saveBestWeights,
-  saveCheckpoint,
-} from "./checkpoint.ts";
+import { makeOrder, validateOrder } from "./order.ts";
+import { AmuSession, type EvalTotals, type IterationRecords, type SessionPlan } from "./session.ts";
+import { type AmuMetrics, bestOf, completed, type EpochMetrics } from "./metrics.ts";
+import type { Checkpoint } from "./checkpoint.ts";
+import { CannotResumeError, describeRun, type ResumePoint, RunDir } from "./run_dir.ts";
 
 export interface TrainOptions {
   gpu?: Gpu;
-  /** Run directory (metrics, order, checkpoints, log). Without it nothing is written. */
-  outDir?: string;
+  /** Run directory (metrics, order, checkpoints, log), by path or as the caller's RunDir (the
+   * one owner of its train.log). Without it nothing is written. */
+  outDir?: string | RunDir;
   /** Batch order [epochs * N] to replay instead of one drawn from the seed. */
   order?: Int32Array;
   /** Continue the run in `outDir` from its last checkpoint. */
   resume?: boolean;
   /** Where progress lines go (default: nowhere; the CLI passes console.log). */
   log?: (line: string) => void;
-  /** Called after each epoch's metrics are known. */
-  onEpoch?: (m: EpochMetrics) => void;
+  /** Called after each epoch is recorded (and saved): its metrics, and the run's so far. */
+  onEpoch?: (m: EpochMetrics, metrics: AmuMetrics) => void;
   /** Report progress every this many steps within an epoch (splits the epoch's submission). */
   progressSteps?: number;
   onProgress?: (p: { epoch: number; iter: number; iters: number; meanLoss: number }) => void;
@@ -89,75 +75,40 @@ export interface TrainResult {
   timings: { setupMs: number; epochMs: number[] };
 }
 
-interface RunDescription {
-  config: Record<string, unknown>;
-  features: Record<string, unknown>;
-  iters_per_epoch: number;
-  total_steps: number;
+/** Sizes of a training problem, from checked inputs. */
+interface Problem {
+  classes: number;
+  dim: number;
+  /** Training rows (N) and test rows (T). */
+  trainRows: number;
+  testRows: number;
+  iters: number;
 }
 
-function describeRun(
-  config: AmuConfig,
-  f: AmuFeatures,
-  source: string | undefined,
-): RunDescription {
-  return {
-    config: configToJson(config),
-    features: {
-      source: source ?? null,
-      train_rows: f.trainAux.rows,
-      test_rows: f.testAux.rows,
-      classes: f.clipWeights.cols,
-      aux_dim: f.trainAux.cols,
-      clip_dim: f.clipWeights.rows,
-      fingerprint: featureFingerprint([
-        f.trainClip.data,
-        f.trainAux.data,
-        f.trainLabels,
-        f.testClip.data,
-        f.testAux.data,
-        f.testLabels,
-        f.clipWeights.data,
-      ]),
-    },
-    iters_per_epoch: itersPerEpoch(f.trainAux.rows, config.batchSize),
-    total_steps: config.epochs * itersPerEpoch(f.trainAux.rows, config.batchSize),
-  };
+/** One call's inputs, as every phase sees them. */
+interface Training {
+  config: AmuConfig;
+  features: AmuFeatures;
+  problem: Problem;
+  options: TrainOptions;
+  /** Where the run is saved (none: nothing is written). */
+  run?: RunDir;
+  log: (line: string) => void;
 }
 
-/** Refuses to resume a run with different hyper-parameters or features, naming what differs. */
-function checkResumable(dir: string, saved: RunDescription, now: RunDescription): void {
-  const path = runFile(dir, "config");
-  const savedConfig = configFromJson(saved.config, path);
-  const nowConfig = configFromJson(now.config, "current config");
-  for (const key of Object.keys(nowConfig) as (keyof AmuConfig)[]) {
-    if (key === "expName") continue;
-    if (JSON.stringify(savedConfig[key]) !== JSON.stringify(nowConfig[key])) {
-      const flag = flagForKey(key);
-      throw new EngineError(
-        `cannot resume ${dir}: ${flag ? `--${flag}` : key} was ${savedConfig[key]}, now ` +
-          `${nowConfig[key]} (resume with the run's own settings)`,
-      );
-    }
-  }
-  const a = saved.features, b = now.features;
-  for (const k of ["train_rows", "test_rows", "classes", "aux_dim", "clip_dim", "fingerprint"]) {
-    if (a[k] !== b[k]) {
-      throw new EngineError(
-        `cannot resume ${dir}: the features differ from the run's (${k} ${a[k]} vs ${b[k]})`,
-      );
-    }
-  }
+/** Where training starts: the batch order, and the checkpoint of a resumed run. */
+interface Start {
+  order: Int32Array;
+  checkpoint?: Checkpoint;
 }
 
-function orderEquals(a: Int32Array, b: Int32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function fmt(x: number, digits = 4): string {
-  return x.toFixed(digits);
+/** What training has reached, updated epoch by epoch. */
+interface Progress {
+  metrics: AmuMetrics;
+  finalWeight: Float32Array;
+  bestWeight: Float32Array;
+  /** Epochs done before this call (a resumed run's). */
+  startEpoch: number;
 }
 
 export async function trainAmu(
@@ -165,244 +116,54 @@ export async function trainAmu(
   features: AmuFeatures,
   options: TrainOptions = {},
 ): Promise<TrainResult> {
-  validateAmuConfig(config);
-  validateFeatures(features);
-  const classes = features.clipWeights.cols;
-  const dim = features.trainAux.cols;
-  const N = features.trainAux.rows;
-  const T = features.testAux.rows;
-  if (T < 1) throw new EngineError("features: the test set is empty");
-  if (classes < minClassesFor(config.uncertainty)) {
-    throw new EngineError(
-      `uncertainty '${config.uncertainty}' needs at least ${minClassesFor(config.uncertainty)} ` +
-        `classes; the features have ${classes}`,
-    );
-  }
-  const dir = options.outDir;
-  const logLines: string[] = [];
+  const problem = checkProblem(config, features);
+  const run = typeof options.outDir === "string" ? new RunDir(options.outDir) : options.outDir;
   const log = (line: string) => {
     options.log?.(line);
-    if (dir) logLines.push(line);
+    run?.log.append(line);
   };
-  const flushLog = () => {
-    if (!dir || logLines.length === 0) return;
-    Deno.writeTextFileSync(runFile(dir, "log"), logLines.join("\n") + "\n", { append: true });
-    logLines.length = 0;
-  };
-  const iters = itersPerEpoch(N, config.batchSize);
-  const description = describeRun(config, features, options.featuresSource);
-
-  // Order and resume state.
-  let order = options.order;
-  let resumeFrom: Checkpoint | undefined;
-  if (dir) {
-    const lastPath = runFile(dir, "last");
-    if (options.resume) {
-      const cfgPath = runFile(dir, "config");
-      if (!existsSync(cfgPath)) {
-        throw new EngineError(`cannot resume: ${cfgPath} does not exist (no run to resume)`);
-      }
-      const saved = JSON.parse(Deno.readTextFileSync(cfgPath)) as RunDescription;
-      checkResumable(dir, saved, description);
-      const savedOrder = orderFromNpy(readNpy(runFile(dir, "order")), runFile(dir, "order"));
-      if (order && !orderEquals(order, savedOrder.order)) {
-        throw new EngineError(`cannot resume ${dir}: --order differs from the run's order.npy`);
-      }
-      order = savedOrder.order;
-      if (existsSync(lastPath)) resumeFrom = loadCheckpoint(lastPath);
-    } else if (existsSync(lastPath) || existsSync(runFile(dir, "metrics"))) {
-      throw new EngineError(
-        `${dir} already holds a run; pass --resume to continue it, or choose another ` +
-          `--exp_name / --out`,
-      );
-    }
-  }
-  order ??= makeOrder(config.seed, config.epochs, N);
-  validateOrder(order, config.epochs, N, "batch order");
-  if (resumeFrom) {
-    if (resumeFrom.classes !== classes || resumeFrom.dim !== dim) {
-      throw new EngineError(
-        `cannot resume: checkpoint head is [${resumeFrom.classes}, ${resumeFrom.dim}], ` +
-          `features need [${classes}, ${dim}]`,
-      );
-    }
-    if (resumeFrom.step !== resumeFrom.epoch * iters) {
-      throw new EngineError(`checkpoint step ${resumeFrom.step} != epoch x iterations`);
-    }
-  }
-  if (dir) {
-    Deno.mkdirSync(dir, { recursive: true });
-    if (!resumeFrom && !options.resume) {
-      writeFileAtomic(runFile(dir, "config"), JSON.stringify(description, null, 2) + "\n");
-      writeNpy(runFile(dir, "order"), orderToNpy(order, config.epochs, N));
-    } else if (options.resume && !resumeFrom) {
-      log(`no checkpoint in ${dir} yet: starting from epoch 1`);
-    }
-  }
+  const t: Training = { config, features, problem, options, run, log };
+  const start = openStart(t);
 
   const gpu = options.gpu ?? await getGpu();
   const t0 = performance.now();
-  const session = await AmuSession.create(gpu, config, features, order, options.plan);
+  const session = await AmuSession.create(gpu, config, features, start.order, options.plan);
   try {
     const setupMs = performance.now() - t0;
-    const zeroShot = 100 * session.zeroShotHits / T;
-    let metrics: AmuMetrics;
-    let bestWeight: Float32Array;
-    let finalWeight: Float32Array;
-    let startEpoch = 0;
-    if (resumeFrom) {
-      metrics = resumeFrom.metrics;
-      metrics.epochs = metrics.epochs.slice(0, resumeFrom.epoch);
-      if (metrics.epochs.length !== resumeFrom.epoch) {
-        throw new EngineError(
-          `checkpoint records ${metrics.epochs.length} epochs, expected ` +
-            `${resumeFrom.epoch}`,
-        );
-      }
-      metrics.best = bestOf(metrics);
-      session.setState(resumeFrom.weight, resumeFrom.expAvg, resumeFrom.expAvgSq);
-      session.setStep(resumeFrom.step);
-      bestWeight = resumeFrom.bestWeight;
-      finalWeight = resumeFrom.weight;
-      startEpoch = resumeFrom.epoch;
-      log(`resuming ${dir} after epoch ${startEpoch} of ${config.epochs}`);
-    } else {
-      metrics = { zero_shot_acc: zeroShot, epochs: [], best: { epoch: 0, test_acc: zeroShot } };
-      session.setStep(0);
-      finalWeight = await session.readWeights();
-      bestWeight = finalWeight;
-    }
-    log(
-      `features: ${N} training rows, ${T} test rows, ${classes} classes, aux dim ${dim}, ` +
-        `CLIP dim ${features.clipWeights.rows}; ${iters} iterations per epoch; setup ` +
-        `${(setupMs / 1000).toFixed(2)} s`,
-    );
-    log(`zero-shot CLIP accuracy: ${fmt(zeroShot, 2)}%`);
-    flushLog();
-
-    const trace: TrainTrace | undefined = options.trace
-      ? {
-        loss: [],
-        lossMerge: [],
-        lossAux: [],
-        correct: [],
-        epochWeights: [],
-        firstEpoch: startEpoch + 1,
-        initialWeight: resumeFrom ? undefined : finalWeight,
-      }
-      : undefined;
-    const epochMs: number[] = [];
+    const zeroShot = 100 * session.zeroShotHits / problem.testRows;
+    const progress = await startProgress(t, session, start, zeroShot);
+    logSetup(t, setupMs, zeroShot);
+    const trace = options.trace ? emptyTrace(progress, start) : undefined;
     const stopAt = Math.min(config.epochs, options.stopAfterEpochs ?? config.epochs);
-    for (let e = startEpoch; e < stopAt; e++) {
+    const epochMs: number[] = [];
+    for (let epoch = progress.startEpoch + 1; epoch <= stopAt; epoch++) {
       const te = performance.now();
-      const chunk = options.progressSteps && options.onProgress
-        ? Math.max(1, Math.floor(options.progressSteps))
-        : iters;
-      let done = 0;
-      let result: Awaited<ReturnType<AmuSession["run"]>> | undefined;
-      while (done < iters) {
-        const count = Math.min(chunk, iters - done);
-        const last = done + count === iters;
-        result = await session.run(count, last, done + count);
-        checkFinite(result.records.loss, e + 1, config, dir);
-        done += count;
-        if (!last && options.onProgress) {
-          const losses = result.records.loss;
-          let s = 0;
-          for (const v of losses) s += v;
-          options.onProgress({ epoch: e + 1, iter: done, iters, meanLoss: s / losses.length });
-        }
+      const { records, totals } = await runEpochSteps(t, session, epoch);
+      const m = epochMetrics(t, epoch, records, totals);
+      const weight = await session.readWeights();
+      if (!Number.isFinite(m.test_loss) || firstNonFinite(weight) >= 0) {
+        throw divergence(t, `epoch ${epoch} ended with a non-finite head or test loss`);
       }
-      const { records, totals } = result!;
-      let lossSum = 0, correct = 0;
-      for (let i = 0; i < iters; i++) {
-        lossSum += records.loss[i];
-        correct += records.correct[i];
-      }
-      const t = totals!;
-      const lambda = config.lambdaMerge;
-      const m: EpochMetrics = {
-        epoch: e + 1,
-        lr: cosineLr(config.lr, (e + 1) * iters, config.epochs * iters),
-        train_loss: lossSum / iters,
-        train_acc: 100 * correct / N,
-        test_acc: 100 * t.fusedHits / T,
-        aux_acc: 100 * t.auxHits / T,
-        test_loss: lambda * (t.lossMerge / T) + (1 - lambda) * (t.lossAux / T),
-      };
-      finalWeight = await session.readWeights();
-      if (!Number.isFinite(m.test_loss) || firstNonFinite(finalWeight) >= 0) {
-        throw divergence(`epoch ${m.epoch} ended with a non-finite head or test loss`, config, dir);
-      }
-      metrics.epochs.push(m);
-      const isBest = m.test_acc > (metrics.best.epoch === 0 ? -Infinity : metrics.best.test_acc);
-      if (isBest) {
-        metrics.best = { epoch: m.epoch, test_acc: m.test_acc };
-        bestWeight = finalWeight;
-      }
-      if (trace) {
-        trace.loss.push(...records.loss);
-        trace.lossMerge.push(...records.lossMerge);
-        trace.lossAux.push(...records.lossAux);
-        trace.correct.push(...records.correct);
-        trace.epochWeights.push(finalWeight);
-      }
-      if (dir) {
-        const { m: expAvg, v: expAvgSq } = await session.readMoments();
-        saveCheckpoint(runFile(dir, "last"), {
-          classes,
-          dim,
-          weight: finalWeight,
-          expAvg,
-          expAvgSq,
-          step: (e + 1) * iters,
-          epoch: e + 1,
-          bestWeight,
-          bestEpoch: metrics.best.epoch,
-          metrics,
-        });
-        if (isBest) {
-          saveBestWeights(runFile(dir, "best"), bestWeight, classes, dim, m.epoch, m.test_acc);
-        }
-        writeFileAtomic(runFile(dir, "metrics"), metricsJson(metrics));
-      }
+      const improved = recordEpoch(progress, m, weight);
+      if (trace) traceEpoch(trace, records, weight);
+      if (run) await saveEpoch(t, run, session, progress, improved);
       epochMs.push(performance.now() - te);
-      log(
-        `epoch ${m.epoch}/${config.epochs}  lr ${m.lr.toExponential(3)}  train loss ` +
-          `${fmt(m.train_loss)} acc ${fmt(m.train_acc, 2)}%  test acc ${fmt(m.test_acc, 2)}% ` +
-          `(aux ${fmt(m.aux_acc, 2)}%) loss ${fmt(m.test_loss)}  ` +
-          `${(epochMs[epochMs.length - 1] / 1000).toFixed(2)} s` + (isBest ? "  *best" : ""),
-      );
-      flushLog();
-      options.onEpoch?.(m);
+      log(epochLine(t, m, epochMs[epochMs.length - 1], improved));
+      options.onEpoch?.(m, progress.metrics);
     }
-    const epochsDone = startEpoch + epochMs.length;
-    if (epochsDone === config.epochs) metrics = completed(metrics);
-    if (dir && epochsDone === config.epochs) {
-      writeFileAtomic(runFile(dir, "metrics"), metricsJson(metrics));
-      if (resumeFrom && epochMs.length === 0) {
-        saveBestWeights(
-          runFile(dir, "best"),
-          bestWeight,
-          classes,
-          dim,
-          metrics.best.epoch,
-          metrics.best.test_acc,
-        );
-      }
-      log(`best: epoch ${metrics.best.epoch}, test acc ${fmt(metrics.best.test_acc, 2)}%`);
-      flushLog();
+    const epochsDone = progress.startEpoch + epochMs.length;
+    if (epochsDone === config.epochs) {
+      progress.metrics = completed(progress.metrics);
+      if (run) finishRun(t, run, progress, start.checkpoint !== undefined && epochMs.length === 0);
     }
-    const stepLr = new Float32Array(session.totalSteps);
-    for (let t = 0; t < stepLr.length; t++) stepLr[t] = session.schedule[t * 4];
     return {
-      metrics,
-      classes,
-      dim,
-      finalWeight,
-      bestWeight,
-      order,
-      stepLr,
+      metrics: progress.metrics,
+      classes: problem.classes,
+      dim: problem.dim,
+      finalWeight: progress.finalWeight,
+      bestWeight: progress.bestWeight,
+      order: start.order,
+      stepLr: stepRates(session),
       epochsDone,
       trace,
       timings: { setupMs, epochMs },
@@ -412,37 +173,260 @@ export async function trainAmu(
   }
 }
 
-export { RUN_FILES };
-
-function firstNonFinite(values: ArrayLike<number>): number {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) return i;
+/** Checks the config and features, and what training needs of them. */
+function checkProblem(config: AmuConfig, features: AmuFeatures): Problem {
+  validateAmuConfig(config);
+  validateFeatures(features);
+  const classes = features.clipWeights.cols;
+  const testRows = features.testAux.rows;
+  if (testRows < 1) throw new EngineError("features: the test set is empty");
+  if (classes < minClassesFor(config.uncertainty)) {
+    throw new EngineError(
+      `uncertainty '${config.uncertainty}' needs at least ${minClassesFor(config.uncertainty)} ` +
+        `classes; the features have ${classes}`,
+    );
   }
-  return -1;
+  const trainRows = features.trainAux.rows;
+  return {
+    classes,
+    dim: features.trainAux.cols,
+    trainRows,
+    testRows,
+    iters: itersPerEpoch(trainRows, config.batchSize),
+  };
+}
+
+/** The batch order and resume point: a resumed run's own, or the given or seeded order of a
+ * fresh run, whose config.json and order.npy are written now. */
+function openStart({ config, features, problem, options, run, log }: Training): Start {
+  const description = describeRun(config, features, options.featuresSource);
+  let resumed: ResumePoint | undefined;
+  if (run && options.resume) resumed = run.openResume(description, options.order);
+  else run?.checkNoRun();
+  const order = resumed?.order ?? options.order ??
+    makeOrder(config.seed, config.epochs, problem.trainRows);
+  validateOrder(order, config.epochs, problem.trainRows, "batch order");
+  const checkpoint = resumed?.checkpoint;
+  if (checkpoint) checkCheckpointFits(checkpoint, problem);
+  if (run && !options.resume) {
+    run.startFresh(description, order, config.epochs, problem.trainRows);
+  } else if (run && !checkpoint) {
+    log(`no checkpoint in ${run.path} yet: starting from epoch 1`);
+  }
+  return { order, checkpoint };
+}
+
+function checkCheckpointFits(checkpoint: Checkpoint, problem: Problem): void {
+  const { classes, dim, iters } = problem;
+  if (checkpoint.classes !== classes || checkpoint.dim !== dim) {
+    throw new CannotResumeError(
+      `cannot resume: checkpoint head is [${checkpoint.classes}, ${checkpoint.dim}], ` +
+        `features need [${classes}, ${dim}]`,
+    );
+  }
+  if (checkpoint.step !== checkpoint.epoch * iters) {
+    throw new EngineError(`checkpoint step ${checkpoint.step} != epoch x iterations`);
+  }
+}
+
+/** The session and progress at the start: a resumed run's checkpoint, or the initial head with
+ * only the zero-shot accuracy known. */
+async function startProgress(
+  { config, run, log }: Training,
+  session: AmuSession,
+  start: Start,
+  zeroShot: number,
+): Promise<Progress> {
+  const ck = start.checkpoint;
+  if (!ck) {
+    session.setStep(0);
+    const weight = await session.readWeights();
+    return {
+      metrics: { zero_shot_acc: zeroShot, epochs: [], best: { epoch: 0, test_acc: zeroShot } },
+      finalWeight: weight,
+      bestWeight: weight,
+      startEpoch: 0,
+    };
+  }
+  const metrics = ck.metrics;
+  metrics.epochs = metrics.epochs.slice(0, ck.epoch);
+  if (metrics.epochs.length !== ck.epoch) {
+    throw new EngineError(
+      `checkpoint records ${metrics.epochs.length} epochs, expected ${ck.epoch}`,
+    );
+  }
+  metrics.best = bestOf(metrics);
+  session.setState(ck.weight, ck.expAvg, ck.expAvgSq);
+  session.setStep(ck.step);
+  log(`resuming ${run?.path} after epoch ${ck.epoch} of ${config.epochs}`);
+  return { metrics, finalWeight: ck.weight, bestWeight: ck.bestWeight, startEpoch: ck.epoch };
+}
+
+function logSetup({ features, problem, log }: Training, setupMs: number, zeroShot: number): void {
+  const { trainRows, testRows, classes, dim, iters } = problem;
+  log(
+    `features: ${trainRows} training rows, ${testRows} test rows, ${classes} classes, aux dim ` +
+      `${dim}, CLIP dim ${features.clipWeights.rows}; ${iters} iterations per epoch; setup ` +
+      `${(setupMs / 1000).toFixed(2)} s`,
+  );
+  log(`zero-shot CLIP accuracy: ${fmt(zeroShot, 2)}%`);
+}
+
+/** One epoch's steps and test evaluation, in one submission, or in spans of
+ * `options.progressSteps` steps with a progress report after each but the last. Stops at the
+ * first non-finite loss. */
+async function runEpochSteps(
+  t: Training,
+  session: AmuSession,
+  epoch: number,
+): Promise<{ records: IterationRecords; totals: EvalTotals }> {
+  const { iters } = t.problem;
+  const { progressSteps, onProgress } = t.options;
+  const span = progressSteps && onProgress ? Math.max(1, Math.floor(progressSteps)) : iters;
+  let done = 0;
+  for (;;) {
+    const count = Math.min(span, iters - done);
+    const last = done + count === iters;
+    const result = await session.run(count, last, done + count);
+    checkFinite(t, result.records.loss, epoch);
+    done += count;
+    if (last) return { records: result.records, totals: result.totals! };
+    if (onProgress) {
+      const losses = result.records.loss;
+      let s = 0;
+      for (const v of losses) s += v;
+      onProgress({ epoch, iter: done, iters, meanLoss: s / losses.length });
+    }
+  }
+}
+
+function epochMetrics(
+  { problem, config }: Training,
+  epoch: number,
+  records: IterationRecords,
+  totals: EvalTotals,
+): EpochMetrics {
+  const { iters, trainRows, testRows } = problem;
+  let lossSum = 0, correct = 0;
+  for (let i = 0; i < iters; i++) {
+    lossSum += records.loss[i];
+    correct += records.correct[i];
+  }
+  const lambda = config.lambdaMerge;
+  return {
+    epoch,
+    lr: cosineLr(config.lr, epoch * iters, config.epochs * iters),
+    train_loss: lossSum / iters,
+    train_acc: 100 * correct / trainRows,
+    test_acc: 100 * totals.fusedHits / testRows,
+    aux_acc: 100 * totals.auxHits / testRows,
+    test_loss: lambda * (totals.lossMerge / testRows) + (1 - lambda) * (totals.lossAux / testRows),
+  };
+}
+
+/** Adds epoch `m` with head `weight` to the progress; returns whether it is the new best. */
+function recordEpoch(progress: Progress, m: EpochMetrics, weight: Float32Array): boolean {
+  const { metrics } = progress;
+  progress.finalWeight = weight;
+  metrics.epochs.push(m);
+  const improved = m.test_acc > (metrics.best.epoch === 0 ? -Infinity : metrics.best.test_acc);
+  if (improved) {
+    metrics.best = { epoch: m.epoch, test_acc: m.test_acc };
+    progress.bestWeight = weight;
+  }
+  return improved;
+}
+
+function emptyTrace(progress: Progress, start: Start): TrainTrace {
+  return {
+    loss: [],
+    lossMerge: [],
+    lossAux: [],
+    correct: [],
+    epochWeights: [],
+    firstEpoch: progress.startEpoch + 1,
+    initialWeight: start.checkpoint ? undefined : progress.finalWeight,
+  };
+}
+
+function traceEpoch(trace: TrainTrace, records: IterationRecords, weight: Float32Array): void {
+  trace.loss.push(...records.loss);
+  trace.lossMerge.push(...records.lossMerge);
+  trace.lossAux.push(...records.lossAux);
+  trace.correct.push(...records.correct);
+  trace.epochWeights.push(weight);
+}
+
+/** Hands the epoch just recorded to the run directory, with the optimizer state to resume
+ * from. */
+async function saveEpoch(
+  { problem }: Training,
+  run: RunDir,
+  session: AmuSession,
+  progress: Progress,
+  improved: boolean,
+): Promise<void> {
+  const { m: expAvg, v: expAvgSq } = await session.readMoments();
+  const { epoch } = progress.metrics.epochs[progress.metrics.epochs.length - 1];
+  run.saveEpoch({
+    classes: problem.classes,
+    dim: problem.dim,
+    weight: progress.finalWeight,
+    expAvg,
+    expAvgSq,
+    step: epoch * problem.iters,
+    epoch,
+    bestWeight: progress.bestWeight,
+    bestEpoch: progress.metrics.best.epoch,
+    metrics: progress.metrics,
+  }, improved);
+}
+
+function epochLine({ config }: Training, m: EpochMetrics, ms: number, improved: boolean): string {
+  return `epoch ${m.epoch}/${config.epochs}  lr ${m.lr.toExponential(3)}  train loss ` +
+    `${fmt(m.train_loss)} acc ${fmt(m.train_acc, 2)}%  test acc ${fmt(m.test_acc, 2)}% ` +
+    `(aux ${fmt(m.aux_acc, 2)}%) loss ${fmt(m.test_loss)}  ` +
+    `${(ms / 1000).toFixed(2)} s` + (improved ? "  *best" : "");
+}
+
+/** A complete run's final metrics.json, and its best weights again when `rewriteBest` (a
+ * finished run resumed, so no epoch wrote them in this call). */
+function finishRun(
+  { problem, log }: Training,
+  run: RunDir,
+  progress: Progress,
+  rewriteBest: boolean,
+): void {
+  const { metrics } = progress;
+  run.saveMetrics(metrics);
+  if (rewriteBest) run.saveBest(progress.bestWeight, problem.classes, problem.dim, metrics);
+  log(`best: epoch ${metrics.best.epoch}, test acc ${fmt(metrics.best.test_acc, 2)}%`);
+}
+
+/** The learning rate of every step, as the session uploaded it. */
+function stepRates(session: AmuSession): Float32Array {
+  const stepLr = new Float32Array(session.totalSteps);
+  for (let t = 0; t < stepLr.length; t++) stepLr[t] = session.schedule[t * 4];
+  return stepLr;
+}
+
+function fmt(x: number, digits = 4): string {
+  return x.toFixed(digits);
 }
 
 /** Stops training at the first non-finite loss among epoch `epoch`'s iterations so far
  * (`losses`): nothing of the epoch is saved, so the run directory keeps the last finite
  * checkpoint. */
-function checkFinite(
-  losses: ArrayLike<number>,
-  epoch: number,
-  config: AmuConfig,
-  dir: string | undefined,
-): void {
+function checkFinite(t: Training, losses: ArrayLike<number>, epoch: number): void {
   const i = firstNonFinite(losses);
   if (i >= 0) {
-    throw divergence(
-      `the loss at epoch ${epoch}, iteration ${i + 1} is ${losses[i]}`,
-      config,
-      dir,
-    );
+    throw divergence(t, `the loss at epoch ${epoch}, iteration ${i + 1} is ${losses[i]}`);
   }
 }
 
-function divergence(what: string, config: AmuConfig, dir: string | undefined): EngineError {
+function divergence({ config, run }: Training, what: string): EngineError {
   return new EngineError(
     `training diverged: ${what} (lr ${config.lr}); lower --lr or check the features` +
-      (dir ? `. ${runFile(dir, "last")} still holds the last finite epoch` : ""),
+      (run ? `. ${run.file("last")} still holds the last finite epoch` : ""),
   );
 }

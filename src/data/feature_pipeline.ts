@@ -328,16 +328,67 @@ const PART_TITLES: Record<PartName, string> = {
   text: "text weights",
 };
 
+/** One run of the pipeline: the job, the cache folder and what is known of it. */
+interface Build {
+  job: FeatureJob;
+  options: FeaturePipelineOptions;
+  /** The cache folder (resolved). */
+  dir: string;
+  keys: Record<PartName, Key>;
+  /** The cache's manifest before this run (none: no cache there yet). */
+  manifest?: FeatureCacheManifest;
+  /** Where each part comes from: "cache", "extracted", or a sibling cache directory. */
+  sources: Record<PartName, string>;
+  caches: CacheReader;
+}
+
+/** The encoders loaded for the parts that are extracted (none for a part reused). */
+interface LoadedTowers {
+  text?: LoadedTextTower;
+  clip?: LoadedImageTower;
+  aux?: LoadedImageTower;
+}
+
 /** Runs the job against the cache in `options.cacheDir`; see the module comment. */
 export async function buildFeatures(
   job: FeatureJob,
   options: FeaturePipelineOptions,
 ): Promise<FeaturePipelineResult> {
   const dir = resolve(options.cacheDir);
-  const log = options.log;
   checkCacheFolder(dir);
   const keys = await featureKeys(job, options.hashes, options.progress);
   const manifest = readManifest(dir);
+  const sources = chooseSources(dir, keys, manifest, options);
+  const b: Build = { job, options, dir, keys, manifest, sources, caches: new CacheReader(dir) };
+  const loaded: { dispose(): void }[] = [];
+  try {
+    const towers = await loadTowers(b, loaded);
+    checkOneClipSpace(b, towers);
+    const clipWeights = await textWeights(b, towers.text);
+    const imageTowers = towers.clip && towers.aux ? [towers.clip, towers.aux] : [];
+    const train = sources.train === "extracted"
+      ? await extractTrain(b, imageTowers)
+      : cachedTrain(b);
+    const test = sources.test === "extracted" ? await extractTest(b, imageTowers) : cachedTest(b);
+    const features = assembleFeatures(train, test, clipWeights);
+    const skipped = skippedRecords(train, test);
+    const written = saveCache(b, features, cacheManifest(b, towers, train, test, skipped));
+    const trainKept = train.kept.map((i) => job.train[i]).filter((x) => x !== undefined);
+    return { features, manifest: written ?? manifest!, sources, skipped, trainKept };
+  } finally {
+    for (const m of loaded.reverse()) m.dispose();
+  }
+}
+
+/** Where each part comes from: the cache when its key matches, else a sibling cache with the
+ * same key, else extraction (saying why the cache's part is stale). A part whose reuse was
+ * required fails here, naming what differs. */
+function chooseSources(
+  dir: string,
+  keys: Record<PartName, Key>,
+  manifest: FeatureCacheManifest | undefined,
+  options: FeaturePipelineOptions,
+): Record<PartName, string> {
   const saved = savedKeys(manifest);
   const modes: Record<PartName, ReuseMode> = {
     train: options.train,
@@ -350,8 +401,6 @@ export async function buildFeatures(
     test: flags.test,
     text: flags.test,
   };
-
-  // Decide where each part comes from.
   const sources: Record<PartName, string> = { train: "", test: "", text: "" };
   const parts: PartName[] = ["text", "train", "test"];
   for (const part of parts) {
@@ -380,262 +429,318 @@ export async function buildFeatures(
       continue;
     }
     sources[part] = "extracted";
-    if (manifest) log(`feature cache ${dir}: ${PART_TITLES[part]} are stale (${diff})`);
+    if (manifest) options.log(`feature cache ${dir}: ${PART_TITLES[part]} are stale (${diff})`);
   }
+  return sources;
+}
 
-  // Cached arrays (own cache and siblings), read once per directory.
-  const caches = new Map<string, AmuFeatures>();
-  const cachedManifests = new Map<string, FeatureCacheManifest>();
-  const cacheOf = (source: string): { f: AmuFeatures; m: FeatureCacheManifest } => {
-    const d = source === "cache" ? dir : source;
-    let f = caches.get(d);
-    if (!f) {
+/** Cached arrays (the own cache's and siblings'), each directory read once. */
+class CacheReader {
+  #read = new Map<string, { f: AmuFeatures; m: FeatureCacheManifest }>();
+
+  constructor(readonly dir: string) {}
+
+  /** The arrays and manifest of `source`: "cache" (the own cache) or a sibling's directory. */
+  of(source: string): { f: AmuFeatures; m: FeatureCacheManifest } {
+    const d = source === "cache" ? this.dir : source;
+    let cached = this.#read.get(d);
+    if (!cached) {
       const read = readFeatureCache(d);
-      f = read.features;
-      caches.set(d, f);
-      cachedManifests.set(d, read.manifest);
+      cached = { f: read.features, m: read.manifest };
+      this.#read.set(d, cached);
     }
-    return { f, m: cachedManifests.get(d)! };
-  };
-
-  // Load every encoder some part needs, before any image is decoded.
-  const needText = sources.text === "extracted";
-  const needImages = sources.train === "extracted" || sources.test === "extracted";
-  const loaded: { dispose(): void }[] = [];
-  try {
-    let text: LoadedTextTower | undefined;
-    let clip: LoadedImageTower | undefined;
-    let aux: LoadedImageTower | undefined;
-    if (needText) loaded.push(text = await job.text.load());
-    if (needImages) {
-      loaded.push(clip = await job.clip.load());
-      loaded.push(aux = await job.aux.load());
-    }
-    // The two CLIP towers must embed into one space: check before any image is decoded.
-    const textDim = text?.featureDim ??
-      (sources.text !== "extracted" ? cacheOf(sources.text).f.clipWeights.rows : undefined);
-    const imageDim = clip?.featureDim ??
-      (sources.train !== "extracted" ? cacheOf(sources.train).f.trainClip.cols : undefined);
-    if (textDim !== undefined && imageDim !== undefined && textDim !== imageDim) {
-      throw new EngineError(
-        `the CLIP text tower ${job.text.file.path} gives ${textDim}-d features but the image ` +
-          `tower ${job.clip.file.path} ${imageDim}-d: they are not the same CLIP model`,
-      );
-    }
-
-    // Text weights.
-    let clipWeights: FeatureMatrix;
-    if (text) {
-      const t0 = performance.now();
-      const total = job.classnames.length * job.templates.length;
-      const line = options.progress === false
-        ? undefined
-        : new ProgressLine("text prompts", total, "prompts", options.progress);
-      try {
-        clipWeights = await encodeClassWeights(
-          text.encode,
-          text.tokenizer,
-          job.classnames,
-          job.templates,
-          {
-            contextLength: text.contextLength,
-            batchSize: options.batchSize,
-            onProgress: (done) => line?.advance(done - line.done),
-          },
-        );
-      } finally {
-        line?.finish();
-      }
-      log(
-        `text weights: ${job.classnames.length} classes x ${job.templates.length} template(s) ` +
-          `-> [${clipWeights.rows}, ${clipWeights.cols}] in ${secs(t0)}`,
-      );
-    } else {
-      const { f } = cacheOf(sources.text);
-      clipWeights = f.clipWeights;
-      log(`text weights: reused from ${sourceText(sources.text, dir)} (${whyMatched(keys.text)})`);
-    }
-
-    const towers = clip && aux ? [clip, aux] : [];
-    const root = resolve(job.root);
-    const extractSplit = async (
-      split: Split,
-      items: readonly LabeledImage[],
-    ): Promise<SplitPart & { views: number }> => {
-      const t0 = performance.now();
-      const plan = split === "train"
-        ? {
-          kind: "train" as const,
-          views: job.views,
-          seed: job.augmentSeed,
-          imageIds: pathViewIds(items, root),
-        }
-        : { kind: "eval" as const };
-      const title = SPLIT_TITLES[split];
-      log(
-        `extracting ${title}: ${items.length} images` +
-          (split === "train" ? ` x ${job.views} augmented view(s)` : "") +
-          `, ${towers.map((t) => `${t.role} ${t.size}px`).join(", ")}, batch ${options.batchSize}`,
-      );
-      const part = split === "train" ? "train" : "test";
-      const r: ExtractResult = await extractFeatures(items, towers, plan, {
-        batchSize: options.batchSize,
-        label: split === "train"
-          ? "training views"
-          : `${split === "val" ? "validation" : "test"} images`,
-        progress: options.progress,
-        segmentDir: join(dir, "partial", split),
-        segmentKey: JSON.stringify(keys[part]),
-        segmentImages: options.segmentImages,
-        log,
-      });
-      log(
-        `${title}: ${r.rows} rows (clip ${r.dims[0]}-d, aux ${r.dims[1]}-d) from ` +
-          `${r.kept.length} images in ${secs(t0)}` +
-          (r.skipped.length ? `; ${r.skipped.length} unreadable image(s) skipped` : ""),
-      );
-      return {
-        clip: featureMatrix(r.rows, r.dims[0], r.features[0]),
-        aux: featureMatrix(r.rows, r.dims[1], r.features[1]),
-        labels: r.labels,
-        kept: r.kept,
-        skipped: r.skipped,
-        views: r.views,
-      };
-    };
-    const extractTrain = async (): Promise<TrainPart> => {
-      const t = await extractSplit("train", job.train);
-      // Rows are view-major: row v * K + k is view v of kept image k.
-      const K = t.kept.length;
-      const image = new Int32Array(t.clip.rows);
-      for (let r = 0; r < image.length; r++) image[r] = r % K;
-      return { ...t, image };
-    };
-    const extractTest = async (): Promise<TestPart> => {
-      const test = await extractSplit("test", job.test);
-      const val = job.val?.length ? await extractSplit("val", job.val) : undefined;
-      return { ...test, val };
-    };
-    const recordOf = (m: FeatureCacheManifest, split: Split) =>
-      (m.parts as Record<string, { kept?: number[]; skipped?: SkippedImage[] }> | undefined)
-        ?.[split];
-    const fromCache = (part: "train" | "test"): TrainPart & TestPart => {
-      const { f, m } = cacheOf(sources[part]);
-      log(
-        `${PART_TITLES[part]}: reused from ${sourceText(sources[part], dir)} ` +
-          `(${whyMatched(keys[part])})`,
-      );
-      const record = recordOf(m, part);
-      if (part === "train") {
-        return {
-          clip: f.trainClip,
-          aux: f.trainAux,
-          labels: f.trainLabels,
-          image: f.trainImage,
-          kept: record?.kept ?? [],
-          skipped: record?.skipped ?? [],
-        };
-      }
-      const valRecord = recordOf(m, "val");
-      return {
-        clip: f.testClip,
-        aux: f.testAux,
-        labels: f.testLabels,
-        kept: record?.kept ?? [],
-        skipped: record?.skipped ?? [],
-        val: f.valClip && f.valAux && f.valLabels
-          ? {
-            clip: f.valClip,
-            aux: f.valAux,
-            labels: f.valLabels,
-            kept: valRecord?.kept ?? [],
-            skipped: valRecord?.skipped ?? [],
-          }
-          : undefined,
-      };
-    };
-    const train: TrainPart = sources.train === "extracted"
-      ? await extractTrain()
-      : fromCache("train");
-    const test: TestPart = sources.test === "extracted" ? await extractTest() : fromCache("test");
-
-    const features: AmuFeatures = {
-      trainClip: train.clip,
-      trainAux: train.aux,
-      trainLabels: train.labels,
-      testClip: test.clip,
-      testAux: test.aux,
-      testLabels: test.labels,
-      clipWeights,
-      ...(test.val
-        ? { valClip: test.val.clip, valAux: test.val.aux, valLabels: test.val.labels }
-        : {}),
-      ...(train.image ? { trainImage: train.image } : {}),
-    };
-    if (clipWeights.rows !== train.clip.cols) {
-      throw new EngineError(
-        `the CLIP text tower gives ${clipWeights.rows}-d features but the image tower ` +
-          `${train.clip.cols}-d: they are not the same CLIP model`,
-      );
-    }
-    const skipped: SkippedRecord[] = [
-      ...train.skipped.map((s) => ({ split: "train" as const, ...s })),
-      ...test.skipped.map((s) => ({ split: "test" as const, ...s })),
-      ...(test.val?.skipped ?? []).map((s) => ({ split: "val" as const, ...s })),
-    ];
-    const preprocessing = (t: LoadedImageTower | undefined, part: "clip" | "aux") => {
-      if (t) return { size: t.size, ...normalizationJson(t.normalization) };
-      const prev = manifest?.preprocessing as Record<string, unknown> | undefined;
-      return prev?.[part] ?? null;
-    };
-    const out: FeatureCacheManifest = {
-      format: "amu-feature-cache",
-      version: 1,
-      dataset: job.dataset,
-      split: {
-        train: `train (${job.shots ?? "all"}-shot sample, seed ${job.seed ?? "-"}; ` +
-          `${job.views} augmented view(s) per image, view-major rows)`,
-        test: "test (resize + center crop)",
-      },
-      shots: job.shots,
-      seed: job.seed,
-      augment_views: job.views,
-      class_names: [...job.classnames],
-      encoders: [job.clip.file, job.text.file, job.aux.file].map((f) => ({ ...f })),
-      root_path: root,
-      templates: [...job.templates],
-      keys,
-      preprocessing: {
-        clip: preprocessing(clip, "clip"),
-        aux: preprocessing(aux, "aux"),
-        train_views: TRAIN_VIEWS,
-        test_view: TEST_VIEW,
-      },
-      parts: {
-        train: { kept: train.kept, skipped: train.skipped },
-        test: { kept: test.kept, skipped: test.skipped },
-        ...(test.val ? { val: { kept: test.val.kept, skipped: test.val.skipped } } : {}),
-      },
-      skipped_images: skipped.length,
-    };
-    const anyNew = Object.values(sources).some((s) => s !== "cache");
-    if (anyNew) {
-      writeFeatureCache(dir, features, out);
-      log(`feature cache written: ${dir}`);
-    }
-    const partial = join(dir, "partial");
-    if (existsSync(partial)) Deno.removeSync(partial, { recursive: true });
-    const trainKept = train.kept.map((i) => job.train[i]).filter((x) => x !== undefined);
-    return {
-      features,
-      manifest: anyNew ? out : manifest!,
-      sources,
-      skipped,
-      trainKept,
-    };
-  } finally {
-    for (const m of loaded.reverse()) m.dispose();
+    return cached;
   }
+}
+
+/** Every encoder some extracted part needs, loaded before any image is decoded (each added to
+ * `loaded` as it loads, for the caller to dispose). */
+async function loadTowers(b: Build, loaded: { dispose(): void }[]): Promise<LoadedTowers> {
+  const towers: LoadedTowers = {};
+  if (b.sources.text === "extracted") loaded.push(towers.text = await b.job.text.load());
+  if (b.sources.train === "extracted" || b.sources.test === "extracted") {
+    loaded.push(towers.clip = await b.job.clip.load());
+    loaded.push(towers.aux = await b.job.aux.load());
+  }
+  return towers;
+}
+
+/** The two CLIP towers must embed into one space: checked before any image is decoded, from the
+ * loaded models or the cached parts. */
+function checkOneClipSpace(b: Build, { text, clip }: LoadedTowers): void {
+  const { sources, caches, job } = b;
+  const textDim = text?.featureDim ??
+    (sources.text !== "extracted" ? caches.of(sources.text).f.clipWeights.rows : undefined);
+  const imageDim = clip?.featureDim ??
+    (sources.train !== "extracted" ? caches.of(sources.train).f.trainClip.cols : undefined);
+  if (textDim !== undefined && imageDim !== undefined && textDim !== imageDim) {
+    throw new EngineError(
+      `the CLIP text tower ${job.text.file.path} gives ${textDim}-d features but the image ` +
+        `tower ${job.clip.file.path} ${imageDim}-d: they are not the same CLIP model`,
+    );
+  }
+}
+
+/** The zero-shot classifier: every class's prompts encoded by the loaded text tower, or the
+ * cached weights. */
+async function textWeights(b: Build, text: LoadedTextTower | undefined): Promise<FeatureMatrix> {
+  const { job, options } = b;
+  if (!text) {
+    const { f } = b.caches.of(b.sources.text);
+    options.log(
+      `text weights: reused from ${sourceText(b.sources.text, b.dir)} ` +
+        `(${whyMatched(b.keys.text)})`,
+    );
+    return f.clipWeights;
+  }
+  const t0 = performance.now();
+  const total = job.classnames.length * job.templates.length;
+  const line = options.progress === false
+    ? undefined
+    : new ProgressLine("text prompts", total, "prompts", options.progress);
+  let clipWeights: FeatureMatrix;
+  try {
+    clipWeights = await encodeClassWeights(
+      text.encode,
+      text.tokenizer,
+      job.classnames,
+      job.templates,
+      {
+        contextLength: text.contextLength,
+        batchSize: options.batchSize,
+        onProgress: (done) => line?.advance(done - line.done),
+      },
+    );
+  } finally {
+    line?.finish();
+  }
+  options.log(
+    `text weights: ${job.classnames.length} classes x ${job.templates.length} template(s) ` +
+      `-> [${clipWeights.rows}, ${clipWeights.cols}] in ${secs(t0)}`,
+  );
+  return clipWeights;
+}
+
+/** One split's images through both image towers, saved in resumable segments. */
+async function extractSplit(
+  b: Build,
+  towers: readonly LoadedImageTower[],
+  split: Split,
+  items: readonly LabeledImage[],
+): Promise<SplitPart & { views: number }> {
+  const { job, options } = b;
+  const t0 = performance.now();
+  const plan = split === "train"
+    ? {
+      kind: "train" as const,
+      views: job.views,
+      seed: job.augmentSeed,
+      imageIds: pathViewIds(items, resolve(job.root)),
+    }
+    : { kind: "eval" as const };
+  const title = SPLIT_TITLES[split];
+  options.log(
+    `extracting ${title}: ${items.length} images` +
+      (split === "train" ? ` x ${job.views} augmented view(s)` : "") +
+      `, ${towers.map((t) => `${t.role} ${t.size}px`).join(", ")}, batch ${options.batchSize}`,
+  );
+  const part = split === "train" ? "train" : "test";
+  const r: ExtractResult = await extractFeatures(items, towers, plan, {
+    batchSize: options.batchSize,
+    label: split === "train"
+      ? "training views"
+      : `${split === "val" ? "validation" : "test"} images`,
+    progress: options.progress,
+    segmentDir: join(b.dir, "partial", split),
+    segmentKey: JSON.stringify(b.keys[part]),
+    segmentImages: options.segmentImages,
+    log: options.log,
+  });
+  options.log(
+    `${title}: ${r.rows} rows (clip ${r.dims[0]}-d, aux ${r.dims[1]}-d) from ` +
+      `${r.kept.length} images in ${secs(t0)}` +
+      (r.skipped.length ? `; ${r.skipped.length} unreadable image(s) skipped` : ""),
+  );
+  return {
+    clip: featureMatrix(r.rows, r.dims[0], r.features[0]),
+    aux: featureMatrix(r.rows, r.dims[1], r.features[1]),
+    labels: r.labels,
+    kept: r.kept,
+    skipped: r.skipped,
+    views: r.views,
+  };
+}
+
+async function extractTrain(b: Build, towers: readonly LoadedImageTower[]): Promise<TrainPart> {
+  const t = await extractSplit(b, towers, "train", b.job.train);
+  // Rows are view-major: row v * K + k is view v of kept image k.
+  const K = t.kept.length;
+  const image = new Int32Array(t.clip.rows);
+  for (let r = 0; r < image.length; r++) image[r] = r % K;
+  return { ...t, image };
+}
+
+async function extractTest(b: Build, towers: readonly LoadedImageTower[]): Promise<TestPart> {
+  const test = await extractSplit(b, towers, "test", b.job.test);
+  const val = b.job.val?.length ? await extractSplit(b, towers, "val", b.job.val) : undefined;
+  return { ...test, val };
+}
+
+/** Which images of `split` a cached part kept and skipped, as its manifest records them. */
+function splitRecord(
+  m: FeatureCacheManifest,
+  split: Split,
+): { kept?: number[]; skipped?: SkippedImage[] } | undefined {
+  return (m.parts as Record<string, { kept?: number[]; skipped?: SkippedImage[] }> | undefined)
+    ?.[split];
+}
+
+/** A cached part's arrays, saying where they came from. */
+function reuseCached(
+  b: Build,
+  part: "train" | "test",
+): { f: AmuFeatures; m: FeatureCacheManifest } {
+  const cached = b.caches.of(b.sources[part]);
+  b.options.log(
+    `${PART_TITLES[part]}: reused from ${sourceText(b.sources[part], b.dir)} ` +
+      `(${whyMatched(b.keys[part])})`,
+  );
+  return cached;
+}
+
+function cachedTrain(b: Build): TrainPart {
+  const { f, m } = reuseCached(b, "train");
+  const record = splitRecord(m, "train");
+  return {
+    clip: f.trainClip,
+    aux: f.trainAux,
+    labels: f.trainLabels,
+    image: f.trainImage,
+    kept: record?.kept ?? [],
+    skipped: record?.skipped ?? [],
+  };
+}
+
+function cachedTest(b: Build): TestPart {
+  const { f, m } = reuseCached(b, "test");
+  const record = splitRecord(m, "test");
+  const valRecord = splitRecord(m, "val");
+  return {
+    clip: f.testClip,
+    aux: f.testAux,
+    labels: f.testLabels,
+    kept: record?.kept ?? [],
+    skipped: record?.skipped ?? [],
+    val: f.valClip && f.valAux && f.valLabels
+      ? {
+        clip: f.valClip,
+        aux: f.valAux,
+        labels: f.valLabels,
+        kept: valRecord?.kept ?? [],
+        skipped: valRecord?.skipped ?? [],
+      }
+      : undefined,
+  };
+}
+
+/** The feature set of the three parts; the text and image towers must agree on the CLIP size. */
+function assembleFeatures(
+  train: TrainPart,
+  test: TestPart,
+  clipWeights: FeatureMatrix,
+): AmuFeatures {
+  const features: AmuFeatures = {
+    trainClip: train.clip,
+    trainAux: train.aux,
+    trainLabels: train.labels,
+    testClip: test.clip,
+    testAux: test.aux,
+    testLabels: test.labels,
+    clipWeights,
+    ...(test.val
+      ? { valClip: test.val.clip, valAux: test.val.aux, valLabels: test.val.labels }
+      : {}),
+    ...(train.image ? { trainImage: train.image } : {}),
+  };
+  if (clipWeights.rows !== train.clip.cols) {
+    throw new EngineError(
+      `the CLIP text tower gives ${clipWeights.rows}-d features but the image tower ` +
+        `${train.clip.cols}-d: they are not the same CLIP model`,
+    );
+  }
+  return features;
+}
+
+function skippedRecords(train: TrainPart, test: TestPart): SkippedRecord[] {
+  return [
+    ...train.skipped.map((s) => ({ split: "train" as const, ...s })),
+    ...test.skipped.map((s) => ({ split: "test" as const, ...s })),
+    ...(test.val?.skipped ?? []).map((s) => ({ split: "val" as const, ...s })),
+  ];
+}
+
+/** The manifest of the cache this run leaves: keys, encoders, preprocessing (a reused part's
+ * from the previous manifest) and each split's kept and skipped images. */
+function cacheManifest(
+  b: Build,
+  towers: LoadedTowers,
+  train: TrainPart,
+  test: TestPart,
+  skipped: SkippedRecord[],
+): FeatureCacheManifest {
+  const { job } = b;
+  const preprocessing = (t: LoadedImageTower | undefined, part: "clip" | "aux") => {
+    if (t) return { size: t.size, ...normalizationJson(t.normalization) };
+    const prev = b.manifest?.preprocessing as Record<string, unknown> | undefined;
+    return prev?.[part] ?? null;
+  };
+  return {
+    format: "amu-feature-cache",
+    version: 1,
+    dataset: job.dataset,
+    split: {
+      train: `train (${job.shots ?? "all"}-shot sample, seed ${job.seed ?? "-"}; ` +
+        `${job.views} augmented view(s) per image, view-major rows)`,
+      test: "test (resize + center crop)",
+    },
+    shots: job.shots,
+    seed: job.seed,
+    augment_views: job.views,
+    class_names: [...job.classnames],
+    encoders: [job.clip.file, job.text.file, job.aux.file].map((f) => ({ ...f })),
+    root_path: resolve(job.root),
+    templates: [...job.templates],
+    keys: b.keys,
+    preprocessing: {
+      clip: preprocessing(towers.clip, "clip"),
+      aux: preprocessing(towers.aux, "aux"),
+      train_views: TRAIN_VIEWS,
+      test_view: TEST_VIEW,
+    },
+    parts: {
+      train: { kept: train.kept, skipped: train.skipped },
+      test: { kept: test.kept, skipped: test.skipped },
+      ...(test.val ? { val: { kept: test.val.kept, skipped: test.val.skipped } } : {}),
+    },
+    skipped_images: skipped.length,
+  };
+}
+
+/** Writes the cache when any part is new (returning its manifest), and removes the extraction's
+ * segments. */
+function saveCache(
+  b: Build,
+  features: AmuFeatures,
+  manifest: FeatureCacheManifest,
+): FeatureCacheManifest | undefined {
+  const anyNew = Object.values(b.sources).some((s) => s !== "cache");
+  if (anyNew) {
+    writeFeatureCache(b.dir, features, manifest);
+    b.options.log(`feature cache written: ${b.dir}`);
+  }
+  const partial = join(b.dir, "partial");
+  if (existsSync(partial)) Deno.removeSync(partial, { recursive: true });
+  return anyNew ? manifest : undefined;
 }
 
 function secs(t0: number): string {

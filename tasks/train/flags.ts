@@ -1,9 +1,8 @@
-/** The flags of `deno task train`: the AMU trainer's groups (src/amu: training hyper-parameters,
- * run output, `--features`) extended with the experiment's own (config file, dataset, models,
- * feature extraction). Names follow the reference's `parse_args.py` / `run.sh`; defaults its
+/** The flags of `deno task train`: the AMU trainer's hyper-parameters (src/amu/config.ts) with
+ * the experiment's own groups (config file, dataset, models, feature extraction, method, run
+ * output). Names follow the reference's `parse_args.py` / `run.sh`; defaults its
  * `default.yaml` (RN50, 16 shots, lr 1e-3, batch 8, 50 epochs, alpha 0.5, augment_epoch 1,
  * val_batch_size 256) and run script (lambda_merge 0.35). */
-import { FEATURE_FLAGS, OUTPUT_FLAGS } from "../../src/amu/cli.ts";
 import { TRAINING_FLAGS } from "../../src/amu/config.ts";
 import { type FlagGroup, type FlagSpec, formatHelp } from "../../src/util/flags.ts";
 import { DATASET_NAMES } from "../../src/data/datasets.ts";
@@ -216,15 +215,13 @@ export const EXTRACTION_FLAGS: FlagGroup = {
       help: "feature cache directory (default: results/cache/<dataset>-<model>-<shots>shot-" +
         "seed<rand_seed>-aug<augment_epoch>/); a matching cache is reused automatically",
     },
-    ...FEATURE_FLAGS.flags.map((f): FlagSpec =>
-      f.name === "features"
-        ? {
-          ...f,
-          help: "train from this feature cache (features.npz + manifest.json) without images " +
-            "or models",
-        }
-        : f
-    ),
+    {
+      name: "features",
+      type: "string",
+      metavar: "DIR",
+      help: "train from this feature cache (features.npz + manifest.json) without images or " +
+        "models",
+    },
   ],
 };
 
@@ -250,17 +247,34 @@ export const EXPERIMENT_TRAINING_FLAGS: FlagGroup = {
 };
 
 export const RUN_FLAGS: FlagGroup = {
-  ...OUTPUT_FLAGS,
+  title: "Run",
   flags: [
-    ...OUTPUT_FLAGS.flags.map((f): FlagSpec =>
-      f.name === "resume"
-        ? {
-          ...f,
-          help: "continue the interrupted run in the output directory (also done " +
-            "automatically when the same command is run again)",
-        }
-        : f
-    ),
+    {
+      name: "out",
+      type: "string",
+      metavar: "DIR",
+      help: "output directory (default: results/<exp_name>/)",
+    },
+    {
+      name: "order",
+      type: "string",
+      metavar: "FILE.npy",
+      help: "replay this batch order (int64 [epochs, N]; every run saves its own as order.npy)",
+    },
+    {
+      name: "resume",
+      type: "boolean",
+      help: "continue the interrupted run in the output directory (also done automatically " +
+        "when the same command is run again)",
+    },
+    {
+      name: "progress_every",
+      type: "int",
+      min: 0,
+      metavar: "STEPS",
+      help: "print the running loss every STEPS iterations within an epoch (0: per epoch only)",
+      default: 0,
+    },
     {
       name: "overwrite",
       type: "boolean",

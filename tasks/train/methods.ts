@@ -14,7 +14,7 @@ import {
 } from "../../src/amu/tip_adapter.ts";
 import { runZeroShot } from "../../src/amu/zero_shot.ts";
 import { LINEAR_PROBE_DEFAULTS, runLinearProbe } from "../../src/amu/linear_probe.ts";
-import { RUN_FILES } from "../../src/amu/checkpoint.ts";
+import { RUN_FILES } from "../../src/amu/run_dir.ts";
 import type { ExperimentSettings } from "./settings.ts";
 
 export interface BaselineRun {

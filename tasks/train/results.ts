@@ -72,11 +72,57 @@ function fmt(v: number): string {
   return Number.isInteger(v) ? String(v) : v.toFixed(Math.max(0, 2 - Math.floor(Math.log10(v))));
 }
 
+const PLOT = { W: 720, H: 420, left: 64, right: 190, top: 48, bottom: 56 } as const;
+
+/** The plot area and its scales: accuracy (y) from `lo` to `hi` in ticks of `yStep`, epochs (x)
+ * 1 to `maxEpoch` in ticks of `xStep`. */
+interface PlotFrame {
+  pw: number;
+  ph: number;
+  lo: number;
+  hi: number;
+  yStep: number;
+  maxEpoch: number;
+  xStep: number;
+  x: (epoch: number) => number;
+  y: (acc: number) => number;
+}
+
+/** One line of the chart: accuracy points (epoch, percent). */
+interface Series {
+  name: string;
+  color: string;
+  dash?: string;
+  points: [number, number][];
+}
+
 /** Line chart of test accuracy per epoch: fused model, auxiliary branch, zero-shot CLIP. */
 export function accuracySvg(m: AmuMetrics, title: string): string {
-  const W = 720, H = 420;
-  const left = 64, right = 190, top = 48, bottom = 56;
-  const pw = W - left - right, ph = H - top - bottom;
+  const frame = plotFrame(m);
+  const series = accuracySeries(m, frame.maxEpoch);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${PLOT.W}" height="${PLOT.H}" ` +
+    `viewBox="0 0 ${PLOT.W} ${PLOT.H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${PLOT.W}" height="${PLOT.H}" fill="white"/>`,
+    `<text x="${PLOT.left + frame.pw / 2}" y="24" text-anchor="middle" font-size="15">` +
+    `${esc(title)}</text>`,
+    ...gridAndAxes(frame),
+    ...seriesLines(series, frame),
+  ];
+  // Best epoch marker.
+  if (m.best.epoch > 0) {
+    const bx = frame.x(m.best.epoch).toFixed(1), by = frame.y(m.best.test_acc).toFixed(1);
+    out.push(
+      `<circle cx="${bx}" cy="${by}" r="5" fill="none" stroke="#1f6fd1" stroke-width="1.5"/>`,
+    );
+  }
+  out.push(...legend(m, series, frame), "</svg>");
+  return out.join("\n") + "\n";
+}
+
+function plotFrame(m: AmuMetrics): PlotFrame {
+  const { left, top } = PLOT;
+  const pw = PLOT.W - left - PLOT.right, ph = PLOT.H - top - PLOT.bottom;
   const epochs = m.epochs;
   const values = [m.zero_shot_acc, ...epochs.flatMap((e) => [e.test_acc, e.aux_acc])];
   let lo = Math.min(...values), hi = Math.max(...values);
@@ -96,24 +142,23 @@ export function accuracySvg(m: AmuMetrics, title: string): string {
   const x = (epoch: number) =>
     left + (maxEpoch <= 1 ? pw / 2 : ((epoch - 1) / (maxEpoch - 1)) * pw);
   const y = (acc: number) => top + ph - ((acc - lo) / (hi - lo)) * ph;
+  return { pw, ph, lo, hi, yStep, maxEpoch, xStep, x, y };
+}
+
+function gridAndAxes(f: PlotFrame): string[] {
+  const { left, top, H } = PLOT;
+  const { pw, ph } = f;
   const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" ` +
-      `viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${left + pw / 2}" y="24" text-anchor="middle" font-size="15">${esc(title)}</text>`,
-  );
-  // Grid and axes.
-  for (let v = lo; v <= hi + yStep / 2; v += yStep) {
-    const yy = y(v).toFixed(1);
+  for (let v = f.lo; v <= f.hi + f.yStep / 2; v += f.yStep) {
+    const yy = f.y(v).toFixed(1);
     out.push(
       `<line x1="${left}" y1="${yy}" x2="${left + pw}" y2="${yy}" stroke="#e4e4e4"/>`,
       `<text x="${left - 8}" y="${yy}" text-anchor="end" dominant-baseline="middle">` +
         `${fmt(Number(v.toFixed(6)))}</text>`,
     );
   }
-  for (let e = 1; e <= maxEpoch; e += e === 1 && xStep > 1 ? xStep - 1 : xStep) {
-    const xx = x(e).toFixed(1);
+  for (let e = 1; e <= f.maxEpoch; e += e === 1 && f.xStep > 1 ? f.xStep - 1 : f.xStep) {
+    const xx = f.x(e).toFixed(1);
     out.push(
       `<line x1="${xx}" y1="${top + ph}" x2="${xx}" y2="${top + ph + 5}" stroke="#333"/>`,
       `<text x="${xx}" y="${top + ph + 19}" text-anchor="middle">${e}</text>`,
@@ -126,7 +171,12 @@ export function accuracySvg(m: AmuMetrics, title: string): string {
     `<text transform="translate(18 ${top + ph / 2}) rotate(-90)" text-anchor="middle">` +
       `test accuracy (%)</text>`,
   );
-  const series: { name: string; color: string; dash?: string; points: [number, number][] }[] = [
+  return out;
+}
+
+function accuracySeries(m: AmuMetrics, maxEpoch: number): Series[] {
+  const epochs = m.epochs;
+  return [
     {
       name: "AMU (fused)",
       color: "#1f6fd1",
@@ -146,9 +196,14 @@ export function accuracySvg(m: AmuMetrics, title: string): string {
         : [[1, m.zero_shot_acc]],
     },
   ];
+}
+
+/** Each series as a polyline, with a dot per epoch for solid lines of up to 60 points. */
+function seriesLines(series: readonly Series[], f: PlotFrame): string[] {
+  const out: string[] = [];
   for (const s of series) {
     if (s.points.length === 0) continue;
-    const pts = s.points.map(([e, a]) => `${x(e).toFixed(1)},${y(a).toFixed(1)}`).join(" ");
+    const pts = s.points.map(([e, a]) => `${f.x(e).toFixed(1)},${f.y(a).toFixed(1)}`).join(" ");
     out.push(
       `<polyline fill="none" stroke="${s.color}" stroke-width="2"` +
         (s.dash ? ` stroke-dasharray="${s.dash}"` : "") + ` points="${pts}"/>`,
@@ -156,22 +211,20 @@ export function accuracySvg(m: AmuMetrics, title: string): string {
     if (!s.dash && s.points.length <= 60) {
       for (const [e, a] of s.points) {
         out.push(
-          `<circle cx="${x(e).toFixed(1)}" cy="${y(a).toFixed(1)}" r="2.5" fill="${s.color}"/>`,
+          `<circle cx="${f.x(e).toFixed(1)}" cy="${f.y(a).toFixed(1)}" r="2.5" fill="${s.color}"/>`,
         );
       }
     }
   }
-  // Best epoch marker.
-  if (m.best.epoch > 0) {
-    const bx = x(m.best.epoch).toFixed(1), by = y(m.best.test_acc).toFixed(1);
-    out.push(
-      `<circle cx="${bx}" cy="${by}" r="5" fill="none" stroke="#1f6fd1" stroke-width="1.5"/>`,
-    );
-  }
-  // Legend.
-  const lx = left + pw + 18;
+  return out;
+}
+
+/** The series' names, then the best and zero-shot accuracies, right of the plot. */
+function legend(m: AmuMetrics, series: readonly Series[], f: PlotFrame): string[] {
+  const out: string[] = [];
+  const lx = PLOT.left + f.pw + 18;
   series.forEach((s, i) => {
-    const ly = top + 10 + i * 22;
+    const ly = PLOT.top + 10 + i * 22;
     out.push(
       `<line x1="${lx}" y1="${ly}" x2="${lx + 26}" y2="${ly}" stroke="${s.color}" ` +
         `stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
@@ -184,13 +237,12 @@ export function accuracySvg(m: AmuMetrics, title: string): string {
     `zero-shot: ${m.zero_shot_acc.toFixed(2)}%`,
   ];
   notes.forEach((n, i) => {
-    out.push(`<text x="${lx}" y="${top + 90 + i * 18}">${esc(n)}</text>`);
+    out.push(`<text x="${lx}" y="${PLOT.top + 90 + i * 18}">${esc(n)}</text>`);
   });
-  out.push("</svg>");
-  return out.join("\n") + "\n";
+  return out;
 }
 
-/** Rewrites metrics.csv and accuracy.svg from the run's metrics.json. */
+/** Rewrites metrics.csv and accuracy.svg from the run's metrics (as metrics.json holds them). */
 export function writeMetricViews(dir: string, metrics: AmuMetrics, title: string): void {
   writeFileAtomic(join(dir, RESULT_FILES.csv), metricsCsv(metrics));
   writeFileAtomic(join(dir, RESULT_FILES.plot), accuracySvg(metrics, title));

@@ -146,6 +146,21 @@ function configArgs(data: Record<string, unknown>, path: string): string[] {
   return args;
 }
 
+/** The flags a config file sets, checked by the flag parser; its complaints name the file (the
+ * file's own errors already do). */
+function parseConfigFile(
+  path: string,
+  groups: readonly FlagGroup[],
+): ReadonlyMap<string, FlagValue> {
+  const args = configArgs(readConfigFile(path), path);
+  try {
+    return parseFlags(args, groups).values;
+  } catch (e) {
+    if (e instanceof EngineError) throw new EngineError(`--config ${path}: ${e.message}`);
+    throw e;
+  }
+}
+
 const MODEL_FLAG_NAMES = MODEL_FLAGS.flags.map((f) => f.name);
 /** Pairs of model flags that name the same model two ways. */
 const MODEL_FLAG_CLASHES: readonly (readonly [string, string])[] = [
@@ -177,16 +192,7 @@ export function parseExperimentArgs(
   const sources = new Map<string, FlagSource>();
   const configFile = cli.values.get("config") as string | undefined;
   if (configFile) {
-    let fromFile;
-    try {
-      fromFile = parseFlags(configArgs(readConfigFile(configFile), configFile), groups);
-    } catch (e) {
-      if (e instanceof EngineError && !e.message.startsWith("--config")) {
-        throw new EngineError(`--config ${configFile}: ${e.message}`);
-      }
-      throw e;
-    }
-    for (const [k, v] of fromFile.values) {
+    for (const [k, v] of parseConfigFile(configFile, groups)) {
       values.set(k, v);
       sources.set(k, "config file");
     }
@@ -207,51 +213,7 @@ function settingsFrom(
   const str = (k: string) => values.get(k) as string | undefined;
   const num = (k: string) => values.get(k) as number | undefined;
   const bool = (k: string) => values.get(k) === true;
-  const given = (names: readonly string[]) => names.filter((n) => values.has(n));
-
-  for (const [a, b] of MODEL_FLAG_CLASHES) {
-    if (values.has(a) && values.has(b)) {
-      throw new EngineError(`--${a} and --${b} both name a model file; give one`);
-    }
-  }
-  const featuresDir = str("features");
-  const wantsDemo = bool("demo");
-  const dataGiven = given(["dataset", "root_path"]);
-  const modelGiven = given(MODEL_FLAG_NAMES);
-  let mode: ExperimentMode;
-  if (featuresDir) {
-    const clash = given([...DATA_ONLY, ...MODEL_FLAG_NAMES, ...EXTRACTION_ONLY, "demo"]);
-    if (clash.length) {
-      throw new EngineError(
-        `--features trains from a feature cache; ${clash.map((c) => `--${c}`).join(", ")} ` +
-          `only apply when extracting features from images`,
-      );
-    }
-    mode = "features";
-  } else if (wantsDemo || (dataGiven.length === 0 && modelGiven.length === 0)) {
-    const clash = given([
-      "dataset",
-      "root_path",
-      "fewshot_file",
-      "num_classes",
-      ...MODEL_FLAG_NAMES,
-    ]);
-    if (clash.length) {
-      throw new EngineError(
-        `--demo uses its own images and models; drop ${clash.map((c) => `--${c}`).join(", ")}`,
-      );
-    }
-    mode = "demo";
-  } else {
-    if (!values.has("root_path")) {
-      throw new EngineError(
-        `--root_path DIR is needed to train on a dataset (with no dataset and no model flags, ` +
-          `\`deno task train\` runs the bundled demo; --help lists the flags)`,
-      );
-    }
-    mode = "dataset";
-  }
-
+  const mode = experimentMode(values);
   const overrides = configOverridesFromFlags(values);
   if (mode === "demo" && !values.has("exp_name")) overrides.expName = "demo";
   const amu = amuConfig(overrides);
@@ -287,7 +249,7 @@ function settingsFrom(
     loadAuxWeight: bool("load_aux_weight"),
     freshFeatures: bool("fresh_features"),
     cacheDir: str("cache_dir"),
-    featuresDir,
+    featuresDir: str("features"),
     outDir: out ? resolve(out) : resolve("results", amu.expName),
     orderPath: str("order"),
     resume: bool("resume"),
@@ -305,6 +267,50 @@ function settingsFrom(
     configFile,
     argv: [...argv],
   };
+}
+
+/** The demo, a dataset on disk, or a feature cache, from which flags were given; flags that
+ * do not apply to the mode (or name one model twice) are errors. */
+function experimentMode(values: ReadonlyMap<string, FlagValue>): ExperimentMode {
+  const given = (names: readonly string[]) => names.filter((n) => values.has(n));
+  for (const [a, b] of MODEL_FLAG_CLASHES) {
+    if (values.has(a) && values.has(b)) {
+      throw new EngineError(`--${a} and --${b} both name a model file; give one`);
+    }
+  }
+  if (values.get("features")) {
+    const clash = given([...DATA_ONLY, ...MODEL_FLAG_NAMES, ...EXTRACTION_ONLY, "demo"]);
+    if (clash.length) {
+      throw new EngineError(
+        `--features trains from a feature cache; ${clash.map((c) => `--${c}`).join(", ")} ` +
+          `only apply when extracting features from images`,
+      );
+    }
+    return "features";
+  }
+  const nothingToTrainOn = given(["dataset", "root_path", ...MODEL_FLAG_NAMES]).length === 0;
+  if (values.get("demo") === true || nothingToTrainOn) {
+    const clash = given([
+      "dataset",
+      "root_path",
+      "fewshot_file",
+      "num_classes",
+      ...MODEL_FLAG_NAMES,
+    ]);
+    if (clash.length) {
+      throw new EngineError(
+        `--demo uses its own images and models; drop ${clash.map((c) => `--${c}`).join(", ")}`,
+      );
+    }
+    return "demo";
+  }
+  if (!values.has("root_path")) {
+    throw new EngineError(
+      `--root_path DIR is needed to train on a dataset (with no dataset and no model flags, ` +
+        `\`deno task train\` runs the bundled demo; --help lists the flags)`,
+    );
+  }
+  return "dataset";
 }
 
 /** `B,A`: two positive numbers (integers for `steps`), naming the flag when malformed. */

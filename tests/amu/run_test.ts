@@ -1,7 +1,7 @@
 /** Run directories: feature cache files, metrics.json, saved batch orders, checkpoints, resume,
  * and the `deno task train` command line. */
 import "../gpu_teardown.ts";
-import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type AmuFeatures } from "../../src/models/features.ts";
@@ -16,7 +16,8 @@ import { amuConfig } from "../../src/amu/config.ts";
 import { syntheticFeatures } from "../../src/amu/synthetic.ts";
 import { trainAmu } from "../../src/amu/train.ts";
 import { orderFromNpy } from "../../src/amu/order.ts";
-import { parseTrainArgs } from "../../src/amu/cli.ts";
+import { CannotResumeError } from "../../src/amu/run_dir.ts";
+import { parseExperimentArgs } from "../../tasks/train/settings.ts";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -120,10 +121,15 @@ Deno.test("run directory: metrics.json, order.npy, checkpoints; resume equals a 
 
     // Interrupted after 2 epochs, then resumed.
     const resumedDir = join(root, "resumed");
-    const first = await trainAmu(config, f, { outDir: resumedDir, stopAfterEpochs: 2 });
+    const printed: string[] = [];
+    const log = (line: string) => printed.push(line);
+    const first = await trainAmu(config, f, { outDir: resumedDir, stopAfterEpochs: 2, log });
     assertEquals(first.epochsDone, 2);
-    const resumed = await trainAmu(config, f, { outDir: resumedDir, resume: true });
+    const resumed = await trainAmu(config, f, { outDir: resumedDir, resume: true, log });
     assertEquals(resumed.epochsDone, 4);
+    // train.log holds every printed line of both calls, in order.
+    assertEquals(Deno.readTextFileSync(join(resumedDir, "train.log")), printed.join("\n") + "\n");
+    ok(printed.includes(`resuming ${resumedDir} after epoch 2 of 4`), printed.join("\n"));
     assertEquals(Deno.readTextFileSync(join(resumedDir, "metrics.json")), metricsText);
     assertEquals(resumed.finalWeight, straight.finalWeight, "final weights bit-identical");
     assertEquals(resumed.bestWeight, straight.bestWeight, "best weights bit-identical");
@@ -150,20 +156,32 @@ Deno.test("run directory: metrics.json, order.npy, checkpoints; resume equals a 
 
     // Guard rails.
     await rejects(() => trainAmu(config, f, { outDir: straightDir }), /already holds a run/);
+    // A run that cannot continue in its folder says so with a type of its own.
+    const cannotResume = (message: RegExp) => (e: Error) =>
+      e instanceof CannotResumeError && message.test(e.message);
     await rejects(
       () => trainAmu({ ...config, lr: 1e-2 }, f, { outDir: resumedDir, resume: true }),
-      /--lr was 0\.003, now 0\.01/,
+      cannotResume(/^cannot resume .*: --lr was 0\.003, now 0\.01/),
     );
     const other = { ...f, trainAux: { ...f.trainAux, data: f.trainAux.data.map((v) => v * 2) } };
     await rejects(
       () => trainAmu(config, other, { outDir: resumedDir, resume: true }),
-      /features differ/,
+      cannotResume(/features differ/),
+    );
+    await rejects(
+      () => trainAmu(config, f, { outDir: join(root, "none"), resume: true }),
+      cannotResume(/config\.json does not exist \(no run to resume\)/),
     );
   });
 });
 
 Deno.test("train flags: reference names, defaults, unknown flags and bad values are errors", () => {
-  const req = parseTrainArgs([
+  const parse = (argv: string[]) => {
+    const settings = parseExperimentArgs(argv);
+    if (settings === "help") throw new Error("unexpected help");
+    return settings;
+  };
+  const s = parse([
     "--features",
     "cache",
     "--lr=0.002",
@@ -175,21 +193,25 @@ Deno.test("train flags: reference names, defaults, unknown flags and bad values 
     "--exp_name",
     "x1",
   ]);
-  if (req === "help") throw new Error("unexpected help");
-  assertEquals(req.config.lr, 0.002);
-  assertEquals(req.config.epochs, 3);
-  assertEquals(req.config.batchSize, 8);
-  assertEquals(req.config.lambdaMerge, 0.35);
-  assertEquals(req.config.uncertainty, "max-min");
-  assertEquals(req.resume, true);
-  assertEquals(req.outDir.endsWith(join("results", "x1")), true);
-  assertEquals(parseTrainArgs(["--help"]), "help");
-  throws(() => parseTrainArgs(["--features", "c", "--batchsize", "4"]), /unknown flag --batchsize/);
-  throws(() => parseTrainArgs(["--features", "c", "--lr", "fast"]), /--lr: expected a number/);
-  throws(() => parseTrainArgs(["--features", "c", "--train_epoch", "1.5"]), /expected an integer/);
-  throws(() => parseTrainArgs(["--features", "c", "--uncent_type", "kl"]), /'kl' is not one of/);
-  throws(() => parseTrainArgs(["--lr", "0.1"]), /--features CACHE_DIR is required/);
-  throws(() => parseTrainArgs(["--features", "c", "stray"]), /unexpected argument 'stray'/);
+  assertEquals(s.mode, "features");
+  assertEquals(s.featuresDir, "cache");
+  assertEquals(s.amu.lr, 0.002);
+  assertEquals(s.amu.epochs, 3);
+  assertEquals(s.amu.batchSize, 8);
+  assertEquals(s.amu.lambdaMerge, 0.35);
+  assertEquals(s.amu.uncertainty, "max-min");
+  assertEquals(s.resume, true);
+  assertEquals(s.outDir.endsWith(join("results", "x1")), true);
+  assertEquals(parseExperimentArgs(["--help"]), "help");
+  throws(() => parse(["--features", "c", "--batchsize", "4"]), /unknown flag --batchsize/);
+  throws(() => parse(["--features", "c", "--lr", "fast"]), /--lr: expected a number/);
+  throws(() => parse(["--features", "c", "--train_epoch", "1.5"]), /expected an integer/);
+  throws(() => parse(["--features", "c", "--uncent_type", "kl"]), /'kl' is not one of/);
+  throws(
+    () => parse(["--features", "c", "--shots", "4"]),
+    /--features trains from a feature cache; --shots only apply when extracting/,
+  );
+  throws(() => parse(["--features", "c", "stray"]), /unexpected argument 'stray'/);
 });
 
 async function runTask(args: string[]): Promise<{ code: number; out: string; err: string }> {

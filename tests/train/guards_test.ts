@@ -10,6 +10,7 @@ import { writeFeatureCache } from "../../src/data/feature_cache.ts";
 import { amuConfig } from "../../src/amu/config.ts";
 import { syntheticFeatures } from "../../src/amu/synthetic.ts";
 import { trainAmu } from "../../src/amu/train.ts";
+import { CannotResumeError } from "../../src/amu/run_dir.ts";
 import { writeDemoImageFolder } from "../../src/data/demo_data.ts";
 import { npyArray, writeNpy } from "../../src/util/npy.ts";
 import { parseExperimentArgs } from "../../tasks/train/settings.ts";
@@ -142,6 +143,45 @@ Deno.test("run folders: --exp_name . or .. is refused; a folder of a user's file
     ]);
     assertEquals(again.code, 1);
     ok(again.stderr.includes("already holds a finished run"), again.stderr);
+  });
+});
+
+Deno.test("resume refusals: an interrupted run with other settings is a CannotResumeError saying how to start over", async () => {
+  await withTempDir(async (dir) => {
+    const cache = writeCache(dir);
+    const out = join(dir, "run");
+    const base = ["--features", cache, "--out", out, "--train_epoch", "3", "--batch_size", "4"];
+    const lines: string[] = [];
+    const io = { print: (l: string) => lines.push(l), progress: false as const };
+    const first = await runExperiment(parse(base), { ...io, stopAfterEpochs: 1 });
+    assertEquals(first.result?.epochsDone, 1);
+
+    // Other settings: refused before any feature work, naming the setting.
+    await rejects(
+      runExperiment(parse([...base, "--lr", "0.01"]), io),
+      (e: Error) =>
+        e instanceof CannotResumeError &&
+        e.message.includes("holds an interrupted run with lr 0.001, now 0.01"),
+    );
+    // With --order the settings are checked by the trainer; the refusal gains the way out.
+    const order = join(out, "order.npy");
+    await rejects(
+      runExperiment(parse([...base, "--order", order, "--lr", "0.01"]), io),
+      (e: Error) =>
+        e instanceof CannotResumeError &&
+        e.message.startsWith(`cannot resume ${out}: --lr was 0.001, now 0.01`) &&
+        e.message.endsWith(
+          "\n  (pass --overwrite to start a new run there, or choose another --exp_name)",
+        ),
+    );
+    const log = Deno.readTextFileSync(join(out, "train.log")).trimEnd().split("\n");
+    ok(log[log.length - 1].startsWith("  (pass --overwrite"), log.join("\n"));
+    ok(log.some((l) => l.startsWith(`error: cannot resume ${out}: --lr was`)), log.join("\n"));
+
+    // The same command resumes it.
+    const resumed = await runExperiment(parse(base), io);
+    ok(resumed.resumed);
+    assertEquals(resumed.result?.epochsDone, 3);
   });
 });
 
