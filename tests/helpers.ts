@@ -31,7 +31,8 @@ export function randomFloats(n: number, seed: number, lo = -1, hi = 1): Float32A
   return out;
 }
 
-/** Asserts |a - b| <= atol + rtol * |b| elementwise, reporting the worst index. */
+/** Asserts |a - b| <= atol + rtol * |b| elementwise (NaN matches NaN), naming the first index
+ * that differs, how many do, and the worst. */
 export function assertClose(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
@@ -41,22 +42,28 @@ export function assertClose(
   if (actual.length !== expected.length) {
     throw new Error(`${label}: length ${actual.length} != expected ${expected.length}`);
   }
+  let first = -1;
   let worst = -1;
   let worstExcess = 0;
+  let count = 0;
   for (let i = 0; i < actual.length; i++) {
     const a = actual[i], e = expected[i];
     if (Number.isNaN(e) && Number.isNaN(a)) continue;
     if (a === e) continue; // covers matching infinities
     const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
-    if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
+    if (excess <= 0) continue;
+    count++;
+    if (first < 0) first = i;
+    if (worst < 0 || excess > worstExcess || Number.isNaN(excess)) {
       worst = i;
       worstExcess = excess;
     }
   }
-  if (worst >= 0) {
+  if (first >= 0) {
+    const at = (i: number) => `index ${i}: got ${actual[i]}, expected ${expected[i]}`;
     throw new Error(
-      `${label}: mismatch at index ${worst}: got ${actual[worst]}, expected ${expected[worst]} ` +
-        `(rtol ${rtol}, atol ${atol})`,
+      `${label}: mismatch at ${at(first)} (${count} of ${actual.length} differ; worst at ` +
+        `${at(worst)}; rtol ${rtol}, atol ${atol})`,
     );
   }
 }

@@ -31,13 +31,6 @@ export function tryNormalizeAxis(axis: number, rank: number): number | undefined
   return Number.isInteger(a) && a >= 0 && a < rank ? a : undefined;
 }
 
-/** `axis` counted from the end when negative; an EngineError naming `what` when out of range. */
-export function normalizeAxis(axis: number, rank: number, what: string): number {
-  const a = tryNormalizeAxis(axis, rank);
-  if (a === undefined) throw new EngineError(`${what}: axis ${axis} out of range for rank ${rank}`);
-  return a;
-}
-
 /** An EngineError naming `what` unless an output of `outShape` holds as many elements as an input
  * of `inShape` (elementwise kernels write a same-size output, which may be a reshape). */
 export function checkSameSize(

@@ -417,6 +417,9 @@ export function readTensorFile(path: string): LoadedTensor {
 }
 
 /** Encodes a host tensor as a TensorProto (raw_data little-endian), for tests and tools. */
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_MIN = -(2n ** 63n);
+
 export function tensorToProto(name: string, t: CpuTensor): onnxProto.onnx.TensorProto {
   const n = t.data.length;
   let raw: Uint8Array;
@@ -435,7 +438,12 @@ export function tensorToProto(name: string, t: CpuTensor): onnxProto.onnx.Tensor
       break;
     case "int64": {
       const big = new BigInt64Array(n);
-      for (let i = 0; i < n; i++) big[i] = BigInt(Math.trunc(t.data[i]));
+      // A double at or past +-2^63 is a clamp sentinel (a parsed INT64_MAX reads back as 2^63):
+      // saturate, since BigInt64Array would wrap 2^63 round to INT64_MIN.
+      for (let i = 0; i < n; i++) {
+        const v = BigInt(Math.trunc(t.data[i]));
+        big[i] = v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : v;
+      }
       raw = new Uint8Array(big.buffer);
       break;
     }

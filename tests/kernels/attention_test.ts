@@ -3,14 +3,14 @@ import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
 import {
   type AttentionProblem,
-  contiguousStrides,
+  contiguousStrides4 as contiguousStrides,
   prepareAttention,
   type PrepareAttentionOptions,
   type Strides4,
 } from "../../src/kernels/attention.ts";
 import { attentionRef, type AttentionRefOptions } from "../../src/kernels/attention_ref.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
-import { runKernel } from "./movement_util.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 interface Case {
   b: number;
@@ -160,7 +160,7 @@ Deno.test("attention: halves (f16 operands) and float16 tensors", async () => {
     9,
     "bhsd",
   );
-  for (const x of got.data) assertEquals(cpuTensor("float16", [1], [x]).data[0], x);
+  assertHalfValues(got, "float16 attention");
 });
 
 Deno.test("attention: grouped-query heads, a bool mask, softcap, rows that see no key", async () => {
@@ -180,7 +180,7 @@ Deno.test("attention: grouped-query heads, a bool mask, softcap, rows that see n
   const [got] = await runKernel(
     gpu,
     [q, k, v, mask],
-    [[b, h, sq, d]],
+    [{ shape: [b, h, sq, d], dtype: "float32" }],
     (scope, ins, outs) =>
       prepareAttention(
         gpu,
@@ -196,7 +196,6 @@ Deno.test("attention: grouped-query heads, a bool mask, softcap, rows that see n
           emptyRowsZero: true,
         },
       ),
-    "float32",
   );
   assertClose(got.data, want.data, { rtol: 1e-5, atol: 2e-6, label: "gqa bool softcap" });
   assertEquals(got.data[5 * d], 0);

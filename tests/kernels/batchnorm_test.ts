@@ -1,16 +1,10 @@
-import {
-  allocTensor,
-  getGpu,
-  readTensor,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadTensor,
-} from "../../src/gpu/mod.ts";
-import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
+import { cpuTensor, roundToF16, sizeOf } from "../../src/util/tensor.ts";
 import { type BatchNormParams, prepareBatchNorm } from "../../src/kernels/batchnorm.ts";
-import { batchNormLayout, batchNormRef } from "../../src/kernels/batchnorm_ref.ts";
+import { batchNormRef } from "../../src/kernels/batchnorm_ref.ts";
+import { batchNormLayout } from "../../src/kernels/batchnorm_shape.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 let seed = 500;
 
@@ -22,34 +16,28 @@ async function check(
 ): Promise<void> {
   const gpu = await getGpu();
   const layout = batchNormLayout(shape, perPosition);
-  const xData = randomFloats(shape.reduce((a, b) => a * b, 1), seed++, -3, 3);
+  const dtype = f16 ? "float16" : "float32";
+  const x = cpuTensor(dtype, shape, randomFloats(sizeOf(shape), seed++, -3, 3));
   const vectors = [
     randomFloats(layout.params, seed++, 0.5, 2), // scale
     randomFloats(layout.params, seed++), // bias
     randomFloats(layout.params, seed++), // mean
     randomFloats(layout.params, seed++, 0.1, 3), // variance
-  ];
+  ].map((v) => cpuTensor("float32", [layout.params], v));
   const eps = 1e-3;
-  const ref = batchNormRef(xData, layout, vectors[0], vectors[1], vectors[2], vectors[3], eps);
-  const scope = new ResourceScope();
-  const dtype = f16 ? "float16" : "float32";
-  const x = uploadTensor(gpu, xData, shape, dtype, "x");
-  const y = allocTensor(gpu, shape, dtype, "y");
-  const uploaded = vectors.map((v) => uploadTensor(gpu, v, [layout.params], "float32"));
-  const host = vectors.map((v) => cpuTensor("float32", [layout.params], v));
-  const src = onGpu ? uploaded : host;
-  const p = { scale: src[0], bias: src[1], mean: src[2], variance: src[3] } as BatchNormParams;
-  submitDispatches(gpu, prepareBatchNorm(gpu, scope, x, y, layout, p, eps));
-  const got = await readTensor(gpu, y);
-  for (const t of [x, y, ...uploaded]) releaseTensor(gpu, t);
-  scope.dispose();
+  const [scale, bias, mean, variance] = vectors.map((v) => v.data);
+  const ref = batchNormRef(x.data, layout, scale, bias, mean, variance, eps);
+  const [got] = await runKernel(gpu, onGpu ? [x, ...vectors] : [x], [shape], (scope, ins, [y]) => {
+    const src = onGpu ? ins.slice(1) : vectors;
+    const p = { scale: src[0], bias: src[1], mean: src[2], variance: src[3] } as BatchNormParams;
+    return prepareBatchNorm(gpu, scope, ins[0], y, layout, p, eps);
+  });
   const label = JSON.stringify({ shape, perPosition, onGpu, f16 });
   if (f16) {
-    const unrounded = got.findIndex((v) => v !== roundToF16(v));
-    if (unrounded >= 0) throw new Error(`${label}: output ${got[unrounded]} is not a half value`);
-    assertClose(got, ref.map(roundToF16), { rtol: 1e-3, atol: 1e-3, label });
+    assertHalfValues(got, label);
+    assertClose(got.data, ref.map(roundToF16), { rtol: 1e-3, atol: 1e-3, label });
   } else {
-    assertClose(got, ref, { rtol: 1e-5, atol: 1e-5, label });
+    assertClose(got.data, ref, { rtol: 1e-5, atol: 1e-5, label });
   }
 }
 

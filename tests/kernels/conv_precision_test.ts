@@ -3,21 +3,15 @@
  * weights (float32 accumulation), differs from the float32 result, and stays within float16
  * rounding of it. Weights computed on the GPU are not rounded. */
 import assert from "node:assert/strict";
-import {
-  allocTensor,
-  getGpu,
-  readTensor,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadTensor,
-} from "../../src/gpu/mod.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { prepareConv } from "../../src/kernels/conv.ts";
-import { type ConvAttrs, convOutputShape, convRef } from "../../src/kernels/conv_ref.ts";
+import { convRef } from "../../src/kernels/conv_ref.ts";
+import { type ConvAttrs, convOutputShape } from "../../src/kernels/conv_shape.ts";
 import { MATMUL_KERNEL, matmulProblem, matmulProblemKey } from "../../src/kernels/matmul.ts";
 import { VariantCache } from "../../src/kernels/variants.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
+import { runKernel } from "./harness.ts";
 
 const CASES: { x: number[]; w: number[]; attrs: ConvAttrs; channelBlocks?: number }[] = [
   {
@@ -50,31 +44,38 @@ Deno.test("conv f16 weights: exact for rounded weights, within half rounding of 
     const yShape = convOutputShape(cs.x, cs.w, cs.attrs);
     const exact = convRef(xData, cs.x, wData, cs.w, bData, cs.attrs).data;
     const rounded = convRef(xData, cs.x, wData.map(roundToF16), cs.w, bData, cs.attrs).data;
-    const x = uploadTensor(gpu, xData, cs.x, "float32");
-    const y = allocTensor(gpu, yShape, "float32");
-    const gw = uploadTensor(gpu, wData, cs.w, "float32");
+    const x = cpuTensor("float32", cs.x, xData);
     const w = cpuTensor("float32", cs.w, wData), b = cpuTensor("float32", [cs.w[0]], bData);
-    const scope = new ResourceScope();
     const label = JSON.stringify(cs);
-    try {
-      const opts = { precision: "f16" as const, channelBlocks: cs.channelBlocks };
-      submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, cs.attrs, opts));
-      const got = await readTensor(gpu, y);
-      assertClose(got, rounded, { rtol: 1e-5, atol: 1e-5, label: `${label} vs rounded weights` });
-      // Rounding the weights is visible, and bounded by 2^-11 of each |w x| term.
-      let maxDiff = 0;
-      for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - exact[i]));
-      assert.ok(maxDiff > 1e-6, `${label}: f16 weights changed nothing (${maxDiff})`);
-      const taps = n(cs.w.slice(1));
-      assert.ok(maxDiff <= taps * 2 ** -11, `${label}: ${maxDiff} over half rounding`);
-
-      // Weights on the GPU are repacked each run at full precision.
-      submitDispatches(gpu, prepareConv(gpu, scope, x, gw, b, y, cs.attrs, opts));
-      assertClose(await readTensor(gpu, y), exact, { rtol: 1e-4, atol: 1e-5, label });
-    } finally {
-      scope.dispose();
-      for (const t of [x, y, gw]) releaseTensor(gpu, t);
+    const opts = { precision: "f16" as const, channelBlocks: cs.channelBlocks };
+    const [got] = await runKernel(
+      gpu,
+      [x],
+      [yShape],
+      (scope, [gx], [y]) => prepareConv(gpu, scope, gx, w, b, y, cs.attrs, opts),
+    );
+    assertClose(got.data, rounded, {
+      rtol: 1e-5,
+      atol: 1e-5,
+      label: `${label} vs rounded weights`,
+    });
+    // Rounding the weights is visible, and bounded by 2^-11 of each |w x| term.
+    let maxDiff = 0;
+    for (let i = 0; i < got.data.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(got.data[i] - exact[i]));
     }
+    assert.ok(maxDiff > 1e-6, `${label}: f16 weights changed nothing (${maxDiff})`);
+    const taps = n(cs.w.slice(1));
+    assert.ok(maxDiff <= taps * 2 ** -11, `${label}: ${maxDiff} over half rounding`);
+
+    // Weights on the GPU are repacked each run at full precision.
+    const [full] = await runKernel(
+      gpu,
+      [x, w],
+      [yShape],
+      (scope, [gx, gw], [y]) => prepareConv(gpu, scope, gx, gw, b, y, cs.attrs, opts),
+    );
+    assertClose(full.data, exact, { rtol: 1e-4, atol: 1e-5, label });
   }
 });
 
@@ -87,25 +88,24 @@ Deno.test("conv f16 as a matmul: weights and activations stored as halves", asyn
   const exact = convRef(xData, xShape, wData, wShape, bData, attrs).data;
   const rounded =
     convRef(xData.map(roundToF16), xShape, wData.map(roundToF16), wShape, bData, attrs).data;
-  const x = uploadTensor(gpu, xData, xShape, "float32");
-  const y = allocTensor(gpu, [2, 97, 10, 10], "float32");
-  const scope = new ResourceScope();
-  try {
-    const w = cpuTensor("float32", wShape, wData), b = cpuTensor("float32", [97], bData);
-    // The half-precision texture matmul, whatever the adapter would choose.
-    const variantCache = new VariantCache();
-    const problem = matmulProblem([97, 9], [2, 9, 100], {}, true);
-    variantCache.set(gpu, MATMUL_KERNEL, matmulProblemKey(problem), "texture-f16-16x16");
-    const options = { precision: "f16", gemm: true, variantCache } as const;
-    submitDispatches(gpu, prepareConv(gpu, scope, x, w, b, y, attrs, options));
-    const got = await readTensor(gpu, y);
-    assertClose(got, rounded, { rtol: 1e-5, atol: 1e-5, label: "vs rounded operands" });
-    let maxDiff = 0;
-    for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - exact[i]));
-    assert.ok(maxDiff > 1e-6, `f16 operands changed nothing (${maxDiff})`);
-    assert.ok(maxDiff <= 9 * 2 * 2 ** -11, `${maxDiff} over half rounding of both operands`);
-  } finally {
-    scope.dispose();
-    for (const t of [x, y]) releaseTensor(gpu, t);
+  const x = cpuTensor("float32", xShape, xData);
+  const w = cpuTensor("float32", wShape, wData), b = cpuTensor("float32", [97], bData);
+  // The half-precision texture matmul, whatever the adapter would choose.
+  const variantCache = new VariantCache();
+  const problem = matmulProblem([97, 9], [2, 9, 100], {}, true);
+  variantCache.set(gpu, MATMUL_KERNEL, matmulProblemKey(problem), "texture-f16-16x16");
+  const options = { precision: "f16", gemm: true, variantCache } as const;
+  const [got] = await runKernel(
+    gpu,
+    [x],
+    [[2, 97, 10, 10]],
+    (scope, [gx], [y]) => prepareConv(gpu, scope, gx, w, b, y, attrs, options),
+  );
+  assertClose(got.data, rounded, { rtol: 1e-5, atol: 1e-5, label: "vs rounded operands" });
+  let maxDiff = 0;
+  for (let i = 0; i < got.data.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(got.data[i] - exact[i]));
   }
+  assert.ok(maxDiff > 1e-6, `f16 operands changed nothing (${maxDiff})`);
+  assert.ok(maxDiff <= 9 * 2 * 2 ** -11, `${maxDiff} over half rounding of both operands`);
 });

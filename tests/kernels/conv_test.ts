@@ -1,18 +1,12 @@
 import { ok, rejects } from "node:assert/strict";
-import {
-  allocTensor,
-  getGpu,
-  type GpuTensor,
-  readTensor,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadTensor,
-} from "../../src/gpu/mod.ts";
-import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
+import { getGpu, type GpuTensor } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { convInputPaths, convWeightLayout, prepareConv } from "../../src/kernels/conv.ts";
-import { type ConvAttrs, convOutputShape, convRef, to3d } from "../../src/kernels/conv_ref.ts";
+import { convRef } from "../../src/kernels/conv_ref.ts";
+import { type ConvAttrs, convOutputShape } from "../../src/kernels/conv_shape.ts";
+import { to3d } from "../../src/kernels/shape.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 interface Case {
   x: number[];
@@ -55,37 +49,28 @@ async function check(cs: Case): Promise<string[]> {
   const bData = cs.bias ? randomFloats(cs.w[0], seed++) : undefined;
   const ref = convRef(xData, cs.x, wData, cs.w, bData, attrs);
   const yShape = convOutputShape(cs.x, cs.w, attrs);
-  const scope = new ResourceScope();
-  const x = uploadTensor(gpu, xData, cs.x, dtype, "x");
-  const y = allocTensor(gpu, yShape, dtype, "y");
-  const temps: GpuTensor[] = [x, y];
-  let w: GpuTensor | ReturnType<typeof cpuTensor> = cpuTensor("float32", cs.w, wData);
-  let b: GpuTensor | ReturnType<typeof cpuTensor> | undefined = bData
-    ? cpuTensor("float32", [cs.w[0]], bData)
-    : undefined;
-  if (cs.gpuWeights) {
-    w = uploadTensor(gpu, wData, cs.w, "float32", "w");
-    temps.push(w);
-    if (bData) {
-      b = uploadTensor(gpu, bData, [cs.w[0]], "float32", "b");
-      temps.push(b);
-    }
-  }
+  const x = cpuTensor(dtype, cs.x, xData);
+  const w = cpuTensor("float32", cs.w, wData);
+  const b = bData ? cpuTensor("float32", [cs.w[0]], bData) : undefined;
+  // Weights (and bias) on the GPU are inputs 1 (and 2); host ones the binding packs itself.
+  const inputs = cs.gpuWeights ? [x, w, ...(b ? [b] : [])] : [x];
   const options = { channelBlocks: cs.channelBlocks, gemm: cs.gemm, wide: cs.wide };
-  const dispatches = prepareConv(gpu, scope, x, w, b, y, attrs, options);
-  submitDispatches(gpu, dispatches);
-  const got = await readTensor(gpu, y);
-  for (const t of temps) releaseTensor(gpu, t);
-  scope.dispose();
+  let shaders: string[] = [];
+  const [got] = await runKernel(gpu, inputs, [yShape], (scope, ins, [y]) => {
+    const wArg: GpuTensor | CpuTensor = cs.gpuWeights ? ins[1] : w;
+    const bArg: GpuTensor | CpuTensor | undefined = cs.gpuWeights && b ? ins[2] : b;
+    const dispatches = prepareConv(gpu, scope, ins[0], wArg, bArg, y, attrs, options);
+    shaders = dispatches.map((d) => d.label);
+    return dispatches;
+  });
   const label = JSON.stringify(cs);
   if (cs.f16) {
-    const unrounded = got.findIndex((v) => v !== roundToF16(v));
-    if (unrounded >= 0) throw new Error(`${label}: output ${got[unrounded]} is not a half value`);
-    assertClose(got, round(ref.data), { rtol: 2e-3, atol: 1e-3, label });
+    assertHalfValues(got, label);
+    assertClose(got.data, round(ref.data), { rtol: 2e-3, atol: 1e-3, label });
   } else {
-    assertClose(got, ref.data, { rtol: 1e-4, atol: 1e-4, label });
+    assertClose(got.data, ref.data, { rtol: 1e-4, atol: 1e-4, label });
   }
-  return dispatches.map((d) => d.label);
+  return shaders;
 }
 
 Deno.test("conv: 2-D basics, odd sizes, bias/no bias, relu", async () => {

@@ -11,13 +11,10 @@ import {
   packConvTransposeWeights,
   prepareConvTranspose,
 } from "../../src/kernels/conv_transpose.ts";
-import {
-  type ConvTransposeAttrs,
-  convTransposeOutputShape,
-  convTransposeRef,
-} from "../../src/kernels/conv_transpose_ref.ts";
+import { convTransposeRef } from "../../src/kernels/conv_transpose_ref.ts";
+import { type ConvTransposeAttrs, convTransposeOutputShape } from "../../src/kernels/conv_shape.ts";
 import { assertClose, randomFloats, rng } from "../helpers.ts";
-import { runKernel } from "./movement_util.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 /** The definition, independently of the reference's gather: every input value X[n, ch, i] goes
  * through every tap k to the full position i * stride + k * dilation, shifted by the leading
@@ -131,9 +128,7 @@ async function check(cs: Case): Promise<void> {
   const label = JSON.stringify(cs);
   deepStrictEqual([...got.shape], ref.shape, `${label}: shape`);
   if (cs.f16) {
-    const data = Array.from(got.data);
-    const unrounded = data.findIndex((v) => v !== roundToF16(v));
-    if (unrounded >= 0) throw new Error(`${label}: output ${data[unrounded]} is not a half value`);
+    assertHalfValues(got, label);
     assertClose(got.data, round(ref.data), { rtol: 2e-3, atol: 1e-3, label });
   } else {
     assertClose(got.data, ref.data, { rtol: 1e-4, atol: 1e-5, label });

@@ -12,15 +12,10 @@ import {
   simplifyRegion,
 } from "../../src/kernels/copy.ts";
 import { broadcastShapes } from "../../src/kernels/shape.ts";
-import {
-  concatRef,
-  expandRef,
-  resolveSlice,
-  sliceRef,
-  splitRef,
-} from "../../src/kernels/copy_ref.ts";
+import { concatRef, expandRef, sliceRef, splitRef } from "../../src/kernels/copy_ref.ts";
+import { resolveSlice } from "../../src/kernels/copy_shape.ts";
 import { rng } from "../helpers.ts";
-import { assertSameTensor, randomTensor, runKernel } from "./movement_util.ts";
+import { assertSameTensor, randomTensor, runKernel } from "./harness.ts";
 
 Deno.test("copy: region simplification merges contiguous axes and drops size-1 axes", () => {
   const r = simplifyRegion({

@@ -3,8 +3,9 @@ import { deepStrictEqual, throws } from "node:assert/strict";
 import { cpuTensor } from "../../src/util/tensor.ts";
 import { getGpu } from "../../src/gpu/mod.ts";
 import { prepareGather, prepareGatherElements } from "../../src/kernels/gather.ts";
-import { gatherElementsRef, gatherRef, gatherShape } from "../../src/kernels/gather_ref.ts";
-import { assertSameTensor, randomInts, randomTensor, runKernel } from "./movement_util.ts";
+import { gatherElementsRef, gatherRef } from "../../src/kernels/gather_ref.ts";
+import { gatherShape } from "../../src/kernels/gather_shape.ts";
+import { assertSameTensor, randomInts, randomTensor, runKernel } from "./harness.ts";
 
 Deno.test("gather: every axis, negative and 2-D indices, int32/int64 indices", async () => {
   const gpu = await getGpu();

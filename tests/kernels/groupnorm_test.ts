@@ -5,13 +5,10 @@ import { deepStrictEqual, throws } from "node:assert/strict";
 import { type CpuTensor, cpuTensor, roundToF16, sizeOf } from "../../src/util/tensor.ts";
 import { getGpu, type GpuTensor } from "../../src/gpu/mod.ts";
 import { GROUPNORM_CHUNK, prepareGroupNorm } from "../../src/kernels/groupnorm.ts";
-import {
-  groupNormLayout,
-  groupNormParamCount,
-  groupNormRef,
-} from "../../src/kernels/groupnorm_ref.ts";
+import { groupNormRef } from "../../src/kernels/groupnorm_ref.ts";
+import { groupNormLayout, groupNormParamCount } from "../../src/kernels/groupnorm_shape.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
-import { runKernel } from "./movement_util.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 Deno.test("groupnorm ref: rows come out with mean 0 and variance var / (var + eps)", () => {
   const shape = [2, 6, 3, 5];
@@ -72,9 +69,7 @@ async function check(cs: Case): Promise<void> {
   });
   const label = JSON.stringify(cs);
   if (cs.f16) {
-    const data = Array.from(got.data);
-    const unrounded = data.findIndex((v) => v !== roundToF16(v));
-    if (unrounded >= 0) throw new Error(`${label}: output ${data[unrounded]} is not a half value`);
+    assertHalfValues(got, label);
     assertClose(got.data, ref.map(roundToF16), { rtol: 2e-3, atol: 2e-3, label });
   } else {
     assertClose(got.data, ref, { rtol: 1e-4, atol: 1e-4, label });

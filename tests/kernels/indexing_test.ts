@@ -3,26 +3,13 @@
  * garbage so a skipped element fails, and the scatter family's out-of-range reporting. */
 import "../gpu_teardown.ts";
 import { deepStrictEqual, throws } from "node:assert/strict";
-import {
-  allocTensor,
-  type Dispatch,
-  downloadTensor,
-  getGpu,
-  type Gpu,
-  type GpuTensor,
-  readBuffer,
-  releaseTensor,
-  ResourceScope,
-  STATUS_WORDS,
-  type StatusSlot,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { type CpuTensor, cpuTensor, type DType, sizeOf } from "../../src/util/tensor.ts";
 import { prepareEye, prepareTrilu } from "../../src/kernels/band.ts";
 import { eyeRef, triluRef } from "../../src/kernels/band_ref.ts";
 import { prepareEinsum } from "../../src/kernels/einsum.ts";
-import { einsumRef, planEinsum } from "../../src/kernels/einsum_ref.ts";
+import { einsumRef } from "../../src/kernels/einsum_ref.ts";
+import { planEinsum } from "../../src/kernels/einsum_shape.ts";
 import { prepareOneHot } from "../../src/kernels/onehot.ts";
 import { oneHotRef } from "../../src/kernels/onehot_ref.ts";
 import { prepareCumSum, prepareHardmax } from "../../src/kernels/scan.ts";
@@ -32,55 +19,19 @@ import {
   prepareScatterElements,
   prepareScatterND,
 } from "../../src/kernels/scatter.ts";
-import {
-  gatherNDRef,
-  SCATTER_REDUCTIONS,
-  scatterElementsRef,
-  scatterNDRef,
-} from "../../src/kernels/scatter_ref.ts";
+import { gatherNDRef, scatterElementsRef, scatterNDRef } from "../../src/kernels/scatter_ref.ts";
+import { SCATTER_REDUCTIONS } from "../../src/kernels/scatter_shape.ts";
 import { prepareTopK } from "../../src/kernels/topk.ts";
 import { topKRef } from "../../src/kernels/topk_ref.ts";
-import { assertClose, rng } from "../helpers.ts";
-import { assertSameTensor, randomInts, randomTensor } from "./movement_util.ts";
-
-/** Like movement_util's runKernel, with a dtype per output and an optional status slot that is
- * read back: uploads inputs, pre-fills outputs with garbage, runs, downloads. */
-async function run(
-  gpu: Gpu,
-  inputs: readonly CpuTensor[],
-  outs: readonly { shape: readonly number[]; dtype: DType }[],
-  prepare: (
-    scope: ResourceScope,
-    ins: GpuTensor[],
-    outs: GpuTensor[],
-    status: StatusSlot,
-  ) => Dispatch[],
-): Promise<{ outputs: CpuTensor[]; status: number[] }> {
-  const scope = new ResourceScope();
-  const ins = inputs.map((t) => uploadCpuTensor(gpu, t));
-  const gouts = outs.map(({ shape, dtype }) => {
-    const t = allocTensor(gpu, shape, dtype);
-    const n = sizeOf(shape);
-    if (n > 0) gpu.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(n).fill(0x7fc0dead));
-    return t;
-  });
-  // Slot 1 of a zeroed buffer, so that a kernel writing slot 0 by mistake is caught.
-  const statusBuffer = scope.own(gpu.device.createBuffer({
-    size: 4 * STATUS_WORDS * 2,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
-  }));
-  try {
-    submitDispatches(gpu, prepare(scope, ins, gouts, { buffer: statusBuffer, slot: 1 }));
-    const outputs = await Promise.all(gouts.map((t) => downloadTensor(gpu, t)));
-    const words = new Int32Array(await readBuffer(gpu, statusBuffer, 4 * STATUS_WORDS * 2));
-    deepStrictEqual([words[0], words[1]], [0, 0], "status slot 0 untouched");
-    return { outputs, status: [words[2], words[3]] };
-  } finally {
-    for (const t of [...ins, ...gouts]) releaseTensor(gpu, t);
-    scope.dispose();
-    gpu.checkHealthy("indexing test");
-  }
-}
+import { rng } from "../helpers.ts";
+import {
+  assertHalfValues,
+  assertSameTensor,
+  assertTensorClose,
+  randomInts,
+  randomTensor,
+  runKernelWithStatus,
+} from "./harness.ts";
 
 /** Random integers with many repeats (ties) in [-range, range). */
 function tiedTensor(
@@ -108,7 +59,7 @@ Deno.test("topK: every axis, largest/smallest, ties by lower index, float and in
         const largest = seed % 4 !== 1;
         seed++;
         const [values, indices] = topKRef(x, axis, k, largest);
-        const { outputs } = await run(
+        const { outputs } = await runKernelWithStatus(
           gpu,
           [x],
           [values, indices],
@@ -127,7 +78,7 @@ Deno.test("topK: NaN sorts above +inf, -0 ties with +0 by index", async () => {
   const x = cpuTensor("float32", [7], [1, NaN, -0, Infinity, 0, -Infinity, NaN]);
   for (const largest of [true, false]) {
     const [values, indices] = topKRef(x, 0, 7, largest);
-    const { outputs } = await run(
+    const { outputs } = await runKernelWithStatus(
       gpu,
       [x],
       [values, indices],
@@ -166,7 +117,7 @@ Deno.test("gatherND: batch_dims 0..2, tuple lengths, negative indices", async ()
       const data = randomTensor(seed % 2 ? "float32" : "int64", dshape, seed);
       seed++;
       const expected = gatherNDRef(data, indices, b);
-      const { outputs: [got], status } = await run(
+      const { outputs: [got], status } = await runKernelWithStatus(
         gpu,
         [data, indices],
         [expected],
@@ -216,7 +167,7 @@ Deno.test("scatterND: every reduction, slices and elements, duplicates under red
       const updates = randomTensor(dtype, [...idx.slice(0, -1), ...dshape.slice(depth)], seed + 1);
       seed++;
       const expected = scatterNDRef(data, indices, updates, reduction);
-      const { outputs: [got], status } = await run(
+      const { outputs: [got], status } = await runKernelWithStatus(
         gpu,
         [data, indices, updates],
         [expected],
@@ -224,7 +175,8 @@ Deno.test("scatterND: every reduction, slices and elements, duplicates under red
       );
       const label = `scatterND ${dshape} idx ${idx} ${reduction} ${dtype}`;
       if (dtype !== "int32" && reduction !== "none") {
-        assertClose(got.data, expected.data, { label, rtol: 1e-6 });
+        assertTensorClose(got, expected, { label, rtol: 1e-6 });
+        if (dtype === "float16") assertHalfValues(got, label);
       } else assertSameTensor(got, expected, label);
       deepStrictEqual(status, [0, 0]);
     }
@@ -251,7 +203,7 @@ Deno.test("scatterElements: every axis and reduction, smaller indices, duplicate
         const indices = cpuTensor("int32", idx, randomInts(sizeOf(idx), seed + 2, -dim, dim));
         seed++;
         const expected = scatterElementsRef(data, indices, updates, axis, reduction);
-        const { outputs: [got], status } = await run(
+        const { outputs: [got], status } = await runKernelWithStatus(
           gpu,
           [data, indices, updates],
           [expected],
@@ -272,7 +224,7 @@ Deno.test("scatter family: out-of-range GPU indices are skipped (0 for gatherND)
   // GatherND: tuple 1 is out of range: its slice reads 0 and the status holds the index.
   const idx = cpuTensor("int64", [3, 1], [3, 9, -4]);
   throws(() => gatherNDRef(data, idx, 0), /index 9 is outside \[-4, 4\)/);
-  const g = await run(
+  const g = await runKernelWithStatus(
     gpu,
     [data, idx],
     [{ shape: [3, 2], dtype: "float32" }],
@@ -283,7 +235,7 @@ Deno.test("scatter family: out-of-range GPU indices are skipped (0 for gatherND)
   // ScatterND: the bad update is skipped, the others land.
   const upd = cpuTensor("float32", [3, 2], [10, 11, 12, 13, 14, 15]);
   const sidx = cpuTensor("int32", [3, 1], [-1, -5, 1]);
-  const sn = await run(
+  const sn = await runKernelWithStatus(
     gpu,
     [data, sidx, upd],
     [{ shape: [4, 2], dtype: "float32" }],
@@ -294,7 +246,7 @@ Deno.test("scatter family: out-of-range GPU indices are skipped (0 for gatherND)
   // ScatterElements along axis 1.
   const eidx = cpuTensor("int64", [4, 1], [0, 2, -1, -3]);
   const eupd = cpuTensor("float32", [4, 1], [-1, -2, -3, -4]);
-  const se = await run(
+  const se = await runKernelWithStatus(
     gpu,
     [data, eidx, eupd],
     [{ shape: [4, 2], dtype: "float32" }],
@@ -314,7 +266,7 @@ Deno.test("trilu and eye: every k across the band, batched, any dtype", async ()
         const dtype = (["float32", "int64", "bool"] as const)[seed % 3];
         const x = randomTensor(dtype, shape, seed++);
         const expected = triluRef(x, k, upper);
-        const { outputs: [got] } = await run(
+        const { outputs: [got] } = await runKernelWithStatus(
           gpu,
           [x],
           [expected],
@@ -325,7 +277,7 @@ Deno.test("trilu and eye: every k across the band, batched, any dtype", async ()
       if (shape.length === 2) {
         for (const dtype of ["float32", "int32", "bool"] as const) {
           const expected = eyeRef(dtype, rows, cols, k);
-          const { outputs: [got] } = await run(
+          const { outputs: [got] } = await runKernelWithStatus(
             gpu,
             [],
             [expected],
@@ -348,7 +300,7 @@ Deno.test("cumsum: every axis, exclusive and reverse, float and int", async () =
           const dtype = (["float32", "int32", "int64", "float16"] as const)[seed % 4];
           const x = randomTensor(dtype, shape, seed++);
           const expected = cumsumRef(x, axis, exclusive, reverse);
-          const { outputs: [got] } = await run(
+          const { outputs: [got] } = await runKernelWithStatus(
             gpu,
             [x],
             [expected],
@@ -372,7 +324,7 @@ Deno.test("hardmax: every axis, ties pick the first maximum", async () => {
         : tiedTensor("float32", shape, seed, 2);
       seed++;
       const expected = hardmaxRef(x, axis);
-      const { outputs: [got] } = await run(
+      const { outputs: [got] } = await runKernelWithStatus(
         gpu,
         [x],
         [expected],
@@ -401,7 +353,7 @@ Deno.test("oneHot: every axis, negative and out-of-range indices, float indices"
       const values = cpuTensor(vtype, [2], [-3, 7]);
       seed++;
       const expected = oneHotRef(indices, depth, values, axis);
-      const { outputs: [got] } = await run(
+      const { outputs: [got] } = await runKernelWithStatus(
         gpu,
         [indices, values],
         [expected],
@@ -442,7 +394,7 @@ Deno.test("einsum: matmul, batch, transpose, traces, diagonals, ellipsis, implic
         dtype === "int32" ? tiedTensor(dtype, s, seed++, 5) : randomTensor(dtype, s, seed++)
       );
       const expected = einsumRef(equation, ops);
-      const { outputs: [got] } = await run(
+      const { outputs: [got] } = await runKernelWithStatus(
         gpu,
         ops,
         [expected],
@@ -452,8 +404,8 @@ Deno.test("einsum: matmul, batch, transpose, traces, diagonals, ellipsis, implic
       if (dtype !== "int32") {
         // float16: the f32 sums may differ in the last bit, which can flip the rounding to half.
         const rtol = dtype === "float16" ? 2e-3 : 1e-5;
-        deepStrictEqual([...got.shape, got.dtype], [...expected.shape, expected.dtype], label);
-        assertClose(got.data, expected.data, { label, rtol, atol: 1e-6 });
+        assertTensorClose(got, expected, { label, rtol, atol: 1e-6 });
+        if (dtype === "float16") assertHalfValues(got, label);
       } else assertSameTensor(got, expected, label);
     }
   }

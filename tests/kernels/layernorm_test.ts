@@ -1,20 +1,11 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import {
-  allocTensor,
-  downloadTensor,
-  getGpu,
-  type Gpu,
-  type GpuTensor,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
+import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
 import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { type LayerNormOptions, prepareLayerNorm } from "../../src/kernels/layernorm.ts";
 import { layerNormRef } from "../../src/kernels/layernorm_ref.ts";
 import { type RowStrategy } from "../../src/kernels/reduce.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
+import { assertHalfValues, type OutputSpec, runKernel } from "./harness.ts";
 
 interface LnResult {
   y: CpuTensor;
@@ -32,27 +23,16 @@ async function runLayerNorm(
   const rank = x.shape.length;
   const axis = (options.axis ?? -1) < 0 ? (options.axis ?? -1) + rank : options.axis ?? -1;
   const statShape = x.shape.map((d, i) => (i < axis ? d : 1));
-  const xt = uploadCpuTensor(gpu, x);
-  const st = uploadCpuTensor(gpu, scale);
-  const bt = bias ? uploadCpuTensor(gpu, bias) : undefined;
-  const out = allocTensor(gpu, x.shape, x.dtype);
-  const mean = options.stats ? allocTensor(gpu, statShape, "float32") : undefined;
-  const inv = options.stats ? allocTensor(gpu, statShape, "float32") : undefined;
-  const scope = new ResourceScope();
-  submitDispatches(
+  const stat = { shape: statShape, dtype: "float32" as const };
+  const outputs: OutputSpec[] = [x.shape, ...(options.stats ? [stat, stat] : [])];
+  const [y, mean, inv] = await runKernel(
     gpu,
-    prepareLayerNorm(gpu, scope, xt, st, bt, out, { ...options, mean, invStdDev: inv }),
+    bias ? [x, scale, bias] : [x, scale],
+    outputs,
+    (scope, [xt, st, bt], [out, mean, invStdDev]) =>
+      prepareLayerNorm(gpu, scope, xt, st, bt, out, { ...options, mean, invStdDev }),
   );
-  const result: LnResult = { y: await downloadTensor(gpu, out) };
-  if (mean && inv) {
-    result.mean = await downloadTensor(gpu, mean);
-    result.inv = await downloadTensor(gpu, inv);
-  }
-  for (const t of [xt, st, bt, out, mean, inv] as (GpuTensor | undefined)[]) {
-    if (t) releaseTensor(gpu, t);
-  }
-  scope.dispose();
-  return result;
+  return { y, mean, inv };
 }
 
 const STRATEGIES: RowStrategy[] = ["thread", "group"];
@@ -159,5 +139,5 @@ Deno.test("layernorm: float16 input rounds its result", async () => {
   const got = await runLayerNorm(gpu, x, scale, undefined, {});
   const want = layerNormRef(x, scale, undefined, -1, 1e-5);
   assertClose(got.y.data, want.y.data, { rtol: 2e-3, atol: 2e-3 });
-  for (const v of got.y.data) assertEquals(cpuTensor("float16", [1], [v]).data[0], v);
+  assertHalfValues(got.y, "float16 layernorm");
 });

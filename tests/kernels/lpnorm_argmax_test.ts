@@ -1,21 +1,14 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import {
-  allocTensor,
-  downloadTensor,
-  getGpu,
-  type Gpu,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
-import { type CpuTensor, cpuTensor, type DType } from "../../src/util/tensor.ts";
+import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, type DType, sizeOf } from "../../src/util/tensor.ts";
 import { type ArgOptions, prepareArgMax } from "../../src/kernels/argmax.ts";
 import { argRef } from "../../src/kernels/argmax_ref.ts";
 import { prepareLpNorm } from "../../src/kernels/lpnorm.ts";
 import { lpNormRef } from "../../src/kernels/lpnorm_ref.ts";
-import { reduceShape, type RowStrategy } from "../../src/kernels/reduce.ts";
-import { assertClose, randomFloats, rng } from "../helpers.ts";
+import { type RowStrategy } from "../../src/kernels/reduce.ts";
+import { reduceShape } from "../../src/kernels/reduce_shape.ts";
+import { assertClose, randomFloats } from "../helpers.ts";
+import { randomInts, runKernel } from "./harness.ts";
 
 const STRATEGIES: RowStrategy[] = ["thread", "group"];
 
@@ -26,15 +19,13 @@ async function runLpNorm(
   p: 1 | 2,
   strategy: RowStrategy,
 ): Promise<CpuTensor> {
-  const xt = uploadCpuTensor(gpu, x);
-  const out = allocTensor(gpu, x.shape, x.dtype);
-  const scope = new ResourceScope();
-  submitDispatches(gpu, prepareLpNorm(gpu, scope, xt, out, axis, p, { strategy }));
-  const result = await downloadTensor(gpu, out);
-  releaseTensor(gpu, xt);
-  releaseTensor(gpu, out);
-  scope.dispose();
-  return result;
+  const [y] = await runKernel(
+    gpu,
+    [x],
+    [x.shape],
+    (scope, [xt], [out]) => prepareLpNorm(gpu, scope, xt, out, axis, p, { strategy }),
+  );
+  return y;
 }
 
 async function runArg(
@@ -45,15 +36,13 @@ async function runArg(
   options: ArgOptions,
 ): Promise<CpuTensor> {
   const a = axis < 0 ? axis + x.shape.length : axis;
-  const xt = uploadCpuTensor(gpu, x);
-  const out = allocTensor(gpu, reduceShape(x.shape, [a], keepdims), "int64");
-  const scope = new ResourceScope();
-  submitDispatches(gpu, prepareArgMax(gpu, scope, xt, out, axis, options));
-  const result = await downloadTensor(gpu, out);
-  releaseTensor(gpu, xt);
-  releaseTensor(gpu, out);
-  scope.dispose();
-  return result;
+  const [indices] = await runKernel(
+    gpu,
+    [x],
+    [{ shape: reduceShape(x.shape, [a], keepdims), dtype: "int64" }],
+    (scope, [xt], [out]) => prepareArgMax(gpu, scope, xt, out, axis, options),
+  );
+  return indices;
 }
 
 Deno.test("lpnorm: p=1 and p=2 along every axis, odd extents, both strategies", async () => {
@@ -97,10 +86,7 @@ Deno.test("lpnorm: an all-zero row stays zero (no NaN)", async () => {
 
 /** Values with many ties: small integers. */
 function tiedInput(dtype: DType, shape: number[], seed: number): CpuTensor {
-  const r = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const hi = dtype === "bool" ? 2 : 5;
-  return cpuTensor(dtype, shape, Array.from({ length: n }, () => Math.floor(r() * hi)));
+  return cpuTensor(dtype, shape, randomInts(sizeOf(shape), seed, 0, dtype === "bool" ? 2 : 5));
 }
 
 Deno.test("argmax/argmin: ties, select_last_index, axes, keepdims, both strategies", async () => {

@@ -1,16 +1,6 @@
 import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
-import {
-  allocTensor,
-  downloadTensor,
-  getGpu,
-  type Gpu,
-  type GpuTensor,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
-import { type CpuTensor, cpuTensor, type DType, roundToF16 } from "../../src/util/tensor.ts";
+import { allocTensor, getGpu, type Gpu, releaseTensor, ResourceScope } from "../../src/gpu/mod.ts";
+import { type CpuTensor, cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import {
   chooseMatmulVariant,
   MATMUL_VARIANTS,
@@ -19,15 +9,18 @@ import {
   prepareMatmul,
   type PrepareMatmulOptions,
 } from "../../src/kernels/matmul.ts";
-import { erf, type MatmulOptions, matmulRef } from "../../src/kernels/matmul_ref.ts";
+import { matmulRef } from "../../src/kernels/matmul_ref.ts";
+import type { MatmulOptions } from "../../src/kernels/matmul_shape.ts";
+import { erf } from "../../src/util/math.ts";
 import { matmulOps } from "../../src/onnx/ops/matmul.ts";
-import type { AttrValue, GpuOpContext, OnnxNode, TensorInfo } from "../../src/onnx/types.ts";
-import { assertClose, randomFloats } from "../helpers.ts";
+import type { BuilderAttr } from "../../src/onnx/builder.ts";
+import { assertClose } from "../helpers.ts";
+import { assertHalfValues, assertTensorClose, runKernel, uniformTensor } from "./harness.ts";
+import { opNode, runNode } from "../onnx/harness.ts";
 
 let seed = 1;
-function randomTensor(shape: number[], dtype: DType = "float32"): CpuTensor {
-  const n = shape.reduce((x, y) => x * y, 1);
-  return cpuTensor(dtype, shape, randomFloats(n, seed++));
+function randomTensor(shape: number[], dtype: "float32" | "float16" = "float32"): CpuTensor {
+  return uniformTensor(dtype, shape, seed++);
 }
 
 interface Case {
@@ -52,37 +45,23 @@ async function check(
       ? cpuTensor("float32", t.shape, Array.from(t.data as Float32Array, roundToF16))
       : t;
   const expected = matmulRef(rounded(c.a), rounded(c.b), { ...c.options, bias: c.bias });
-  const scope = new ResourceScope();
-  const ta = uploadCpuTensor(gpu, c.a, "A");
-  const tb = uploadCpuTensor(gpu, c.b, "B");
-  const tbias = c.bias ? uploadCpuTensor(gpu, c.bias, "bias") : undefined;
-  const out = allocTensor(gpu, expected.shape, expected.dtype, "out");
-  try {
-    submitDispatches(
-      gpu,
-      prepareMatmul(gpu, scope, ta, tb, out, {
-        ...c.options,
-        bias: tbias,
-        variant,
-        ...extra,
-      }),
-    );
-    const got = await downloadTensor(gpu, out);
-    assertEquals(got.shape, expected.shape);
-    const k = c.options?.transA ? c.a.shape[c.a.shape.length - 2] : c.a.shape[c.a.shape.length - 1];
-    const label = `${variant ?? "default"}: A ${c.a.shape} B ${c.b.shape}` +
-      ` bias ${c.bias?.shape} ${JSON.stringify(c.options ?? {})}`;
-    const f16 = expected.dtype === "float16";
-    assertClose(got.data, expected.data, {
-      rtol: f16 ? 2e-3 : 1e-4,
-      atol: f16 ? 2e-3 : 1e-6 * Math.max(1, k),
-      label,
-    });
-  } finally {
-    for (const t of [ta, tb, tbias, out]) if (t) releaseTensor(gpu, t);
-    scope.dispose();
-  }
-  gpu.checkHealthy("matmul test");
+  const [got] = await runKernel(
+    gpu,
+    c.bias ? [c.a, c.b, c.bias] : [c.a, c.b],
+    [expected],
+    (scope, [ta, tb, tbias], [out]) =>
+      prepareMatmul(gpu, scope, ta, tb, out, { ...c.options, bias: tbias, variant, ...extra }),
+  );
+  const k = c.options?.transA ? c.a.shape[c.a.shape.length - 2] : c.a.shape[c.a.shape.length - 1];
+  const label = `${variant ?? "default"}: A ${c.a.shape} B ${c.b.shape}` +
+    ` bias ${c.bias?.shape} ${JSON.stringify(c.options ?? {})}`;
+  const f16 = expected.dtype === "float16";
+  assertTensorClose(got, expected, {
+    rtol: f16 ? 2e-3 : 1e-4,
+    atol: f16 ? 2e-3 : 1e-6 * Math.max(1, k),
+    label,
+  });
+  if (f16) assertHalfValues(got, label);
 }
 
 function plain(m: number, k: number, n: number, transA = false, transB = false): Case {
@@ -104,7 +83,7 @@ Deno.test("matmul ref: small product by hand, bias broadcast, 1-D ONNX operands"
   const bt = cpuTensor("float32", [2, 3], [7, 9, 11, 8, 10, 12]);
   assertEquals(Array.from(matmulRef(a, bt, { transB: true }).data), [58, 64, 139, 154]);
   const v = cpuTensor("float32", [3], [1, 0, -1]);
-  const ctx = { node: node("MatMul"), opset: 13 };
+  const ctx = { node: opNode("MatMul"), opset: 13 };
   const [av] = matmulOps.MatMul.cpu(ctx, [a, v]);
   assertEquals(av.shape, [2]);
   assertEquals(Array.from(av.data), [-2, -2]);
@@ -294,25 +273,26 @@ Deno.test("matmul: texture variants pack host constants once (odd, batched, broa
       const r = (t: CpuTensor) =>
         halves ? cpuTensor("float32", t.shape, Array.from(t.data as Float32Array, roundToF16)) : t;
       const expected = matmulRef(r(c.a), r(c.b), { ...c.options, bias: c.bias });
-      const scope = new ResourceScope();
-      const ta = uploadCpuTensor(gpu, gpuCase.a), tb = uploadCpuTensor(gpu, gpuCase.b);
-      const tbias = c.bias ? uploadCpuTensor(gpu, c.bias) : undefined;
-      const out = allocTensor(gpu, expected.shape, "float32");
-      const dispatches = prepareMatmul(gpu, scope, ta, tb, out, {
-        ...c.options,
-        bias: tbias,
-        variant,
-        constants,
-      });
-      assertEquals(dispatches.length, 3 - which.length, `${variant} ${which}: pack dispatches`);
-      submitDispatches(gpu, dispatches);
-      assertClose((await downloadTensor(gpu, out)).data, expected.data, {
+      const [got] = await runKernel(
+        gpu,
+        c.bias ? [gpuCase.a, gpuCase.b, c.bias] : [gpuCase.a, gpuCase.b],
+        [{ shape: expected.shape, dtype: "float32" }],
+        (scope, [ta, tb, tbias], [out]) => {
+          const dispatches = prepareMatmul(gpu, scope, ta, tb, out, {
+            ...c.options,
+            bias: tbias,
+            variant,
+            constants,
+          });
+          assertEquals(dispatches.length, 3 - which.length, `${variant} ${which}: pack dispatches`);
+          return dispatches;
+        },
+      );
+      assertClose(got.data, expected.data, {
         rtol: 1e-4,
         atol: 1e-5,
         label: `${variant}: constant ${which}, A ${c.a.shape} B ${c.b.shape}`,
       });
-      for (const t of [ta, tb, tbias, out]) if (t) releaseTensor(gpu, t);
-      scope.dispose();
     }
   }
   // Other families read the GPU tensors and ignore the host copies.
@@ -321,28 +301,26 @@ Deno.test("matmul: texture variants pack host constants once (odd, batched, broa
 
 Deno.test("matmul: texture matmuls of one size share scratch textures safely", async () => {
   const gpu = await getGpu();
-  const scope = new ResourceScope();
   // Square: A's and B's textures have the same size (they must still be distinct).
   const cases = [plain(128, 128, 128), plain(128, 128, 128)];
-  const tensors = cases.map((c) => ({
-    a: uploadCpuTensor(gpu, c.a),
-    b: uploadCpuTensor(gpu, c.b),
-    out: allocTensor(gpu, [128, 128], "float32"),
-  }));
-  const dispatches = tensors.flatMap((t) =>
-    prepareMatmul(gpu, scope, t.a, t.b, t.out, { variant: "texture-16x16" })
+  const got = await runKernel(
+    gpu,
+    cases.flatMap((c) => [c.a, c.b]),
+    cases.map(() => [128, 128]),
+    (scope, ins, outs) => {
+      const dispatches = outs.flatMap((out, i) =>
+        prepareMatmul(gpu, scope, ins[2 * i], ins[2 * i + 1], out, { variant: "texture-16x16" })
+      );
+      return [...dispatches, ...dispatches];
+    },
   );
-  submitDispatches(gpu, [...dispatches, ...dispatches]);
   for (let i = 0; i < cases.length; i++) {
-    const got = await downloadTensor(gpu, tensors[i].out);
-    assertClose(got.data, matmulRef(cases[i].a, cases[i].b).data, {
+    assertClose(got[i].data, matmulRef(cases[i].a, cases[i].b).data, {
       rtol: 1e-4,
       atol: 1e-4,
       label: `shared scratch, matmul ${i}`,
     });
   }
-  for (const t of tensors) for (const x of [t.a, t.b, t.out]) releaseTensor(gpu, x);
-  scope.dispose();
 });
 
 Deno.test("matmul: shape errors name the operation; empty outputs prepare nothing", async () => {
@@ -364,55 +342,11 @@ Deno.test("matmul: shape errors name the operation; empty outputs prepare nothin
 
 // ---- ONNX operators ----
 
-function node(opType: string, attrs: Record<string, AttrValue> = {}): OnnxNode {
-  return {
-    name: `${opType.toLowerCase()}_test`,
-    opType,
-    domain: "",
-    inputs: [],
-    outputs: ["y"],
-    attrs: new Map(Object.entries(attrs)),
-  };
-}
-
-/** Runs an op's infer, cpu and gpu paths and checks that they agree. */
-async function runOp(
-  gpu: Gpu,
-  n: OnnxNode,
-  inputs: (CpuTensor | undefined)[],
-  opset = 13,
-): Promise<CpuTensor> {
-  const op = matmulOps[n.opType];
-  const ctx = { node: n, opset };
-  const infos: (TensorInfo | undefined)[] = inputs.map((t) =>
-    t ? { dtype: t.dtype, shape: t.shape } : undefined
-  );
-  const [info] = op.infer(ctx, infos);
-  const [expected] = op.cpu(ctx, inputs);
-  assertEquals(info.shape, expected.shape);
-  const scope = new ResourceScope();
-  const gins: (GpuTensor | undefined)[] = inputs.map((t) =>
-    t ? uploadCpuTensor(gpu, t) : undefined
-  );
-  const out = allocTensor(gpu, info.shape, info.dtype);
-  const gctx: GpuOpContext = {
-    ...ctx,
-    gpu,
-    inputInfos: infos,
-    outputInfos: [info],
-    own: (r) => scope.own(r),
-  };
-  submitDispatches(gpu, op.gpu!(gctx, gins, [out]));
-  const got = await downloadTensor(gpu, out);
-  assertClose(got.data, expected.data, { rtol: 1e-5, atol: 1e-5, label: n.opType });
-  for (const t of [...gins, out]) if (t) releaseTensor(gpu, t);
-  scope.dispose();
-  return expected;
-}
+/** The GPU path of an op against its CPU path. */
+const OP_TOL = { rtol: 1e-5, atol: 1e-5 };
 
 Deno.test("onnx MatMul: numpy semantics for 1-D operands and broadcast batches", async () => {
-  const gpu = await getGpu();
-  const mm = node("MatMul");
+  const mm = opNode("MatMul");
   const shapes: [number[], number[], number[]][] = [
     [[5], [5], []],
     [[5], [2, 5, 3], [2, 3]],
@@ -421,30 +355,32 @@ Deno.test("onnx MatMul: numpy semantics for 1-D operands and broadcast batches",
     [[7, 13], [13, 5], [7, 5]],
   ];
   for (const [a, b, out] of shapes) {
-    const r = await runOp(gpu, mm, [randomTensor(a), randomTensor(b)]);
+    const [r] = (await runNode("MatMul", [randomTensor(a), randomTensor(b)], {
+      opset: 13,
+      tol: OP_TOL,
+    })).cpu;
     assertEquals(r.shape, out);
   }
   throws(() =>
     matmulOps.MatMul.infer({ node: mm, opset: 13 }, [
       { dtype: "float32", shape: [2, 3] },
       { dtype: "float32", shape: [4, 5] },
-    ]), /matmul_test.*inner dimensions/);
+    ]), /matmul_node.*inner dimensions/);
 });
 
 Deno.test("onnx Gemm: transposes, alpha/beta, C broadcast, opset rules", async () => {
-  const gpu = await getGpu();
-  const all = node("Gemm", { transA: 1, transB: 1, alpha: 0.25, beta: 0.35 });
-  await runOp(gpu, all, [randomTensor([3, 4]), randomTensor([5, 3]), randomTensor([1, 5])]);
+  const gemmNode = (inputs: CpuTensor[], attrs: Record<string, BuilderAttr> = {}, opset = 13) =>
+    runNode("Gemm", inputs, { attrs, opset, tol: OP_TOL });
+  const all = { transA: 1, transB: 1, alpha: 0.25, beta: 0.35 };
+  await gemmNode([randomTensor([3, 4]), randomTensor([5, 3]), randomTensor([1, 5])], all);
   for (const c of [[], [1], [5], [4, 1], [4, 5]]) {
-    await runOp(gpu, node("Gemm"), [randomTensor([4, 3]), randomTensor([3, 5]), randomTensor(c)]);
+    await gemmNode([randomTensor([4, 3]), randomTensor([3, 5]), randomTensor(c)]);
   }
-  await runOp(gpu, node("Gemm", { transB: 1 }), [randomTensor([2, 7]), randomTensor([6, 7])]);
-  await runOp(gpu, node("Gemm", { broadcast: 1 }), [
-    randomTensor([2, 7]),
-    randomTensor([7, 3]),
-    randomTensor([3]),
-  ], 6);
-  const gemm = node("Gemm");
+  await gemmNode([randomTensor([2, 7]), randomTensor([6, 7])], { transB: 1 });
+  await gemmNode([randomTensor([2, 7]), randomTensor([7, 3]), randomTensor([3])], {
+    broadcast: 1,
+  }, 6);
+  const gemm = opNode("Gemm");
   throws(
     () =>
       matmulOps.Gemm.infer({ node: gemm, opset: 13 }, [
@@ -452,7 +388,7 @@ Deno.test("onnx Gemm: transposes, alpha/beta, C broadcast, opset rules", async (
         { dtype: "float32", shape: [3, 5] },
         { dtype: "float32", shape: [3, 5] },
       ]),
-    /gemm_test.*cannot broadcast/,
+    /gemm_node.*cannot broadcast/,
   );
   throws(
     () =>
@@ -465,6 +401,6 @@ Deno.test("onnx Gemm: transposes, alpha/beta, C broadcast, opset rules", async (
   );
   await rejects(async () => {
     const i32 = cpuTensor("int32", [2, 2], [1, 2, 3, 4]);
-    await runOp(gpu, node("MatMul"), [i32, i32]);
-  }, /float tensors/);
+    await runNode("MatMul", [i32, i32], { opset: 13, tol: OP_TOL });
+  }, /'MatMul_0' \(MatMul\): input A dtype int32 is not supported/);
 });

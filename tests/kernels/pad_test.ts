@@ -2,9 +2,10 @@ import { deepStrictEqual } from "node:assert/strict";
 import { cpuTensor } from "../../src/util/tensor.ts";
 import { getGpu } from "../../src/gpu/mod.ts";
 import { preparePad, prepareTile } from "../../src/kernels/pad.ts";
-import { type PadMode, padRef, padSource, tileRef } from "../../src/kernels/pad_ref.ts";
+import { padRef, padSource, tileRef } from "../../src/kernels/pad_ref.ts";
+import type { PadMode } from "../../src/kernels/pad_shape.ts";
 import { rng } from "../helpers.ts";
-import { assertSameTensor, randomTensor, runKernel } from "./movement_util.ts";
+import { assertSameTensor, randomTensor, runKernel } from "./harness.ts";
 
 const MODES: PadMode[] = ["constant", "reflect", "edge", "wrap"];
 

@@ -1,22 +1,11 @@
 import { deepStrictEqual } from "node:assert/strict";
-import {
-  allocTensor,
-  getGpu,
-  readTensor,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadTensor,
-} from "../../src/gpu/mod.ts";
-import { roundToF16 } from "../../src/util/tensor.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
+import { cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
 import { globalPoolAttrs, type PoolKind, preparePool } from "../../src/kernels/pool.ts";
-import {
-  avgPoolRef,
-  maxPoolRef,
-  type PoolAttrs,
-  poolOutputShape,
-} from "../../src/kernels/pool_ref.ts";
+import { avgPoolRef, maxPoolRef } from "../../src/kernels/pool_ref.ts";
+import { type PoolAttrs, poolOutputShape } from "../../src/kernels/pool_shape.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 interface Case {
   x: number[];
@@ -49,33 +38,27 @@ async function check(kind: PoolKind, cs: Case, withIndices = false): Promise<voi
   const xData = randomFloats(cs.x.reduce((a, b) => a * b, 1), seed++, -2, 2);
   if (cs.f16) xData.forEach((v, i) => xData[i] = roundToF16(v));
   const yShape = poolOutputShape(cs.x, attrs);
-  const scope = new ResourceScope();
-  const x = uploadTensor(gpu, xData, cs.x, dtype, "x");
-  const y = allocTensor(gpu, yShape, dtype, "y");
-  const indices = withIndices ? allocTensor(gpu, yShape, "int64", "indices") : undefined;
-  submitDispatches(gpu, preparePool(gpu, scope, kind, x, y, attrs, indices));
-  const got = await readTensor(gpu, y);
+  const outputs = [yShape, ...(withIndices ? [{ shape: yShape, dtype: "int64" as const }] : [])];
+  const [got, indices] = await runKernel(
+    gpu,
+    [cpuTensor(dtype, cs.x, xData)],
+    outputs,
+    (scope, [x], [y, i]) => preparePool(gpu, scope, kind, x, y, attrs, i),
+  );
   const label = `${kind} ${JSON.stringify(cs)}`;
   if (kind === "max") {
     const ref = maxPoolRef(xData, cs.x, attrs);
-    assertClose(got, ref.data, { rtol: 0, atol: 0, label });
-    if (indices) {
-      deepStrictEqual(Array.from(await readTensor(gpu, indices)), Array.from(ref.indices), label);
-      releaseTensor(gpu, indices);
-    }
+    assertClose(got.data, ref.data, { rtol: 0, atol: 0, label });
+    if (indices) deepStrictEqual(Array.from(indices.data), Array.from(ref.indices), label);
   } else {
     const ref = avgPoolRef(xData, cs.x, attrs).data;
     if (cs.f16) {
-      const unrounded = got.findIndex((v) => v !== roundToF16(v));
-      if (unrounded >= 0) throw new Error(`${label}: output ${got[unrounded]} is not a half value`);
-      assertClose(got, ref.map(roundToF16), { rtol: 1e-3, atol: 1e-3, label });
+      assertHalfValues(got, label);
+      assertClose(got.data, ref.map(roundToF16), { rtol: 1e-3, atol: 1e-3, label });
     } else {
-      assertClose(got, ref, { rtol: 1e-5, atol: 1e-6, label });
+      assertClose(got.data, ref, { rtol: 1e-5, atol: 1e-6, label });
     }
   }
-  releaseTensor(gpu, x);
-  releaseTensor(gpu, y);
-  scope.dispose();
 }
 
 const CASES: Case[] = [

@@ -2,18 +2,7 @@
  * quantize / dequantize per tensor, per axis and blocked, requantization, dynamic range, and the
  * int8/uint8 cast kernel. Quantized outputs must match exactly (round half to even, saturation). */
 import { deepStrictEqual, throws } from "node:assert/strict";
-import {
-  allocTensor,
-  type Dispatch,
-  downloadTensor,
-  getGpu,
-  type Gpu,
-  type GpuTensor,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import {
   type CpuTensor,
   cpuTensor,
@@ -21,14 +10,9 @@ import {
   roundToF16,
   sizeOf,
 } from "../../src/util/tensor.ts";
-import {
-  type BinaryOp,
-  prepareBinary,
-  prepareCast,
-  prepareUnary,
-  type UnaryOp,
-} from "../../src/kernels/elementwise.ts";
-import { binaryRef, castRef, unaryRef } from "../../src/kernels/elementwise_ref.ts";
+import { prepareBinary, prepareCast, prepareUnary } from "../../src/kernels/elementwise.ts";
+import type { BinaryOp, UnaryOp } from "../../src/kernels/elementwise_shape.ts";
+import { binaryRef, castRef, roundHalfEven, unaryRef } from "../../src/kernels/elementwise_ref.ts";
 import {
   exactReduction,
   prepareCentre,
@@ -36,9 +20,6 @@ import {
   prepareDynamicQuantize,
   prepareQuantize,
   prepareRequantize,
-  type QuantAxis,
-  quantLayout,
-  type RequantAxis,
 } from "../../src/kernels/quantize.ts";
 import {
   centreRef,
@@ -46,37 +27,12 @@ import {
   dynamicQuantizeRef,
   quantizeRef,
   requantizeRef,
-  roundHalfEven,
 } from "../../src/kernels/quantize_ref.ts";
+import { type QuantAxis, quantLayout, type RequantAxis } from "../../src/kernels/quantize_shape.ts";
 import { rng } from "../helpers.ts";
-import { assertSameTensor, randomInts, runKernel } from "./movement_util.ts";
-
-/** Like runKernel, with a dtype per output. */
-async function runWithOutputs(
-  gpu: Gpu,
-  inputs: readonly CpuTensor[],
-  outputs: readonly [DType, readonly number[]][],
-  prepare: (scope: ResourceScope, ins: GpuTensor[], outs: GpuTensor[]) => Dispatch[],
-): Promise<CpuTensor[]> {
-  const scope = new ResourceScope();
-  const ins = inputs.map((t) => uploadCpuTensor(gpu, t));
-  const outs = outputs.map(([dtype, shape]) => allocTensor(gpu, shape, dtype));
-  try {
-    submitDispatches(gpu, prepare(scope, ins, outs));
-    return await Promise.all(outs.map((t) => downloadTensor(gpu, t)));
-  } finally {
-    for (const t of [...ins, ...outs]) releaseTensor(gpu, t);
-    scope.dispose();
-  }
-}
+import { checkKernel, randomInt8s, randomInts, runKernel } from "./harness.ts";
 
 const RANGE: Record<string, [number, number]> = { int8: [-128, 128], uint8: [0, 256] };
-
-/** Random int8/uint8 values over the whole range. */
-function randomQuant(dtype: DType, shape: readonly number[], seed: number): CpuTensor {
-  const [lo, hi] = RANGE[dtype];
-  return cpuTensor(dtype, shape, randomInts(sizeOf(shape), seed, lo, hi));
-}
 
 /** Scales that are powers of two (so many quotients are exact .5 ties) or arbitrary. */
 function randomScales(dtype: DType, shape: readonly number[], seed: number): CpuTensor {
@@ -158,18 +114,17 @@ Deno.test("quantize: GPU matches the reference exactly (ties to even, saturation
         const xv = Float32Array.from(flat.data as Float32Array);
         if (n > 3) xv[3] = NaN;
         const x = cpuTensor(floatType, shape, xv);
-        const zero = seed % 3 === 0 ? undefined : randomQuant(dtype, scale, seed++);
+        const zero = seed % 3 === 0 ? undefined : randomInt8s(dtype, scale, seed++);
         const expected = quantizeRef(x, s, zero, dtype, q);
         const inputs = zero ? [x, s, zero] : [x, s];
-        const [got] = await runKernel(
+        const label = `quantize ${floatType}->${dtype} ${JSON.stringify({ shape, scale, q })}`;
+        await checkKernel(
           gpu,
           inputs,
-          [shape],
+          [expected],
           (scope, [gx, gs, gz], [out]) => prepareQuantize(gpu, scope, gx, gs, gz, out, q),
-          dtype,
+          label,
         );
-        const label = `quantize ${floatType}->${dtype} ${JSON.stringify({ shape, scale, q })}`;
-        assertSameTensor(got, expected, label);
         const values = Array.from(expected.data);
         const [lo, hi] = RANGE[dtype];
         if (!values.includes(lo) || !values.includes(hi - 1)) {
@@ -190,9 +145,8 @@ Deno.test("quantize: exact .5 quotients round to even before the zero point is a
   const [got] = await runKernel(
     gpu,
     [x, s, zero],
-    [[7]],
+    [{ shape: [7], dtype: "int8" }],
     (scope, [gx, gs, gz], [out]) => prepareQuantize(gpu, scope, gx, gs, gz, out),
-    "int8",
   );
   deepStrictEqual(Array.from(got.data), expected);
 });
@@ -205,20 +159,19 @@ Deno.test("dequantize: GPU matches the reference (int8, uint8, int32 to float32/
       for (const outType of ["float32", "float16"] as const) {
         const x = dtype === "int32"
           ? cpuTensor(dtype, shape, randomInts(sizeOf(shape), seed++, -100000, 100000))
-          : randomQuant(dtype, shape, seed++);
+          : randomInt8s(dtype, shape, seed++);
         const s = randomScales(outType, scale, seed++);
         const zero = dtype === "int32" || seed % 3 === 0
           ? undefined
-          : randomQuant(dtype, scale, seed++);
+          : randomInt8s(dtype, scale, seed++);
         const expected = dequantizeRef(x, s, zero, outType, q);
-        const [got] = await runKernel(
+        await checkKernel(
           gpu,
           zero ? [x, s, zero] : [x, s],
-          [shape],
+          [expected],
           (scope, [gx, gs, gz], [out]) => prepareDequantize(gpu, scope, gx, gs, gz, out, q),
-          outType,
+          `dequantize ${dtype}->${outType} ${shape}/${scale}`,
         );
-        assertSameTensor(got, expected, `dequantize ${dtype}->${outType} ${shape}/${scale}`);
       }
     }
   }
@@ -226,17 +179,16 @@ Deno.test("dequantize: GPU matches the reference (int8, uint8, int32 to float32/
 
 Deno.test("centre: x - zero point as float32 integers, per tensor and per channel", async () => {
   const gpu = await getGpu();
-  const x = randomQuant("uint8", [5, 3, 7], 7);
-  for (const zero of [undefined, randomQuant("uint8", [], 8), randomQuant("uint8", [5], 9)]) {
+  const x = randomInt8s("uint8", [5, 3, 7], 7);
+  for (const zero of [undefined, randomInt8s("uint8", [], 8), randomInt8s("uint8", [5], 9)]) {
     const expected = centreRef(x, zero, 0);
-    const [got] = await runKernel(
+    await checkKernel(
       gpu,
       zero ? [x, zero] : [x],
-      [x.shape],
+      [expected],
       (scope, [gx, gz], [out]) => prepareCentre(gpu, scope, gx, gz, out, 0),
-      "float32",
+      `centre zero ${zero?.shape}`,
     );
-    assertSameTensor(got, expected, `centre zero ${zero?.shape}`);
   }
 });
 
@@ -259,17 +211,16 @@ Deno.test("requantize: per tensor and per channel, float32 and float16 scales", 
           ? cpuTensor(scaleType, [per.channels], Array.from({ length: per.channels }, r))
           : single(r());
         const yScale = single(0.5 + r() * 20);
-        const yZero = randomQuant(dtype, [], seed++);
+        const yZero = randomInt8s(dtype, [], seed++);
         const expected = requantizeRef(acc, aScale, bScale, yScale, yZero, dtype, per);
-        const [got] = await runKernel(
+        await checkKernel(
           gpu,
           [acc, aScale, bScale, yScale, yZero],
-          [shape],
+          [expected],
           (scope, [ga, gs, gb, gy, gz], [out]) =>
             prepareRequantize(gpu, scope, ga, gs, gb, gy, gz, out, per),
-          dtype,
+          `requantize ${shape} ${scaleType}->${dtype}`,
         );
-        assertSameTensor(got, expected, `requantize ${shape} ${scaleType}->${dtype}`);
       }
     }
   }
@@ -285,10 +236,13 @@ Deno.test("dynamic quantize: range, scale and zero point as the ONNX reference d
   ];
   for (const x of cases) {
     const expected = dynamicQuantizeRef(x);
-    const [y, scale, zero] = await runWithOutputs(
+    const [y, scale, zero] = await runKernel(
       gpu,
       [x],
-      [["uint8", x.shape], ["float32", []], ["uint8", []]],
+      [{ shape: x.shape, dtype: "uint8" }, { shape: [], dtype: "float32" }, {
+        shape: [],
+        dtype: "uint8",
+      }],
       (scope, [gx], [gy, gs, gz]) => prepareDynamicQuantize(gpu, scope, gx, gy, gs, gz),
     );
     const label = `dynamic quantize ${x.shape}`;
@@ -307,22 +261,21 @@ Deno.test("cast: to and from int8/uint8 wraps like numpy's astype, GPU matches t
     cpuTensor("int32", [11], [0, 1, -1, 127, 128, -128, -129, 255, 256, 70000, -70000]),
     cpuTensor("int64", [5], [0, 200, -200, 65535, -2147483648]),
     cpuTensor("bool", [3], [1, 0, 1]),
-    randomQuant("int8", [37], 1),
-    randomQuant("uint8", [37], 2),
+    randomInt8s("int8", [37], 1),
+    randomInt8s("uint8", [37], 2),
   ];
   const targets: DType[] = ["int8", "uint8", "float32", "float16", "int32", "int64", "bool"];
   for (const x of sources) {
     for (const to of targets) {
       if (!["int8", "uint8"].includes(to) && !["int8", "uint8"].includes(x.dtype)) continue;
       const expected = castRef(x, to);
-      const [got] = await runKernel(
+      await checkKernel(
         gpu,
         [x],
-        [x.shape],
+        [expected],
         (scope, [gx], [out]) => prepareCast(gpu, scope, gx, out),
-        to,
+        `cast ${x.dtype} -> ${to}`,
       );
-      assertSameTensor(got, expected, `cast ${x.dtype} -> ${to}`);
     }
   }
   // The wrap itself, spelled out.
@@ -339,32 +292,30 @@ Deno.test("int8/uint8 elementwise ops wrap modulo 2^8 (numpy), GPU matches the r
   let seed = 500;
   for (const dtype of ["int8", "uint8"] as const) {
     // Broadcast [5, 1, 7] against [3, 7]; no zero divisors (WGSL and numpy differ there).
-    const a = randomQuant(dtype, [5, 1, 7], seed++);
-    const b0 = randomQuant(dtype, [3, 7], seed++);
+    const a = randomInt8s(dtype, [5, 1, 7], seed++);
+    const b0 = randomInt8s(dtype, [3, 7], seed++);
     const b = cpuTensor(dtype, b0.shape, Array.from(b0.data, (v) => (v === 0 ? 1 : v)));
     for (const op of binaries) {
       const expected = binaryRef(op, a, b);
-      const [got] = await runKernel(
+      await checkKernel(
         gpu,
         [a, b],
-        [expected.shape],
+        [expected],
         (scope, [ga, gb], [out]) => prepareBinary(gpu, scope, op, ga, gb, out),
-        dtype,
+        `${op} ${dtype}`,
       );
-      assertSameTensor(got, expected, `${op} ${dtype}`);
     }
-    const x = randomQuant(dtype, [37], seed++);
+    const x = randomInt8s(dtype, [37], seed++);
     for (const op of unaries) {
       if (dtype === "uint8" && (op === "neg" || op === "abs")) continue; // ONNX: signed only
       const expected = unaryRef(op, x);
-      const [got] = await runKernel(
+      await checkKernel(
         gpu,
         [x],
-        [x.shape],
+        [expected],
         (scope, [gx], [out]) => prepareUnary(gpu, scope, op, gx, out),
-        dtype,
+        `${op} ${dtype}`,
       );
-      assertSameTensor(got, expected, `${op} ${dtype}`);
     }
   }
 });

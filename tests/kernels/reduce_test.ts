@@ -1,26 +1,17 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { cpuTensor, type DType } from "../../src/util/tensor.ts";
-import {
-  downloadTensor,
-  getGpu,
-  type Gpu,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
-import { allocTensor } from "../../src/gpu/mod.ts";
+import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
 import { type CpuTensor } from "../../src/util/tensor.ts";
 import {
   coalesceReduction,
   prepareReduce,
   REDUCE_OPS,
-  type ReduceOp,
-  reduceShape,
   type RowStrategy,
 } from "../../src/kernels/reduce.ts";
+import { type ReduceOp, reduceShape } from "../../src/kernels/reduce_shape.ts";
 import { reduceRef } from "../../src/kernels/reduce_ref.ts";
 import { assertClose, randomFloats, rng } from "../helpers.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 async function runReduce(
   gpu: Gpu,
@@ -32,15 +23,13 @@ async function runReduce(
 ): Promise<CpuTensor> {
   const rank = x.shape.length;
   const norm = axes.map((a) => (a < 0 ? a + rank : a));
-  const xt = uploadCpuTensor(gpu, x);
-  const out = allocTensor(gpu, reduceShape(x.shape, norm, keepdims), x.dtype);
-  const scope = new ResourceScope();
-  submitDispatches(gpu, prepareReduce(gpu, scope, op, xt, out, axes, keepdims, { strategy }));
-  const result = await downloadTensor(gpu, out);
-  releaseTensor(gpu, xt);
-  releaseTensor(gpu, out);
-  scope.dispose();
-  return result;
+  const [y] = await runKernel(
+    gpu,
+    [x],
+    [reduceShape(x.shape, norm, keepdims)],
+    (scope, [xt], [out]) => prepareReduce(gpu, scope, op, xt, out, axes, keepdims, { strategy }),
+  );
+  return y;
 }
 
 /** Inputs that keep every op well-conditioned: positive for logSum, near 1 for prod. */
@@ -192,7 +181,7 @@ Deno.test("reduce: float16 results are rounded to half precision", async () => {
   const got = await runReduce(gpu, "mean", x, [1], true);
   const want = reduceRef("mean", x, [1]);
   assertClose(got.data, want.data, { rtol: 1e-3, atol: 1e-4 });
-  for (const v of got.data) assertEquals(cpuTensor("float16", [1], [v]).data[0], v);
+  assertHalfValues(got, "float16 mean");
 });
 
 Deno.test("reduce: many outputs split over two workgroup dimensions", async () => {

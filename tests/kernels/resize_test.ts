@@ -1,27 +1,20 @@
 /** Resize: the host reference against a literal port of ONNX's per-point reference algorithm,
  * the GPU kernel against the host reference, and the ONNX operator's attribute handling. */
 import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
-import {
-  allocTensor,
-  downloadTensor,
-  getGpu,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
+import { getGpu } from "../../src/gpu/mod.ts";
 import { type CpuTensor, cpuTensor, type DType, sizeOf } from "../../src/util/tensor.ts";
 import { prepareResize } from "../../src/kernels/resize.ts";
+import { resizeRef } from "../../src/kernels/resize_ref.ts";
 import {
   type CoordMode,
   type NearestMode,
   type ResizeMode,
   type ResizeOptions,
-  resizeRef,
-} from "../../src/kernels/resize_ref.ts";
+} from "../../src/kernels/resize_shape.ts";
 import { resizeOps } from "../../src/onnx/ops/resize.ts";
 import type { AttrValue, OnnxNode } from "../../src/onnx/types.ts";
 import { assertClose, randomFloats, rng } from "../helpers.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 // ---- oracle: onnx/reference/ops/op_resize.py, point by point, written independently of
 // resize_ref.ts (which builds separable tables instead) ----
@@ -322,15 +315,13 @@ Deno.test("resize ref: nearest on integers is exact, linear truncates like numpy
 
 async function gpuResize(x: CpuTensor, outShape: number[], opts: ResizeOptions) {
   const gpu = await getGpu();
-  const scope = new ResourceScope();
-  const input = uploadCpuTensor(gpu, x);
-  const out = allocTensor(gpu, outShape, x.dtype);
-  submitDispatches(gpu, prepareResize(gpu, scope, input, out, opts));
-  const result = await downloadTensor(gpu, out);
-  releaseTensor(gpu, input);
-  releaseTensor(gpu, out);
-  scope.dispose();
-  return result;
+  const [y] = await runKernel(
+    gpu,
+    [x],
+    [outShape],
+    (scope, [input], [out]) => prepareResize(gpu, scope, input, out, opts),
+  );
+  return y;
 }
 
 const GPU_SHAPES: [number[], number[]][] = [
@@ -391,6 +382,7 @@ Deno.test("resize gpu: integer, float16, identity and torchvision-style bicubic"
       atol: exact ? 0 : dtype === "int32" ? 1 : 1e-3,
       label: `gpu ${dtype} ${mode}`,
     });
+    if (dtype === "float16") assertHalfValues(got, `gpu ${dtype} ${mode}`);
   }
   // Same shape, identity sampling: a copy.
   const x = cpuTensor("float32", [3, 5], randomFloats(15, 7));

@@ -1,19 +1,10 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import {
-  allocTensor,
-  downloadTensor,
-  getGpu,
-  type Gpu,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
+import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
 import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { type RowStrategy } from "../../src/kernels/reduce.ts";
 import { prepareSoftmax, type SoftmaxOptions } from "../../src/kernels/softmax.ts";
 import { softmaxRef } from "../../src/kernels/softmax_ref.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
+import { assertHalfValues, runKernel } from "./harness.ts";
 
 async function runSoftmax(
   gpu: Gpu,
@@ -21,15 +12,13 @@ async function runSoftmax(
   axis: number,
   options: SoftmaxOptions,
 ): Promise<CpuTensor> {
-  const xt = uploadCpuTensor(gpu, x);
-  const out = allocTensor(gpu, x.shape, x.dtype);
-  const scope = new ResourceScope();
-  submitDispatches(gpu, prepareSoftmax(gpu, scope, xt, out, axis, options));
-  const result = await downloadTensor(gpu, out);
-  releaseTensor(gpu, xt);
-  releaseTensor(gpu, out);
-  scope.dispose();
-  return result;
+  const [y] = await runKernel(
+    gpu,
+    [x],
+    [x.shape],
+    (scope, [xt], [out]) => prepareSoftmax(gpu, scope, xt, out, axis, options),
+  );
+  return y;
 }
 
 const STRATEGIES: RowStrategy[] = ["thread", "group"];
@@ -101,5 +90,5 @@ Deno.test("softmax: float16 results are rounded to half precision", async () => 
   const x = cpuTensor("float16", [6, 29], randomFloats(6 * 29, 8, -2, 2));
   const got = await runSoftmax(gpu, x, 1, {});
   assertClose(got.data, softmaxRef(x, 1).data, { rtol: 2e-3, atol: 1e-5 });
-  for (const v of got.data) assertEquals(cpuTensor("float16", [1], [v]).data[0], v);
+  assertHalfValues(got, "float16 softmax");
 });

@@ -4,14 +4,10 @@ import {
   prepareSpaceToDepth,
   prepareTranspose,
 } from "../../src/kernels/transpose.ts";
-import {
-  depthToSpaceRef,
-  reversedPerm,
-  spaceToDepthRef,
-  transposeRef,
-} from "../../src/kernels/transpose_ref.ts";
+import { depthToSpaceRef, spaceToDepthRef, transposeRef } from "../../src/kernels/transpose_ref.ts";
+import { reversedPerm } from "../../src/kernels/transpose_shape.ts";
 import { rng } from "../helpers.ts";
-import { assertSameTensor, permutations, randomTensor, runKernel } from "./movement_util.ts";
+import { assertSameTensor, permutations, randomTensor, runKernel } from "./harness.ts";
 
 Deno.test("transpose: every permutation of rank 3 and 4 at odd sizes", async () => {
   const gpu = await getGpu();

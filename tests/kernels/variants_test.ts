@@ -6,10 +6,8 @@ import {
   type Dispatch,
   getGpu,
   type Gpu,
-  readTensor,
   releaseTensor,
-  ResourceScope,
-  submitDispatches,
+  type ResourceScope,
   uploadTensor,
 } from "../../src/gpu/mod.ts";
 import { cpuTensor } from "../../src/util/tensor.ts";
@@ -31,6 +29,7 @@ import {
   VariantCache,
 } from "../../src/kernels/variants.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
+import { runKernel } from "./harness.ts";
 
 function fakeGpu(description: string, f16 = true): Gpu {
   return {
@@ -117,23 +116,19 @@ Deno.test("tuneMatmul picks a candidate that computes the right product, caches 
 
   const { m, k, n } = problem;
   const a = randomFloats(m * k, 1), b = randomFloats(k * n, 2);
-  const ta = uploadTensor(gpu, a, [m, k], "float32"), tb = uploadTensor(gpu, b, [k, n], "float32");
-  const tc = allocTensor(gpu, [m, n], "float32");
-  const scope = new ResourceScope();
-  try {
-    submitDispatches(gpu, prepareMatmul(gpu, scope, ta, tb, tc, { variant: first.variant }));
-    const got = await readTensor(gpu, tc);
-    const want = new Float64Array(m * n);
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        for (let p = 0; p < k; p++) want[i * n + j] += a[i * k + p] * b[p * n + j];
-      }
+  const [got] = await runKernel(
+    gpu,
+    [cpuTensor("float32", [m, k], a), cpuTensor("float32", [k, n], b)],
+    [[m, n]],
+    (scope, [ta, tb], [tc]) => prepareMatmul(gpu, scope, ta, tb, tc, { variant: first.variant }),
+  );
+  const want = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      for (let p = 0; p < k; p++) want[i * n + j] += a[i * k + p] * b[p * n + j];
     }
-    assertClose(got, want, { rtol: 1e-5, atol: 1e-5, label: first.chosen });
-  } finally {
-    scope.dispose();
-    for (const t of [ta, tb, tc]) releaseTensor(gpu, t);
   }
+  assertClose(got.data, want, { rtol: 1e-5, atol: 1e-5, label: first.chosen });
 });
 
 Deno.test("tuneVariants: failing candidates are reported, all failing throws", async () => {
@@ -222,21 +217,15 @@ Deno.test("tuneConv picks a register tile that computes the right convolution", 
 
   const x = cpuTensor("float32", xShape, randomFloats(5 * 81, 3));
   const w = cpuTensor("float32", wShape, randomFloats(12 * 45, 4));
-  const tx = uploadTensor(gpu, x.data as Float32Array, xShape, "float32");
-  const ty = allocTensor(gpu, [1, 12, 9, 9], "float32");
-  const scope = new ResourceScope();
-  try {
-    submitDispatches(
-      gpu,
+  const [got] = await runKernel(
+    gpu,
+    [x],
+    [[1, 12, 9, 9]],
+    (scope, [tx], [ty]) =>
       prepareConv(gpu, scope, tx, w, undefined, ty, attrs, tuned.channelBlocks),
-    );
-    const want = convRef(x.data, xShape, w.data, wShape, undefined, attrs);
-    assertClose(await readTensor(gpu, ty), want.data, { rtol: 1e-4, atol: 1e-5 });
-  } finally {
-    scope.dispose();
-    releaseTensor(gpu, tx);
-    releaseTensor(gpu, ty);
-  }
+  );
+  const want = convRef(x.data, xShape, w.data, wShape, undefined, attrs);
+  assertClose(got.data, want.data, { rtol: 1e-4, atol: 1e-5 });
 });
 
 Deno.test("tuneConv: pointwise convolutions also try the matmul, and prepareConv follows", async () => {
@@ -257,37 +246,27 @@ Deno.test("tuneConv: pointwise convolutions also try the matmul, and prepareConv
   const x = cpuTensor("float32", xShape, randomFloats(2 * 6 * 35, 5));
   const w = cpuTensor("float32", wShape, randomFloats(54, 6));
   const want = convRef(x.data, xShape, w.data, wShape, undefined, attrs);
-  const tx = uploadTensor(gpu, x.data as Float32Array, xShape, "float32");
-  const ty = allocTensor(gpu, [2, 9, 5, 7], "float32");
-  const scope = new ResourceScope();
-  try {
-    for (const candidate of ["gemm", "4ch"]) {
-      // Force each winner in turn: prepareConv reads the choice from the cache.
-      const c = new VariantCache();
-      const r = await tuneConv(gpu, xShape, wShape, attrs, {
-        cache: c,
-        candidates: [candidate],
-        targetMs: 2,
-        batches: 1,
-      });
-      assert.equal(r.chosen, candidate);
-      submitDispatches(
-        gpu,
+  for (const candidate of ["gemm", "4ch"]) {
+    // Force each winner in turn: prepareConv reads the choice from the cache.
+    const c = new VariantCache();
+    const r = await tuneConv(gpu, xShape, wShape, attrs, {
+      cache: c,
+      candidates: [candidate],
+      targetMs: 2,
+      batches: 1,
+    });
+    assert.equal(r.chosen, candidate);
+    const [got] = await runKernel(
+      gpu,
+      [x],
+      [[2, 9, 5, 7]],
+      (scope, [tx], [ty]) =>
         prepareConv(gpu, scope, tx, w, undefined, ty, attrs, { variantCache: c }),
-      );
-      assertClose(await readTensor(gpu, ty), want.data, {
-        rtol: 1e-4,
-        atol: 1e-5,
-        label: candidate,
-      });
-    }
-    const tuned = await tuneConv(gpu, xShape, wShape, attrs, { cache, targetMs: 2, batches: 1 });
-    assert.ok(convCandidates(xShape, wShape, attrs).includes(tuned.chosen));
-  } finally {
-    scope.dispose();
-    releaseTensor(gpu, tx);
-    releaseTensor(gpu, ty);
+    );
+    assertClose(got.data, want.data, { rtol: 1e-4, atol: 1e-5, label: candidate });
   }
+  const tuned = await tuneConv(gpu, xShape, wShape, attrs, { cache, targetMs: 2, batches: 1 });
+  assert.ok(convCandidates(xShape, wShape, attrs).includes(tuned.chosen));
 });
 
 Deno.test("sliceDispatches cuts every grid's longest axis", () => {

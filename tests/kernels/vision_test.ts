@@ -4,61 +4,62 @@
  * cases check them against the ONNX reference's data). */
 import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import {
-  type CpuTensor,
-  cpuTensor,
-  type DType,
-  roundToF16,
-  sizeOf,
-} from "../../src/util/tensor.ts";
+import { type CpuTensor, cpuTensor, roundToF16, sizeOf } from "../../src/util/tensor.ts";
 import { getGpu } from "../../src/gpu/mod.ts";
 import { prepareCol2Im } from "../../src/kernels/col2im.ts";
-import { type Col2ImAttrs, col2ImRef, col2ImShape } from "../../src/kernels/col2im_ref.ts";
+import { col2ImRef } from "../../src/kernels/col2im_ref.ts";
+import { type Col2ImAttrs, col2ImShape } from "../../src/kernels/col2im_shape.ts";
 import { prepareDeformConv } from "../../src/kernels/deform_conv.ts";
-import {
-  type DeformConvAttrs,
-  deformConvRef,
-  deformConvShape,
-} from "../../src/kernels/deform_conv_ref.ts";
+import { deformConvRef } from "../../src/kernels/deform_conv_ref.ts";
+import { type DeformConvAttrs, deformConvShape } from "../../src/kernels/deform_conv_shape.ts";
 import { prepareAffineGrid, prepareGridSample } from "../../src/kernels/grid_sample.ts";
+import { roundHalfEven } from "../../src/kernels/elementwise_ref.ts";
+import { affineGridRef, gridSampleRef } from "../../src/kernels/grid_sample_ref.ts";
 import {
-  affineGridRef,
   affineGridShape,
   type GridPaddingMode,
   type GridSampleMode,
-  gridSampleRef,
   gridSampleShape,
-  roundHalfEven,
-} from "../../src/kernels/grid_sample_ref.ts";
+} from "../../src/kernels/grid_sample_shape.ts";
 import { prepareLpPool } from "../../src/kernels/lp_pool.ts";
 import { lpPoolRef } from "../../src/kernels/lp_pool_ref.ts";
 import { prepareLrn } from "../../src/kernels/lrn.ts";
 import { lrnRef } from "../../src/kernels/lrn_ref.ts";
 import { prepareMaxUnpool } from "../../src/kernels/max_unpool.ts";
 import { maxUnpoolRef } from "../../src/kernels/max_unpool_ref.ts";
-import { maxPoolRef, type PoolAttrs, poolOutputShape } from "../../src/kernels/pool_ref.ts";
+import { maxPoolRef } from "../../src/kernels/pool_ref.ts";
+import { type PoolAttrs, poolOutputShape } from "../../src/kernels/pool_shape.ts";
 import { prepareRoiAlign } from "../../src/kernels/roi_align.ts";
-import { type RoiAlignOptions, roiAlignRef } from "../../src/kernels/roi_align_ref.ts";
+import { roiAlignRef } from "../../src/kernels/roi_align_ref.ts";
+import type { RoiAlignOptions } from "../../src/kernels/roi_align_shape.ts";
 import { assertClose, randomFloats } from "../helpers.ts";
-import { assertSameTensor, randomInts, runKernel } from "./movement_util.ts";
+import {
+  assertHalfValues,
+  assertSameTensor,
+  assertTensorClose,
+  randomInts,
+  runKernel,
+  uniformTensor,
+} from "./harness.ts";
 
 let seed = 1300;
 
 /** Random floats in [lo, hi), rounded to half precision for float16. */
-function floats(dtype: DType, shape: readonly number[], lo = -1, hi = 1): CpuTensor {
-  const v = Array.from(randomFloats(sizeOf(shape), seed++, lo, hi));
-  return cpuTensor(dtype, shape, dtype === "float16" ? v.map(roundToF16) : v);
+function floats(
+  dtype: "float32" | "float16",
+  shape: readonly number[],
+  lo = -1,
+  hi = 1,
+): CpuTensor {
+  return uniformTensor(dtype, shape, seed++, lo, hi);
 }
 
-/** GPU (f32 arithmetic) against the float64 reference; float16 allows one half-precision step. */
+/** GPU (f32 arithmetic) against the float64 reference; float16 allows one half-precision step
+ * (and must hold half values). */
 function close(got: CpuTensor, want: CpuTensor, label: string): void {
-  assertEquals([...got.shape], [...want.shape], `${label}: shape`);
   const half = got.dtype === "float16";
-  assertClose(got.data, want.data, {
-    rtol: half ? 2e-3 : 1e-4,
-    atol: half ? 2e-3 : 1e-5,
-    label,
-  });
+  assertTensorClose(got, want, { rtol: half ? 2e-3 : 1e-4, atol: half ? 2e-3 : 1e-5, label });
+  if (half) assertHalfValues(got, label);
 }
 
 // ---- GridSample ----

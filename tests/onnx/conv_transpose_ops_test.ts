@@ -3,66 +3,25 @@
  * parameters, epsilon, stash_type), run through the executor on the GPU and through constant
  * folding (CPU references), shape inference, and attribute errors that name the node. */
 import { deepStrictEqual as assertEquals, rejects, throws } from "node:assert/strict";
-import { type CpuTensor, cpuTensor, roundToF16 } from "../../src/util/tensor.ts";
-import { type ConvTransposeAttrs, convTransposeRef } from "../../src/kernels/conv_transpose_ref.ts";
-import { groupNormLayout, groupNormRef } from "../../src/kernels/groupnorm_ref.ts";
+import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
+import { convTransposeRef } from "../../src/kernels/conv_transpose_ref.ts";
+import type { ConvTransposeAttrs } from "../../src/kernels/conv_shape.ts";
+import { groupNormRef } from "../../src/kernels/groupnorm_ref.ts";
+import { groupNormLayout } from "../../src/kernels/groupnorm_shape.ts";
 import { type BuilderAttr, GraphBuilder } from "../../src/onnx/builder.ts";
 import { loadModelBytes } from "../../src/onnx/executor.ts";
 import { UnsupportedFeatureError } from "../../src/onnx/graph.ts";
 import { convTransposeOps } from "../../src/onnx/ops/conv_transpose.ts";
 import { normalizationOps } from "../../src/onnx/ops/normalization.ts";
-import {
-  type AttrValue,
-  NodeError,
-  type OnnxNode,
-  type OpImpl,
-  type TensorInfo,
-} from "../../src/onnx/types.ts";
-import { assertClose, randomFloats } from "../helpers.ts";
+import { type AttrValue, NodeError, type OpImpl, type TensorInfo } from "../../src/onnx/types.ts";
+import { type NodeOptions, opNode, randomF32, runNode, throwsOnInfer } from "./harness.ts";
 
-/** Runs one node whose inputs are all graph inputs (GPU path, W packed on the GPU), then with
- * every input but X as initializers (GPU path, W packed on the host), then with all inputs as
- * initializers (constant folding through the CPU reference). */
-async function runNode(
-  opset: number,
-  opType: string,
-  attrs: Record<string, BuilderAttr>,
-  inputs: (CpuTensor | undefined)[],
-): Promise<Record<string, CpuTensor>> {
-  const results: Record<string, CpuTensor> = {};
-  for (const mode of ["inputs", "weights", "folded"] as const) {
-    const b = new GraphBuilder("t", opset);
-    const feeds: Record<string, CpuTensor> = {};
-    const names = inputs.map((t, i) => {
-      if (!t) return "";
-      if (mode === "folded" || (mode === "weights" && i > 0)) return b.constant("c", t);
-      feeds[`in${i}`] = t;
-      return b.input(`in${i}`, t.dtype, t.shape);
-    });
-    b.op(opType, names, attrs, "y");
-    b.output("y", inputs[0]!.dtype, []);
-    const model = await loadModelBytes(b.encode(), { source: `${opType}@${opset}` });
-    results[mode] = (await model.run(feeds)).y;
-    model.dispose();
-  }
-  return results;
-}
-
-function check(
-  got: Record<string, CpuTensor>,
-  want: CpuTensor,
-  label: string,
-  tol = { rtol: 1e-4, atol: 1e-5 },
-): void {
-  for (const [path, t] of Object.entries(got)) {
-    assertEquals([...t.shape], [...want.shape], `${label} ${path} shape`);
-    assertEquals(t.dtype, want.dtype, `${label} ${path} dtype`);
-    assertClose(t.data, want.data, { ...tol, label: `${label} ${path}` });
-  }
-}
-
-const f32 = (shape: number[], seed: number, lo = -1, hi = 1) =>
-  cpuTensor("float32", shape, randomFloats(shape.reduce((a, b) => a * b, 1), seed, lo, hi));
+/** Every input a graph input (W packed on the GPU), every input but X an initializer (W packed
+ * on the host), and constant folding (the CPU reference). */
+const PATHS = {
+  gpuRuns: { inputs: [], weights: "weights" },
+  tol: { rtol: 1e-4, atol: 1e-5 },
+} satisfies NodeOptions;
 
 /** The expected output through the kernel reference with pads worked out by hand. */
 function expectTranspose(
@@ -81,17 +40,6 @@ function expectTranspose(
   return cpuTensor(x.dtype, y.shape, y.data);
 }
 
-function mk(opType: string, attrs: Record<string, AttrValue>, nIn: number): OnnxNode {
-  return {
-    name: `${opType.toLowerCase()}_node`,
-    opType,
-    domain: "",
-    inputs: Array.from({ length: nIn }, (_, i) => `in${i}`),
-    outputs: ["y"],
-    attrs: new Map(Object.entries(attrs)),
-  };
-}
-
 const info = (...shape: number[]): TensorInfo => ({ dtype: "float32", shape });
 
 /** The shape `op` infers for a node with `attrs` and the input shapes. */
@@ -102,32 +50,15 @@ function inferShape(
   inputs: TensorInfo[],
   opset = 22,
 ): number[] {
-  return [...op.infer({ node: mk(opType, attrs, inputs.length), opset }, inputs)[0].shape];
-}
-
-/** Asserts that inference fails with a NodeError naming the node and matching `message`. */
-function throwsNodeError(
-  op: OpImpl,
-  opType: string,
-  attrs: Record<string, AttrValue>,
-  inputs: TensorInfo[],
-  message: RegExp,
-  opset = 22,
-): void {
-  throws(
-    () => op.infer({ node: mk(opType, attrs, inputs.length), opset }, inputs),
-    (e: Error) =>
-      e instanceof NodeError && e.message.includes(`${opType.toLowerCase()}_node`) &&
-      message.test(e.message),
-  );
+  return [...op.infer({ node: opNode(opType, attrs, inputs.length), opset }, inputs)[0].shape];
 }
 
 const CT = convTransposeOps.ConvTranspose;
 
 Deno.test("onnx ConvTranspose: explicit pads, auto_pad SAME_UPPER / SAME_LOWER / VALID, output padding", async () => {
-  const x = f32([2, 3, 5, 4], 1);
-  const w = f32([3, 2, 3, 2], 2);
-  const b = f32([2], 3);
+  const x = randomF32([2, 3, 5, 4], 1);
+  const w = randomF32([3, 2, 3, 2], 2);
+  const b = randomF32([2], 3);
   // Full output: H 2 * 4 + 3 = 11, W 3 * 3 + 2 = 11. SAME_*: 10 (total 1) and 12 (total -1,
   // split by floor division as the ONNX reference does).
   const cases: [Record<string, BuilderAttr>, Partial<ConvTransposeAttrs> & { pads: number[] }][] = [
@@ -144,11 +75,13 @@ Deno.test("onnx ConvTranspose: explicit pads, auto_pad SAME_UPPER / SAME_LOWER /
     ],
   ];
   for (const [attrs, resolved] of cases) {
-    check(
-      await runNode(11, "ConvTranspose", attrs, [x, w, b]),
-      expectTranspose(x, w, b, resolved),
-      JSON.stringify(attrs),
-    );
+    await runNode("ConvTranspose", [x, w, b], {
+      ...PATHS,
+      opset: 11,
+      attrs,
+      expect: [expectTranspose(x, w, b, resolved)],
+      label: JSON.stringify(attrs),
+    });
   }
 });
 
@@ -159,54 +92,68 @@ Deno.test("onnx ConvTranspose: output_shape (spatial or whole), the ONNX example
   const w = cpuTensor("float32", [1, 2, 3, 3], new Array(18).fill(1));
   const row0 = [0, 0, 1, 1, 3, 2, 2, 0];
   for (const outputShape of [[10, 8], [1, 2, 10, 8]]) {
-    const got = await runNode(11, "ConvTranspose", {
-      strides: [3, 2],
-      output_shape: outputShape,
-    }, [x, w]);
-    for (const t of Object.values(got)) {
+    const got = await runNode("ConvTranspose", [x, w], {
+      ...PATHS,
+      opset: 11,
+      attrs: { strides: [3, 2], output_shape: outputShape },
+    });
+    for (const [t] of Object.values(got)) {
       assertEquals([...t.shape], [1, 2, 10, 8]);
       assertEquals(Array.from(t.data.slice(0, 8)), row0);
       assertEquals(Array.from(t.data.slice(72, 80)), new Array(8).fill(0)); // last row
     }
   }
   // A shorter output_shape crops: total padding 2 per axis, split 1 + 1.
-  const xr = f32([1, 2, 4, 3], 4);
-  const wr = f32([2, 3, 3, 3], 5);
-  check(
-    await runNode(11, "ConvTranspose", { strides: [2, 2], output_shape: [7, 5] }, [xr, wr]),
-    expectTranspose(xr, wr, undefined, { strides: [2, 2], pads: [1, 1, 1, 1] }),
-    "output_shape crops",
-  );
+  const xr = randomF32([1, 2, 4, 3], 4);
+  const wr = randomF32([2, 3, 3, 3], 5);
+  await runNode("ConvTranspose", [xr, wr], {
+    ...PATHS,
+    opset: 11,
+    attrs: { strides: [2, 2], output_shape: [7, 5] },
+    expect: [expectTranspose(xr, wr, undefined, { strides: [2, 2], pads: [1, 1, 1, 1] })],
+    label: "output_shape crops",
+  });
 });
 
 Deno.test("onnx ConvTranspose: groups, 1-D, 3-D, float16", async () => {
-  const x1 = f32([2, 4, 7], 6);
-  const w1 = f32([4, 3, 3], 7);
-  const b1 = f32([6], 8);
-  check(
-    await runNode(11, "ConvTranspose", { group: 2, strides: [2], pads: [1, 0] }, [x1, w1, b1]),
-    expectTranspose(x1, w1, b1, { group: 2, strides: [2], pads: [1, 0] }),
-    "grouped 1-D",
-  );
-  const x3 = f32([1, 2, 2, 3, 3], 9);
-  const w3 = f32([2, 3, 2, 2, 3], 10);
-  check(
-    await runNode(22, "ConvTranspose", { strides: [1, 2, 2], output_padding: [0, 1, 1] }, [x3, w3]),
-    expectTranspose(x3, w3, undefined, {
-      strides: [1, 2, 2],
-      outputPadding: [0, 1, 1],
-      pads: [0, 0, 0, 0, 0, 0],
-    }),
-    "3-D",
-  );
+  const x1 = randomF32([2, 4, 7], 6);
+  const w1 = randomF32([4, 3, 3], 7);
+  const b1 = randomF32([6], 8);
+  await runNode("ConvTranspose", [x1, w1, b1], {
+    ...PATHS,
+    opset: 11,
+    attrs: { group: 2, strides: [2], pads: [1, 0] },
+    expect: [expectTranspose(x1, w1, b1, { group: 2, strides: [2], pads: [1, 0] })],
+    label: "grouped 1-D",
+  });
+  const x3 = randomF32([1, 2, 2, 3, 3], 9);
+  const w3 = randomF32([2, 3, 2, 2, 3], 10);
+  await runNode("ConvTranspose", [x3, w3], {
+    ...PATHS,
+    opset: 22,
+    attrs: { strides: [1, 2, 2], output_padding: [0, 1, 1] },
+    expect: [
+      expectTranspose(x3, w3, undefined, {
+        strides: [1, 2, 2],
+        outputPadding: [0, 1, 1],
+        pads: [0, 0, 0, 0, 0, 0],
+      }),
+    ],
+    label: "3-D",
+  });
   const half = (t: CpuTensor) => cpuTensor("float16", t.shape, t.data);
-  const xh = half(f32([1, 3, 4, 5], 11)), wh = half(f32([3, 5, 2, 2], 12)), bh = half(f32([5], 13));
-  const want = expectTranspose(xh, wh, bh, { strides: [2, 2], pads: [0, 0, 0, 0] });
-  const got = await runNode(11, "ConvTranspose", { strides: [2, 2] }, [xh, wh, bh]);
-  for (const t of Object.values(got)) {
-    assertEquals(Array.from(t.data).every((v) => v === roundToF16(v)), true);
-  }
-  check(got, want, "float16", { rtol: 2e-3, atol: 1e-3 });
+  const xh = half(randomF32([1, 3, 4, 5], 11)),
+    wh = half(randomF32([3, 5, 2, 2], 12)),
+    bh = half(randomF32([5], 13));
+  // Every path's outputs must also hold half values (runNode checks float16 outputs).
+  await runNode("ConvTranspose", [xh, wh, bh], {
+    ...PATHS,
+    opset: 11,
+    attrs: { strides: [2, 2] },
+    expect: [expectTranspose(xh, wh, bh, { strides: [2, 2], pads: [0, 0, 0, 0] })],
+    tol: { rtol: 2e-3, atol: 1e-3 },
+    label: "float16",
+  });
 });
 
 Deno.test("ConvTranspose shape inference", () => {
@@ -260,11 +207,11 @@ Deno.test("ConvTranspose attribute errors name the node", () => {
     [{ pads: [4, 0, 5, 0] }, [x, w], /remove the whole output/],
   ];
   for (const [attrs, inputs, message] of bad) {
-    throwsNodeError(CT, "ConvTranspose", attrs, inputs, message);
+    throwsOnInfer("ConvTranspose", attrs, inputs, message, 22);
   }
   throws(
     () =>
-      CT.infer({ node: mk("ConvTranspose", {}, 2), opset: 22 }, [
+      CT.infer({ node: opNode("ConvTranspose", {}, 2), opset: 22 }, [
         info(1, 1, 2, 2, 2, 2),
         info(1, 1, 1, 1, 1, 1),
       ]),
@@ -272,7 +219,7 @@ Deno.test("ConvTranspose attribute errors name the node", () => {
   );
   throws(
     () =>
-      CT.infer({ node: mk("ConvTranspose", {}, 2), opset: 22 }, [{
+      CT.infer({ node: opNode("ConvTranspose", {}, 2), opset: 22 }, [{
         dtype: "int32",
         shape: [1, 1, 3],
       }, info(1, 1, 1)]),
@@ -288,7 +235,7 @@ Deno.test("ConvTranspose with a missing W names the node", async () => {
   const model = await loadModelBytes(b.encode());
   try {
     await rejects(
-      model.run({ x: f32([1, 1, 3], 40) }),
+      model.run({ x: randomF32([1, 1, 3], 40) }),
       (e: Error) =>
         e instanceof NodeError && /'ConvTranspose_0'.*input 1 \(W\) is missing/.test(e.message),
     );
@@ -322,47 +269,53 @@ Deno.test("onnx InstanceNormalization: opsets 6 and 22, epsilon, 1-D to 3-D", as
       1e-3,
     ]] as const
   ) {
-    const x = f32([...shape], 20, -2, 3);
+    const x = randomF32([...shape], 20, -2, 3);
     const c = shape[1];
-    const s = f32([c], 21, 0.5, 1.5), bias = f32([c], 22);
-    check(
-      await runNode(opset, "InstanceNormalization", { epsilon }, [x, s, bias]),
-      expectNorm(x, c, true, s, bias, epsilon),
-      `instance norm ${shape} @${opset}`,
-    );
+    const s = randomF32([c], 21, 0.5, 1.5), bias = randomF32([c], 22);
+    await runNode("InstanceNormalization", [x, s, bias], {
+      ...PATHS,
+      opset,
+      attrs: { epsilon },
+      expect: [expectNorm(x, c, true, s, bias, epsilon)],
+      label: `instance norm ${shape} @${opset}`,
+    });
   }
 });
 
 Deno.test("onnx GroupNormalization: opset 18 (per-group parameters), 21 (per channel), stash_type", async () => {
-  const x = f32([3, 6, 5, 3], 30, -1, 4);
-  const sg = f32([2], 31, 0.5, 1.5), bg = f32([2], 32);
-  check(
-    await runNode(18, "GroupNormalization", { num_groups: 2, epsilon: 1e-3 }, [x, sg, bg]),
-    expectNorm(x, 2, false, sg, bg, 1e-3),
-    "opset 18",
-  );
-  const sc = f32([6], 33, 0.5, 1.5), bc = f32([6], 34);
+  const x = randomF32([3, 6, 5, 3], 30, -1, 4);
+  const sg = randomF32([2], 31, 0.5, 1.5), bg = randomF32([2], 32);
+  await runNode("GroupNormalization", [x, sg, bg], {
+    ...PATHS,
+    opset: 18,
+    attrs: { num_groups: 2, epsilon: 1e-3 },
+    expect: [expectNorm(x, 2, false, sg, bg, 1e-3)],
+    label: "opset 18",
+  });
+  const sc = randomF32([6], 33, 0.5, 1.5), bc = randomF32([6], 34);
   for (const stash of [undefined, 1]) {
     const attrs: Record<string, BuilderAttr> = { num_groups: 3 };
     if (stash !== undefined) attrs.stash_type = stash;
-    check(
-      await runNode(21, "GroupNormalization", attrs, [x, sc, bc]),
-      expectNorm(x, 3, true, sc, bc, 1e-5),
-      `opset 21 stash ${stash}`,
-    );
+    await runNode("GroupNormalization", [x, sc, bc], {
+      ...PATHS,
+      opset: 21,
+      attrs,
+      expect: [expectNorm(x, 3, true, sc, bc, 1e-5)],
+      label: `opset 21 stash ${stash}`,
+    });
   }
   // float16 tensors: half-precision outputs.
   const half = (t: CpuTensor) => cpuTensor("float16", t.shape, t.data);
-  const got = await runNode(21, "GroupNormalization", { num_groups: 2 }, [
-    half(x),
-    half(sc),
-    half(bc),
-  ]);
-  for (const t of Object.values(got)) {
-    assertEquals(Array.from(t.data).every((v) => v === roundToF16(v)), true);
-  }
+  // Every path's outputs must also hold half values (runNode checks float16 outputs).
   const want = expectNorm(half(x), 2, true, half(sc), half(bc), 1e-5);
-  check(got, cpuTensor("float16", want.shape, want.data), "float16", { rtol: 2e-3, atol: 2e-3 });
+  await runNode("GroupNormalization", [half(x), half(sc), half(bc)], {
+    ...PATHS,
+    opset: 21,
+    attrs: { num_groups: 2 },
+    expect: [cpuTensor("float16", want.shape, want.data)],
+    tol: { rtol: 2e-3, atol: 2e-3 },
+    label: "float16",
+  });
 });
 
 Deno.test("Instance/GroupNormalization shape inference and errors name the node", () => {
@@ -380,25 +333,23 @@ Deno.test("Instance/GroupNormalization shape inference and errors name the node"
     4,
     4,
   ]);
-  throwsNodeError(
-    IN,
+  throwsOnInfer(
     "InstanceNormalization",
     {},
     [x, info(3), info(6)],
     /scale has shape \[3\], expected \[6\]/,
+    22,
   );
-  throwsNodeError(IN, "InstanceNormalization", {}, [x, info(6)], /input 2 \(B\) is missing/);
-  throwsNodeError(IN, "InstanceNormalization", {}, [info(6), info(6), info(6)], /needs N, C/);
-  throwsNodeError(
-    GN,
+  throwsOnInfer("InstanceNormalization", {}, [x, info(6)], /input 2 \(B\) is missing/, 22);
+  throwsOnInfer("InstanceNormalization", {}, [info(6), info(6), info(6)], /needs N, C/, 22);
+  throwsOnInfer(
     "GroupNormalization",
     {},
     [x, info(6), info(6)],
     /missing attribute 'num_groups'/,
     21,
   );
-  throwsNodeError(
-    GN,
+  throwsOnInfer(
     "GroupNormalization",
     { num_groups: 4 },
     [x, info(6), info(6)],
@@ -406,32 +357,28 @@ Deno.test("Instance/GroupNormalization shape inference and errors name the node"
     21,
   );
   // Opset 18 wants one value per group, opset 21 one per channel.
-  throwsNodeError(
-    GN,
+  throwsOnInfer(
     "GroupNormalization",
     { num_groups: 3 },
     [x, info(6), info(6)],
     /expected \[3\] \(one per group in opset 18\)/,
     18,
   );
-  throwsNodeError(
-    GN,
+  throwsOnInfer(
     "GroupNormalization",
     { num_groups: 3 },
     [x, info(3), info(3)],
     /expected \[6\] \(one per channel in opset 21\)/,
     21,
   );
-  throwsNodeError(
-    GN,
+  throwsOnInfer(
     "GroupNormalization",
     { num_groups: 3, stash_type: 6 },
     [x, info(6), info(6)],
     /stash_type 6/,
     21,
   );
-  throwsNodeError(
-    GN,
+  throwsOnInfer(
     "GroupNormalization",
     { num_groups: 3, epsilon: -1 },
     [x, info(6), info(6)],

@@ -1,19 +1,10 @@
 /** Indexing operators (TopK, GatherND, ScatterND, ScatterElements, Trilu, EyeLike, CumSum,
- * Hardmax, OneHot, Einsum, NonMaxSuppression) through the OpImpl contract: shape inference,
- * opset forms, ONNX examples, attribute errors naming the node, constant out-of-range indices
- * rejected at plan time, GPU-computed ones reported through the plan's status slot, and NMS
- * refusing to run inside a plan. */
+ * Hardmax, OneHot, Einsum, NonMaxSuppression): shape inference, opset forms, ONNX examples run
+ * as single-node models on the GPU and folded on the CPU (tests/onnx/harness.ts), attribute
+ * errors naming the node, constant out-of-range indices rejected at plan time, GPU-computed ones
+ * reported through the plan's status slot, and NMS refusing to run inside a plan. */
 import "../gpu_teardown.ts";
 import { deepStrictEqual as assertEquals, ok, rejects, throws } from "node:assert/strict";
-import {
-  allocTensor,
-  downloadTensor,
-  getGpu,
-  releaseTensor,
-  ResourceScope,
-  submitDispatches,
-  uploadCpuTensor,
-} from "../../src/gpu/mod.ts";
 import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
 import { GraphBuilder } from "../../src/onnx/builder.ts";
 import { UnsupportedError } from "../../src/onnx/graph.ts";
@@ -22,124 +13,50 @@ import { indexingOps } from "../../src/onnx/ops/indexing.ts";
 import { ONNX_TYPE, readTensorFile } from "../../src/onnx/tensor_proto.ts";
 import { parseModel } from "../../src/onnx/parse.ts";
 import { sharedPath } from "../helpers.ts";
-import {
-  type AttrValue,
-  type GpuOpContext,
-  NodeError,
-  type OnnxNode,
-  type TensorInfo,
-} from "../../src/onnx/types.ts";
-
-function mk(opType: string, attrs: Record<string, AttrValue>, nIn: number, nOut: number): OnnxNode {
-  return {
-    name: `${opType.toLowerCase()}_node`,
-    opType,
-    domain: "",
-    inputs: Array.from({ length: nIn }, (_, i) => `in${i}`),
-    outputs: Array.from({ length: nOut }, (_, i) => `out${i}`),
-    attrs: new Map(Object.entries(attrs)),
-  };
-}
-
-/** Infos for `inputs`: values set for the op's constant inputs (as the executor makes them) and
- * for those listed in `known`. */
-function infosOf(
-  opType: string,
-  inputs: readonly (CpuTensor | undefined)[],
-  known: readonly number[] = [],
-): (TensorInfo | undefined)[] {
-  const constInputs = indexingOps[opType].constInputs ?? [];
-  return inputs.map((t, i): TensorInfo | undefined =>
-    t
-      ? {
-        dtype: t.dtype,
-        shape: t.shape,
-        value: constInputs.includes(i) || known.includes(i) ? t : undefined,
-      }
-      : undefined
-  );
-}
-
-/** Runs infer and cpu (checking they agree) and the GPU path (checking it matches cpu exactly;
- * float results within `rtol`). */
-async function run(
-  opType: string,
-  inputs: (CpuTensor | undefined)[],
-  attrs: Record<string, AttrValue> = {},
-  opset = 18,
-  nOut = 1,
-): Promise<CpuTensor[]> {
-  const op = indexingOps[opType];
-  const node = mk(opType, attrs, inputs.length, nOut);
-  const constInputs = op.constInputs ?? [];
-  const infos = infosOf(opType, inputs);
-  const inferred = op.infer({ node, opset }, infos);
-  const out = op.cpu({ node, opset }, inputs);
-  out.forEach((o, i) => {
-    assertEquals([o.dtype, [...o.shape]], [inferred[i].dtype, [...inferred[i].shape]]);
-  });
-  const gpu = await getGpu();
-  const scope = new ResourceScope();
-  const ins = inputs.map((t, i) =>
-    t && !constInputs.includes(i) ? uploadCpuTensor(gpu, t) : undefined
-  );
-  const outs = inferred.map((o) => allocTensor(gpu, o.shape, o.dtype));
-  const ctx: GpuOpContext = {
-    node,
-    opset,
-    gpu,
-    inputInfos: infos,
-    outputInfos: inferred,
-    own: (r) => scope.own(r),
-  };
-  submitDispatches(gpu, op.gpu!(ctx, ins, outs));
-  for (const [i, o] of outs.entries()) {
-    const got = await downloadTensor(gpu, o);
-    assertEquals(
-      { shape: [...got.shape], data: Array.from(got.data) },
-      { shape: [...out[i].shape], data: Array.from(out[i].data) },
-      `${opType} output ${i}: GPU differs from CPU`,
-    );
-  }
-  for (const t of [...ins, ...outs]) if (t) releaseTensor(gpu, t);
-  scope.dispose();
-  return out;
-}
+import { type AttrValue, NodeError } from "../../src/onnx/types.ts";
+import { infosOf, namesNode, opNode, runNode } from "./harness.ts";
 
 const f32 = (shape: number[], v: number[]) => cpuTensor("float32", shape, v);
 const i64 = (shape: number[], v: number[]) => cpuTensor("int64", shape, v);
 const values = (t: CpuTensor) => Array.from(t.data);
-const namesNode = (opType: string, pattern: RegExp) => (e: Error) =>
-  e instanceof NodeError && e.message.includes(`'${opType.toLowerCase()}_node' (${opType})`) &&
-  pattern.test(e.message);
 
 Deno.test("TopK: k as attribute (opset 1) and input, largest/smallest, ties, bad k", async () => {
   const x = f32([3, 4], [0, 1, 2, 3, 4, 5, 6, 7, 11, 10, 9, 8]);
-  const [v, i] = await run("TopK", [x], { k: 3, axis: 1 }, 1, 2);
+  const [v, i] =
+    (await runNode("TopK", [x], { attrs: { k: 3, axis: 1 }, opset: 1, outputs: 2 })).cpu;
   assertEquals([...v.shape], [3, 3]);
   assertEquals(values(v), [3, 2, 1, 7, 6, 5, 11, 10, 9]);
   assertEquals(i.dtype, "int64");
   assertEquals(values(i), [3, 2, 1, 3, 2, 1, 0, 1, 2]);
-  const [s, si] = await run("TopK", [x, i64([1], [2])], { axis: 0, largest: 0 }, 11, 2);
+  const [s, si] = (await runNode("TopK", [x, i64([1], [2])], {
+    attrs: { axis: 0, largest: 0 },
+    opset: 11,
+    outputs: 2,
+  })).cpu;
   assertEquals(values(s), [0, 1, 2, 3, 4, 5, 6, 7]);
   assertEquals(values(si), [0, 0, 0, 0, 1, 1, 1, 1]);
   // Ties: the lower index first, for largest and smallest alike.
   const tied = f32([6], [2, 1, 2, 1, 2, 1]);
-  assertEquals(values((await run("TopK", [tied, i64([1], [4])], {}, 11, 2))[1]), [0, 2, 4, 1]);
-  const small = await run("TopK", [tied, i64([1], [4])], { largest: 0 }, 11, 2);
+  assertEquals(
+    values((await runNode("TopK", [tied, i64([1], [4])], { opset: 11, outputs: 2 })).cpu[1]),
+    [0, 2, 4, 1],
+  );
+  const small =
+    (await runNode("TopK", [tied, i64([1], [4])], { attrs: { largest: 0 }, opset: 11, outputs: 2 }))
+      .cpu;
   assertEquals(values(small[1]), [1, 3, 5, 0]);
-  await run(
+  await runNode(
     "TopK",
     [cpuTensor("int32", [2, 5], [5, 1, 5, 2, 0, 3, 3, 3, 9, 9]), i64([1], [5])],
     {
-      sorted: 0,
+      attrs: { sorted: 0 },
+      opset: 11,
+      outputs: 2,
     },
-    11,
-    2,
   );
   const infer = (k: number, attrs: Record<string, AttrValue> = {}) =>
     indexingOps.TopK.infer(
-      { node: mk("TopK", attrs, 2, 2), opset: 11 },
+      { node: opNode("TopK", attrs, 2, 2), opset: 11 },
       infosOf("TopK", [x, i64([1], [k])]),
     );
   throws(() => infer(5), namesNode("TopK", /k 5 is outside \[0, 4\]/));
@@ -148,7 +65,7 @@ Deno.test("TopK: k as attribute (opset 1) and input, largest/smallest, ties, bad
   throws(() => infer(2, { largest: 2 }), namesNode("TopK", /largest 2/));
   throws(
     () =>
-      indexingOps.TopK.infer({ node: mk("TopK", {}, 2, 2), opset: 11 }, [
+      indexingOps.TopK.infer({ node: opNode("TopK", {}, 2, 2), opset: 11 }, [
         { dtype: "float32", shape: [4] },
         { dtype: "int64", shape: [1] },
       ]),
@@ -158,17 +75,21 @@ Deno.test("TopK: k as attribute (opset 1) and input, largest/smallest, ties, bad
 
 Deno.test("GatherND: ONNX examples, batch_dims, shapes and constant out-of-range indices", async () => {
   const data = cpuTensor("int32", [2, 2], [0, 1, 2, 3]);
-  assertEquals(values((await run("GatherND", [data, i64([2, 2], [0, 0, 1, 1])]))[0]), [0, 3]);
-  const [rows] = await run("GatherND", [data, i64([2, 1], [1, 0])]);
+  assertEquals(values((await runNode("GatherND", [data, i64([2, 2], [0, 0, 1, 1])])).cpu[0]), [
+    0,
+    3,
+  ]);
+  const [rows] = (await runNode("GatherND", [data, i64([2, 1], [1, 0])])).cpu;
   assertEquals([...rows.shape, ...values(rows)], [2, 2, 2, 3, 0, 1]);
   const cube = f32([2, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7]);
-  const [b1] = await run("GatherND", [cube, i64([2, 1], [1, 0])], { batch_dims: 1 });
+  const [b1] =
+    (await runNode("GatherND", [cube, i64([2, 1], [1, 0])], { attrs: { batch_dims: 1 } })).cpu;
   assertEquals([...b1.shape, ...values(b1)], [2, 2, 2, 3, 4, 5]);
-  const [neg] = await run("GatherND", [cube, i64([1, 3], [-1, 0, -1])]);
+  const [neg] = (await runNode("GatherND", [cube, i64([1, 3], [-1, 0, -1])])).cpu;
   assertEquals(values(neg), [5]);
   const infer = (indices: CpuTensor, attrs: Record<string, AttrValue> = {}, known = true) =>
     indexingOps.GatherND.infer(
-      { node: mk("GatherND", attrs, 2, 1), opset: 13 },
+      { node: opNode("GatherND", attrs, 2, 1), opset: 13 },
       infosOf("GatherND", [cube, indices], known ? [1] : []),
     );
   assertEquals(infer(i64([4, 5, 2], new Array(40).fill(0)))[0].shape, [4, 5, 2]);
@@ -191,21 +112,30 @@ Deno.test("ScatterND: ONNX examples for every reduction, errors name the node", 
   const data = f32([8], [1, 2, 3, 4, 5, 6, 7, 8]);
   const idx = i64([4, 1], [4, 3, 1, 7]);
   const upd = f32([4], [9, 10, 11, 12]);
-  assertEquals(values((await run("ScatterND", [data, idx, upd]))[0]), [1, 11, 3, 10, 9, 6, 7, 12]);
+  assertEquals(values((await runNode("ScatterND", [data, idx, upd])).cpu[0]), [
+    1,
+    11,
+    3,
+    10,
+    9,
+    6,
+    7,
+    12,
+  ]);
   const dup = i64([2, 1], [0, 0]);
   const two = f32([2], [5, 6]);
   const expect: Record<string, number> = { add: 12, mul: 30, max: 6, min: 1 };
   for (const [reduction, first] of Object.entries(expect)) {
-    const [y] = await run("ScatterND", [data, dup, two], { reduction });
+    const [y] = (await runNode("ScatterND", [data, dup, two], { attrs: { reduction } })).cpu;
     assertEquals(values(y)[0], first, reduction);
   }
   // Slices: rows of a [4, 2] matrix.
   const m = f32([4, 2], [1, 2, 3, 4, 5, 6, 7, 8]);
-  const [rows] = await run("ScatterND", [m, i64([1, 1], [-2]), f32([1, 2], [0, 0])]);
+  const [rows] = (await runNode("ScatterND", [m, i64([1, 1], [-2]), f32([1, 2], [0, 0])])).cpu;
   assertEquals(values(rows), [1, 2, 3, 4, 0, 0, 7, 8]);
   const infer = (attrs: Record<string, AttrValue>, indices: CpuTensor, updates: CpuTensor) =>
     indexingOps.ScatterND.infer(
-      { node: mk("ScatterND", attrs, 3, 1), opset: 18 },
+      { node: opNode("ScatterND", attrs, 3, 1), opset: 18 },
       infosOf("ScatterND", [data, indices, updates], [1]),
     );
   throws(() => infer({ reduction: "avg" }, idx, upd), namesNode("ScatterND", /unknown reduction/));
@@ -221,28 +151,29 @@ Deno.test("ScatterElements (and Scatter): axis, negative indices, reductions, er
   const data = f32([3, 3], new Array(9).fill(0));
   const idx = i64([2, 3], [1, 0, 2, 0, 2, 1]);
   const upd = f32([2, 3], [1, 1.1, 1.2, 2, 2.1, 2.2]);
-  const [y] = await run("ScatterElements", [data, idx, upd]);
+  const [y] = (await runNode("ScatterElements", [data, idx, upd])).cpu;
   assertEquals(values(y).map((v) => Math.round(v * 10) / 10), [2, 1.1, 0, 1, 0, 2.2, 0, 2.1, 1.2]);
   const row = f32([1, 5], [1, 2, 3, 4, 5]);
-  const [a] = await run("ScatterElements", [row, i64([1, 2], [1, -2]), f32([1, 2], [10, 20])], {
-    axis: 1,
-  });
+  const [a] =
+    (await runNode("ScatterElements", [row, i64([1, 2], [1, -2]), f32([1, 2], [10, 20])], {
+      attrs: { axis: 1 },
+    })).cpu;
   assertEquals(values(a), [1, 10, 3, 20, 5]);
-  const [s] = await run(
-    "Scatter",
-    [row, i64([1, 2], [1, 3]), f32([1, 2], [10, 20])],
-    { axis: 1 },
-    9,
-  );
+  const [s] = (await runNode("Scatter", [row, i64([1, 2], [1, 3]), f32([1, 2], [10, 20])], {
+    attrs: { axis: 1 },
+    opset: 9,
+  })).cpu;
   assertEquals(values(s), [1, 10, 3, 20, 5]);
-  const [add] = await run("ScatterElements", [row, i64([1, 2], [1, 1]), f32([1, 2], [1, 2])], {
-    axis: 1,
-    reduction: "add",
-  });
+  const [add] = (await runNode("ScatterElements", [row, i64([1, 2], [1, 1]), f32([1, 2], [1, 2])], {
+    attrs: {
+      axis: 1,
+      reduction: "add",
+    },
+  })).cpu;
   assertEquals(values(add), [1, 5, 3, 4, 5]);
   const infer = (attrs: Record<string, AttrValue>, indices: CpuTensor) =>
     indexingOps.ScatterElements.infer(
-      { node: mk("ScatterElements", attrs, 3, 1), opset: 18 },
+      { node: opNode("ScatterElements", attrs, 3, 1), opset: 18 },
       infosOf("ScatterElements", [row, indices, f32(indices.shape as number[], [0, 0])], [1]),
     );
   throws(() => infer({ axis: 1 }, i64([1, 2], [0, 5])), namesNode("ScatterElements", /index 5/));
@@ -260,23 +191,36 @@ Deno.test("ScatterElements (and Scatter): axis, negative indices, reductions, er
 
 Deno.test("Trilu, EyeLike: k input and attribute, upper/lower, dtype attribute", async () => {
   const x = f32([3, 4], Array.from({ length: 12 }, (_, i) => i + 1));
-  assertEquals(values((await run("Trilu", [x]))[0]), [1, 2, 3, 4, 0, 6, 7, 8, 0, 0, 11, 12]);
-  const [low] = await run("Trilu", [x, i64([], [-1])], { upper: 0 });
+  assertEquals(values((await runNode("Trilu", [x])).cpu[0]), [
+    1,
+    2,
+    3,
+    4,
+    0,
+    6,
+    7,
+    8,
+    0,
+    0,
+    11,
+    12,
+  ]);
+  const [low] = (await runNode("Trilu", [x, i64([], [-1])], { attrs: { upper: 0 } })).cpu;
   assertEquals(values(low), [0, 0, 0, 0, 5, 0, 0, 0, 9, 10, 0, 0]);
-  const [eye] = await run("EyeLike", [x], { k: 1 });
+  const [eye] = (await runNode("EyeLike", [x], { attrs: { k: 1 } })).cpu;
   assertEquals(values(eye), [0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
-  const [ieye] = await run("EyeLike", [x], { dtype: ONNX_TYPE.INT32 });
+  const [ieye] = (await runNode("EyeLike", [x], { attrs: { dtype: ONNX_TYPE.INT32 } })).cpu;
   assertEquals(ieye.dtype, "int32");
   throws(
     () =>
-      indexingOps.Trilu.infer({ node: mk("Trilu", {}, 1, 1), opset: 14 }, [{
+      indexingOps.Trilu.infer({ node: opNode("Trilu", {}, 1, 1), opset: 14 }, [{
         dtype: "float32",
         shape: [3],
       }]),
     namesNode("Trilu", /rank >= 2/),
   );
   throws(
-    () => indexingOps.EyeLike.infer({ node: mk("EyeLike", { dtype: 8 }, 1, 1), opset: 9 }, [x]),
+    () => indexingOps.EyeLike.infer({ node: opNode("EyeLike", { dtype: 8 }, 1, 1), opset: 9 }, [x]),
     namesNode("EyeLike", /dtype string is not supported/),
   );
 });
@@ -284,38 +228,65 @@ Deno.test("Trilu, EyeLike: k input and attribute, upper/lower, dtype attribute",
 Deno.test("CumSum, Hardmax, OneHot: ONNX examples and attribute errors", async () => {
   const x = f32([5], [1, 2, 3, 4, 5]);
   const axis0 = i64([], [0]);
-  assertEquals(values((await run("CumSum", [x, axis0]))[0]), [1, 3, 6, 10, 15]);
-  const [er] = await run("CumSum", [x, axis0], { exclusive: 1, reverse: 1 });
+  assertEquals(values((await runNode("CumSum", [x, axis0])).cpu[0]), [1, 3, 6, 10, 15]);
+  const [er] = (await runNode("CumSum", [x, axis0], { attrs: { exclusive: 1, reverse: 1 } })).cpu;
   assertEquals(values(er), [14, 12, 9, 5, 0]);
   const m = cpuTensor("int32", [2, 3], [1, 2, 3, 4, 5, 6]);
-  assertEquals(values((await run("CumSum", [m, i64([1], [-1])]))[0]), [1, 3, 6, 4, 9, 15]);
+  assertEquals(values((await runNode("CumSum", [m, i64([1], [-1])])).cpu[0]), [1, 3, 6, 4, 9, 15]);
   throws(
     () =>
       indexingOps.CumSum.infer(
-        { node: mk("CumSum", { exclusive: 2 }, 2, 1), opset: 14 },
+        { node: opNode("CumSum", { exclusive: 2 }, 2, 1), opset: 14 },
         infosOf("CumSum", [x, axis0]),
       ),
     namesNode("CumSum", /'exclusive' is 2/),
   );
 
   const h = f32([2, 2, 2], [1, 9, 3, 4, 5, 5, 0, 1]);
-  assertEquals(values((await run("Hardmax", [h], {}, 13))[0]), [0, 1, 0, 1, 1, 0, 0, 1]);
+  assertEquals(values((await runNode("Hardmax", [h], { opset: 13 })).cpu[0]), [
+    0,
+    1,
+    0,
+    1,
+    1,
+    0,
+    0,
+    1,
+  ]);
   // Opset 11: coerced to 2-D at axis 1, so each [2, 2] block is one line.
-  assertEquals(values((await run("Hardmax", [h], {}, 11))[0]), [0, 1, 0, 0, 1, 0, 0, 0]);
-  assertEquals(values((await run("Hardmax", [h], { axis: 0 }, 13))[0]), [0, 1, 1, 1, 1, 0, 0, 0]);
+  assertEquals(values((await runNode("Hardmax", [h], { opset: 11 })).cpu[0]), [
+    0,
+    1,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+  ]);
+  assertEquals(values((await runNode("Hardmax", [h], { attrs: { axis: 0 }, opset: 13 })).cpu[0]), [
+    0,
+    1,
+    1,
+    1,
+    1,
+    0,
+    0,
+    0,
+  ]);
 
   const ids = i64([3], [1, -1, 7]);
   const vals = f32([2], [0, 3]);
-  const [oh] = await run("OneHot", [ids, f32([], [4]), vals]);
+  const [oh] = (await runNode("OneHot", [ids, f32([], [4]), vals])).cpu;
   assertEquals([...oh.shape], [3, 4]);
   assertEquals(values(oh), [0, 3, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0]);
-  const [oh0] = await run("OneHot", [ids, i64([1], [2]), cpuTensor("int64", [2], [5, 6])], {
-    axis: 0,
-  });
+  const [oh0] = (await runNode("OneHot", [ids, i64([1], [2]), cpuTensor("int64", [2], [5, 6])], {
+    attrs: { axis: 0 },
+  })).cpu;
   assertEquals([...oh0.shape, ...values(oh0)], [2, 3, 5, 5, 5, 6, 6, 5]);
   const inferOneHot = (depth: number, attrs: Record<string, AttrValue> = {}) =>
     indexingOps.OneHot.infer(
-      { node: mk("OneHot", attrs, 3, 1), opset: 11 },
+      { node: opNode("OneHot", attrs, 3, 1), opset: 11 },
       infosOf("OneHot", [ids, i64([], [depth]), vals]),
     );
   throws(() => inferOneHot(0), namesNode("OneHot", /depth 0 must be at least 1/));
@@ -325,19 +296,36 @@ Deno.test("CumSum, Hardmax, OneHot: ONNX examples and attribute errors", async (
 Deno.test("Einsum: shapes, implicit output, ellipsis, traces; bad equations name the node", async () => {
   const a = f32([2, 3], [1, 2, 3, 4, 5, 6]);
   const b = f32([3, 2], [1, 0, 0, 1, 1, 1]);
-  assertEquals(values((await run("Einsum", [a, b], { equation: "ij,jk->ik" }))[0]), [4, 5, 10, 11]);
-  assertEquals(values((await run("Einsum", [a], { equation: "ij->ji" }))[0]), [1, 4, 2, 5, 3, 6]);
-  assertEquals(values((await run("Einsum", [a], { equation: "ij->" }))[0]), [21]);
+  assertEquals(
+    values((await runNode("Einsum", [a, b], { attrs: { equation: "ij,jk->ik" } })).cpu[0]),
+    [4, 5, 10, 11],
+  );
+  assertEquals(values((await runNode("Einsum", [a], { attrs: { equation: "ij->ji" } })).cpu[0]), [
+    1,
+    4,
+    2,
+    5,
+    3,
+    6,
+  ]);
+  assertEquals(values((await runNode("Einsum", [a], { attrs: { equation: "ij->" } })).cpu[0]), [
+    21,
+  ]);
   const sq = f32([2, 2], [1, 2, 3, 4]);
-  assertEquals(values((await run("Einsum", [sq], { equation: "ii" }))[0]), [5]);
-  assertEquals(values((await run("Einsum", [sq], { equation: "ii->i" }))[0]), [1, 4]);
-  const [bmm] = await run("Einsum", [f32([2, 1, 3], [1, 2, 3, 4, 5, 6]), b], {
-    equation: "...ij,jk",
-  });
+  assertEquals(values((await runNode("Einsum", [sq], { attrs: { equation: "ii" } })).cpu[0]), [5]);
+  assertEquals(values((await runNode("Einsum", [sq], { attrs: { equation: "ii->i" } })).cpu[0]), [
+    1,
+    4,
+  ]);
+  const [bmm] = (await runNode("Einsum", [f32([2, 1, 3], [1, 2, 3, 4, 5, 6]), b], {
+    attrs: {
+      equation: "...ij,jk",
+    },
+  })).cpu;
   assertEquals([...bmm.shape, ...values(bmm)], [2, 1, 2, 4, 5, 10, 11]);
   const infer = (equation: string, shapes: number[][]) =>
     indexingOps.Einsum.infer(
-      { node: mk("Einsum", { equation }, shapes.length, 1), opset: 12 },
+      { node: opNode("Einsum", { equation }, shapes.length, 1), opset: 12 },
       shapes.map((shape) => ({ dtype: "float32", shape })),
     );
   assertEquals(infer("bhqd,bhkd->bhqk", [[2, 4, 5, 8], [2, 4, 7, 8]])[0].shape, [2, 4, 5, 7]);
@@ -347,7 +335,7 @@ Deno.test("Einsum: shapes, implicit output, ellipsis, traces; bad equations name
   throws(() => infer("i$->i", [[2, 3]]), namesNode("Einsum", /unexpected '\$'/));
   throws(
     () =>
-      indexingOps.Einsum.infer({ node: mk("Einsum", {}, 1, 1), opset: 12 }, [{
+      indexingOps.Einsum.infer({ node: opNode("Einsum", {}, 1, 1), opset: 12 }, [{
         dtype: "float32",
         shape: [2],
       }]),
@@ -357,7 +345,7 @@ Deno.test("Einsum: shapes, implicit output, ellipsis, traces; bad equations name
 
 Deno.test("NonMaxSuppression: ONNX examples on the host; refuses GPU-computed inputs", () => {
   const op = indexingOps.NonMaxSuppression;
-  const node = mk("NonMaxSuppression", {}, 5, 1);
+  const node = opNode("NonMaxSuppression", {}, 5, 1);
   // ONNX's suppress_by_IOU example: 6 boxes in two clusters.
   const boxes = f32([1, 6, 4], [
     ...[0, 0, 1, 1],
@@ -394,7 +382,7 @@ Deno.test("NonMaxSuppression: ONNX examples on the host; refuses GPU-computed in
     ...[0.5, 10.6, 1, 1],
     ...[0.5, 100.5, 1, 1],
   ]);
-  const cnode = mk("NonMaxSuppression", { center_point_box: 1 }, 5, 1);
+  const cnode = opNode("NonMaxSuppression", { center_point_box: 1 }, 5, 1);
   const [c] = op.cpu({ node: cnode, opset: 11 }, [centred, ...inputs.slice(1)]);
   assertEquals(values(c), [0, 0, 3, 0, 0, 0, 0, 0, 5]);
   // Omitted optional inputs: max_output_boxes_per_class defaults to 0 (select nothing).
@@ -411,7 +399,10 @@ Deno.test("NonMaxSuppression: ONNX examples on the host; refuses GPU-computed in
   );
   throws(
     () =>
-      op.infer({ node: mk("NonMaxSuppression", { center_point_box: 2 }, 5, 1), opset: 11 }, infos),
+      op.infer(
+        { node: opNode("NonMaxSuppression", { center_point_box: 2 }, 5, 1), opset: 11 },
+        infos,
+      ),
     namesNode("NonMaxSuppression", /center_point_box 2/),
   );
 });

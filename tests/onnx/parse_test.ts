@@ -15,6 +15,7 @@ import {
   NodeError,
   OPS,
   readTensorProto,
+  tensorToProto,
   UnsupportedError,
   UnsupportedOperatorError,
 } from "../../src/onnx/mod.ts";
@@ -606,4 +607,13 @@ Deno.test("onnx: Squeeze/Unsqueeze axes as attribute (opset < 13) and input", as
     outputs: [vi("s", "float32", [1, 3]), vi("u", "float32", [1, 3, 1])],
   }, { x });
   assertEquals([[...v13.s.shape], [...v13.u.shape], values(v13.u)], [[1, 3], [1, 3, 1], [1, 2, 3]]);
+});
+
+Deno.test("tensor proto: int64 clamp sentinels round-trip (INT64_MAX stays INT64_MAX)", () => {
+  const values = [2 ** 63, -(2 ** 63), 5, -7];
+  const proto = tensorToProto("ends", cpuTensor("int64", [4], Float64Array.from(values)));
+  const raw = proto.rawData as Uint8Array;
+  const written = new BigInt64Array(raw.buffer, raw.byteOffset, 4);
+  assertEquals([...written], [2n ** 63n - 1n, -(2n ** 63n), 5n, -7n]);
+  assertEquals([...readTensorProto(proto).tensor.data], values);
 });
