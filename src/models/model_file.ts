@@ -1,7 +1,6 @@
 /** One entry point for every model file the engine reads: an ONNX graph as it is, or a checkpoint
  * (TorchScript, torch.save, safetensors) whose architecture is built from its weights. Callers
  * name the tower they want from a two-tower CLIP file; single-tower files need no name. */
-import { extname } from "node:path";
 import { EngineError } from "../util/errors.ts";
 import { getGpu, type Gpu } from "../gpu/mod.ts";
 import {
@@ -13,7 +12,7 @@ import {
   type ParsedModel,
   type ValueDecl,
 } from "../onnx/mod.ts";
-import { openCheckpoint } from "./checkpoint/open.ts";
+import { checkpointKind, openCheckpoint } from "./checkpoint/open.ts";
 import type { CheckpointFormat } from "./checkpoint/state_dict.ts";
 import { buildTower, describeCheckpoint, type TowerName } from "./arch/mod.ts";
 
@@ -40,12 +39,6 @@ export interface ModelFileSummary {
   readonly lines: readonly string[];
 }
 
-/** Whether `path` is an ONNX model (by extension, else by its first bytes not being a known
- * checkpoint container). */
-export function isOnnxFile(path: string): boolean {
-  return extname(path).toLowerCase() === ".onnx";
-}
-
 /** The graph of one tower of a model file, ready for the engine (`parsed`) or for export
  * (`builder`, checkpoints only), with a line describing it. */
 export interface TowerGraph {
@@ -58,7 +51,7 @@ export interface TowerGraph {
  * ignored for ONNX files, which are one graph). Checkpoint weights are read once, for that tower
  * only, and the file is closed before returning. */
 export function towerGraph(path: string, tower?: TowerName): TowerGraph {
-  if (isOnnxFile(path)) {
+  if (checkpointKind(path) === "onnx") {
     const parsed = loadModelFile(path, OPS);
     return { parsed, description: `ONNX model (${parsed.graph.nodes.length} nodes)` };
   }
@@ -90,7 +83,7 @@ export async function loadTowerModel(
  * read), ONNX models from their graph. */
 export function summarizeModelFile(path: string): ModelFileSummary {
   const bytes = fileSize(path);
-  if (isOnnxFile(path)) return summarizeOnnx(path, bytes);
+  if (checkpointKind(path) === "onnx") return summarizeOnnx(path, bytes);
   const sd = openCheckpoint(path);
   try {
     const summary = describeCheckpoint(sd);

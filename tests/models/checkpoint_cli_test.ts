@@ -101,6 +101,17 @@ Deno.test("deno task inspect: format, layout, architecture and sizes without loa
   const r = await task("inspect", [onnx]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /ONNX model \(opset 17/);
+  // An ONNX file is recognised by its bytes whatever its name (a download saved as model.bin).
+  const tmp = Deno.makeTempDirSync({ prefix: "inspect_" });
+  try {
+    const renamed = join(tmp, "model.bin");
+    Deno.copyFileSync(onnx, renamed);
+    const byBytes = await task("inspect", [renamed]);
+    assert.equal(byBytes.code, 0, byBytes.stderr);
+    assert.match(byBytes.stdout, /ONNX model \(opset 17/);
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
 });
 
 Deno.test("deno task export: the ONNX file runs in onnxruntime-node with the reference's outputs", async () => {
