@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { EngineError } from "../util/errors.ts";
-import { checkExisting, downloadFile, type DownloadOptions } from "./download.ts";
+import { checkExisting, downloadFile, type DownloadOptions, sidecarPath } from "./download.ts";
 
 export interface ReleasedWeights {
   /** The canonical name ("ViT-B/16", "mocov3"). */
@@ -128,40 +128,57 @@ export interface ResolveReleasedOptions extends ReleaseOptions {
   readonly weightsDir: string;
   /** clip.load's download_root (default `~/.cache/clip`). */
   readonly cacheDir?: string;
+  /** What messages call the checkpoint ("CLIP RN50"; default: its canonical name). */
+  readonly what?: string;
+  /** Files that together stand in for a checkpoint that is neither in `weightsDir` nor cached
+   * (a CLIP model's ONNX pair in weights/): used, when all of them exist, instead of a download,
+   * and listed among the places looked at. */
+  readonly standIn?: readonly string[];
   readonly log?: (line: string) => void;
   readonly progress?: DownloadOptions["progress"];
   readonly fetchImpl?: typeof fetch;
 }
 
-/** The local path of released checkpoint `name`: a file in `weightsDir` as it is (the user put
- * it there), else the cached download, verified against its hash, else a download into the
- * cache. With downloads off, a missing or corrupt cached file is an EngineError listing where it
- * looked and the URL it would fetch. */
-export async function resolveReleased(name: string, o: ResolveReleasedOptions): Promise<string> {
+/** The local files of released checkpoint `name`, looked for in this order: a file in
+ * `weightsDir`, used as it is (the user put it there); the cached download, checked against its
+ * hash (the published one, or the one recorded at the first download) so that a file cut short or
+ * damaged in the shared cache is never loaded, and downloaded again when downloads are on, as
+ * clip.load does; all of `standIn`; else a download into the cache. The result is the checkpoint
+ * alone or the stand-in files. With downloads off, a missing or corrupt cached file is an
+ * EngineError saying where it looked and the URL it would fetch. */
+export async function resolveReleased(name: string, o: ResolveReleasedOptions): Promise<string[]> {
   const r = releasedWeights(name, o);
-  const candidates = localCandidates(r.name, o.weightsDir, o);
-  const target = candidates[candidates.length - 1];
-  const placed = candidates.slice(0, -1).find((p) => existsSync(p));
-  if (placed) return placed;
+  const what = o.what ?? r.name;
+  const [placed, cached] = localCandidates(r.name, o.weightsDir, o);
+  if (existsSync(placed)) return [placed];
+  const standIn = o.standIn ?? [];
+  if (!existsSync(cached) && standIn.length > 0 && standIn.every((p) => existsSync(p))) {
+    return [...standIn];
+  }
   if (o.download) {
-    if (!existsSync(target)) o.log?.(`${r.name}: not found locally; downloading ${r.url}`);
-    return await downloadFile({
+    if (!existsSync(cached)) {
+      o.log?.(`${what}: not found locally; downloading ${r.url} to ${cached}`);
+    }
+    const path = await downloadFile({
       url: r.url,
-      target,
+      target: cached,
       sha256: r.sha256,
       log: o.log,
       progress: o.progress,
       fetchImpl: o.fetchImpl,
     });
+    return [path];
   }
-  const existing = await checkExisting(target, r.sha256);
-  if (existing.state === "verified" || existing.state === "unknown") return target;
-  const looked = candidates.map((p) => `    ${p}`).join("\n");
-  const problem = existing.state === "mismatch"
-    ? `${target} has SHA-256 ${existing.got}, expected ${existing.want}`
-    : `not found; looked at:\n${looked}`;
-  throw new EngineError(
-    `${r.name}: ${problem}\n  downloads are off (--no-download); without it ${r.url} would be ` +
-      `downloaded to ${target}`,
-  );
+  const existing = await checkExisting(cached, r.sha256);
+  if (existing.state === "verified" || existing.state === "unknown") return [cached];
+  const offline = "\n  --no-download is set; without it the file would be downloaded";
+  if (existing.state === "mismatch") {
+    const source = r.sha256 ? "the published hash" : `recorded in ${sidecarPath(cached)}`;
+    throw new EngineError(
+      `${what}: ${cached} has SHA-256 ${existing.got}, expected ${existing.want} (${source})` +
+        `${offline} again from ${r.url}`,
+    );
+  }
+  const looked = [placed, cached, ...standIn].map((p) => `    ${p}`).join("\n");
+  throw new EngineError(`${what} not found; looked at:\n${looked}${offline} from ${r.url}`);
 }

@@ -1,22 +1,22 @@
-/** Which model files an experiment uses (checkpoints or ONNX: weights/ conventions, clip.load's cache,
- * downloads of released weights, explicit paths, the demo's generated models), their SHA-256s (memoised by path, size and mtime, since hashing a 300 MB tower on
- * every run would be slow), and lazy loaders that build encoders with the right preprocessing:
- * input size from the model's declared input (or a flag), CLIP normalisation for CLIP and
- * ImageNet's for the auxiliary encoder, the text context from the model and the tokenizer's
- * largest id, so a text model over a smaller vocabulary is refused when it loads. */
+/** Which model files an experiment uses (checkpoints or ONNX: weights/ conventions, explicit
+ * paths, released checkpoints found or downloaded by src/data/released_weights.ts), their
+ * SHA-256s (memoised by path, size and mtime, since hashing a 300 MB tower on every run would be
+ * slow), and lazy loaders that build encoders with the right preprocessing: input size from the
+ * model's declared input (or a flag), CLIP normalisation for CLIP and ImageNet's for the
+ * auxiliary encoder, the text context from the model and the tokenizer's largest id, so a text
+ * model over a smaller vocabulary is refused when it loads. */
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { EngineError } from "../../src/util/errors.ts";
 import type { Gpu } from "../../src/gpu/mod.ts";
 import type { KernelTuningOptions } from "../../src/onnx/mod.ts";
 import { loadTowerModel } from "../../src/models/model_file.ts";
-import { downloadFile } from "../../src/data/download.ts";
 import {
   availableClipModels,
   clipCacheDir,
   releasedAux,
   releasedClip,
-  type ReleasedWeights,
+  resolveReleased,
 } from "../../src/data/released_weights.ts";
 import { Encoder } from "../../src/models/encoder.ts";
 import {
@@ -70,36 +70,9 @@ function stem(p: string): string {
     .replace(/\.visual$/, "").replace(/[^A-Za-z0-9_.\-]/g, "_");
 }
 
-/** A released checkpoint: the first of `candidates` that exists, else downloaded to `target`
- * (unless downloads are off, when the error lists where it looked). */
-async function releasedFile(
-  what: string,
-  released: ReleasedWeights,
-  candidates: readonly string[],
-  target: string,
-  choice: ModelChoice,
-  log: (line: string) => void,
-): Promise<string> {
-  const found = candidates.find((p) => existsSync(p));
-  if (found) return found;
-  const looked = [...new Set([...candidates, target])].map((p) => `    ${p}`).join("\n");
-  if (!choice.download) {
-    throw new EngineError(
-      `${what} not found; looked at:\n${looked}\n  --no-download is set; without it the file ` +
-        `would be downloaded from ${released.url}`,
-    );
-  }
-  log(`${what}: not found locally; downloading ${released.url} to ${target}`);
-  return await downloadFile({
-    url: released.url,
-    target,
-    sha256: released.sha256,
-    log,
-  });
-}
-
 /** The CLIP file(s) of `--clip_backbone NAME`: OpenAI's checkpoint in weights/ or clip.load's
- * cache, the ONNX pair in weights/, else a download. */
+ * cache, the ONNX pair in weights/, else a download; a name OpenAI did not release is looked for
+ * under the same names but never downloaded. */
 async function backboneFiles(
   choice: ModelChoice,
   weightsDir: string,
@@ -107,33 +80,29 @@ async function backboneFiles(
   log: (line: string) => void,
 ): Promise<{ visual: string; text: string }> {
   const name = backboneFileName(choice.backbone);
+  const onnx = [join(weightsDir, `${name}.visual.onnx`), join(weightsDir, `${name}.text.onnx`)];
   const released = releasedClip(choice.backbone);
-  const file = released?.fileName ?? `${name}.pt`;
-  const checkpoints = [join(weightsDir, file), join(cacheDir, file)];
+  if (released) {
+    const [visual, text = visual] = await resolveReleased(released.name, {
+      what: `CLIP ${released.name}`,
+      download: choice.download,
+      weightsDir,
+      cacheDir,
+      standIn: onnx,
+      log,
+    });
+    return { visual, text };
+  }
+  const checkpoints = [join(weightsDir, `${name}.pt`), join(cacheDir, `${name}.pt`)];
   const found = checkpoints.find((p) => existsSync(p));
   if (found) return { visual: found, text: found };
-  const onnx = {
-    visual: join(weightsDir, `${name}.visual.onnx`),
-    text: join(weightsDir, `${name}.text.onnx`),
-  };
-  if (existsSync(onnx.visual) && existsSync(onnx.text)) return onnx;
-  if (!released) {
-    throw new EngineError(
-      `CLIP model '${choice.backbone}' not found; looked at:\n` +
-        [...checkpoints, onnx.visual, onnx.text].map((p) => `    ${p}`).join("\n") +
-        `\n  '${choice.backbone}' is not one of OpenAI's released models (` +
-        `${availableClipModels().join(", ")}); pass --clip_weights FILE`,
-    );
-  }
-  const path = await releasedFile(
-    `CLIP ${released.name}`,
-    released,
-    [...checkpoints, onnx.visual],
-    join(cacheDir, file),
-    choice,
-    log,
+  if (onnx.every((p) => existsSync(p))) return { visual: onnx[0], text: onnx[1] };
+  throw new EngineError(
+    `CLIP model '${choice.backbone}' not found; looked at:\n` +
+      [...checkpoints, ...onnx].map((p) => `    ${p}`).join("\n") +
+      `\n  '${choice.backbone}' is not one of OpenAI's released models (` +
+      `${availableClipModels().join(", ")}); pass --clip_weights FILE`,
   );
-  return { visual: path, text: path };
 }
 
 /** The auxiliary encoder: `--aux_weights FILE|mocov3`, else weights/mocov3_rn50.onnx, else MoCo
@@ -145,20 +114,20 @@ async function auxFile(
   log: (line: string) => void,
 ): Promise<string> {
   const given = choice.auxModel;
-  const released = releasedAux(given ?? "mocov3");
-  if (given && !released) return mustExist(resolve(given), "--aux_weights", "check the path");
+  if (given && !releasedAux(given)) {
+    return mustExist(resolve(given), "--aux_weights", "check the path");
+  }
   if (!given && existsSync(join(weightsDir, DEFAULT_AUX_FILE))) {
     return join(weightsDir, DEFAULT_AUX_FILE);
   }
-  const mocoCache = join(dirname(cacheDir), "mocov3");
-  return await releasedFile(
-    "auxiliary encoder (MoCo v3 ResNet-50)",
-    released!,
-    [join(weightsDir, released!.fileName), join(mocoCache, released!.fileName)],
-    join(mocoCache, released!.fileName),
-    choice,
+  const [path] = await resolveReleased(given ?? "mocov3", {
+    what: "auxiliary encoder (MoCo v3 ResNet-50)",
+    download: choice.download,
+    weightsDir,
+    cacheDir,
     log,
-  );
+  });
+  return path;
 }
 
 /** Paths of the three models from the flags and the weights/ conventions (weights/README.md);

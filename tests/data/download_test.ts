@@ -3,7 +3,8 @@
  * a connection dropped (failed or ended early) or stalled, resumed with a Range request; a server that ignores Range; a complete part answered with 416;
  * bounded retries; a wrong hash refused with nothing left behind; a server that is down or
  * answers 404; reuse without a request; files published without a hash pinned by a sidecar; the
- * table of OpenAI's releases, the cache folder, and resolveReleased's search and errors. */
+ * table of OpenAI's releases, the cache folder, and resolveReleased's search (a placed file, the
+ * verified cache, stand-ins, a download) and errors. */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -499,38 +500,83 @@ Deno.test("resolveReleased: a placed file, a download into the cache, and --no-d
       const common = { weightsDir, cacheDir, baseUrl, log: () => {}, progress: { write() {} } };
 
       await assert.rejects(
-        resolveReleased("RN50", { ...common, download: false }),
+        resolveReleased("RN50", { ...common, download: false, what: "CLIP RN50" }),
         isEngineError(
+          "CLIP RN50 not found; looked at:",
           join(weightsDir, "RN50.pt"),
           join(cacheDir, "RN50.pt"),
-          `${baseUrl}/${releasedClip("RN50")!.sha256}/RN50.pt`,
-          /--no-download/,
+          `--no-download is set; without it the file would be downloaded from ${baseUrl}/` +
+            `${releasedClip("RN50")!.sha256}/RN50.pt`,
         ),
       );
       // Served bytes are not OpenAI's RN50: the published hash refuses them.
+      const lines: string[] = [];
       await assert.rejects(
-        resolveReleased("RN50", { ...common, download: true }),
+        resolveReleased("RN50", { ...common, download: true, log: (l) => lines.push(l) }),
         isEngineError(releasedClip("RN50")!.sha256!, SHA),
       );
       assert.ok(!existsSync(join(cacheDir, "RN50.pt")));
+      assert.ok(
+        lines[0].startsWith(`RN50: not found locally; downloading ${baseUrl}/`),
+        lines.join("\n"),
+      );
 
       const moco = join(dir, "cache", "mocov3", "r-50-1000ep.pth.tar");
-      assert.equal(await resolveReleased("mocov3", { ...common, download: true }), moco);
+      assert.deepEqual(await resolveReleased("mocov3", { ...common, download: true }), [moco]);
       assert.deepEqual(await Deno.readFile(moco), BODY);
       assert.equal((await Deno.readTextFile(sidecarPath(moco))).trim(), SHA);
       const offline = { ...common, download: false, fetchImpl: noFetch };
-      assert.equal(await resolveReleased("mocov3", offline), moco);
+      assert.deepEqual(await resolveReleased("mocov3", offline), [moco]);
+      // A damaged cached file is refused with downloads off, downloaded again with them on.
       await Deno.writeFile(moco, BODY.subarray(1));
       await assert.rejects(
         resolveReleased("mocov3", offline),
-        isEngineError(moco, `expected ${SHA}`, /--no-download/),
+        isEngineError(moco, `expected ${SHA}`, sidecarPath(moco), /--no-download/),
       );
+      assert.deepEqual(await resolveReleased("mocov3", { ...common, download: true }), [moco]);
+      assert.deepEqual(await Deno.readFile(moco), BODY);
+      assert.equal(s.ranges.length, 3, "RN50, MoCo, MoCo again");
 
       await Deno.mkdir(weightsDir);
       await Deno.writeFile(join(weightsDir, "ViT-B-16.pt"), BODY.subarray(0, 5));
       const placed = await resolveReleased("ViT-B-16", { ...common, download: true });
-      assert.equal(placed, join(weightsDir, "ViT-B-16.pt"), "a placed file is used as it is");
-      assert.equal(s.ranges.length, 2, "two downloads, nothing for the placed file");
+      assert.deepEqual(placed, [join(weightsDir, "ViT-B-16.pt")], "a placed file is used as it is");
+      assert.equal(s.ranges.length, 3, "nothing fetched for the placed file");
     });
+  });
+});
+
+Deno.test("resolveReleased: stand-ins are used when all exist and nothing is cached; a corrupt cached file is not skipped for them", async () => {
+  await inTempDir(async (dir) => {
+    const weightsDir = join(dir, "weights");
+    const cacheDir = join(dir, "cache", "clip");
+    const standIn = [join(weightsDir, "RN50.visual.onnx"), join(weightsDir, "RN50.text.onnx")];
+    const offline = { weightsDir, cacheDir, standIn, download: false, fetchImpl: noFetch };
+    await Deno.mkdir(weightsDir);
+    // One of the pair is not the pair: where it looked, both named.
+    await Deno.writeFile(standIn[0], new Uint8Array(1));
+    await assert.rejects(
+      resolveReleased("RN50", offline),
+      isEngineError(join(cacheDir, "RN50.pt"), `${standIn[0]}\n    ${standIn[1]}`),
+    );
+    await Deno.writeFile(standIn[1], new Uint8Array(1));
+    assert.deepEqual(await resolveReleased("RN50", offline), standIn);
+    assert.deepEqual(await resolveReleased("RN50", { ...offline, download: true }), standIn);
+    // A cached file comes first and is checked against OpenAI's hash, even with the pair there.
+    await Deno.mkdir(cacheDir, { recursive: true });
+    await Deno.writeFile(join(cacheDir, "RN50.pt"), BODY);
+    await assert.rejects(
+      resolveReleased("RN50", { ...offline, what: "CLIP RN50" }),
+      isEngineError(
+        `CLIP RN50: ${join(cacheDir, "RN50.pt")} has SHA-256 ${SHA}, expected ` +
+          `${releasedClip("RN50")!.sha256} (the published hash)`,
+        /--no-download is set; without it the file would be downloaded again from \S+\/RN50\.pt$/,
+      ),
+    );
+    // A cached file without a published hash (MoCo v3, placed there by hand) is used.
+    const moco = join(dir, "cache", "mocov3", "r-50-1000ep.pth.tar");
+    await Deno.mkdir(join(dir, "cache", "mocov3"));
+    await Deno.writeFile(moco, BODY);
+    assert.deepEqual(await resolveReleased("mocov3", offline), [moco]);
   });
 });

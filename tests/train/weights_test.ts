@@ -1,6 +1,7 @@
-/** Where `deno task train` finds its models: OpenAI's .pt in weights/ or clip.load's cache before
- * the ONNX pair, MoCo v3's release downloaded on first use (from a server on 127.0.0.1), a clear
- * list of where it looked under --no-download; and a whole run from checkpoint files. */
+/** Where `deno task train` finds its models: OpenAI's .pt in weights/ or clip.load's cache (checked
+ * against the published hash) before the ONNX pair, MoCo v3's release downloaded on first use
+ * (from a server on 127.0.0.1), a clear list of where it looked under --no-download; and a whole
+ * run from checkpoint files. */
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -36,24 +37,39 @@ Deno.test("--clip_backbone: weights/NAME.pt, then ~/.cache/clip/NAME.pt, then th
       resolveModelPaths(choice({ backbone: "ViT-Q/99", ...aux }), opts),
       (e: Error) => /not one of OpenAI's released models \(RN50, RN101/.test(e.message),
     );
-    // The ONNX pair in weights/ is used when no checkpoint is there.
-    for (const t of ["visual", "text"]) {
-      Deno.writeTextFileSync(join(weightsDir, `RN50.${t}.onnx`), "");
-    }
+    // The ONNX pair in weights/ is used when no checkpoint is there; half of it is not used.
+    const onnx = ["visual", "text"].map((t) => join(weightsDir, `RN50.${t}.onnx`));
+    Deno.writeTextFileSync(onnx[0], "");
+    await assert.rejects(
+      resolveModelPaths(choice(aux), opts),
+      (e: Error) =>
+        e.message.includes(`CLIP RN50 not found; looked at:`) &&
+        e.message.includes(`${onnx[0]}\n    ${onnx[1]}`),
+    );
+    Deno.writeTextFileSync(onnx[1], "");
     let p = await resolveModelPaths(choice(aux), opts);
-    assert.equal(p.clipVisual, join(weightsDir, "RN50.visual.onnx"));
-    // clip.load's cache wins over the ONNX pair, weights/ over the cache.
+    assert.deepEqual([p.clipVisual, p.clipText, p.tag], [...onnx, "RN50"]);
+    // clip.load's cache comes before the ONNX pair and is checked against OpenAI's published
+    // hash: these bytes are not RN50's, so with downloads off they are refused.
     mkdirSync(cacheDir, { recursive: true });
     copyFileSync(jit, join(cacheDir, "RN50.pt"));
-    p = await resolveModelPaths(choice(aux), opts);
-    assert.deepEqual([p.clipVisual, p.clipText, p.tag], [
-      join(cacheDir, "RN50.pt"),
-      join(cacheDir, "RN50.pt"),
-      "RN50",
-    ]);
+    await assert.rejects(
+      resolveModelPaths(choice(aux), opts),
+      (e: Error) =>
+        e instanceof EngineError &&
+        e.message.startsWith(`CLIP RN50: ${join(cacheDir, "RN50.pt")} has SHA-256 `) &&
+        /expected afeb0e10f9e5[0-9a-f]+ \(the published hash\)\n {2}--no-download is set/.test(
+          e.message,
+        ),
+    );
+    // weights/ comes before the cache, and a file placed there is used as it is for both towers.
     copyFileSync(jit, join(weightsDir, "RN50.pt"));
     p = await resolveModelPaths(choice(aux), opts);
-    assert.equal(p.clipVisual, join(weightsDir, "RN50.pt"));
+    assert.deepEqual([p.clipVisual, p.clipText, p.tag], [
+      join(weightsDir, "RN50.pt"),
+      join(weightsDir, "RN50.pt"),
+      "RN50",
+    ]);
     // --clip_weights names the file; the tag comes from its name.
     p = await resolveModelPaths(choice({ clipWeights: jit, ...aux }), opts);
     assert.deepEqual([p.clipVisual, p.clipText, p.tag, p.aux], [
