@@ -16,6 +16,7 @@ import {
   formatMs,
   formatNotes,
   formatResults,
+  type JsonReport,
   matchesFilter,
   parseReport,
   peerCell,
@@ -136,11 +137,87 @@ function progressLine(row: RowResult, peers: readonly PeerName[]): string {
     (parts.length ? `; ${parts.join("; ")}` : "");
 }
 
+/** The command line, as parsed; values are checked by the phase that uses them, so `--list`
+ * works whatever `--runs`, `--peers` or `--compare` say. */
+interface BenchArgs {
+  readonly help: boolean;
+  /** Suite names (positionals). */
+  readonly suites: string[];
+  readonly filter: string | undefined;
+  readonly json: string | undefined;
+  readonly compare: string | undefined;
+  readonly large: boolean;
+  readonly runs: string | undefined;
+  readonly peers: string | undefined;
+  readonly list: boolean;
+  /** Measure the kernels' variants here (not --no-tune). */
+  readonly tune: boolean;
+  readonly modelsDir: string | undefined;
+  /** File of measured variant choices, or "none". */
+  readonly variantCache: string;
+}
+
+/** The peers and GPU a measurement runs on. */
+interface BenchSession {
+  readonly gpu: Gpu;
+  readonly peers: PeerSet;
+  readonly peerNames: readonly PeerName[];
+  readonly tune: boolean;
+}
+
 /** Runs the benchmark CLI; `extraSuites` (models, AMU) join the kernel suites. */
 export async function benchMain(
   args: readonly string[],
   extraSuites: readonly Suite[] = [],
 ): Promise<number> {
+  const flags = parseBenchArgs(args);
+  if (flags.help) {
+    console.log(BENCH_HELP);
+    return 0;
+  }
+  const suites = [...KERNEL_SUITES, modelsSuite, ...extraSuites];
+  const selected = selectCases(suites, flags.suites, flags.filter, {
+    large: flags.large,
+    modelsDir: flags.modelsDir,
+  });
+  noteMissingModels(flags);
+  if (flags.list) {
+    printSelection(suites, selected);
+    return 0;
+  }
+  if (selected.length === 0) throw new EngineError("no benchmark rows match the selection");
+  const timing = timingFromRuns(flags.runs);
+  const old = flags.compare === undefined ? undefined : readCompareReport(flags.compare);
+
+  const session = await openSession(flags);
+  printHeader(session, selected.length, timing);
+  const { rows, seconds } = await measureRows(session, selected, timing);
+  saveVariantCache(flags);
+  const versions = await collectVersions(session.peers);
+  printSummary(rows, session.peerNames, versions, seconds);
+
+  const report = buildReport(adapterInfo(session.gpu), versions, rows, {
+    runs: timing.runs,
+    large: flags.large,
+    filter: flags.filter ?? null,
+    suites: flags.suites,
+    peers: session.peerNames,
+    clock: session.gpu.hasTimestamps ? "gpu-timestamp" : "wall-fence",
+  });
+  if (old) {
+    console.log(`\ncompared with ${flags.compare}:`);
+    console.log(formatCompare(compareReports(old, report)));
+  }
+  if (flags.json) {
+    Deno.writeTextFileSync(flags.json, JSON.stringify(report, null, 2) + "\n");
+    console.log(`wrote ${flags.json}`);
+  }
+  warnIfUnhealthy(session.gpu);
+  return rows.some((r) => r.ours.status !== "ok") ? 1 : 0;
+}
+
+/** Parses the command line; a malformed one is an error followed by the help. */
+function parseBenchArgs(args: readonly string[]): BenchArgs {
   let parsed;
   try {
     parsed = parseArgs({
@@ -165,82 +242,116 @@ export async function benchMain(
     throw new EngineError(`${(e as Error).message}\n${BENCH_HELP}`);
   }
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(BENCH_HELP);
-    return 0;
-  }
-  const suites = [...KERNEL_SUITES, modelsSuite, ...extraSuites];
-  const modelsDir = values.models;
-  const selected = selectCases(suites, positionals, values.filter, {
+  return {
+    help: values.help,
+    suites: positionals,
+    filter: values.filter,
+    json: values.json,
+    compare: values.compare,
     large: values.large,
-    modelsDir,
-  });
-  if (
-    (positionals.includes("models") || positionals.includes("all")) &&
-    modelsSuite.cases({ large: false, modelsDir }).length === 0
-  ) {
-    console.log(
-      `note: no full-size models ${
-        modelsDir ? `under ${modelsDir}` : "(--models DIR or " +
-          "FULL_MODELS_DIR)"
-      }; make them with /usr/bin/python3 ` +
-        `../shared/fixtures/generator/export.py --full DIR`,
-    );
-  }
-  if (values.list) {
-    for (const s of suites) console.log(`${s.name}: ${s.description}`);
-    for (const { suite, c } of selected) console.log(`  ${suite.name}  ${c.name}  ${c.shape}`);
-    return 0;
-  }
-  if (selected.length === 0) throw new EngineError("no benchmark rows match the selection");
-  const runs = values.runs === undefined ? DEFAULT_TIMING.runs : Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1) {
-    throw new EngineError(`--runs: bad count '${values.runs}'`);
-  }
-  const timing: TimingOptions = {
-    ...DEFAULT_TIMING,
-    runs,
-    minRuns: Math.min(DEFAULT_TIMING.minRuns, runs),
+    runs: values.runs,
+    peers: values.peers,
+    list: values.list,
+    tune: !values["no-tune"],
+    modelsDir: values.models,
+    variantCache: values["variant-cache"]!,
   };
-  const old = values.compare === undefined ? undefined : (() => {
-    try {
-      return parseReport(JSON.parse(Deno.readTextFileSync(values.compare!)), values.compare);
-    } catch (e) {
-      throw new EngineError(`--compare ${values.compare}: ${(e as Error).message}`);
-    }
-  })();
+}
 
-  const peerNames = parsePeers(values.peers);
+/** Says how to make the full-size models when their suite is asked for and there are none. */
+function noteMissingModels(flags: BenchArgs): void {
+  const wanted = flags.suites.includes("models") || flags.suites.includes("all");
+  const modelsDir = flags.modelsDir;
+  if (!wanted || modelsSuite.cases({ large: false, modelsDir }).length > 0) return;
+  console.log(
+    `note: no full-size models ${
+      modelsDir ? `under ${modelsDir}` : "(--models DIR or " +
+        "FULL_MODELS_DIR)"
+    }; make them with /usr/bin/python3 ` +
+      `../shared/fixtures/generator/export.py --full DIR`,
+  );
+}
+
+/** --list: every suite, then the selected rows. */
+function printSelection(
+  suites: readonly Suite[],
+  selected: readonly { suite: Suite; c: BenchCase }[],
+): void {
+  for (const s of suites) console.log(`${s.name}: ${s.description}`);
+  for (const { suite, c } of selected) console.log(`  ${suite.name}  ${c.name}  ${c.shape}`);
+}
+
+/** The timing options for --runs (default: DEFAULT_TIMING's). */
+function timingFromRuns(value: string | undefined): TimingOptions {
+  const runs = value === undefined ? DEFAULT_TIMING.runs : Number(value);
+  if (!Number.isInteger(runs) || runs < 1) {
+    throw new EngineError(`--runs: bad count '${value}'`);
+  }
+  return { ...DEFAULT_TIMING, runs, minRuns: Math.min(DEFAULT_TIMING.minRuns, runs) };
+}
+
+/** The earlier --json report that --compare names. */
+function readCompareReport(path: string): JsonReport {
+  try {
+    return parseReport(JSON.parse(Deno.readTextFileSync(path)), path);
+  } catch (e) {
+    throw new EngineError(`--compare ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Resolves the peers, opens the GPU and loads the measured variant choices. */
+async function openSession(flags: BenchArgs): Promise<BenchSession> {
+  const peerNames = parsePeers(flags.peers);
   const peers = new PeerSet(peerNames);
   const gpu = await getGpu();
-  const tune = !values["no-tune"];
-  const cacheFile = values["variant-cache"]!;
-  if (tune && cacheFile !== "none") variantCache.loadFile(cacheFile);
-  const clock = gpu.hasTimestamps ? "GPU timestamps" : "wall clock with a fence";
-  console.log(`adapter: ${gpu.describe()}`);
+  if (flags.tune && flags.variantCache !== "none") variantCache.loadFile(flags.variantCache);
+  return { gpu, peers, peerNames, tune: flags.tune };
+}
+
+function printHeader(session: BenchSession, rowCount: number, timing: TimingOptions): void {
+  const clock = session.gpu.hasTimestamps ? "GPU timestamps" : "wall clock with a fence";
+  console.log(`adapter: ${session.gpu.describe()}`);
   console.log(
-    `ours timed by ${clock}; peers: ${peerNames.join(", ") || "none"}; ` +
-      `${selected.length} rows, ${timing.runs} runs each after warm-up`,
+    `ours timed by ${clock}; peers: ${session.peerNames.join(", ") || "none"}; ` +
+      `${rowCount} rows, ${timing.runs} runs each after warm-up`,
   );
+}
+
+/** Runs every selected row, printing a line per row as it finishes. */
+async function measureRows(
+  session: BenchSession,
+  selected: readonly { suite: Suite; c: BenchCase }[],
+  timing: TimingOptions,
+): Promise<{ rows: RowResult[]; seconds: number }> {
   const started = performance.now();
   const rows: RowResult[] = [];
   for (const [i, { suite, c }] of selected.entries()) {
-    const row = await runCase({ gpu, tune }, suite.name, c, { timing, peers });
+    const row = await runCase({ gpu: session.gpu, tune: session.tune }, suite.name, c, {
+      timing,
+      peers: session.peers,
+    });
     rows.push(row);
-    console.log(`[${i + 1}/${selected.length}] ${progressLine(row, peerNames)}`);
+    console.log(`[${i + 1}/${selected.length}] ${progressLine(row, session.peerNames)}`);
   }
-  const elapsed = (performance.now() - started) / 1000;
-  if (tune && cacheFile !== "none") {
-    try {
-      mkdirSync(dirname(cacheFile), { recursive: true });
-      variantCache.saveFile(cacheFile);
-    } catch (e) {
-      console.log(
-        `warning: could not save the variant cache ${cacheFile}: ${(e as Error).message}`,
-      );
-    }
-  }
+  return { rows, seconds: (performance.now() - started) / 1000 };
+}
 
+/** Keeps the variant choices measured in this run for the next (a failure only warns). */
+function saveVariantCache(flags: BenchArgs): void {
+  const cacheFile = flags.variantCache;
+  if (!flags.tune || cacheFile === "none") return;
+  try {
+    mkdirSync(dirname(cacheFile), { recursive: true });
+    variantCache.saveFile(cacheFile);
+  } catch (e) {
+    console.log(
+      `warning: could not save the variant cache ${cacheFile}: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Deno's, V8's, each peer's and (from git) the engine's version. */
+async function collectVersions(peers: PeerSet): Promise<Record<string, string>> {
   const versions: Record<string, string> = {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
@@ -248,6 +359,16 @@ export async function benchMain(
   };
   const engine = await engineVersion();
   if (engine) versions.engine = engine;
+  return versions;
+}
+
+/** The results table, its legend and notes, peers that could not load, and the total time. */
+function printSummary(
+  rows: readonly RowResult[],
+  peerNames: readonly PeerName[],
+  versions: Record<string, string>,
+  seconds: number,
+): void {
   console.log("");
   console.log(formatResults(rows, peerNames));
   console.log(
@@ -266,29 +387,14 @@ export async function benchMain(
   for (const [name, v] of Object.entries(versions)) {
     if (v.startsWith("unavailable")) console.log(`peer ${name} ${v}`);
   }
-  console.log(`${rows.length} rows in ${elapsed.toFixed(0)} s`);
+  console.log(`${rows.length} rows in ${seconds.toFixed(0)} s`);
+}
 
-  const report = buildReport(adapterInfo(gpu), versions, rows, {
-    runs: timing.runs,
-    large: values.large,
-    filter: values.filter ?? null,
-    suites: positionals,
-    peers: peerNames,
-    clock: gpu.hasTimestamps ? "gpu-timestamp" : "wall-fence",
-  });
-  if (old) {
-    console.log(`\ncompared with ${values.compare}:`);
-    console.log(formatCompare(compareReports(old, report)));
-  }
-  if (values.json) {
-    Deno.writeTextFileSync(values.json, JSON.stringify(report, null, 2) + "\n");
-    console.log(`wrote ${values.json}`);
-  }
+/** A lost device or an uncaught WebGPU error is a warning here: the rows are already out. */
+function warnIfUnhealthy(gpu: Gpu): void {
   try {
     gpu.checkHealthy("benchmark");
   } catch (e) {
     console.log(`warning: ${(e as Error).message}`);
   }
-  const failed = rows.filter((r) => r.ours.status !== "ok").length;
-  return failed > 0 ? 1 : 0;
 }

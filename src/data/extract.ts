@@ -11,62 +11,39 @@
  * so they do not depend on batch sizes, segments or interruptions.
  *
  * Unreadable or corrupt images are skipped and reported (never silently). Work is saved in
- * segments (`segmentDir`), so an interrupted extraction continues where it stopped. */
-import { existsSync } from "node:fs";
-import { join, relative } from "node:path";
-import type { CpuTensor } from "../util/tensor.ts";
+ * segments (`segmentDir`), so an interrupted extraction continues where it stopped.
+ *
+ * `extractFeatures` reads as its phases: check the request, then per segment read back what an
+ * earlier run saved or extract it (batching in extract_batches.ts, saving in
+ * extract_segments.ts), then lay the rows out view-major. */
+import { relative } from "node:path";
 import { EngineError } from "../util/errors.ts";
-import type { Encoder } from "../models/encoder.ts";
-import type { Normalization } from "../models/preprocessing.ts";
 import { seededRandom } from "../util/random.ts";
 import { decodeImage } from "./decode.ts";
 import { type RgbImage } from "./image_format.ts";
 import type { LabeledImage } from "./datasets.ts";
-import { type NpyArray, npyArray, toNumbers, writeFileAtomic } from "../util/npy.ts";
-import { npzGet, readNpz, writeNpz } from "../util/npz.ts";
+import type { ImageTower } from "./image_tower.ts";
+import { BatchEncoder, FeatureSizes } from "./extract_batches.ts";
+import {
+  openSegmentDir,
+  readSavedSegment,
+  saveSegment,
+  type Segment,
+  segmentPath,
+  type SkippedImage,
+} from "./extract_segments.ts";
 import {
   crop,
   evalView,
   flipHorizontal,
   randomResizedCropBox,
   resizeBicubic,
-  toNormalizedChw,
 } from "./preprocess.ts";
 import { ProgressLine, type ProgressOptions } from "./progress.ts";
 
-/** An image encoder as extraction sees it: input size, normalisation, and a batch encoder. */
-export interface ImageTower {
-  /** Name in messages and manifests ("clip_visual", "aux"). */
-  readonly role: string;
-  /** Side of the square input. */
-  readonly size: number;
-  readonly normalization: Normalization;
-  /** Encodes float32 NCHW `[rows, 3, size, size]` into `[rows, dim]` features (row-major). */
-  encode(batch: CpuTensor): Promise<{ data: Float32Array; dim: number }>;
-}
-
-/** An `ImageTower` over an image `Encoder` (its preprocessing gives size and normalisation). */
-export function towerFromEncoder(role: string, encoder: Encoder): ImageTower {
-  const pre = encoder.preprocessing;
-  if (pre.kind !== "image") {
-    throw new EngineError(`${role}: ${encoder.model.source} is not an image encoder`);
-  }
-  return {
-    role,
-    size: pre.size,
-    normalization: pre.normalization,
-    async encode(batch) {
-      const out = await encoder.encodeToCpu(batch);
-      if (out.shape.length !== 2 || !(out.data instanceof Float32Array)) {
-        throw new EngineError(
-          `${role}: ${encoder.model.source} gave features of shape [${out.shape}] ${out.dtype}; ` +
-            `expected float32 [batch, dim]`,
-        );
-      }
-      return { data: out.data, dim: out.shape[1] };
-    },
-  };
-}
+// Callers of extraction get its tower and result types from this one module.
+export { type ImageTower, towerFromEncoder } from "./image_tower.ts";
+export type { SkippedImage } from "./extract_segments.ts";
 
 /** Which views to make of each image. */
 export type ViewPlan =
@@ -78,11 +55,6 @@ export type ViewPlan =
     /** Per item, the id its views are seeded by (default: its index). */
     readonly imageIds?: readonly number[];
   };
-
-export interface SkippedImage {
-  readonly path: string;
-  readonly reason: string;
-}
 
 export interface ExtractOptions {
   /** Views per GPU batch (the reference's `val_batch_size`). */
@@ -185,66 +157,27 @@ export function makeViews(
   return out;
 }
 
-/** One segment's results, image-major: row `k * views + v`. */
-interface Segment {
-  kept: number[];
-  skipped: SkippedImage[];
-  features: Float32Array[];
+/** One extraction's inputs, checked, and what every phase derives from them. */
+interface ExtractionJob {
+  readonly items: readonly LabeledImage[];
+  readonly towers: readonly ImageTower[];
+  readonly plan: ViewPlan;
+  readonly options: ExtractOptions;
+  /** Views per image (1 for the evaluation view). */
+  readonly views: number;
+  /** Per tower, the side of its square input. */
+  readonly sizes: readonly number[];
+  readonly readFile: (path: string) => Promise<Uint8Array>;
+  readonly segmentImages: number;
+  readonly progress: ProgressLine | undefined;
 }
 
-function segmentPath(dir: string, index: number): string {
-  return join(dir, `segment-${String(index).padStart(5, "0")}.npz`);
-}
-
-const KEY_FILE = "key.txt";
-
-function saveSegment(path: string, seg: Segment, dims: number[], views: number): void {
-  const json = new TextEncoder().encode(JSON.stringify(seg.skipped));
-  const arrays: Record<string, NpyArray> = {
-    kept: npyArray("int64", [seg.kept.length], seg.kept),
-    skipped_json: { dtype: "uint8", shape: [json.length], data: json },
-  };
-  seg.features.forEach((f, t) => {
-    arrays[`features_${t}`] = {
-      dtype: "float32",
-      shape: [seg.kept.length * views, dims[t]],
-      data: f,
-    };
-  });
-  writeNpz(path, arrays);
-}
-
-function loadSegment(path: string, towers: number): { seg: Segment; dims: number[] } {
-  const z = readNpz(path);
-  const kept = Array.from(toNumbers(npzGet(z, "kept", path)));
-  const skipped = JSON.parse(
-    new TextDecoder().decode(npzGet(z, "skipped_json", path).data as Uint8Array),
-  ) as SkippedImage[];
-  const features: Float32Array[] = [];
-  const dims: number[] = [];
-  for (let t = 0; t < towers; t++) {
-    const a = npzGet(z, `features_${t}`, path);
-    if (a.dtype !== "float32" || a.shape.length !== 2) {
-      throw new EngineError(`${path}: features_${t} is not a float32 matrix`);
-    }
-    features.push(a.data as Float32Array);
-    dims.push(a.shape[1]);
-  }
-  return { seg: { kept, skipped, features }, dims };
-}
-
-/** Prepares the segment directory: keeps it when its key matches, empties it otherwise. */
-function openSegmentDir(dir: string, key: string): void {
-  const keyPath = join(dir, KEY_FILE);
-  if (existsSync(keyPath) && Deno.readTextFileSync(keyPath) === key) return;
-  if (existsSync(dir)) Deno.removeSync(dir, { recursive: true });
-  Deno.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(keyPath, key);
-}
-
-interface PendingBatch {
-  inputs: Float32Array[];
-  rows: number;
+/** The segments of one extraction, in item order, each saved by an earlier run or extracted. */
+interface ExtractedSegments {
+  readonly segments: Segment[];
+  readonly sizes: FeatureSizes;
+  /** Images whose features came from saved segments. */
+  resumedImages: number;
 }
 
 /** Extracts features of `items` with every tower; see the module comment. */
@@ -254,181 +187,182 @@ export async function extractFeatures(
   plan: ViewPlan,
   options: ExtractOptions,
 ): Promise<ExtractResult> {
+  const job = prepareExtraction(items, towers, plan, options);
+  if (options.segmentDir) openSegmentDir(options.segmentDir, options.segmentKey ?? "");
+  const extracted = await extractSegments(job);
+  if (extracted.resumedImages > 0) {
+    options.log?.(
+      `${options.label}: reused ${extracted.resumedImages} images' features saved by an ` +
+        `interrupted run`,
+    );
+  }
+  return viewMajorResult(job, extracted);
+}
+
+/** Checks the request and starts the progress line. */
+function prepareExtraction(
+  items: readonly LabeledImage[],
+  towers: readonly ImageTower[],
+  plan: ViewPlan,
+  options: ExtractOptions,
+): ExtractionJob {
   if (towers.length === 0) throw new EngineError("feature extraction needs at least one encoder");
   if (!(options.batchSize >= 1)) throw new EngineError(`batch size must be >= 1`);
   const views = plan.kind === "eval" ? 1 : plan.views;
   if (!Number.isInteger(views) || views < 1) {
     throw new EngineError(`views per image must be an integer >= 1, got ${views}`);
   }
-  const sizes = towers.map((t) => t.size);
-  const planeSizes = sizes.map((s) => 3 * s * s);
-  const readFile = options.readFile ?? ((p: string) => Deno.readFile(p));
-  const segmentImages = Math.max(1, options.segmentImages ?? 1024);
-  const segmentCount = Math.ceil(items.length / segmentImages);
   const unit = plan.kind === "eval" ? "images" : "views";
-  const progress = options.progress === false ? undefined : new ProgressLine(
-    options.label,
-    items.length * views,
-    unit,
-    options.progress,
-  );
-  if (options.segmentDir) openSegmentDir(options.segmentDir, options.segmentKey ?? "");
+  return {
+    items,
+    towers,
+    plan,
+    options,
+    views,
+    sizes: towers.map((t) => t.size),
+    readFile: options.readFile ?? ((p: string) => Deno.readFile(p)),
+    segmentImages: Math.max(1, options.segmentImages ?? 1024),
+    progress: options.progress === false
+      ? undefined
+      : new ProgressLine(options.label, items.length * views, unit, options.progress),
+  };
+}
 
-  let dims: number[] | undefined;
-  const segments: Segment[] = [];
-  let resumedImages = 0;
+/** Every segment in order: read back when an earlier run saved it, else extracted (and saved
+ * when there is a segment directory). The progress line ends here, even on failure. */
+async function extractSegments(job: ExtractionJob): Promise<ExtractedSegments> {
+  const { items, options, segmentImages } = job;
+  const extracted: ExtractedSegments = {
+    segments: [],
+    sizes: new FeatureSizes(job.towers.length),
+    resumedImages: 0,
+  };
+  const segmentCount = Math.ceil(items.length / segmentImages);
   try {
     for (let s = 0; s < segmentCount; s++) {
       const start = s * segmentImages, end = Math.min(items.length, start + segmentImages);
       const path = options.segmentDir ? segmentPath(options.segmentDir, s) : undefined;
-      if (path && existsSync(path)) {
-        try {
-          const loaded = loadSegment(path, towers.length);
-          dims ??= loaded.dims;
-          segments.push(loaded.seg);
-          resumedImages += end - start;
-          progress?.advance((end - start) * views);
-          continue;
-        } catch (e) {
-          options.log?.(`ignoring unreadable saved segment ${path}: ${(e as Error).message}`);
-        }
+      const saved = path ? readSavedSegment(path, job.towers.length, options.log) : undefined;
+      if (saved) {
+        extracted.sizes.adopt(saved.dims);
+        extracted.segments.push(saved.seg);
+        extracted.resumedImages += end - start;
+        job.progress?.advance((end - start) * job.views);
+        continue;
       }
-      const seg = await extractSegment(start, end);
-      segments.push(seg);
-      if (path && dims) saveSegment(path, seg, dims, views);
+      const seg = await extractSegment(job, extracted.sizes, start, end);
+      extracted.segments.push(seg);
+      const dims = extracted.sizes.dims;
+      if (path && dims) saveSegment(path, seg, dims, job.views);
     }
   } finally {
-    progress?.finish();
+    job.progress?.finish();
   }
-  if (resumedImages > 0) {
-    options.log?.(
-      `${options.label}: reused ${resumedImages} images' features saved by an ` +
-        `interrupted run`,
-    );
-  }
+  return extracted;
+}
 
+/** Decodes, preprocesses and encodes images [start, end), skipping the unreadable ones. */
+async function extractSegment(
+  job: ExtractionJob,
+  sizes: FeatureSizes,
+  start: number,
+  end: number,
+): Promise<Segment> {
+  const kept: number[] = [];
+  const skipped: SkippedImage[] = [];
+  const encoder = new BatchEncoder(
+    job.towers,
+    job.options.batchSize,
+    sizes,
+    (rows) => job.progress?.advance(rows),
+  );
+  for (let i = start; i < end; i++) {
+    const image = await readImageViews(job, i);
+    if ("skipped" in image) {
+      skipped.push(image.skipped);
+      job.progress?.advance(job.views);
+      continue;
+    }
+    kept.push(i);
+    for (const perTower of image.views) await encoder.add(perTower);
+  }
+  return { kept, skipped, features: await encoder.finish() };
+}
+
+/** Item `i`'s views for every tower, or why it cannot be read (without the path the message
+ * starts with: the skipped entry names it). */
+async function readImageViews(
+  job: ExtractionJob,
+  i: number,
+): Promise<{ views: RgbImage[][] } | { skipped: SkippedImage }> {
+  const item = job.items[i];
+  try {
+    const bytes = await job.readFile(item.path);
+    const img = await decodeImage(bytes, item.path);
+    if (img.width < 1 || img.height < 1) throw new EngineError("image has no pixels");
+    return { views: makeViews(img, job.sizes, job.plan, i) };
+  } catch (e) {
+    const msg = (e as Error).message;
+    const reason = msg.startsWith(item.path) ? msg.slice(item.path.length + 2) : msg;
+    return { skipped: { path: item.path, reason } };
+  }
+}
+
+/** The segments' rows put view-major (row `v * K + k`), with their labels; no readable image at
+ * all is an error. */
+function viewMajorResult(job: ExtractionJob, extracted: ExtractedSegments): ExtractResult {
+  const { segments, resumedImages } = extracted;
   const kept = segments.flatMap((s) => s.kept);
   const skipped = segments.flatMap((s) => s.skipped);
-  const K = kept.length;
-  if (K === 0) {
+  if (kept.length === 0) {
     throw new EngineError(
-      `${options.label}: none of the ${items.length} images could be read` +
+      `${job.options.label}: none of the ${job.items.length} images could be read` +
         (skipped.length ? ` (first: ${skipped[0].path}: ${skipped[0].reason})` : ""),
     );
   }
-  const finalDims = dims!;
-  const rows = K * views;
-  const features = finalDims.map((d) => new Float32Array(rows * d));
+  // Some image was kept, so some segment was loaded or encoded and gave the sizes.
+  const dims = extracted.sizes.dims!;
+  const features = viewMajorFeatures(segments, dims, job.views, kept.length);
+  const labels = viewMajorLabels(job.items, kept, job.views);
+  const rows = kept.length * job.views;
+  return { features, dims, labels, rows, views: job.views, kept, skipped, resumedImages };
+}
+
+/** Per tower, the segments' image-major rows (`k * views + v`) rearranged view-major. */
+function viewMajorFeatures(
+  segments: readonly Segment[],
+  dims: readonly number[],
+  views: number,
+  keptImages: number,
+): Float32Array[] {
+  const features = dims.map((d) => new Float32Array(keptImages * views * d));
   let offset = 0;
   for (const seg of segments) {
     const k = seg.kept.length;
-    finalDims.forEach((d, t) => {
+    dims.forEach((d, t) => {
       const src = seg.features[t], dst = features[t];
       for (let i = 0; i < k; i++) {
         for (let v = 0; v < views; v++) {
           const from = (i * views + v) * d;
-          dst.set(src.subarray(from, from + d), (v * K + offset + i) * d);
+          dst.set(src.subarray(from, from + d), (v * keptImages + offset + i) * d);
         }
       }
     });
     offset += k;
   }
-  const labels = new Int32Array(rows);
+  return features;
+}
+
+/** Row `v * K + k`'s label: the k-th kept item's. */
+function viewMajorLabels(
+  items: readonly LabeledImage[],
+  kept: readonly number[],
+  views: number,
+): Int32Array {
+  const K = kept.length;
+  const labels = new Int32Array(K * views);
   for (let v = 0; v < views; v++) {
     for (let k = 0; k < K; k++) labels[v * K + k] = items[kept[k]].label;
   }
-  return { features, dims: finalDims, labels, rows, views, kept, skipped, resumedImages };
-
-  /** Decodes, preprocesses and encodes images [start, end): batches of `batchSize` views, the
-   * next batch prepared on the CPU while the previous one encodes. */
-  async function extractSegment(start: number, end: number): Promise<Segment> {
-    const kept: number[] = [];
-    const skipped: SkippedImage[] = [];
-    const outputs: Float32Array[][] = towers.map(() => []);
-    const newBatch = (): PendingBatch => ({
-      inputs: planeSizes.map((p) => new Float32Array(options.batchSize * p)),
-      rows: 0,
-    });
-    let batch = newBatch();
-    let inflight: Promise<void> | undefined;
-
-    const encodeBatch = async (b: PendingBatch): Promise<void> => {
-      for (let t = 0; t < towers.length; t++) {
-        const s = sizes[t];
-        const x: CpuTensor = {
-          dtype: "float32",
-          shape: [b.rows, 3, s, s],
-          data: b.inputs[t].subarray(0, b.rows * planeSizes[t]),
-        };
-        const out = await towers[t].encode(x);
-        if (out.data.length !== b.rows * out.dim) {
-          throw new EngineError(
-            `${towers[t].role}: ${b.rows} images gave ${out.data.length} values, not ` +
-              `${b.rows} x ${out.dim}`,
-          );
-        }
-        if (dims && dims[t] !== undefined && dims[t] !== out.dim) {
-          throw new EngineError(
-            `${towers[t].role}: feature size changed from ${dims[t]} to ${out.dim}`,
-          );
-        }
-        outputs[t].push(out.data);
-        if (!dims) dims = new Array(towers.length);
-        dims[t] = out.dim;
-      }
-      progress?.advance(b.rows);
-    };
-    const flush = async () => {
-      if (batch.rows === 0) return;
-      const b = batch;
-      batch = newBatch();
-      if (inflight) await inflight;
-      const p = encodeBatch(b);
-      p.catch(() => {}); // handled when awaited; keeps a failure from being "unhandled" meanwhile
-      inflight = p;
-    };
-
-    for (let i = start; i < end; i++) {
-      const item = items[i];
-      let imageViews: RgbImage[][];
-      try {
-        const bytes = await readFile(item.path);
-        const img = await decodeImage(bytes, item.path);
-        if (img.width < 1 || img.height < 1) throw new EngineError("image has no pixels");
-        imageViews = makeViews(img, sizes, plan, i);
-      } catch (e) {
-        const msg = (e as Error).message;
-        const reason = msg.startsWith(item.path) ? msg.slice(item.path.length + 2) : msg;
-        skipped.push({ path: item.path, reason });
-        progress?.advance(views);
-        continue;
-      }
-      kept.push(i);
-      for (const perTower of imageViews) {
-        perTower.forEach((view, t) =>
-          toNormalizedChw(
-            view,
-            towers[t].normalization,
-            batch.inputs[t],
-            batch.rows * planeSizes[t],
-          )
-        );
-        batch.rows++;
-        if (batch.rows === options.batchSize) await flush();
-      }
-    }
-    await flush();
-    if (inflight) await inflight;
-    const features = outputs.map((chunks) => {
-      const total = chunks.reduce((n, c) => n + c.length, 0);
-      const out = new Float32Array(total);
-      let o = 0;
-      for (const c of chunks) {
-        out.set(c, o);
-        o += c.length;
-      }
-      return out;
-    });
-    return { kept, skipped, features };
-  }
+  return labels;
 }
