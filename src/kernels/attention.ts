@@ -13,6 +13,7 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
+  type PipelineSpec,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
@@ -87,8 +88,9 @@ export function contiguousStrides4(shape: readonly number[]): Strides4 {
 const PACK_WG = 8;
 
 /** Where `pack` puts one operand: texel (d, r) of a (batch, head) holds rows 4r .. 4r + 3 of
- * column d (eight rows 8r .. 8r + 7 for halves); heads are stacked along y (`headsPerLayer` of them, `texRows` rows each), then
- * along layers, so neither the texture side nor the layer count limit the batch. */
+ * column d (eight rows 8r .. 8r + 7 for halves); heads are stacked along y (`headsPerLayer` of
+ * them, `texRows` rows each), then along layers, so neither the texture side nor the layer count
+ * limit the batch. */
 interface TextureLayout {
   texRows: number;
   headsPerLayer: number;
@@ -104,7 +106,7 @@ function textureLayout(
   cols: number,
   bh: number,
   halves: boolean,
-) {
+): TextureLayout {
   const maxSide = gpu.limits.maxTextureDimension2D;
   // Four rows per rgba32float texel, eight per rgba32uint texel of halves.
   const texRows = (halves ? 2 : 4) * Math.ceil(rows / 16);
@@ -118,7 +120,7 @@ function textureLayout(
       `${label}: ${bh} heads of ${rows} x ${cols} do not fit this adapter's textures`,
     );
   }
-  return layout satisfies TextureLayout;
+  return layout;
 }
 
 /** Scratch textures, per device, by role and size. An attention's dispatches are [pack Q, pack
@@ -148,21 +150,19 @@ function scratchTexture(
   return texture;
 }
 
-/** Prepares `out = softmax(scale * Q K^T + mask) V` for `problem`. Float tensors only; the output
- * must not share a buffer with an input. Returns the dispatches (none when empty). */
-export function prepareAttention(
-  gpu: Gpu,
-  owner: ResourceOwner,
+/** Checks the operands' dtypes and buffers, the head dims and the K/V head grouping; returns
+ * the K/V heads. */
+function checkAttentionOperands(
+  label: string,
   problem: AttentionProblem,
   q: AttentionOperand,
   k: AttentionOperand,
   v: AttentionOperand,
   out: AttentionOperand,
-  options: PrepareAttentionOptions = {},
-): Dispatch[] {
-  const label = options.label ?? "attention";
-  const { batch, heads, sq, sk, dqk, dv } = problem;
-  const operands = [["Q", q], ["K", k], ["V", v], ["output", out], ["mask", options.mask]] as const;
+  mask: AttentionOperand | undefined,
+): number {
+  const { heads, dqk, dv } = problem;
+  const operands = [["Q", q], ["K", k], ["V", v], ["output", out], ["mask", mask]] as const;
   for (const [name, t] of operands) {
     const bool = name === "mask" && t?.tensor.dtype === "bool";
     if (t && !bool && t.tensor.dtype !== "float32" && t.tensor.dtype !== "float16") {
@@ -179,76 +179,180 @@ export function prepareAttention(
       `${label}: head dim ${Math.max(dqk, dv)} exceeds ${ATTENTION_MAX_HEAD_DIM}`,
     );
   }
-  const bh = batch * heads;
   const kvHeads = problem.kvHeads ?? heads;
   if (!(kvHeads >= 1 && heads % kvHeads === 0)) {
     throw new EngineError(`${label}: ${heads} query heads do not group over ${kvHeads} K/V heads`);
   }
-  const bhk = batch * kvHeads;
-  if (bh * sq * dv === 0) return [];
+  return kvHeads;
+}
+
+/** Checks that a non-empty problem has keys to attend to and fits the adapter's grid. */
+function checkAttentionExtent(
+  gpu: Gpu,
+  label: string,
+  problem: AttentionProblem,
+  q: AttentionOperand,
+): void {
+  const { batch, heads, sk, dqk } = problem;
   if (sk === 0 || dqk === 0) {
     // Softmax over no keys is undefined; refuse rather than write NaN silently.
     throw new EngineError(
       `${label}: attention over ${sk} keys of dim ${dqk} (Q ${shapeString(q.tensor.shape)})`,
     );
   }
+  const bh = batch * heads;
   const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension;
   if (bh > maxWg) {
     throw new EngineError(`${label}: ${bh} (batch x heads) exceed the adapter's ${maxWg}`);
   }
-  const halves = !!options.halves;
-  const format = halves ? "rgba32uint" : "rgba32float";
-  const texel = halves ? "u32" : "f32";
-  const layouts = {
-    q: textureLayout(gpu, label, sq, dqk, bh, halves),
-    k: textureLayout(gpu, label, sk, dqk, bhk, halves),
-    v: textureLayout(gpu, label, sk, dv, bhk, halves),
+}
+
+/** The packed textures' layouts of Q, K and V. */
+interface AttentionLayouts {
+  readonly q: TextureLayout;
+  readonly k: TextureLayout;
+  readonly v: TextureLayout;
+}
+
+function attentionLayouts(
+  gpu: Gpu,
+  label: string,
+  problem: AttentionProblem,
+  kvHeads: number,
+  halves: boolean,
+): AttentionLayouts {
+  const { batch, heads, sq, sk, dqk, dv } = problem;
+  return {
+    q: textureLayout(gpu, label, sq, dqk, batch * heads, halves),
+    k: textureLayout(gpu, label, sk, dqk, batch * kvHeads, halves),
+    v: textureLayout(gpu, label, sk, dv, batch * kvHeads, halves),
   };
-  const dispatches: Dispatch[] = [];
-  const views: GPUTextureView[] = [];
-  for (
-    const [role, operand, t, rows, cols, scale, nHeads] of [
-      ["Q", q, layouts.q, sq, dqk, options.scale ?? 1 / Math.sqrt(dqk), heads],
-      ["K", k, layouts.k, sk, dqk, 1, kvHeads],
-      ["V", v, layouts.v, sk, dv, 1, kvHeads],
-    ] as const
-  ) {
-    const texture = scratchTexture(gpu, role, t, format);
-    const uniform = owner.own(createUniform(gpu, "attention_pack", {
-      rows,
-      cols,
-      heads: nHeads,
-      tex_rows: t.texRows,
-      heads_per_layer: t.headsPerLayer,
-      scale,
-      st: operand.strides,
-    }, `${label} pack ${role}`));
-    dispatches.push(prepareDispatch(
-      gpu,
-      {
-        shader: "attention_pack",
-        constants: { WG_X: PACK_WG, WG_Y: PACK_WG, HALVES: halves ? 1 : 0 },
-        placeholders: { TEXEL: texel, FORMAT: format },
-      },
-      [operand.tensor, texture.createView({ dimension: "2d-array" }), uniform],
-      [Math.ceil(cols / PACK_WG), Math.ceil(t.texRows / PACK_WG), batch * nHeads],
-    ));
-    views.push(texture.createView({ dimension: "2d-array" }));
-  }
-  const causal = options.causalOffset !== undefined;
-  const mask = options.mask;
-  const qTiles = Math.ceil(sq / 16);
-  const tiles = bh * qTiles;
-  const wg = options.workgroupSize ?? attentionWorkgroup(tiles);
-  const uniform = owner.own(createUniform(gpu, "attention", {
+}
+
+/** How the textures store values: four f32 per rgba32float texel, or eight halves per
+ * rgba32uint texel (`TEXEL` is the shaders' texel component type). */
+interface TexelFormat {
+  readonly halves: boolean;
+  readonly format: GPUTextureFormat;
+  readonly texel: "u32" | "f32";
+}
+
+function texelFormat(halves: boolean): TexelFormat {
+  return halves
+    ? { halves, format: "rgba32uint", texel: "u32" }
+    : { halves, format: "rgba32float", texel: "f32" };
+}
+
+/** What the phases after the checks share. */
+interface AttentionSetup {
+  readonly label: string;
+  readonly problem: AttentionProblem;
+  readonly kvHeads: number;
+  readonly texels: TexelFormat;
+  readonly layouts: AttentionLayouts;
+}
+
+/** One operand for `packOperand`: `rows` x `cols` per head of `heads` heads, multiplied by
+ * `scale` on the way. */
+interface PackJob {
+  readonly role: "Q" | "K" | "V";
+  readonly operand: AttentionOperand;
+  readonly layout: TextureLayout;
+  readonly rows: number;
+  readonly cols: number;
+  readonly scale: number;
+  readonly heads: number;
+}
+
+/** Q (scaled), K and V as pack jobs. */
+function packJobs(
+  setup: AttentionSetup,
+  q: AttentionOperand,
+  k: AttentionOperand,
+  v: AttentionOperand,
+  scale: number | undefined,
+): PackJob[] {
+  const { problem: { heads, sq, sk, dqk, dv }, kvHeads, layouts } = setup;
+  return [
+    {
+      role: "Q",
+      operand: q,
+      layout: layouts.q,
+      rows: sq,
+      cols: dqk,
+      scale: scale ?? 1 / Math.sqrt(dqk),
+      heads,
+    },
+    { role: "K", operand: k, layout: layouts.k, rows: sk, cols: dqk, scale: 1, heads: kvHeads },
+    { role: "V", operand: v, layout: layouts.v, rows: sk, cols: dv, scale: 1, heads: kvHeads },
+  ];
+}
+
+/** The dispatch that packs one operand into its scratch texture, and the view the attention
+ * product reads it through. */
+function packOperand(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  setup: AttentionSetup,
+  job: PackJob,
+): { dispatch: Dispatch; view: GPUTextureView } {
+  const { role, operand, layout, rows, cols, heads } = job;
+  const { label, texels } = setup;
+  const texture = scratchTexture(gpu, role, layout, texels.format);
+  const uniform = owner.own(createUniform(gpu, "attention_pack", {
+    rows,
+    cols,
+    heads,
+    tex_rows: layout.texRows,
+    heads_per_layer: layout.headsPerLayer,
+    scale: job.scale,
+    st: operand.strides,
+  }, `${label} pack ${role}`));
+  const dispatch = prepareDispatch(
+    gpu,
+    {
+      shader: "attention_pack",
+      constants: { WG_X: PACK_WG, WG_Y: PACK_WG, HALVES: texels.halves ? 1 : 0 },
+      placeholders: { TEXEL: texels.texel, FORMAT: texels.format },
+    },
+    [operand.tensor, texture.createView({ dimension: "2d-array" }), uniform],
+    [Math.ceil(cols / PACK_WG), Math.ceil(layout.texRows / PACK_WG), setup.problem.batch * heads],
+  );
+  return { dispatch, view: texture.createView({ dimension: "2d-array" }) };
+}
+
+/** The attention product's work: `tiles` tiles of 16 query rows (`qTiles` per head),
+ * `workgroupSize` tiles per workgroup. */
+interface AttendGrid {
+  readonly qTiles: number;
+  readonly tiles: number;
+  readonly workgroupSize: number;
+}
+
+function attendGrid(problem: AttentionProblem, workgroupSize: number | undefined): AttendGrid {
+  const qTiles = Math.ceil(problem.sq / 16);
+  const tiles = problem.batch * problem.heads * qTiles;
+  return { qTiles, tiles, workgroupSize: workgroupSize ?? attentionWorkgroup(tiles) };
+}
+
+function createAttentionUniform(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  setup: AttentionSetup,
+  grid: AttendGrid,
+  out: AttentionOperand,
+  options: PrepareAttentionOptions,
+): GPUBuffer {
+  const { label, problem: { sq, sk, dqk, dv, heads }, kvHeads, layouts } = setup;
+  return owner.own(createUniform(gpu, "attention", {
     sq,
     sk,
     dqk,
     dv,
     heads,
-    q_tiles: qTiles,
-    tiles,
-    causal_offset: causal ? options.causalOffset! : 0,
+    q_tiles: grid.qTiles,
+    tiles: grid.tiles,
+    causal_offset: options.causalOffset ?? 0,
     q_tex_rows: layouts.q.texRows,
     q_heads_per_layer: layouts.q.headsPerLayer,
     kv_tex_rows: layouts.k.texRows,
@@ -257,28 +361,68 @@ export function prepareAttention(
     kv_group: heads / kvHeads,
     softcap: options.softcap ?? 0,
     o_st: out.strides,
-    m_st: mask?.strides ?? [0, 0, 0, 0],
+    m_st: options.mask?.strides ?? [0, 0, 0, 0],
   }, label));
-  const spec = {
+}
+
+/** The attention product's pipeline: a variant per mask kind, causality, output dtype, texel
+ * format, empty-row rule and softcap. */
+function attendSpec(
+  setup: AttentionSetup,
+  grid: AttendGrid,
+  out: AttentionOperand,
+  options: PrepareAttentionOptions,
+): PipelineSpec {
+  const mask = options.mask;
+  return {
     shader: "attention",
     entryPoint: "main",
     constants: {
-      WG: wg,
+      WG: grid.workgroupSize,
       HAS_MASK: mask ? 1 : 0,
       MASK_BOOL: mask?.tensor.dtype === "bool" ? 1 : 0,
-      CAUSAL: causal ? 1 : 0,
+      CAUSAL: options.causalOffset !== undefined ? 1 : 0,
       ROUND_F16: out.tensor.dtype === "float16" ? 1 : 0,
-      HALVES: halves ? 1 : 0,
+      HALVES: setup.texels.halves ? 1 : 0,
       EMPTY_ROWS_ZERO: options.emptyRowsZero ? 1 : 0,
       SOFTCAP: (options.softcap ?? 0) > 0 ? 1 : 0,
     },
-    placeholders: { DV: 4 * Math.ceil(dv / 4), TEXEL: texel },
+    placeholders: { DV: 4 * Math.ceil(setup.problem.dv / 4), TEXEL: setup.texels.texel },
   };
+}
+
+/** Prepares `out = softmax(scale * Q K^T + mask) V` for `problem`. Float tensors only; the output
+ * must not share a buffer with an input. Returns the dispatches (none when empty): pack Q, K and
+ * V, then attend. */
+export function prepareAttention(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  problem: AttentionProblem,
+  q: AttentionOperand,
+  k: AttentionOperand,
+  v: AttentionOperand,
+  out: AttentionOperand,
+  options: PrepareAttentionOptions = {},
+): Dispatch[] {
+  const label = options.label ?? "attention";
+  const kvHeads = checkAttentionOperands(label, problem, q, k, v, out, options.mask);
+  if (problem.batch * problem.heads * problem.sq * problem.dv === 0) return [];
+  checkAttentionExtent(gpu, label, problem, q);
+  const texels = texelFormat(!!options.halves);
+  const layouts = attentionLayouts(gpu, label, problem, kvHeads, texels.halves);
+  const setup: AttentionSetup = { label, problem, kvHeads, texels, layouts };
+  const packs = packJobs(setup, q, k, v, options.scale).map((job) =>
+    packOperand(gpu, owner, setup, job)
+  );
+  const grid = attendGrid(problem, options.workgroupSize);
+  const uniform = createAttentionUniform(gpu, owner, setup, grid, out, options);
   // Without a mask, the output's buffer stands in for the (unread) mask binding... which may
   // not be bound twice with different access, so Q's buffer does.
-  const bindings = [...views, mask?.tensor ?? q.tensor, out.tensor, uniform];
-  dispatches.push(
-    prepareDispatch(gpu, spec, bindings, Math.ceil(tiles / wg)),
-  );
-  return dispatches;
+  const maskBinding = options.mask?.tensor ?? q.tensor;
+  const bindings = [...packs.map((p) => p.view), maskBinding, out.tensor, uniform];
+  const workgroups = Math.ceil(grid.tiles / grid.workgroupSize);
+  return [
+    ...packs.map((p) => p.dispatch),
+    prepareDispatch(gpu, attendSpec(setup, grid, out, options), bindings, workgroups),
+  ];
 }

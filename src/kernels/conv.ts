@@ -245,6 +245,17 @@ function toHalfBits(values: Float32Array): Uint16Array<ArrayBuffer> {
   return out;
 }
 
+/** The direct kernel's input paths (see `convInputPaths`). */
+export interface ConvInputPaths {
+  /** vec4 loads of aligned pixel quads (VEC4_INPUT). */
+  readonly vec4Input: boolean;
+  /** Consecutive input values a quad's kernel row reads along W on the row path (ROW); 0 when
+   * it is not taken. */
+  readonly rowSpan: number;
+  /** > 0: quads are laid out per output row, that many per row. */
+  readonly rowQuads: number;
+}
+
 /** Most input values the row path holds per channel (the size of `v` in conv.wgsl), and the
  * widest kernel it handles (the taps written out there). */
 const MAX_ROW_SPAN = 16;
@@ -262,7 +273,7 @@ export function convInputPaths(
   attrs: ConvAttrs,
   rank: number,
   textureRows: number,
-): { vec4Input: boolean; rowSpan: number; rowQuads: number } {
+): ConvInputPaths {
   const strides = to3d(attrs.strides, 1);
   const dilations = to3d(attrs.dilations, 1);
   const pads = to3d(attrs.pads.slice(0, rank), 0);
@@ -291,6 +302,354 @@ function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
   return (t as GpuTensor).buffer !== undefined;
 }
 
+/** One convolution's sizes, spatial ones in 3-D (leading 1s below rank 3) as the shader takes
+ * them. */
+interface ConvGeometry {
+  /** Spatial axes of X. */
+  readonly rank: number;
+  /** Input and output channels, and input and output channels per group. */
+  readonly c: number;
+  readonly m: number;
+  readonly cg: number;
+  readonly mg: number;
+  readonly inSize: readonly [number, number, number];
+  readonly outSize: readonly [number, number, number];
+  readonly kernel: readonly [number, number, number];
+  readonly taps: number;
+  /** Output pixels of all images. */
+  readonly pixels: number;
+}
+
+/** Checks Y's shape and B's length against X, W and `attrs`, and returns the sizes. */
+function checkConvProblem(
+  x: GpuTensor,
+  weight: GpuTensor | CpuTensor,
+  bias: GpuTensor | CpuTensor | undefined,
+  y: GpuTensor,
+  attrs: ConvAttrs,
+): ConvGeometry {
+  const expected = convOutputShape(x.shape, weight.shape, attrs);
+  if (shapeString(expected) !== shapeString(y.shape)) {
+    throw new EngineError(
+      `conv: output is ${shapeString(y.shape)}, expected ${shapeString(expected)}`,
+    );
+  }
+  const [n, c] = x.shape;
+  const m = weight.shape[0];
+  if (bias && sizeOf(bias.shape) !== m) {
+    throw new EngineError(`conv: bias has ${sizeOf(bias.shape)} values for ${m} channels`);
+  }
+  const outSize = to3d(y.shape.slice(2), 1);
+  const kernel = to3d(weight.shape.slice(2), 1);
+  return {
+    rank: x.shape.length - 2,
+    c,
+    m,
+    cg: c / attrs.group,
+    mg: m / attrs.group,
+    inSize: to3d(x.shape.slice(2), 1),
+    outSize,
+    kernel,
+    taps: kernel[0] * kernel[1] * kernel[2],
+    pixels: n * sizeOf(outSize),
+  };
+}
+
+/** The direct kernel's register tile: `channelBlocks` x 4 output channels per invocation;
+ * `wide`: the wide tile (`CONV_WIDE`, always 4 blocks). */
+interface ConvTile {
+  readonly kind: "tile";
+  readonly wide: boolean;
+  readonly channelBlocks: number;
+}
+
+/** What prepareConv runs: the pointwise matmul (`CONV_GEMM`) or a register tile. */
+type ConvVariant = { readonly kind: "gemm" } | ConvTile;
+
+/** The variant to run (see the module header for the order of choices); an error where the
+ * options ask for one that does not apply or for a tile out of range. */
+function chooseConvVariant(
+  gpu: Gpu,
+  xShape: readonly number[],
+  wShape: readonly number[],
+  attrs: ConvAttrs,
+  opts: PrepareConvOptions,
+  halves: boolean,
+): ConvVariant {
+  const pointwise = isPointwiseConv(wShape, attrs);
+  if (opts.gemm && !pointwise) {
+    throw new EngineError(
+      `conv: the matmul path takes pointwise convolutions (1x1, stride 1, no pads, one group), ` +
+        `not weights ${shapeString(wShape)} with ${JSON.stringify(attrs)}`,
+    );
+  }
+  const wideOk = isWideRowConv(xShape, wShape, attrs) &&
+    sizeOf(wShape.slice(1)) <= gpu.limits.maxTextureDimension2D;
+  if (opts.wide && !wideOk) {
+    throw new EngineError(
+      `conv: the ${CONV_WIDE} tile takes 3- or 1-wide kernel rows at stride 1 or 2 and 16+ ` +
+        `channels per group, not weights ${shapeString(wShape)} with ${JSON.stringify(attrs)}`,
+    );
+  }
+  const cached = measuredConvVariant(gpu, xShape, wShape, attrs, opts, halves);
+  // Measured choice first; with none, the default (the wide tile is 1.6-1.9x the 8ch tile on
+  // ResNet-50's 3x3 convolutions on llvmpipe).
+  const choice = opts.channelBlocks === undefined
+    ? cached ?? convDefaultVariant(xShape, wShape, attrs, wideOk)
+    : undefined;
+  // Asking for the wide tile rules `gemm` out (it is what the tuner times under that name).
+  if (pointwise && (opts.gemm ?? (opts.wide !== true && choice === CONV_GEMM))) {
+    return { kind: "gemm" };
+  }
+  const wide = wideOk && (opts.wide ?? choice === CONV_WIDE);
+  const channelBlocks = wide ? 4 : opts.channelBlocks ??
+    (cached === undefined ? undefined : convChannelBlocksOf(cached)) ??
+    chooseChannelBlocks(wShape[0] / attrs.group);
+  if (!Number.isInteger(channelBlocks) || channelBlocks < 1 || channelBlocks > 8) {
+    throw new EngineError(`conv: channel blocks per invocation must be 1..8, got ${channelBlocks}`);
+  }
+  return { kind: "tile", wide, channelBlocks };
+}
+
+/** The variant cached for this problem when the options choose none; names that are no variant
+ * (a hand-edited or foreign cache) count as nothing measured. */
+function measuredConvVariant(
+  gpu: Gpu,
+  xShape: readonly number[],
+  wShape: readonly number[],
+  attrs: ConvAttrs,
+  opts: PrepareConvOptions,
+  halves: boolean,
+): string | undefined {
+  if (opts.channelBlocks !== undefined || opts.gemm !== undefined || opts.wide !== undefined) {
+    return undefined;
+  }
+  const name = (opts.variantCache ?? variantCache).get(
+    gpu,
+    CONV_KERNEL,
+    convProblemKey(xShape, wShape, attrs, halves),
+  );
+  return name === CONV_GEMM || name === CONV_WIDE ||
+      (name !== undefined && convChannelBlocksOf(name) !== undefined)
+    ? name
+    : undefined;
+}
+
+/** How a register tile covers Y: `channelTiles` tiles per group, `chunk` of them per cache chunk
+ * of weights; the wide tile walks each output row in `segmentsPerRow` segments of 8 pixels, the
+ * direct kernel takes the input `paths` (undefined on the wide tile). */
+interface ConvTiling {
+  readonly channelTiles: number;
+  readonly chunk: number;
+  readonly segmentsPerRow: number;
+  readonly paths: ConvInputPaths | undefined;
+}
+
+function convTiling(
+  geometry: ConvGeometry,
+  attrs: ConvAttrs,
+  layout: ConvWeightLayout,
+  tile: ConvTile,
+): ConvTiling {
+  const channelTiles = layout.blocks / tile.channelBlocks;
+  const { inSize, outSize, kernel, rank } = geometry;
+  return {
+    channelTiles,
+    chunk: cacheChunk(channelTiles, tile.channelBlocks * 16 * layout.k),
+    // See main_wide3 in conv.wgsl.
+    segmentsPerRow: Math.ceil(outSize[2] / 8),
+    paths: tile.wide
+      ? undefined
+      : convInputPaths(inSize, outSize, kernel, attrs, rank, layout.rows),
+  };
+}
+
+/** The one uniform of the weight packing (if any) and the convolution. */
+function createConvUniform(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  geometry: ConvGeometry,
+  attrs: ConvAttrs,
+  layout: ConvWeightLayout,
+  tiling: ConvTiling,
+): GPUBuffer {
+  const { inSize, outSize, kernel, rank } = geometry;
+  return owner.own(createUniform(gpu, "conv", {
+    in_size: [...inSize, sizeOf(inSize)],
+    out_size: [...outSize, sizeOf(outSize)],
+    kernel: [...kernel, geometry.taps],
+    stride: to3d(attrs.strides, 1),
+    dilation: to3d(attrs.dilations, 1),
+    pad: to3d(attrs.pads.slice(0, rank), 0),
+    channels: [geometry.c, geometry.m, geometry.cg, geometry.mg],
+    tiles: [geometry.pixels, tiling.channelTiles, attrs.group, tiling.chunk],
+    texture: [
+      layout.width,
+      layout.rows,
+      tiling.paths ? tiling.paths.rowQuads : tiling.segmentsPerRow,
+    ],
+  }));
+}
+
+/** The weights' texture in `layout`: half-precision texels when `halves`; GPU weights need it
+ * writable by the pack dispatch. */
+function createWeightTexture(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  weight: GpuTensor | CpuTensor,
+  layout: ConvWeightLayout,
+  halves: boolean,
+): GPUTexture {
+  return owner.own(gpu.device.createTexture({
+    size: [layout.width, layout.height],
+    format: halves ? "rgba16float" : "rgba32float",
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST |
+      (isGpuTensor(weight) ? GPUTextureUsage.STORAGE_BINDING : 0),
+    label: `conv weights ${shapeString(weight.shape)}`,
+  }));
+}
+
+/** Host weights: packed and written to the texture once. */
+function writeWeightTexture(
+  gpu: Gpu,
+  texture: GPUTexture,
+  weight: CpuTensor,
+  group: number,
+  layout: ConvWeightLayout,
+  halves: boolean,
+): void {
+  const data = packConvWeights(weight.data, weight.shape, group, layout);
+  gpu.device.queue.writeTexture(
+    { texture },
+    halves ? toHalfBits(data) : data,
+    { bytesPerRow: layout.width * (halves ? 8 : 16), rowsPerImage: layout.height },
+    [layout.width, layout.height],
+  );
+}
+
+/** GPU weights: a dispatch that packs them into the texture on every run. */
+function packWeightsDispatch(
+  gpu: Gpu,
+  weight: GpuTensor,
+  texture: GPUTexture,
+  uniform: GPUBuffer,
+  group: number,
+  layout: ConvWeightLayout,
+  tile: ConvTile,
+): Dispatch {
+  return prepareDispatch(
+    gpu,
+    {
+      shader: "conv",
+      entryPoint: "pack_weights",
+      constants: { WG },
+      placeholders: { TM4: tile.channelBlocks },
+    },
+    [weight, texture.createView(), uniform],
+    Math.ceil((layout.k * group * layout.blocks) / WG),
+  );
+}
+
+/** The bias as a binding: B itself on the GPU, else a buffer of its values (zeros without one). */
+function convBiasBinding(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  bias: GpuTensor | CpuTensor | undefined,
+  m: number,
+): GpuTensor | GPUBuffer {
+  if (bias === undefined) {
+    return owner.own(createStorageBuffer(gpu, new Float32Array(m), "conv zero bias"));
+  }
+  if (isGpuTensor(bias)) return bias;
+  return owner.own(createStorageBuffer(gpu, Float32Array.from(bias.data), "conv bias"));
+}
+
+/** What the convolution dispatch binds. */
+interface ConvBindings {
+  readonly x: GpuTensor;
+  readonly texture: GPUTexture;
+  readonly bias: GpuTensor | GPUBuffer;
+  readonly y: GpuTensor;
+  readonly uniform: GPUBuffer;
+}
+
+/** Constants of both convolution entry points. */
+function commonConstants(attrs: ConvAttrs, y: GpuTensor): Record<string, number> {
+  return { WG, RELU: attrs.relu ? 1 : 0, ROUND_F16: y.dtype === "float16" ? 1 : 0 };
+}
+
+/** The wide tile (`main_wide3`): one invocation per 8-pixel row segment and channel tile. */
+function wideTileDispatch(
+  gpu: Gpu,
+  bindings: ConvBindings,
+  geometry: ConvGeometry,
+  attrs: ConvAttrs,
+  tiling: ConvTiling,
+  tile: ConvTile,
+): Dispatch {
+  const { x, texture, bias, y, uniform } = bindings;
+  const { kernel, outSize } = geometry;
+  const strideW = to3d(attrs.strides, 1)[2];
+  const segments = (geometry.pixels / outSize[2]) * tiling.segmentsPerRow;
+  return prepareDispatch(
+    gpu,
+    {
+      shader: "conv",
+      entryPoint: "main_wide3",
+      constants: {
+        ...commonConstants(attrs, y),
+        WIDE_KW: kernel[2],
+        WIDE_SW: strideW,
+        WIDE_SPAN: 7 * strideW + kernel[2],
+      },
+      placeholders: { TM4: tile.channelBlocks },
+    },
+    [x, texture.createView(), bias, y, uniform],
+    Math.ceil((segments * tiling.channelTiles * attrs.group) / WG),
+  );
+}
+
+/** The direct kernel (`main`): one invocation per quad of output pixels and channel tile, the
+ * input read along `paths`. */
+function directDispatch(
+  gpu: Gpu,
+  bindings: ConvBindings,
+  geometry: ConvGeometry,
+  attrs: ConvAttrs,
+  tiling: ConvTiling,
+  paths: ConvInputPaths,
+  tile: ConvTile,
+): Dispatch {
+  const { x, texture, bias, y, uniform } = bindings;
+  const { kernel, outSize, pixels } = geometry;
+  const quads = paths.rowQuads > 0
+    ? (pixels / outSize[2]) * paths.rowQuads
+    : Math.ceil(pixels / PIXELS);
+  return prepareDispatch(
+    gpu,
+    {
+      shader: "conv",
+      entryPoint: "main",
+      constants: {
+        ...commonConstants(attrs, y),
+        VEC4_INPUT: paths.vec4Input ? 1 : 0,
+        ROW: paths.rowSpan > 0 ? 1 : 0,
+        ...(paths.rowSpan > 0
+          ? {
+            ROW_KW: kernel[2],
+            ROW_SW: to3d(attrs.strides, 1)[2],
+            ROW_DW: to3d(attrs.dilations, 1)[2],
+            ROW_SPAN: paths.rowSpan,
+          }
+          : {}),
+      },
+      placeholders: { TM4: tile.channelBlocks },
+    },
+    [x, texture.createView(), bias, y, uniform, x],
+    Math.ceil((quads * tiling.channelTiles * attrs.group) / WG),
+  );
+}
+
 /** Records Y = conv(X, W) + B (ReLU if `attrs.relu`; rounded to half precision when Y is
  * float16). X [N, C, ...spatial] and Y are GPU tensors; W and B may be GPU tensors or host
  * tensors. Constant (host) weights are packed once into a texture owned by `owner`; GPU weights
@@ -309,178 +668,32 @@ export function prepareConv(
   const opts: PrepareConvOptions = typeof options === "number"
     ? { channelBlocks: options }
     : options;
-  const expected = convOutputShape(x.shape, weight.shape, attrs);
-  if (shapeString(expected) !== shapeString(y.shape)) {
-    throw new EngineError(
-      `conv: output is ${shapeString(y.shape)}, expected ${shapeString(expected)}`,
-    );
-  }
-  const rank = x.shape.length - 2;
-  const [n, c] = x.shape;
-  const m = weight.shape[0];
-  const group = attrs.group;
-  const cg = c / group, mg = m / group;
-  if (bias && sizeOf(bias.shape) !== m) {
-    throw new EngineError(`conv: bias has ${sizeOf(bias.shape)} values for ${m} channels`);
-  }
-  const inSize = to3d(x.shape.slice(2), 1);
-  const outSize = to3d(y.shape.slice(2), 1);
-  const kernel = to3d(weight.shape.slice(2), 1);
-  const taps = kernel[0] * kernel[1] * kernel[2];
-  const pixels = n * sizeOf(outSize);
-  if (pixels === 0 || m === 0) return [];
+  const geometry = checkConvProblem(x, weight, bias, y, attrs);
+  if (geometry.pixels === 0 || geometry.m === 0) return [];
   // Half-precision texels for constant weights only (the pack shader writes rgba32float).
   const halves = opts.precision === "f16" && !isGpuTensor(weight);
-  const pointwise = isPointwiseConv(weight.shape, attrs);
-  if (opts.gemm && !pointwise) {
-    throw new EngineError(
-      `conv: the matmul path takes pointwise convolutions (1x1, stride 1, no pads, one group), ` +
-        `not weights ${shapeString(weight.shape)} with ${JSON.stringify(attrs)}`,
-    );
+  const variant = chooseConvVariant(gpu, x.shape, weight.shape, attrs, opts, halves);
+  if (variant.kind === "gemm") {
+    return preparePointwiseGemm(gpu, owner, x, weight, bias, y, attrs, opts);
   }
-  const wideOk = isWideRowConv(x.shape, weight.shape, attrs) &&
-    sizeOf(weight.shape.slice(1)) <= gpu.limits.maxTextureDimension2D;
-  if (opts.wide && !wideOk) {
-    throw new EngineError(
-      `conv: the ${CONV_WIDE} tile takes 3- or 1-wide kernel rows at stride 1 or 2 and 16+ ` +
-        `channels per group, not weights ${shapeString(weight.shape)} with ${
-          JSON.stringify(attrs)
-        }`,
-    );
-  }
-  const cachedName = opts.channelBlocks === undefined && opts.gemm === undefined &&
-      opts.wide === undefined
-    ? (opts.variantCache ?? variantCache).get(
-      gpu,
-      CONV_KERNEL,
-      convProblemKey(x.shape, weight.shape, attrs, halves),
-    )
-    : undefined;
-  // Names that are no variant (a hand-edited or foreign cache) count as nothing measured.
-  const cached = cachedName === CONV_GEMM || cachedName === CONV_WIDE ||
-      (cachedName !== undefined && convChannelBlocksOf(cachedName) !== undefined)
-    ? cachedName
-    : undefined;
-  // Measured choice first; with none, the default (the wide tile is 1.6-1.9x the 8ch tile on
-  // ResNet-50's 3x3 convolutions on llvmpipe).
-  const choice = opts.channelBlocks === undefined
-    ? cached ?? convDefaultVariant(x.shape, weight.shape, attrs, wideOk)
-    : undefined;
-  // Asking for the wide tile rules `gemm` out (it is what the tuner times under that name).
-  const gemm = pointwise && (opts.gemm ?? (opts.wide !== true && choice === CONV_GEMM));
-  if (gemm) return preparePointwiseGemm(gpu, owner, x, weight, bias, y, attrs, opts);
-  const wide = wideOk && (opts.wide ?? choice === CONV_WIDE);
-  const tm4 = wide ? 4 : opts.channelBlocks ??
-    (cached === undefined ? undefined : convChannelBlocksOf(cached)) ??
-    chooseChannelBlocks(mg);
-  if (!Number.isInteger(tm4) || tm4 < 1 || tm4 > 8) {
-    throw new EngineError(`conv: channel blocks per invocation must be 1..8, got ${tm4}`);
-  }
-  const layout = convWeightLayout(gpu, weight.shape, group, tm4);
-  const placeholders = { TM4: tm4 };
-  const channelTiles = layout.blocks / tm4;
-  const chunk = cacheChunk(channelTiles, tm4 * 16 * layout.k);
-  // Segments of 8 output pixels per output row on the wide tile (see main_wide3 in conv.wgsl);
-  // else the direct kernel's input paths, whose quads may be laid out per output row.
-  const perRow = Math.ceil(outSize[2] / 8);
-  const paths = wide
-    ? undefined
-    : convInputPaths(inSize, outSize, kernel, attrs, rank, layout.rows);
-  // One uniform for the weight packing (if any) and the convolution.
-  const uniform = owner.own(createUniform(gpu, "conv", {
-    in_size: [...inSize, sizeOf(inSize)],
-    out_size: [...outSize, sizeOf(outSize)],
-    kernel: [...kernel, taps],
-    stride: to3d(attrs.strides, 1),
-    dilation: to3d(attrs.dilations, 1),
-    pad: to3d(attrs.pads.slice(0, rank), 0),
-    channels: [c, m, cg, mg],
-    tiles: [pixels, channelTiles, group, chunk],
-    texture: [layout.width, layout.rows, paths ? paths.rowQuads : perRow],
-  }));
-
+  const layout = convWeightLayout(gpu, weight.shape, attrs.group, variant.channelBlocks);
+  const tiling = convTiling(geometry, attrs, layout, variant);
+  const uniform = createConvUniform(gpu, owner, geometry, attrs, layout, tiling);
+  const texture = createWeightTexture(gpu, owner, weight, layout, halves);
   const dispatches: Dispatch[] = [];
-  const texture = owner.own(gpu.device.createTexture({
-    size: [layout.width, layout.height],
-    format: halves ? "rgba16float" : "rgba32float",
-    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST |
-      (isGpuTensor(weight) ? GPUTextureUsage.STORAGE_BINDING : 0),
-    label: `conv weights ${shapeString(weight.shape)}`,
-  }));
   if (isGpuTensor(weight)) {
-    dispatches.push(prepareDispatch(
-      gpu,
-      { shader: "conv", entryPoint: "pack_weights", constants: { WG }, placeholders },
-      [weight, texture.createView(), uniform],
-      Math.ceil((layout.k * group * layout.blocks) / WG),
-    ));
-  } else {
-    const data = packConvWeights(weight.data, weight.shape, group, layout);
-    gpu.device.queue.writeTexture(
-      { texture },
-      halves ? toHalfBits(data) : data,
-      { bytesPerRow: layout.width * (halves ? 8 : 16), rowsPerImage: layout.height },
-      [layout.width, layout.height],
+    dispatches.push(
+      packWeightsDispatch(gpu, weight, texture, uniform, attrs.group, layout, variant),
     );
-  }
-  let biasBinding: GpuTensor | GPUBuffer;
-  if (bias === undefined) {
-    biasBinding = owner.own(createStorageBuffer(gpu, new Float32Array(m), "conv zero bias"));
-  } else if (isGpuTensor(bias)) {
-    biasBinding = bias;
   } else {
-    biasBinding = owner.own(createStorageBuffer(gpu, Float32Array.from(bias.data), "conv bias"));
+    writeWeightTexture(gpu, texture, weight, attrs.group, layout, halves);
   }
-
-  const common = { WG, RELU: attrs.relu ? 1 : 0, ROUND_F16: y.dtype === "float16" ? 1 : 0 };
-  if (!paths) {
-    // The wide tile.
-    const strideW = to3d(attrs.strides, 1)[2];
-    const segments = (pixels / outSize[2]) * perRow;
-    dispatches.push(prepareDispatch(
-      gpu,
-      {
-        shader: "conv",
-        entryPoint: "main_wide3",
-        constants: {
-          ...common,
-          WIDE_KW: kernel[2],
-          WIDE_SW: strideW,
-          WIDE_SPAN: 7 * strideW + kernel[2],
-        },
-        placeholders,
-      },
-      [x, texture.createView(), biasBinding, y, uniform],
-      Math.ceil((segments * channelTiles * group) / WG),
-    ));
-    return dispatches;
-  }
-  const quads = paths.rowQuads > 0
-    ? (pixels / outSize[2]) * paths.rowQuads
-    : Math.ceil(pixels / PIXELS);
-  dispatches.push(prepareDispatch(
-    gpu,
-    {
-      shader: "conv",
-      entryPoint: "main",
-      constants: {
-        ...common,
-        VEC4_INPUT: paths.vec4Input ? 1 : 0,
-        ROW: paths.rowSpan > 0 ? 1 : 0,
-        ...(paths.rowSpan > 0
-          ? {
-            ROW_KW: kernel[2],
-            ROW_SW: to3d(attrs.strides, 1)[2],
-            ROW_DW: to3d(attrs.dilations, 1)[2],
-            ROW_SPAN: paths.rowSpan,
-          }
-          : {}),
-      },
-      placeholders,
-    },
-    [x, texture.createView(), biasBinding, y, uniform, x],
-    Math.ceil((quads * channelTiles * group) / WG),
-  ));
+  const bindings = { x, texture, bias: convBiasBinding(gpu, owner, bias, geometry.m), y, uniform };
+  dispatches.push(
+    tiling.paths
+      ? directDispatch(gpu, bindings, geometry, attrs, tiling, tiling.paths, variant)
+      : wideTileDispatch(gpu, bindings, geometry, attrs, tiling, variant),
+  );
   return dispatches;
 }
 

@@ -93,6 +93,241 @@ export interface PrepareConvTransposeOptions {
   readonly folded?: boolean;
 }
 
+/** One transposed convolution's sizes, spatial ones in 3-D (leading 1s below rank 3) as the
+ * shader takes them. */
+interface ConvTransposeGeometry {
+  /** Spatial axes of X. */
+  readonly rank: number;
+  /** Images, input and output channels, and input and output channels per group. */
+  readonly n: number;
+  readonly c: number;
+  readonly m: number;
+  readonly cg: number;
+  readonly mg: number;
+  readonly inSize: readonly [number, number, number];
+  readonly outSize: readonly [number, number, number];
+  readonly kernel: readonly [number, number, number];
+  readonly strides: readonly [number, number, number];
+  readonly taps: number;
+}
+
+/** Checks Y's shape, B's length and a requested folded kernel against X, W and `attrs`;
+ * returns the sizes and whether `main_folded` runs. */
+function checkConvTransposeProblem(
+  x: GpuTensor,
+  weight: GpuTensor | CpuTensor,
+  bias: GpuTensor | CpuTensor | undefined,
+  y: GpuTensor,
+  attrs: ConvTransposeAttrs,
+  options: PrepareConvTransposeOptions,
+): { geometry: ConvTransposeGeometry; folded: boolean } {
+  const expected = convTransposeOutputShape(x.shape, weight.shape, attrs);
+  if (shapeString(expected) !== shapeString(y.shape)) {
+    throw new EngineError(
+      `conv_transpose: output is ${shapeString(y.shape)}, expected ${shapeString(expected)}`,
+    );
+  }
+  const [n, c] = x.shape;
+  const mg = weight.shape[1];
+  const m = mg * attrs.group;
+  if (bias && sizeOf(bias.shape) !== m) {
+    throw new EngineError(
+      `conv_transpose: bias has ${sizeOf(bias.shape)} values for ${m} channels`,
+    );
+  }
+  const foldable = isFoldedConvTranspose(weight.shape, attrs);
+  if (options.folded && !foldable) {
+    throw new EngineError(
+      `conv_transpose: the folded kernel takes kernel == stride, unit dilations, no pads and ` +
+        `no output padding, not weights ${shapeString(weight.shape)} with ${JSON.stringify(attrs)}`,
+    );
+  }
+  const kernel = to3d(weight.shape.slice(2), 1);
+  const geometry = {
+    rank: x.shape.length - 2,
+    n,
+    c,
+    m,
+    cg: c / attrs.group,
+    mg,
+    inSize: to3d(x.shape.slice(2), 1),
+    outSize: to3d(y.shape.slice(2), 1),
+    kernel,
+    strides: to3d(attrs.strides, 1),
+    taps: sizeOf(kernel),
+  };
+  return { geometry, folded: options.folded ?? foldable };
+}
+
+/** How the packed weights' columns are tiled: `columns` per group ((output channel, tap) pairs
+ * when folded, packed as channels of a single tap: W [C, Mg, taps] is W [C, Mg * taps] in
+ * memory), `packTaps` taps, `blocksPerGroup` blocks of 4 columns, `channelBlocks` of them per
+ * invocation, `packedVec4s` in all. */
+interface ConvTransposeTile {
+  readonly folded: boolean;
+  readonly columns: number;
+  readonly packTaps: number;
+  readonly channelBlocks: number;
+  readonly blocksPerGroup: number;
+  readonly channelTiles: number;
+  readonly packedVec4s: number;
+}
+
+function chooseConvTransposeTile(
+  geometry: ConvTransposeGeometry,
+  group: number,
+  folded: boolean,
+  options: PrepareConvTransposeOptions,
+): ConvTransposeTile {
+  const columns = folded ? geometry.mg * geometry.taps : geometry.mg;
+  const packTaps = folded ? 1 : geometry.taps;
+  const tm4 = options.channelBlocks ?? chooseTransposeChannelBlocks(columns);
+  if (!Number.isInteger(tm4) || tm4 < 1 || tm4 > MAX_CHANNEL_BLOCKS) {
+    throw new EngineError(
+      `conv_transpose: channel blocks per invocation must be 1..${MAX_CHANNEL_BLOCKS}, got ${tm4}`,
+    );
+  }
+  const mb = transposeBlocksPerGroup(columns, tm4);
+  return {
+    folded,
+    columns,
+    packTaps,
+    channelBlocks: tm4,
+    blocksPerGroup: mb,
+    channelTiles: mb / tm4,
+    packedVec4s: group * packTaps * geometry.cg * mb,
+  };
+}
+
+/** The packed weights' buffer, and the dispatch that packs GPU weights into it on every run
+ * (host weights are packed once here). */
+function packWeights(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  x: GpuTensor,
+  weight: GpuTensor | CpuTensor,
+  geometry: ConvTransposeGeometry,
+  group: number,
+  tile: ConvTransposeTile,
+): { packed: GPUBuffer; pack?: Dispatch } {
+  if (sizeOf(x.shape) === 0) {
+    // No input values (C = 0 or an empty input axis): Y is the bias alone; an empty weight
+    // buffer still needs a binding.
+    return {
+      packed: owner.own(createStorageBuffer(gpu, new Float32Array(4), "conv_transpose weights")),
+    };
+  }
+  if (isGpuTensor(weight)) return packGpuWeights(gpu, owner, weight, geometry, tile);
+  const packShape = tile.folded ? [geometry.c, tile.columns] : weight.shape;
+  return {
+    packed: owner.own(createStorageBuffer(
+      gpu,
+      packConvTransposeWeights(weight.data, packShape, group, tile.blocksPerGroup),
+      `conv_transpose weights ${shapeString(weight.shape)}`,
+    )),
+  };
+}
+
+function packGpuWeights(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  weight: GpuTensor,
+  geometry: ConvTransposeGeometry,
+  tile: ConvTransposeTile,
+): { packed: GPUBuffer; pack: Dispatch } {
+  const bytes = Math.max(16, tile.packedVec4s * 16);
+  if (bytes > gpu.limits.maxStorageBufferBindingSize) {
+    throw new EngineError(
+      `conv_transpose: packed weights ${shapeString(weight.shape)} need ${bytes} bytes, over ` +
+        `this adapter's maxStorageBufferBindingSize (${gpu.limits.maxStorageBufferBindingSize})`,
+    );
+  }
+  const packed = owner.own(gpu.device.createBuffer({
+    size: bytes,
+    usage: STORAGE_USAGE,
+    label: `conv_transpose weights ${shapeString(weight.shape)}`,
+  }));
+  const packUniform = owner.own(createUniform(gpu, "conv_transpose_pack", {
+    cg: geometry.cg,
+    mg: tile.columns,
+    taps: tile.packTaps,
+    mb: tile.blocksPerGroup,
+    total: tile.packedVec4s,
+  }, "conv_transpose pack"));
+  const pack = prepareDispatch(
+    gpu,
+    { shader: "conv_transpose_pack", constants: { WG } },
+    [weight, packed, packUniform],
+    Math.ceil(tile.packedVec4s / WG),
+  );
+  return { packed, pack };
+}
+
+/** The bias as a binding: B itself on the GPU, else a buffer of its values (zeros without one). */
+function convTransposeBiasBinding(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  bias: GpuTensor | CpuTensor | undefined,
+  m: number,
+): GpuTensor | GPUBuffer {
+  if (bias === undefined) {
+    return owner.own(createStorageBuffer(gpu, new Float32Array(m), "conv_transpose bias"));
+  }
+  if (isGpuTensor(bias)) return bias;
+  return owner.own(
+    createStorageBuffer(gpu, Float32Array.from(bias.data), "conv_transpose bias"),
+  );
+}
+
+/** The quads of 4 output (`main`) or input (`main_folded`) positions the kernel walks: `grid`
+ * as the uniform holds it, and the invocations over all phases, channel tiles and groups. */
+function convTransposeGrid(
+  geometry: ConvTransposeGeometry,
+  group: number,
+  tile: ConvTransposeTile,
+): { grid: number[]; invocations: number } {
+  const { n, inSize, outSize, strides } = geometry;
+  if (tile.folded) {
+    // Quads of 4 consecutive input positions along W, ceil(IW / 4) per input row.
+    const qw = Math.ceil(inSize[2] / PIXELS);
+    const quads = n * inSize[0] * inSize[1] * qw;
+    return { grid: [0, 0, qw, quads], invocations: quads * tile.channelTiles * group };
+  }
+  // Quads per phase: along D and H every phase has at most ceil(O / S) positions, along W at
+  // most ceil(OW / SW), in quads of PIXELS.
+  const ud = Math.ceil(outSize[0] / strides[0]);
+  const uh = Math.ceil(outSize[1] / strides[1]);
+  const qw = Math.ceil(Math.ceil(outSize[2] / strides[2]) / PIXELS);
+  const perPhase = n * ud * uh * qw;
+  const phases = strides[0] * strides[1] * strides[2];
+  return {
+    grid: [ud, uh, qw, perPhase],
+    invocations: perPhase * phases * tile.channelTiles * group,
+  };
+}
+
+function createConvTransposeUniform(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  geometry: ConvTransposeGeometry,
+  attrs: ConvTransposeAttrs,
+  tile: ConvTransposeTile,
+  grid: number[],
+): GPUBuffer {
+  const { inSize, outSize, kernel, strides, rank } = geometry;
+  return owner.own(createUniform(gpu, "conv_transpose", {
+    in_size: [...inSize, sizeOf(inSize)],
+    out_size: [...outSize, sizeOf(outSize)],
+    kernel: [...kernel, geometry.taps],
+    stride: [...strides, strides[0] * strides[1] * strides[2]],
+    dilation: to3d(attrs.dilations, 1),
+    pad: to3d(attrs.pads.slice(0, rank), 0),
+    channels: [geometry.c, geometry.m, geometry.cg, geometry.mg],
+    grid,
+    tiles: [tile.channelTiles, attrs.group, tile.blocksPerGroup, tile.columns],
+  }));
+}
+
 /** Records Y = ConvTranspose(X, W) + B (rounded to half precision when Y is float16). X [N, C,
  * ...spatial] and Y [N, M, ...] are GPU tensors; W [C, M/group, ...kernel] and B [M] may be GPU
  * tensors or host tensors (host ones are packed / uploaded once into buffers owned by `owner`).
@@ -110,140 +345,22 @@ export function prepareConvTranspose(
   attrs: ConvTransposeAttrs,
   options: PrepareConvTransposeOptions = {},
 ): Dispatch[] {
-  const expected = convTransposeOutputShape(x.shape, weight.shape, attrs);
-  if (shapeString(expected) !== shapeString(y.shape)) {
-    throw new EngineError(
-      `conv_transpose: output is ${shapeString(y.shape)}, expected ${shapeString(expected)}`,
-    );
-  }
-  const rank = x.shape.length - 2;
-  const [n, c] = x.shape;
-  const group = attrs.group;
-  const cg = c / group, mg = weight.shape[1];
-  const m = mg * group;
-  if (bias && sizeOf(bias.shape) !== m) {
-    throw new EngineError(
-      `conv_transpose: bias has ${sizeOf(bias.shape)} values for ${m} channels`,
-    );
-  }
-  const foldable = isFoldedConvTranspose(weight.shape, attrs);
-  if (options.folded && !foldable) {
-    throw new EngineError(
-      `conv_transpose: the folded kernel takes kernel == stride, unit dilations, no pads and ` +
-        `no output padding, not weights ${shapeString(weight.shape)} with ${JSON.stringify(attrs)}`,
-    );
-  }
+  const { geometry, folded } = checkConvTransposeProblem(x, weight, bias, y, attrs, options);
   if (sizeOf(y.shape) === 0) return [];
-  const folded = options.folded ?? foldable;
-  const inSize = to3d(x.shape.slice(2), 1);
-  const outSize = to3d(y.shape.slice(2), 1);
-  const kernel = to3d(weight.shape.slice(2), 1);
-  const strides = to3d(attrs.strides, 1);
-  const taps = sizeOf(kernel);
-  // The folded kernel's columns: (output channel, tap) pairs of a group, packed as channels of
-  // a single tap (W [C, Mg, taps] is W [C, Mg * taps] in memory).
-  const columns = folded ? mg * taps : mg;
-  const packTaps = folded ? 1 : taps;
-  const tm4 = options.channelBlocks ?? chooseTransposeChannelBlocks(columns);
-  if (!Number.isInteger(tm4) || tm4 < 1 || tm4 > MAX_CHANNEL_BLOCKS) {
-    throw new EngineError(
-      `conv_transpose: channel blocks per invocation must be 1..${MAX_CHANNEL_BLOCKS}, got ${tm4}`,
-    );
-  }
-  const mb = transposeBlocksPerGroup(columns, tm4);
-  const packedVec4s = group * packTaps * cg * mb;
-
-  const dispatches: Dispatch[] = [];
-  let packed: GPUBuffer;
-  if (sizeOf(x.shape) === 0) {
-    // No input values (C = 0 or an empty input axis): Y is the bias alone; an empty weight
-    // buffer still needs a binding.
-    packed = owner.own(createStorageBuffer(gpu, new Float32Array(4), "conv_transpose weights"));
-  } else if (isGpuTensor(weight)) {
-    const bytes = Math.max(16, packedVec4s * 16);
-    if (bytes > gpu.limits.maxStorageBufferBindingSize) {
-      throw new EngineError(
-        `conv_transpose: packed weights ${shapeString(weight.shape)} need ${bytes} bytes, over ` +
-          `this adapter's maxStorageBufferBindingSize (${gpu.limits.maxStorageBufferBindingSize})`,
-      );
-    }
-    packed = owner.own(gpu.device.createBuffer({
-      size: bytes,
-      usage: STORAGE_USAGE,
-      label: `conv_transpose weights ${shapeString(weight.shape)}`,
-    }));
-    const packUniform = owner.own(createUniform(gpu, "conv_transpose_pack", {
-      cg,
-      mg: columns,
-      taps: packTaps,
-      mb,
-      total: packedVec4s,
-    }, "conv_transpose pack"));
-    dispatches.push(prepareDispatch(
-      gpu,
-      { shader: "conv_transpose_pack", constants: { WG } },
-      [weight, packed, packUniform],
-      Math.ceil(packedVec4s / WG),
-    ));
-  } else {
-    const packShape = folded ? [c, columns] : weight.shape;
-    packed = owner.own(createStorageBuffer(
-      gpu,
-      packConvTransposeWeights(weight.data, packShape, group, mb),
-      `conv_transpose weights ${shapeString(weight.shape)}`,
-    ));
-  }
-  let biasBinding: GpuTensor | GPUBuffer;
-  if (bias === undefined) {
-    biasBinding = owner.own(createStorageBuffer(gpu, new Float32Array(m), "conv_transpose bias"));
-  } else if (isGpuTensor(bias)) {
-    biasBinding = bias;
-  } else {
-    biasBinding = owner.own(
-      createStorageBuffer(gpu, Float32Array.from(bias.data), "conv_transpose bias"),
-    );
-  }
-
-  const channelTiles = mb / tm4;
-  const phases = strides[0] * strides[1] * strides[2];
-  let grid: number[];
-  let invocations: number;
-  if (folded) {
-    // Quads of 4 consecutive input positions along W, ceil(IW / 4) per input row.
-    const qw = Math.ceil(inSize[2] / PIXELS);
-    const quads = n * inSize[0] * inSize[1] * qw;
-    grid = [0, 0, qw, quads];
-    invocations = quads * channelTiles * group;
-  } else {
-    // Quads per phase: along D and H every phase has at most ceil(O / S) positions, along W at
-    // most ceil(OW / SW), in quads of PIXELS.
-    const ud = Math.ceil(outSize[0] / strides[0]);
-    const uh = Math.ceil(outSize[1] / strides[1]);
-    const qw = Math.ceil(Math.ceil(outSize[2] / strides[2]) / PIXELS);
-    const perPhase = n * ud * uh * qw;
-    grid = [ud, uh, qw, perPhase];
-    invocations = perPhase * phases * channelTiles * group;
-  }
-  const uniform = owner.own(createUniform(gpu, "conv_transpose", {
-    in_size: [...inSize, sizeOf(inSize)],
-    out_size: [...outSize, sizeOf(outSize)],
-    kernel: [...kernel, taps],
-    stride: [...strides, phases],
-    dilation: to3d(attrs.dilations, 1),
-    pad: to3d(attrs.pads.slice(0, rank), 0),
-    channels: [c, m, cg, mg],
-    grid,
-    tiles: [channelTiles, group, mb, columns],
-  }));
-  dispatches.push(prepareDispatch(
+  const tile = chooseConvTransposeTile(geometry, attrs.group, folded, options);
+  const { packed, pack } = packWeights(gpu, owner, x, weight, geometry, attrs.group, tile);
+  const biasBinding = convTransposeBiasBinding(gpu, owner, bias, geometry.m);
+  const { grid, invocations } = convTransposeGrid(geometry, attrs.group, tile);
+  const uniform = createConvTransposeUniform(gpu, owner, geometry, attrs, tile, grid);
+  const main = prepareDispatch(
     gpu,
     {
       shader: "conv_transpose",
       entryPoint: folded ? "main_folded" : "main",
-      constants: { WG, TM4: tm4, ROUND_F16: y.dtype === "float16" ? 1 : 0 },
+      constants: { WG, TM4: tile.channelBlocks, ROUND_F16: y.dtype === "float16" ? 1 : 0 },
     },
     [x, packed, biasBinding, y, uniform],
     Math.ceil(invocations / WG),
-  ));
-  return dispatches;
+  );
+  return pack ? [pack, main] : [main];
 }
