@@ -94,3 +94,9 @@ export function fromGpuArray(
       return { dtype, shape: [...shape], data: Uint8Array.from(data) };
   }
 }
+
+/** Whether `t` lives on the GPU (bindings and the executor take either kind where a constant may
+ * stay on the host). */
+export function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
+  return (t as GpuTensor).buffer !== undefined;
+}

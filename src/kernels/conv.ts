@@ -26,6 +26,7 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
+  isGpuTensor,
   prepareDispatch,
   type ResourceOwner,
 } from "../gpu/mod.ts";
@@ -296,10 +297,6 @@ export function convInputPaths(
     rowSpan: row ? span : 0,
     rowQuads: row && !quadsInRows ? rowSlots / PIXELS : 0,
   };
-}
-
-function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
-  return (t as GpuTensor).buffer !== undefined;
 }
 
 /** One convolution's sizes, spatial ones in 3-D (leading 1s below rank 3) as the shader takes

@@ -11,6 +11,7 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
+  isGpuTensor,
   prepareDispatch,
   type ResourceOwner,
   STORAGE_USAGE,
@@ -65,10 +66,6 @@ export function packConvTransposeWeights(
     }
   }
   return out;
-}
-
-function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
-  return (t as GpuTensor).buffer !== undefined;
 }
 
 /** Whether `main_folded` applies: kernel == stride on every axis (so every output position is

@@ -8,6 +8,7 @@ import {
   type Dispatch,
   type Gpu,
   type GpuTensor,
+  isGpuTensor,
   prepareDispatch,
   type ResourceOwner,
   STORAGE_USAGE,
@@ -23,10 +24,6 @@ const RUN = 4;
  * the chunks is a small part of the work, few enough that a few long rows still give every CPU
  * core (and GPU lane) chunks to sum. */
 export const GROUPNORM_CHUNK = 256;
-
-function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
-  return (t as GpuTensor).buffer !== undefined;
-}
 
 /** Records Y = GroupNorm(X) * scale + bias for X [N, C, ...] viewed by `layout`; scale and bias
  * hold one value per channel or per group (`layout.perChannel`), as host tensors (uploaded once

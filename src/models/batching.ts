@@ -3,7 +3,7 @@
  * maxStorageBufferBindingSize, plan memory under a budget), each chunk runs on a cached plan, and
  * the outputs are stitched back together on the GPU or the host. The chunk size comes from the
  * plan's own memory estimate, so the peak GPU memory of a batch is known before it runs. */
-import { allocTensor, type Gpu, type GpuTensor, releaseTensor } from "../gpu/mod.ts";
+import { allocTensor, type Gpu, type GpuTensor, isGpuTensor, releaseTensor } from "../gpu/mod.ts";
 import { type CpuData, type CpuTensor, newCpuData, shapeString, sizeOf } from "../util/tensor.ts";
 import { EngineError } from "../util/errors.ts";
 import {
@@ -66,10 +66,6 @@ export function describeBatchPlan(p: BatchPlan): string {
     `${mib(m.constants)}, op scratch ${mib(m.scratch)}, packed weights ${mib(m.packedWeights)}, ` +
     `stitched outputs ${mib(p.outputBytes)}, ` +
     `input staging ${mib(p.stagingBytes)})`;
-}
-
-function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
-  return (t as GpuTensor).buffer !== undefined;
 }
 
 /** The first `rows` rows from `start` of a host tensor (a view, no copy). */

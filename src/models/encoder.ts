@@ -3,7 +3,13 @@
  * (for the AMU trainer) or the host. Nothing here depends on how an exporter named its nodes or
  * initializers: inputs, outputs and the token-embedding table are found from the graph's shape. */
 import { type CpuTensor, cpuTensor, shapeString } from "../util/tensor.ts";
-import { downloadTensor, type Gpu, type GpuTensor, releaseTensor } from "../gpu/mod.ts";
+import {
+  downloadTensor,
+  type Gpu,
+  type GpuTensor,
+  isGpuTensor,
+  releaseTensor,
+} from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import {
   attrInt,
@@ -143,10 +149,6 @@ export function attentionMaskFor(ids: CpuTensor, dtype: CpuTensor["dtype"]): Cpu
     for (let j = 0; j <= end; j++) mask.data[r * ctx + j] = 1;
   }
   return mask;
-}
-
-function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
-  return (t as GpuTensor).buffer !== undefined;
 }
 
 /** An image or text tower ready to encode batches. */

@@ -10,6 +10,7 @@ import {
   getGpu,
   type Gpu,
   type GpuTensor,
+  isGpuTensor,
   toGpuArray,
   uploadCpuTensor,
 } from "../gpu/mod.ts";
@@ -90,10 +91,6 @@ export async function loadModelBytes(
 
 function shapeText(shape: readonly (number | string | undefined)[]): string {
   return `[${shape.map((d) => d ?? "?").join(",")}]`;
-}
-
-function isGpuTensor(t: GpuTensor | CpuTensor): t is GpuTensor {
-  return (t as GpuTensor).buffer !== undefined;
 }
 
 /** A loaded model. Not safe for concurrent runs from several tasks: runs are serialised. */
