@@ -35,6 +35,7 @@ import { type ConvAttrs, convOutputShape } from "./conv_shape.ts";
 import { to3d } from "./shape.ts";
 import { prepareMatmul } from "./matmul.ts";
 import { problemKey, type VariantCache, variantCache } from "./variants.ts";
+import { operandBinding } from "./operand_binding.ts";
 
 const WG = 64;
 /** Output pixels per invocation (the vec4 lanes of the shader's accumulators). */
@@ -547,20 +548,6 @@ function packWeightsDispatch(
   );
 }
 
-/** The bias as a binding: B itself on the GPU, else a buffer of its values (zeros without one). */
-function convBiasBinding(
-  gpu: Gpu,
-  owner: ResourceOwner,
-  bias: GpuTensor | CpuTensor | undefined,
-  m: number,
-): GpuTensor | GPUBuffer {
-  if (bias === undefined) {
-    return owner.own(createStorageBuffer(gpu, new Float32Array(m), "conv zero bias"));
-  }
-  if (isGpuTensor(bias)) return bias;
-  return owner.own(createStorageBuffer(gpu, Float32Array.from(bias.data), "conv bias"));
-}
-
 /** What the convolution dispatch binds. */
 interface ConvBindings {
   readonly x: GpuTensor;
@@ -685,7 +672,13 @@ export function prepareConv(
   } else {
     writeWeightTexture(gpu, texture, weight, attrs.group, layout, halves);
   }
-  const bindings = { x, texture, bias: convBiasBinding(gpu, owner, bias, geometry.m), y, uniform };
+  const bindings = {
+    x,
+    texture,
+    bias: operandBinding(gpu, owner, bias, "conv bias", geometry.m),
+    y,
+    uniform,
+  };
   dispatches.push(
     tiling.paths
       ? directDispatch(gpu, bindings, geometry, attrs, tiling, tiling.paths, variant)

@@ -19,6 +19,7 @@ import {
 import { EngineError } from "../util/errors.ts";
 import { type ConvTransposeAttrs, convTransposeOutputShape } from "./conv_shape.ts";
 import { to3d } from "./shape.ts";
+import { operandBinding } from "./operand_binding.ts";
 
 const WG = 64;
 /** Output positions per invocation (the vec4 lanes of the shader's accumulators). */
@@ -260,22 +261,6 @@ function packGpuWeights(
   return { packed, pack };
 }
 
-/** The bias as a binding: B itself on the GPU, else a buffer of its values (zeros without one). */
-function convTransposeBiasBinding(
-  gpu: Gpu,
-  owner: ResourceOwner,
-  bias: GpuTensor | CpuTensor | undefined,
-  m: number,
-): GpuTensor | GPUBuffer {
-  if (bias === undefined) {
-    return owner.own(createStorageBuffer(gpu, new Float32Array(m), "conv_transpose bias"));
-  }
-  if (isGpuTensor(bias)) return bias;
-  return owner.own(
-    createStorageBuffer(gpu, Float32Array.from(bias.data), "conv_transpose bias"),
-  );
-}
-
 /** The quads of 4 output (`main`) or input (`main_folded`) positions the kernel walks: `grid`
  * as the uniform holds it, and the invocations over all phases, channel tiles and groups. */
 function convTransposeGrid(
@@ -346,7 +331,7 @@ export function prepareConvTranspose(
   if (sizeOf(y.shape) === 0) return [];
   const tile = chooseConvTransposeTile(geometry, attrs.group, folded, options);
   const { packed, pack } = packWeights(gpu, owner, x, weight, geometry, attrs.group, tile);
-  const biasBinding = convTransposeBiasBinding(gpu, owner, bias, geometry.m);
+  const biasBinding = operandBinding(gpu, owner, bias, "conv_transpose bias", geometry.m);
   const { grid, invocations } = convTransposeGrid(geometry, attrs.group, tile);
   const uniform = createConvTransposeUniform(gpu, owner, geometry, attrs, tile, grid);
   const main = prepareDispatch(

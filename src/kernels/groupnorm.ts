@@ -3,18 +3,17 @@
  * elementwise normalisation (see the shader's header for why). */
 import { type CpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
 import {
-  createStorageBuffer,
   createUniform,
   type Dispatch,
   type Gpu,
   type GpuTensor,
-  isGpuTensor,
   prepareDispatch,
   type ResourceOwner,
   STORAGE_USAGE,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { type GroupNormLayout, groupNormParamCount } from "./groupnorm_shape.ts";
+import { operandBinding } from "./operand_binding.ts";
 
 const WG = 64;
 /** Values per invocation of the apply pass (RUN in the shader). */
@@ -59,8 +58,7 @@ export function prepareGroupNorm(
     throw new EngineError(`groupnorm: chunk must be a positive integer, got ${chunk}`);
   }
   if (total === 0) return [];
-  const param = (t: GpuTensor | CpuTensor, label: string): GpuTensor | GPUBuffer =>
-    isGpuTensor(t) ? t : owner.own(createStorageBuffer(gpu, Float32Array.from(t.data), label));
+  const param = (t: GpuTensor | CpuTensor, label: string) => operandBinding(gpu, owner, t, label);
   const rows = layout.batch * layout.groups;
   const cpg = layout.channels / layout.groups;
   const rowLength = cpg * layout.plane;
