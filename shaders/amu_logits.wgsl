@@ -19,16 +19,7 @@
 // comes from the step state, a storage buffer written on the GPU, so one prepared dispatch serves
 // every step, including a partial last batch. Buffers must be a multiple of 16 bytes.
 
-struct StepState {
-  step: u32,
-  iter: u32,
-  rowStart: u32,
-  rowCount: u32,
-  lr: f32,
-  decay: f32,
-  stepSize: f32,
-  bc2Sqrt: f32,
-}
+//#include "lib/step_state.wgsl"
 
 struct Params {
   classes: u32,

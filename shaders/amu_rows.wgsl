@@ -17,16 +17,7 @@
 // through the permutation buffer and its size read from the step state, so one prepared dispatch
 // serves every step; rows past a partial batch compute on a clamped row and store nothing.
 
-struct StepState {
-  step: u32,
-  iter: u32,
-  rowStart: u32,
-  rowCount: u32,
-  lr: f32,
-  decay: f32,
-  stepSize: f32,
-  bc2Sqrt: f32,
-}
+//#include "lib/step_state.wgsl"
 
 // One uniform struct for every entry point; an entry point ignores the fields it does not name.
 struct Params {

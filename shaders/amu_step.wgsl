@@ -12,16 +12,7 @@
 // Both are single invocations on purpose: their work is a handful of scalars (finish: a loop over
 // at most the batch size), and running them on one invocation keeps the order fixed.
 
-struct StepState {
-  step: u32,
-  iter: u32,
-  rowStart: u32,
-  rowCount: u32,
-  lr: f32,
-  decay: f32,
-  stepSize: f32,
-  bc2Sqrt: f32,
-}
+//#include "lib/step_state.wgsl"
 
 // One uniform struct for both entry points; each ignores the fields of the other.
 struct Params {

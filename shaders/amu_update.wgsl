@@ -17,16 +17,7 @@
 // sequential sum over the batch in row order (deterministic); every weight is read and written by
 // exactly one invocation. Buffers must be a multiple of 16 bytes.
 
-struct StepState {
-  step: u32,
-  iter: u32,
-  rowStart: u32,
-  rowCount: u32,
-  lr: f32,
-  decay: f32,
-  stepSize: f32,
-  bc2Sqrt: f32,
-}
+//#include "lib/step_state.wgsl"
 
 struct Params {
   classes: u32,

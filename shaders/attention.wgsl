@@ -204,9 +204,7 @@ fn softmax_group(
   return alpha;
 }
 
-fn round_f16(x: f32) -> f32 {
-  return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;
-}
+//#include "lib/f16.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

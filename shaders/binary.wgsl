@@ -135,26 +135,9 @@ fn cursor_step(c: Cursor, next: u32, input: u32, mode: u32) -> Cursor {
   }
 }
 
-// ---- float16 rounding (same as shaders/unary.wgsl) ----
+// ---- float16 rounding ----
 
-// Nearest float16 value (ties to even) of v, as f32, by integer arithmetic on the bits.
-fn round_f16(v: f32) -> f32 {
-  let bits = bitcast<u32>(v);
-  let sign = bits & 0x80000000u;
-  let mag = bits & 0x7fffffffu;
-  if (mag >= 0x7f800000u) {
-    return v;
-  }
-  if (mag >= 0x477ff000u) {
-    return bitcast<f32>(sign | 0x7f800000u);
-  }
-  if (mag < 0x38800000u) {
-    let q = round(abs(v) * 16777216.0) / 16777216.0;
-    return bitcast<f32>(sign | bitcast<u32>(q));
-  }
-  let lsb = (mag >> 13u) & 1u;
-  return bitcast<f32>(sign | ((mag + 0xfffu + lsb) & 0xffffe000u));
-}
+//#include "lib/f16.wgsl"
 
 fn float_word(v: f32) -> u32 {
   if (ROUND_F16) {
@@ -241,20 +224,8 @@ fn exponent_f32(word: u32) -> f32 {
   return bitcast<f32>(word);
 }
 
-// WGSL leaves min/max (and sign) of a NaN to the implementation; ONNX (numpy) and PyTorch
-// propagate it. NaN is tested on the bits so that a compiler's finite-math assumption cannot fold
-// the test away.
-fn is_nan(v: f32) -> bool {
-  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
-fn max_f(a: f32, b: f32) -> f32 {
-  return select(select(max(a, b), b, is_nan(b)), a, is_nan(a));
-}
-
-fn min_f(a: f32, b: f32) -> f32 {
-  return select(select(min(a, b), b, is_nan(b)), a, is_nan(a));
-}
+// NaN-propagating max_f / min_f (ONNX and PyTorch propagate NaN; WGSL's min/max need not).
+//#include "lib/nan_minmax.wgsl"
 
 fn binary_f32(x: f32, y_word: u32) -> u32 {
   let y = bitcast<f32>(y_word);

@@ -29,33 +29,7 @@ override WG: u32 = 64u;
 override OPERANDS: u32 = 2u;
 override ROUND_F16: bool = false;
 
-// Nearest float16 value (ties to even) of v, as f32, by integer arithmetic on the bits (same as
-// shaders/binary.wgsl).
-fn round_f16(v: f32) -> f32 {
-  let bits = bitcast<u32>(v);
-  let sign = bits & 0x80000000u;
-  let mag = bits & 0x7fffffffu;
-  if (mag >= 0x7f800000u) {
-    return v;
-  }
-  if (mag >= 0x477ff000u) {
-    return bitcast<f32>(sign | 0x7f800000u);
-  }
-  if (mag < 0x38800000u) {
-    let q = round(abs(v) * 16777216.0) / 16777216.0;
-    return bitcast<f32>(sign | bitcast<u32>(q));
-  }
-  let lsb = (mag >> 13u) & 1u;
-  return bitcast<f32>(sign | ((mag + 0xfffu + lsb) & 0xffffe000u));
-}
-
-// v in the output's precision: float16 outputs are stored rounded to half (see DType).
-fn finish(v: {{T}}) -> {{T}} {
-  if (ROUND_F16) {
-    return {{T}}(round_f16(f32(v)));
-  }
-  return v;
-}
+//#include "lib/f16_finish.wgsl"
 
 fn label_size(l: u32) -> u32 {
   return params.sizes[l / 4u][l % 4u];

@@ -36,9 +36,7 @@ struct Params {
 
 var<workgroup> partial: array<f32, WG>;
 
-fn round_f16(v: f32) -> f32 {
-  return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
-}
+//#include "lib/f16.wgsl"
 
 fn finish(v: f32) -> f32 {
   if (ROUND_F16) { return round_f16(v); }

@@ -40,9 +40,7 @@ fn norm_of(total: f32) -> f32 {
   return sqrt(total);
 }
 
-fn round_f16(v: f32) -> f32 {
-  return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
-}
+//#include "lib/f16.wgsl"
 
 fn scaled(v: f32, norm: f32) -> f32 {
   var r = select(v / norm, 0.0, norm == 0.0);

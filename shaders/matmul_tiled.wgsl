@@ -53,18 +53,7 @@ const TILE_CAPACITY: u32 = 2048u;
 var<workgroup> tile_a: array<f32, TILE_CAPACITY>; // [TILE_K][4 * WG_Y]
 var<workgroup> tile_b: array<f32, TILE_CAPACITY>; // [TILE_K][4 * WG_X]
 
-fn erf_approx(x: f32) -> f32 {
-  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
-  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 +
-    t * (-1.453152027 + t * 1.061405429))));
-  return sign(x) * (1.0 - poly * exp(-x * x));
-}
-
-// Relu that keeps NaN (WGSL's max may return the other operand; ONNX and PyTorch give NaN),
-// tested on the bits so that a compiler's finite-math assumption cannot fold it away.
-fn relu(v: f32) -> f32 {
-  return select(max(v, 0.0), v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u);
-}
+//#include "lib/activation.wgsl"
 
 fn epilogue(v: f32) -> f32 {
   var r = v;

@@ -31,10 +31,7 @@ override ROUND_F16: bool = false; // average of float16 data: round to half prec
 @group(0) @binding(2) var<storage, read_write> indices: array<i32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-// NaN tested on the bits: a compiler may assume comparisons never see NaN.
-fn is_nan(v: f32) -> bool {
-  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
+//#include "lib/nan.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

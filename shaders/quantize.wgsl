@@ -49,26 +49,7 @@ override QMIN: i32 = 0;
 override QMAX: i32 = 255;
 override ROUND_F16: bool = false;
 
-// Nearest float16 value (ties to even) of v, as f32: integer arithmetic on the bits, as in
-// shaders/unary.wgsl (pack2x16float's overflow behaviour is left to the adapter).
-fn round_f16(v: f32) -> f32 {
-  let bits = bitcast<u32>(v);
-  let sign = bits & 0x80000000u;
-  let mag = bits & 0x7fffffffu;
-  if (mag >= 0x7f800000u) {
-    return v;
-  }
-  if (mag >= 0x477ff000u) {
-    return bitcast<f32>(sign | 0x7f800000u);
-  }
-  if (mag < 0x38800000u) {
-    let q = round(abs(v) * 16777216.0) / 16777216.0;
-    return bitcast<f32>(sign | bitcast<u32>(q));
-  }
-  let lsb = (mag >> 13u) & 1u;
-  let rounded = (mag + 0xfffu + lsb) & 0xffffe000u;
-  return bitcast<f32>(sign | rounded);
-}
+//#include "lib/f16.wgsl"
 
 fn scale_index(i: u32) -> u32 {
   let j = i % params.inner;

@@ -96,11 +96,8 @@ fn contribution(v: {{T}}, m: f32) -> {{A}} {
   }
 }
 
-// WGSL leaves min/max of a NaN to the implementation; ONNX (numpy) and PyTorch propagate it. NaN
-// is tested on the bits so that a compiler's finite-math assumption cannot fold the test away.
-fn is_nan(v: f32) -> bool {
-  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
+// WGSL leaves min/max of a NaN to the implementation; ONNX (numpy) and PyTorch propagate it.
+//#include "lib/nan.wgsl"
 
 /// max/min that return a NaN operand (float accumulators only: integer bits are never NaN).
 fn pick(is_max: bool, a: {{A}}, b: {{A}}) -> {{A}} {
@@ -120,9 +117,7 @@ fn combine(op: u32, a: {{A}}, b: {{A}}) -> {{A}} {
   }
 }
 
-fn round_f16(v: f32) -> f32 {
-  return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
-}
+//#include "lib/f16.wgsl"
 
 /// The output value from the accumulated `acc` (and LogSumExp's maximum `m`).
 fn finish(acc: {{A}}, m: f32) -> {{T}} {

@@ -52,9 +52,7 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
   return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
 }
 
-fn round_f16(v: f32) -> f32 {
-  return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
-}
+//#include "lib/f16.wgsl"
 
 fn result(v: f32, m: f32, inv_s: f32, log_s: f32) -> f32 {
   var r: f32;

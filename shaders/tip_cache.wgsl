@@ -20,16 +20,7 @@
 // live in workgroup memory (CMAX >= C, a placeholder because array sizes cannot be overrides);
 // reductions are fixed-order trees; argmax ties go to the lowest class, like torch.argmax.
 
-struct StepState {
-  step: u32,
-  iter: u32,
-  rowStart: u32,
-  rowCount: u32,
-  lr: f32,
-  decay: f32,
-  stepSize: f32,
-  bc2Sqrt: f32,
-}
+//#include "lib/step_state.wgsl"
 
 struct Params {
   classes: u32,

@@ -93,29 +93,7 @@ override NARROW: u32 = 0u;
 
 // ---- float16 rounding ----
 
-// Nearest float16 value (ties to even) of x, as f32. Integer arithmetic on the bits, so the
-// result does not depend on how the adapter implements pack2x16float (whose overflow behaviour
-// WGSL leaves indeterminate).
-fn round_f16(v: f32) -> f32 {
-  let bits = bitcast<u32>(v);
-  let sign = bits & 0x80000000u;
-  let mag = bits & 0x7fffffffu;
-  if (mag >= 0x7f800000u) {
-    return v; // inf, nan
-  }
-  if (mag >= 0x477ff000u) {
-    return bitcast<f32>(sign | 0x7f800000u); // >= 65520 rounds past the largest half (65504)
-  }
-  if (mag < 0x38800000u) {
-    // Below 2^-14: half subnormals are multiples of 2^-24 (scaling by 2^24 is exact).
-    let q = round(abs(v) * 16777216.0) / 16777216.0;
-    return bitcast<f32>(sign | bitcast<u32>(q));
-  }
-  // Normal: keep 10 of the 23 mantissa bits, rounding the dropped 13 to nearest even.
-  let lsb = (mag >> 13u) & 1u;
-  let rounded = (mag + 0xfffu + lsb) & 0xffffe000u;
-  return bitcast<f32>(sign | rounded);
-}
+//#include "lib/f16.wgsl"
 
 fn narrow(v: i32) -> i32 {
   switch NARROW {
@@ -132,20 +110,8 @@ fn float_word(v: f32) -> u32 {
   return bitcast<u32>(v);
 }
 
-// WGSL leaves min/max (and sign) of a NaN to the implementation; ONNX (numpy) and PyTorch
-// propagate it. NaN is tested on the bits so that a compiler's finite-math assumption cannot fold
-// the test away.
-fn is_nan(v: f32) -> bool {
-  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
-
-fn max_f(a: f32, b: f32) -> f32 {
-  return select(select(max(a, b), b, is_nan(b)), a, is_nan(a));
-}
-
-fn min_f(a: f32, b: f32) -> f32 {
-  return select(select(min(a, b), b, is_nan(b)), a, is_nan(a));
-}
+// NaN-propagating max_f / min_f (ONNX and PyTorch propagate NaN; WGSL's min/max need not).
+//#include "lib/nan_minmax.wgsl"
 
 // ---- accurate helpers ----
 
