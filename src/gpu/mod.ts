@@ -3,6 +3,7 @@ export * from "./device.ts";
 export * from "./buffer_pool.ts";
 export * from "./buffers.ts";
 export * from "./pipelines.ts";
+export * from "./scratch_textures.ts";
 export * from "./dispatch.ts";
 export * from "./uniform_layout.ts";
 export * from "./uniforms.ts";

@@ -16,6 +16,7 @@ import {
   type PipelineSpec,
   prepareDispatch,
   type ResourceOwner,
+  scratchTexture,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { shapeString } from "../util/tensor.ts";
@@ -121,33 +122,6 @@ function textureLayout(
     );
   }
   return layout;
-}
-
-/** Scratch textures, per device, by role and size. An attention's dispatches are [pack Q, pack
- * K, pack V, attend], consecutive, and dispatches run in order, so every attention of a given
- * size shares one set (as the matmul's operand textures do). They live as long as the device. */
-const scratchTextures = new WeakMap<Gpu, Map<string, GPUTexture>>();
-
-function scratchTexture(
-  gpu: Gpu,
-  role: string,
-  t: TextureLayout,
-  format: GPUTextureFormat,
-): GPUTexture {
-  let cache = scratchTextures.get(gpu);
-  if (!cache) scratchTextures.set(gpu, cache = new Map());
-  const key = `${role} ${format} ${t.width}x${t.height}x${t.layers}`;
-  let texture = cache.get(key);
-  if (!texture) {
-    texture = gpu.device.createTexture({
-      label: `attention ${key}`,
-      size: [t.width, t.height, t.layers],
-      format,
-      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
-    });
-    cache.set(key, texture);
-  }
-  return texture;
 }
 
 /** Checks the operands' dtypes and buffers, the head dims and the K/V head grouping; returns
@@ -298,7 +272,13 @@ function packOperand(
 ): { dispatch: Dispatch; view: GPUTextureView } {
   const { role, operand, layout, rows, cols, heads } = job;
   const { label, texels } = setup;
-  const texture = scratchTexture(gpu, role, layout, texels.format);
+  // Every attention of a given size shares one set of operand textures: its dispatches [pack Q,
+  // pack K, pack V, attend] are consecutive and run in order.
+  const texture = scratchTexture(gpu, `attention ${role}`, texels.format, [
+    layout.width,
+    layout.height,
+    layout.layers,
+  ]);
   const uniform = owner.own(createUniform(gpu, "attention_pack", {
     rows,
     cols,

@@ -31,6 +31,7 @@ import {
   type PipelineSpec,
   prepareDispatch,
   type ResourceOwner,
+  scratchTexture,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import { type MatmulActivation, type MatmulOptions, matmulShape } from "./matmul_shape.ts";
@@ -560,37 +561,6 @@ interface TextureMatmulArgs {
   constants: { a?: CpuTensor; b?: CpuTensor };
 }
 
-/** Scratch textures of the texture variant, per device, by operand role and size. A matmul's
- * dispatches are [pack A, pack B, multiply], consecutive, and dispatches run in order, so every
- * matmul of a given size can share one pair: texture memory stays bounded by the number of
- * distinct sizes instead of growing with the number of matmuls in a model. A and B never share
- * (the key includes the role). They live as long as the device. */
-const scratchTextures = new WeakMap<Gpu, Map<string, GPUTexture>>();
-
-function scratchTexture(
-  gpu: Gpu,
-  role: "A" | "B",
-  format: GPUTextureFormat,
-  width: number,
-  height: number,
-  layers: number,
-): GPUTexture {
-  let cache = scratchTextures.get(gpu);
-  if (!cache) scratchTextures.set(gpu, cache = new Map());
-  const key = `${role} ${format} ${width}x${height}x${layers}`;
-  let texture = cache.get(key);
-  if (!texture) {
-    texture = gpu.device.createTexture({
-      label: `matmul operand ${key}`,
-      size: [width, height, layers],
-      format,
-      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
-    });
-    cache.set(key, texture);
-  }
-  return texture;
-}
-
 /** Texture variant: pack A and B (strided, any transpose / broadcast) into zero-padded texture
  * arrays, one layer per output batch entry (one layer for an operand broadcast over the batch),
  * then multiply. Operands given as host constants are packed once, here, into textures `owner`
@@ -658,7 +628,13 @@ function prepareTextureMatmul(
       views.push(texture.createView({ dimension: "2d-array" }));
       continue;
     }
-    const texture = scratchTexture(gpu, name, format, size.width, size.height, layers);
+    // A matmul's dispatches [pack A, pack B, multiply] are consecutive and run in order, so every
+    // matmul of a given size shares one pair (A and B never share: the purpose names the role).
+    const texture = scratchTexture(gpu, `matmul operand ${name}`, format, [
+      size.width,
+      size.height,
+      layers,
+    ]);
     const uniform = owner.own(createUniform(gpu, "matmul_texture_pack", {
       width: size.width,
       height: size.height,
