@@ -8,7 +8,8 @@ import { amuConfig } from "../../src/amu/config.ts";
 import { referenceFirstSteps } from "../../src/amu/reference.ts";
 import { AmuSession } from "../../src/amu/session.ts";
 import { makeOrder } from "../../src/amu/order.ts";
-import { type AmuFeatures, featureMatrix } from "../../src/models/features.ts";
+import { benchFeatures } from "../../tasks/bench/amu.ts";
+import { timeMs } from "../../tasks/bench/_suite.ts";
 
 export interface AmuSizes {
   readonly train: number;
@@ -33,45 +34,9 @@ export interface AmuEngineResult {
 const CHECK_STEPS = 2;
 const LOSS_RTOL = 1e-4;
 
-/** Uniform noise in [-0.5, 0.5) from a 32-bit LCG (fast at full size). */
-function noise(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 4294967296 - 0.5;
-  }
-  return out;
-}
-
-function features(z: AmuSizes): AmuFeatures {
-  const { train: N, classes: C, clipDim: Dc, auxDim: Da } = z;
-  const weights = noise(Dc * C, 5);
-  for (let c = 0; c < C; c++) {
-    let s = 0;
-    for (let k = 0; k < Dc; k++) s += weights[k * C + c] ** 2;
-    for (let k = 0; k < Dc; k++) weights[k * C + c] /= Math.sqrt(s);
-  }
-  // One test row: the report times training only.
-  return {
-    trainClip: featureMatrix(N, Dc, noise(N * Dc, 1)),
-    trainAux: featureMatrix(N, Da, noise(N * Da, 2)),
-    trainLabels: Int32Array.from({ length: N }, (_, i) => i % C),
-    testClip: featureMatrix(1, Dc, noise(Dc, 3)),
-    testAux: featureMatrix(1, Da, noise(Da, 4)),
-    testLabels: Int32Array.from([0]),
-    clipWeights: featureMatrix(Dc, C, weights),
-  };
-}
-
-async function timeMs(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
-}
-
 export async function amuEpoch(gpu: Gpu, z: AmuSizes): Promise<AmuEngineResult> {
-  const f = features(z);
+  // One test row: the report times training only.
+  const f = benchFeatures(z, 1);
   const config = amuConfig({ batchSize: z.batch, epochs: 1 });
   const order = makeOrder(1, 1, z.train);
   let session: AmuSession | undefined;

@@ -18,7 +18,7 @@ import { type AmuFeatures, featureMatrix } from "../../src/models/features.ts";
 import type { FlagValue } from "../../src/util/flags.ts";
 import { type BenchSuite, havePythonTorch, seconds, table, timeMs } from "./_suite.ts";
 
-interface Sizes {
+export interface Sizes {
   train: number;
   test: number;
   classes: number;
@@ -40,7 +40,12 @@ function noise(n: number, seed: number): Float32Array {
   return out;
 }
 
-function benchFeatures(z: Sizes, testRows: number): AmuFeatures {
+/** Seeded synthetic features at AMU-Tuning's sizes (unit-norm text weights as columns); the PyTorch
+ * peers regenerate the same values. Also the GPU report's (scripts/gpu_report/amu.ts). */
+export function benchFeatures(
+  z: Pick<Sizes, "train" | "classes" | "clipDim" | "auxDim">,
+  testRows: number,
+): AmuFeatures {
   const { train: N, classes: C, clipDim: Dc, auxDim: Da } = z;
   const weights = noise(Dc * C, 5);
   for (let c = 0; c < C; c++) {
