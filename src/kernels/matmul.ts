@@ -11,7 +11,9 @@
  *  - texture (`shaders/matmul_texture.wgsl`): operands packed into rgba32float (or half-precision
  *    rgba32uint) textures (`shaders/matmul_texture_pack.wgsl`), then 16x16 register blocks; the
  *    fastest on llvmpipe;
- *  - shared (`shaders/matmul_tiled.wgsl`): shared-memory tiles, for hardware GPUs;
+ *  - shared (`shaders/matmul_tiled.wgsl`): shared-memory tiles (64x64, 128x128, 32x64, 64x32)
+ *    for hardware GPUs, operands staged as vec4 where aligned; the `shared-f16-*` variants
+ *    stage halves (shader-f16 only) and read constant operands from float16 copies;
  *  - scalar (`shaders/matmul.wgsl`): strided scalar loads, the fallback for buffers whose size
  *    is not a multiple of 16 bytes.
  * The variant of a problem is, in order: the one requested in the options; the one measured
@@ -19,11 +21,12 @@
  * model is planned with kernel tuning, or loaded from `results/variant-cache.json`); else the
  * heuristic `chooseMatmulVariant`. Every variant computes the same float32 products with f32
  * accumulation but sums in a different order, so a measured choice can change results at
- * rounding level (~1e-7 relative), never beyond the kernels' tested tolerance; the half-precision
- * variant is only eligible when the caller allows float16 operands. `planMatmul` tells what
+ * rounding level (~1e-7 relative), never beyond the kernels' tested tolerance; half-precision
+ * variants are only eligible when the caller allows float16 operands. `planMatmul` tells what
  * `prepareMatmul` will run and why. */
-import { type CpuTensor, shapeString, sizeOf } from "../util/tensor.ts";
+import { type CpuTensor, f32ToF16Bits, shapeString, sizeOf } from "../util/tensor.ts";
 import {
+  createStorageBuffer,
   createUniform,
   type Dispatch,
   type Gpu,
@@ -54,11 +57,17 @@ export interface MatmulVariant {
   readonly tileM: number;
   readonly tileN: number;
   readonly constants: Readonly<Record<string, number>>;
-  readonly placeholders?: Readonly<Record<string, number>>;
-  /** Texture family: operands stored as halves (eight per rgba32uint texel), f32 accumulation.
-   * Rounds A and B to float16 (at most 2^-11 relative error per value; exact for float16
-   * data), for about 1.15-1.3x the speed of float32 textures on llvmpipe. */
+  readonly placeholders?: Readonly<Record<string, number | string>>;
+  /** Operands stored as halves with f32 accumulation: eight per rgba32uint texel (texture
+   * family, about 1.15-1.3x the speed of float32 textures on llvmpipe) or f16 workgroup tiles
+   * (shared family). Rounds A and B to float16 (at most 2^-11 relative error per value; exact
+   * for float16 data), so only eligible where the problem allows half-precision operands. */
   readonly halves?: boolean;
+  /** The kernel is compiled with `enable f16;`: it runs only on a device with `shader-f16`. */
+  readonly needsShaderF16?: boolean;
+  /** Workgroup memory the kernel declares, bytes; a variant over the device's
+   * `maxComputeWorkgroupStorageSize` cannot run there. */
+  readonly workgroupBytes?: number;
 }
 
 const FAMILY_SHADER: Record<MatmulFamily, string> = {
@@ -97,6 +106,39 @@ function narrow(v: MatmulVariant): MatmulVariant {
   };
 }
 
+/** A shared-memory tile (shaders/matmul_tiled.wgsl): WG_X x WG_Y invocations computing TM x TN
+ * outputs each (multiples of 4), staging TILE_K values of k per barrier; `halves`: f16 tiles
+ * (`enable f16;`), half the workgroup memory per value and a constant operand uploaded as
+ * float16. Named by its output tile, rows x columns (one number when square). */
+function sharedTile(
+  tm: number,
+  tn: number,
+  wgX: number,
+  wgY: number,
+  tileK: number,
+  halves = false,
+): MatmulVariant {
+  const tileM = tm * wgY, tileN = tn * wgX;
+  // Tiles are k-major vec4 rows of BM / 4 (BN / 4) plus one vec4 of padding (see the shader).
+  const vecBytes = halves ? 8 : 16;
+  return {
+    name: `shared-${halves ? "f16-" : ""}${tileM === tileN ? tileM : `${tileM}x${tileN}`}`,
+    family: "shared",
+    entryPoint: "main",
+    tileM,
+    tileN,
+    constants: { WG_X: wgX, WG_Y: wgY, TILE_K: tileK, HALVES: halves ? 1 : 0 },
+    placeholders: {
+      TM: tm,
+      TN: tn,
+      T: halves ? "f16" : "f32",
+      ENABLE: halves ? "enable f16;" : "",
+    },
+    workgroupBytes: tileK * (tileM / 4 + 1 + tileN / 4 + 1) * vecBytes,
+    ...(halves ? { halves: true, needsShaderF16: true } : {}),
+  };
+}
+
 /** 16x16 blocks from half-precision textures (eight halves per texel, f32 accumulation). */
 const TEXTURE_F16: MatmulVariant = {
   ...blocked("texture", 16),
@@ -112,14 +154,19 @@ export const MATMUL_VARIANTS: Readonly<Record<string, MatmulVariant>> = Object.f
     blocked("vec4", 4),
     blocked("vec4", 8),
     blocked("vec4", 16),
-    {
-      name: "shared-64",
-      family: "shared",
-      entryPoint: "main",
-      tileM: 64,
-      tileN: 64,
-      constants: { WG_X: 16, WG_Y: 16, TILE_K: 16 },
-    } satisfies MatmulVariant,
+    // Shared-memory tiles for hardware GPUs, the classic shapes, in 8.25-13 KiB of workgroup
+    // memory (the WebGPU default limit is 16 KiB). 64x64 from 4x4 outputs per invocation;
+    // 128x128 from 8x8, half the workgroup-memory reads per multiply-add and half the global
+    // reads per output, for products large enough to fill a GPU with such tiles; 32x64 and
+    // 64x32 for products with few rows (a batch-1 Linear layer, M = 1..32) or few columns, in
+    // 128 invocations with k staged 32 deep (such products are long in k for their tile).
+    sharedTile(4, 4, 16, 16, 16),
+    sharedTile(8, 8, 16, 16, 8),
+    sharedTile(4, 4, 16, 8, 32),
+    sharedTile(4, 4, 8, 16, 32),
+    // Half-precision tiles (shader-f16): k twice as deep per barrier in the same memory.
+    sharedTile(4, 4, 16, 16, 32, true),
+    sharedTile(8, 8, 16, 16, 16, true),
     blocked("texture", 8),
     blocked("texture", 16),
     TEXTURE_F16,
@@ -185,9 +232,32 @@ export function matmulProblem(
   };
 }
 
+/** Why `variant` cannot run on this device (undefined when it can): a kernel that needs
+ * `shader-f16` on a device without it, or more workgroup memory or invocations than the
+ * device allows. Reads only `hasF16` and `limits`. */
+export function matmulVariantRefusal(gpu: Gpu, variant: MatmulVariant): string | undefined {
+  if (variant.needsShaderF16 && !gpu.hasF16) {
+    return `matmul variant '${variant.name}' needs the shader-f16 feature, which this device ` +
+      `does not have`;
+  }
+  const bytes = variant.workgroupBytes ?? 0;
+  const maxBytes = gpu.limits.maxComputeWorkgroupStorageSize;
+  if (bytes > maxBytes) {
+    return `matmul variant '${variant.name}' needs ${bytes} bytes of workgroup memory, over ` +
+      `this device's maxComputeWorkgroupStorageSize (${maxBytes})`;
+  }
+  const { WG_X = 1, WG_Y = 1 } = variant.constants;
+  const maxInvocations = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  if (WG_X * WG_Y > maxInvocations) {
+    return `matmul variant '${variant.name}' needs ${WG_X * WG_Y} invocations per workgroup, ` +
+      `over this device's maxComputeInvocationsPerWorkgroup (${maxInvocations})`;
+  }
+  return undefined;
+}
+
 /** The measured choice cached for this problem on this adapter, if any and usable: an unknown
- * name (a cache written by another version) or a half-precision variant for a problem that does
- * not allow halves (a corrupt entry) is ignored. */
+ * name (a cache written by another version), a half-precision variant for a problem that does
+ * not allow halves, or a variant this device cannot run (a corrupt entry) is ignored. */
 export function cachedMatmulVariant(
   gpu: Gpu,
   problem: MatmulProblem,
@@ -198,14 +268,18 @@ export function cachedMatmulVariant(
   const v = name !== undefined && Object.hasOwn(MATMUL_VARIANTS, name)
     ? MATMUL_VARIANTS[name]
     : undefined;
-  return v && (!v.halves || problem.halvesAllowed) ? v : undefined;
+  return v && (!v.halves || problem.halvesAllowed) && matmulVariantRefusal(gpu, v) === undefined
+    ? v
+    : undefined;
 }
 
 /** Default variant choice when nothing was measured (see cachedMatmulVariant):
  * on llvmpipe, operands in textures with large register blocks (loads are the cost there),
- * narrower tiles or smaller blocks when the matrix cannot fill them; on GPUs, shared-memory
- * tiles. Variants that cannot run a given problem are skipped by `prepareMatmul` in favour of
- * the next fallback. */
+ * narrower tiles or smaller blocks when the matrix cannot fill them; on GPUs, float32
+ * shared-memory tiles shaped to the product (the half-precision tiles only where measured
+ * faster: they trade conversions for bandwidth, which no heuristic here can weigh). Variants
+ * that cannot run a given problem are skipped by `prepareMatmul` in favour of the next
+ * fallback. */
 export function chooseMatmulVariant(gpu: Gpu, problem: MatmulProblem): MatmulVariant {
   const { m, n } = problem;
   if (gpu.summary.isLlvmpipe) {
@@ -221,8 +295,14 @@ export function chooseMatmulVariant(gpu: Gpu, problem: MatmulProblem): MatmulVar
     if (m >= 32 && n >= 32) return MATMUL_VARIANTS["vec4-8x8"];
     return MATMUL_VARIANTS["vec4-4x4"];
   }
-  if (m * n >= 64 * 64) return MATMUL_VARIANTS["shared-64"];
-  return MATMUL_VARIANTS["vec4-4x4"];
+  if (m * n < 64 * 64) return MATMUL_VARIANTS["vec4-4x4"];
+  // Few rows (a batch-1 Linear layer) or few columns: most of a 64-wide tile would be padding.
+  if (m <= 32) return MATMUL_VARIANTS["shared-32x64"];
+  if (n <= 32) return MATMUL_VARIANTS["shared-64x32"];
+  // 128x128 tiles once they still number about two per compute unit of a large GPU (~100-130
+  // units): a half-empty GPU costs more than the smaller tile's extra workgroup-memory reads.
+  const tiles128 = Math.ceil(m / 128) * Math.ceil(n / 128) * problem.batch;
+  return MATMUL_VARIANTS[tiles128 >= 256 ? "shared-128" : "shared-64"];
 }
 
 export interface PrepareMatmulOptions extends MatmulOptions {
@@ -398,6 +478,8 @@ export function planMatmul(
     constantA: options.constants?.a !== undefined,
     constantB: options.constants?.b !== undefined,
   };
+  const refusal = requested && matmulVariantRefusal(gpu, requested);
+  if (refusal) throw new EngineError(`${label}: ${refusal}`);
   const measured = requested ? undefined : cachedMatmulVariant(gpu, problem, options.variantCache);
   const choice = requested ? "requested" : measured ? "measured" : "default";
   const variant = fallbackVariant(
@@ -461,7 +543,7 @@ export function prepareMatmul(
     ACT: ACTIVATION_CODES[options.activation ?? "none"],
     ROUND_F16: out.dtype === "float16" ? 1 : 0,
   };
-  const spec = {
+  const spec: PipelineSpec & { constants: Record<string, number> } = {
     shader: FAMILY_SHADER[variant.family],
     entryPoint: variant.entryPoint,
     constants,
@@ -479,6 +561,7 @@ export function prepareMatmul(
       constants: options.constants ?? {},
     });
   }
+  const operands: [GpuTensor | GPUBuffer, GpuTensor | GPUBuffer] = [a, b];
   if (variant.family === "vec4") {
     const { aRow, aCol, bRow, bCol } = layout;
     // A: along k (mode 0) needs K % 4, along m (mode 1) M % 4; B: along n N % 4, along k K % 4.
@@ -488,6 +571,23 @@ export function prepareMatmul(
     constants.B_MODE = bCol === 1
       ? vec4Mode(true, false, bRow, layout.bBatch, layout.n)
       : vec4Mode(false, bRow === 1, bCol, layout.bBatch, layout.k);
+  }
+  if (variant.family === "shared") {
+    const { aRow, aCol, bRow, bCol, m, n, k } = layout;
+    const placeholders: Record<string, number | string> = { ...variant.placeholders };
+    const staged = [
+      ["A", a, options.constants?.a, stagingMode(aRow, aCol, layout.aBatch, m, k)],
+      ["B", b, options.constants?.b, stagingMode(bCol, bRow, layout.bBatch, n, k)],
+    ] as const;
+    staged.forEach(([name, t, host, mode], i) => {
+      constants[`${name}_MODE`] = mode;
+      // Half-precision tiles read a weight from a float16 copy made once here: half the bytes.
+      const half = variant.needsShaderF16 && host !== undefined;
+      if (half) operands[i] = halfOperand(gpu, owner, t, host, label, name);
+      const scalar = half ? "f16" : "f32";
+      placeholders[`${name}_ELEM`] = mode === 2 ? scalar : `vec4<${scalar}>`;
+    });
+    spec.placeholders = placeholders;
   }
   // The scalar, vec4 and shared families declare the same struct Params.
   const uniform = owner.own(createUniform(gpu, spec.shader, {
@@ -508,7 +608,43 @@ export function prepareMatmul(
     b_batch: layout.bBatch,
     bias_batch: layout.biasBatch,
   }, label));
-  return [prepareDispatch(gpu, spec, [a, b, biasBinding, out, uniform], workgroups)];
+  return [prepareDispatch(gpu, spec, [...operands, biasBinding, out, uniform], workgroups)];
+}
+
+/** How matmul_tiled.wgsl stages an operand whose element (r, k) (r: m of A, n of B) is at
+ * `r * rs + k * ks`: 0 as vec4 along k, 1 as vec4 along r, 2 one value at a time. A vec4 needs
+ * its axis contiguous and that axis' length and every other stride divisible by 4 (see
+ * vec4Mode); values one at a time are bound as scalars, so a buffer of any size works. */
+function stagingMode(
+  rs: number,
+  ks: number,
+  batchStrides: readonly number[],
+  rows: number,
+  k: number,
+): number {
+  if (ks === 1 && vec4Mode(true, false, rs, batchStrides, k) === 0) return 0;
+  if (rs === 1 && vec4Mode(true, false, ks, batchStrides, rows) === 0) return 1;
+  return 2;
+}
+
+/** A float16 storage-buffer copy of a constant operand (same layout as `t`), which `owner`
+ * keeps: what the half-precision tiles would round it to anyway, in half the bytes. */
+function halfOperand(
+  gpu: Gpu,
+  owner: ResourceOwner,
+  t: GpuTensor,
+  host: CpuTensor,
+  label: string,
+  name: string,
+): GPUBuffer {
+  if (sizeOf(host.shape) !== sizeOf(t.shape)) {
+    throw new EngineError(
+      `${label}: constant ${name} has ${sizeOf(host.shape)} values for a ` +
+        `${shapeString(t.shape)} operand`,
+    );
+  }
+  const bits = Uint16Array.from(host.data, (x) => f32ToF16Bits(x));
+  return owner.own(createStorageBuffer(gpu, bits, `${label} constant ${name} (float16)`));
 }
 
 /** The variant to run: the requested one when it can run this problem, else the closest that

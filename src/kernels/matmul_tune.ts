@@ -12,6 +12,7 @@ import {
   type MatmulProblem,
   matmulProblemKey,
   type MatmulVariant,
+  matmulVariantRefusal,
   prepareMatmul,
 } from "./matmul.ts";
 import {
@@ -26,15 +27,17 @@ export { MATMUL_KERNEL, matmulProblemKey };
 
 /** Variants worth measuring here, the heuristic default first (the baseline that slower
  * candidates are pruned against). Half-precision storage only where the problem allows it
- * (it rounds the operands). On llvmpipe, shared-memory tiles cannot win (same per-lane load
- * path as storage buffers plus barriers: ../shared/notes/llvmpipe-performance.md) and the
- * scalar kernel is a fallback for unaligned buffers, so both are left out there. */
+ * (it rounds the operands), and only variants this device can run (shader-f16, workgroup
+ * memory: `matmulVariantRefusal`). On llvmpipe, shared-memory tiles cannot win (same per-lane
+ * load path as storage buffers plus barriers: ../shared/notes/llvmpipe-performance.md) and the
+ * scalar kernel is a fallback for unaligned buffers, so both are left out there. Reads only
+ * `summary.isLlvmpipe`, `hasF16` and `limits` of `gpu`. */
 export function matmulCandidates(gpu: Gpu, problem: MatmulProblem): MatmulVariant[] {
   const fallbackOnly = gpu.summary.isLlvmpipe ? ["shared", "scalar"] : ["scalar"];
   const first = chooseMatmulVariant(gpu, problem);
   const rest = Object.values(MATMUL_VARIANTS).filter((v) =>
     v.name !== first.name && !fallbackOnly.includes(v.family) &&
-    (!v.halves || problem.halvesAllowed === true)
+    (!v.halves || problem.halvesAllowed === true) && matmulVariantRefusal(gpu, v) === undefined
   );
   return [first, ...rest];
 }

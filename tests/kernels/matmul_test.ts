@@ -9,6 +9,7 @@ import {
   prepareMatmul,
   type PrepareMatmulOptions,
 } from "../../src/kernels/matmul.ts";
+import { EngineError } from "../../src/util/errors.ts";
 import { matmulRef } from "../../src/kernels/matmul_ref.ts";
 import type { MatmulOptions } from "../../src/kernels/matmul_shape.ts";
 import { erf } from "../../src/util/math.ts";
@@ -62,6 +63,17 @@ async function check(
     label,
   });
   if (f16) assertHalfValues(got, label);
+}
+
+/** The shared-memory family (hardware GPUs; never the default on llvmpipe, so forced here). */
+const SHARED_VARIANTS = Object.values(MATMUL_VARIANTS).filter((v) => v.family === "shared")
+  .map((v) => v.name);
+
+/** `t` rounded to float16 values where a half-precision variant stores its operands as halves. */
+function roundedFor(variant: string, t: CpuTensor): CpuTensor {
+  return MATMUL_VARIANTS[variant].halves
+    ? cpuTensor("float32", t.shape, Array.from(t.data as Float32Array, roundToF16))
+    : t;
 }
 
 function plain(m: number, k: number, n: number, transA = false, transB = false): Case {
@@ -164,8 +176,146 @@ Deno.test("matmul: batched with broadcast, bias broadcast, alpha/beta, activatio
     bias: randomTensor([1]),
     options: { transA: true, activation: "relu", beta: 0.25 },
   };
-  for (const variant of ["scalar-8x8", "vec4-4x4", "shared-64", "texture-8x8"]) {
+  const variants = ["scalar-8x8", "vec4-4x4", "shared-64", "shared-128", "shared-f16-64"];
+  for (const variant of [...variants, "texture-8x8"]) {
     for (const c of [batched, folded, rowBias, transA]) await check(gpu, c, variant);
+  }
+});
+
+Deno.test("matmul: shared tiles at sizes off the tile, in every staging mode", async () => {
+  const gpu = await getGpu();
+  const cases: Case[] = [
+    // One value at a time: a batch-1 product with odd K and N, odd transposes, K = 1.
+    plain(1, 257, 129),
+    plain(33, 19, 65, true, true),
+    plain(130, 1, 3),
+    // vec4 along k for A; along n (B row-major) or along k (B stored [N, K]) for B.
+    plain(7, 64, 132),
+    plain(34, 128, 68, false, true),
+    // vec4 along m for a transposed A, several slices of k.
+    plain(132, 36, 68, true, false),
+    // Float16 output: rounded in the epilogue.
+    { a: randomTensor([9, 40], "float16"), b: randomTensor([40, 65], "float16") },
+  ];
+  for (const variant of SHARED_VARIANTS) {
+    for (const c of cases) await check(gpu, c, variant);
+  }
+});
+
+Deno.test("matmul: shared tiles read operands from buffers that are not whole vec4", async () => {
+  const gpu = await getGpu();
+  // 3x5 @ 5x7 in 60- and 140-byte buffers (one value at a time, up to the last); 5x8 @ 8x12 in
+  // buffers 4 bytes longer than the data (read as vec4: the rows are, the binding is not).
+  const cases: [Case, number][] = [[plain(3, 5, 7), 0], [plain(5, 8, 12), 4]];
+  for (const variant of SHARED_VARIANTS) {
+    for (const [c, extra] of cases) {
+      const expected = matmulRef(roundedFor(variant, c.a), roundedFor(variant, c.b));
+      const buffers: GPUBuffer[] = [];
+      const exact = (t: CpuTensor) => {
+        const data = new Float32Array(t.data);
+        const buffer = gpu.device.createBuffer({
+          size: data.byteLength + extra,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+        });
+        gpu.device.queue.writeBuffer(buffer, 0, data);
+        buffers.push(buffer);
+        return { buffer, shape: t.shape, dtype: t.dtype };
+      };
+      try {
+        const [got] = await runKernel(gpu, [], [{ shape: expected.shape, dtype: "float32" }], (
+          scope,
+          _,
+          [out],
+        ) => prepareMatmul(gpu, scope, exact(c.a), exact(c.b), out, { variant }));
+        assertTensorClose(got, expected, {
+          rtol: 1e-5,
+          atol: 1e-6,
+          label: `${variant}: ${c.a.shape} @ ${c.b.shape}, ${extra} bytes past the data`,
+        });
+      } finally {
+        for (const buffer of buffers) buffer.destroy();
+      }
+    }
+  }
+});
+
+Deno.test("matmul: half-precision tiles read host constants from a float16 copy", async () => {
+  const gpu = await getGpu();
+  const cases: [Case, "a" | "b" | "ab"][] = [
+    // A pointwise convolution's weight (odd K: halves one at a time), shared by the batch.
+    [{ a: randomTensor([13, 7]), b: randomTensor([3, 7, 29]), bias: randomTensor([13, 1]) }, "a"],
+    // A Linear layer's weight stored [N, K] (vec4 of halves along k), batch folded into M.
+    [{ a: randomTensor([2, 9, 32]), b: randomTensor([20, 32]), options: { transB: true } }, "b"],
+    // A batch-1 product with K off the tile (vec4 of halves along n).
+    [
+      { a: randomTensor([1, 257]), b: randomTensor([257, 68]), options: { activation: "gelu" } },
+      "b",
+    ],
+    // Constants that differ per batch entry, transposed A, activation.
+    [{
+      a: randomTensor([2, 12, 5]),
+      b: randomTensor([2, 12, 8]),
+      options: { transA: true, activation: "relu" },
+    }, "ab"],
+  ];
+  for (const variant of SHARED_VARIANTS.filter((v) => MATMUL_VARIANTS[v].needsShaderF16)) {
+    for (const [c, which] of cases) {
+      // The GPU operands hold zeros: a right answer shows the host constants were read.
+      const constants = {
+        a: which.includes("a") ? c.a : undefined,
+        b: which.includes("b") ? c.b : undefined,
+      };
+      const zeros = (t: CpuTensor) => cpuTensor("float32", t.shape);
+      const a = constants.a ? zeros(c.a) : c.a;
+      const b = constants.b ? zeros(c.b) : c.b;
+      const expected = matmulRef(roundedFor(variant, c.a), roundedFor(variant, c.b), {
+        ...c.options,
+        bias: c.bias,
+      });
+      const [got] = await runKernel(
+        gpu,
+        c.bias ? [a, b, c.bias] : [a, b],
+        [{ shape: expected.shape, dtype: "float32" }],
+        (scope, [ta, tb, tbias], [out]) => {
+          const dispatches = prepareMatmul(gpu, scope, ta, tb, out, {
+            ...c.options,
+            bias: tbias,
+            variant,
+            constants,
+          });
+          assertEquals(dispatches.length, 1, `${variant} ${which}: one dispatch`);
+          return dispatches;
+        },
+      );
+      assertTensorClose(got, expected, {
+        rtol: 1e-4,
+        atol: 1e-5,
+        label: `${variant}: constant ${which}, A ${c.a.shape} B ${c.b.shape}`,
+      });
+    }
+  }
+});
+
+Deno.test("matmul: a variant the device cannot run is refused by name", async () => {
+  const gpu = await getGpu();
+  // The same device, seen without shader-f16.
+  const noF16 = Object.create(gpu, { hasF16: { value: false } }) as typeof gpu;
+  const scope = new ResourceScope();
+  const a = allocTensor(gpu, [8, 8], "float32");
+  const out = allocTensor(gpu, [8, 8], "float32");
+  try {
+    throws(
+      () => prepareMatmul(noF16, scope, a, a, out, { variant: "shared-f16-64", label: "fc" }),
+      (e: Error) =>
+        e instanceof EngineError &&
+        /^fc: matmul variant 'shared-f16-64' needs the shader-f16 feature/.test(e.message),
+    );
+    // Without a request, half-precision operands allowed: a variant that can run.
+    const plan = planMatmul(noF16, a, a, out, { precision: "f16" });
+    assertEquals(plan.variant.needsShaderF16 ?? false, false);
+  } finally {
+    for (const t of [a, out]) releaseTensor(gpu, t);
+    scope.dispose();
   }
 });
 
@@ -295,8 +445,10 @@ Deno.test("matmul: texture variants pack host constants once (odd, batched, broa
       });
     }
   }
-  // Other families read the GPU tensors and ignore the host copies.
-  await check(gpu, plain(9, 10, 11), "vec4-4x4", { constants: { b: randomTensor([10, 11]) } });
+  // Other families (and float32 shared tiles) read the GPU tensors and ignore the host copies.
+  for (const variant of ["vec4-4x4", "shared-64"]) {
+    await check(gpu, plain(9, 10, 11), variant, { constants: { b: randomTensor([10, 11]) } });
+  }
 });
 
 Deno.test("matmul: texture matmuls of one size share scratch textures safely", async () => {

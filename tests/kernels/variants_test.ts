@@ -11,7 +11,14 @@ import {
   uploadTensor,
 } from "../../src/gpu/mod.ts";
 import { cpuTensor } from "../../src/util/tensor.ts";
-import { MATMUL_VARIANTS, matmulProblem, prepareMatmul } from "../../src/kernels/matmul.ts";
+import {
+  cachedMatmulVariant,
+  chooseMatmulVariant,
+  MATMUL_VARIANTS,
+  type MatmulProblem,
+  matmulProblem,
+  prepareMatmul,
+} from "../../src/kernels/matmul.ts";
 import {
   matmulCandidates,
   matmulProblemKey,
@@ -85,6 +92,66 @@ Deno.test("variant cache: per adapter and problem, JSON and file round trip", ()
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+/** What `matmulCandidates` reads of a hardware adapter (not llvmpipe). */
+function hardwareGpu(f16: boolean, workgroupBytes = 16384, llvmpipe = false): Gpu {
+  return {
+    summary: { description: "big gpu", vendor: "v", architecture: "a", isLlvmpipe: llvmpipe },
+    hasF16: f16,
+    limits: {
+      maxComputeWorkgroupStorageSize: workgroupBytes,
+      maxComputeInvocationsPerWorkgroup: 256,
+    },
+  } as unknown as Gpu;
+}
+
+Deno.test("matmulCandidates on hardware: shared tiles; f16 tiles need shader-f16 and halves", () => {
+  const problem: MatmulProblem = { batch: 1, m: 197, k: 768, n: 2304 };
+  const halves = { ...problem, halvesAllowed: true };
+  const names = (gpu: Gpu, p: MatmulProblem) => matmulCandidates(gpu, p).map((v) => v.name);
+  const f32Tiles = ["shared-64", "shared-128", "shared-32x64", "shared-64x32"];
+  const f16Tiles = ["shared-f16-64", "shared-f16-128"];
+  for (const f16 of [true, false]) {
+    const gpu = hardwareGpu(f16);
+    for (const p of [problem, halves]) {
+      const got = names(gpu, p);
+      const label = `f16 ${f16}, halves ${!!p.halvesAllowed}: ${got}`;
+      // The heuristic default first: a float32 shared tile on hardware.
+      assert.equal(got[0], chooseMatmulVariant(gpu, p).name, label);
+      assert.equal(MATMUL_VARIANTS[got[0]].family, "shared", label);
+      assert.equal(new Set(got).size, got.length, label);
+      for (const name of f32Tiles) assert.ok(got.includes(name), `${label}: ${name}`);
+      const wantF16 = f16 && !!p.halvesAllowed;
+      for (const name of f16Tiles) assert.equal(got.includes(name), wantF16, `${label}: ${name}`);
+      // Half-precision textures need no shader feature, only the problem's consent.
+      assert.equal(got.includes("texture-f16-16x16"), !!p.halvesAllowed, label);
+      assert.ok(!got.includes("scalar-8x8"), label);
+    }
+  }
+  // A device with less workgroup memory than the 32x64 / 64x32 tiles declare (13 KiB; WebGPU
+  // guarantees 16 KiB, so this device is hypothetical) is not offered them.
+  const small = names(hardwareGpu(true, 12 * 1024), halves);
+  assert.ok(small.includes("shared-64") && small.includes("shared-f16-128"), `${small}`);
+  assert.ok(!small.includes("shared-32x64") && !small.includes("shared-64x32"), `${small}`);
+  // llvmpipe: no shared tiles at all, whatever the features.
+  const cpu = matmulCandidates(hardwareGpu(true, 32768, true), halves);
+  assert.ok(cpu.every((v) => v.family !== "shared"), `${cpu.map((v) => v.name)}`);
+  // Defaults on hardware follow the product's shape.
+  const hw = hardwareGpu(true);
+  const pick = (m: number, n: number, batch = 1) =>
+    chooseMatmulVariant(hw, { m, n, k: 768, batch }).name;
+  assert.deepEqual(
+    [pick(8, 3072), pick(3072, 16), pick(197, 768), pick(2048, 2048), pick(1, 768)],
+    ["shared-32x64", "shared-64x32", "shared-64", "shared-128", "vec4-4x4"],
+  );
+  // A cached f16 tile is ignored on a device without shader-f16 (a hand-edited cache).
+  const cache = new VariantCache();
+  const noF16 = hardwareGpu(false);
+  cache.set(noF16, "matmul", matmulProblemKey(halves), "shared-f16-64");
+  assert.equal(cachedMatmulVariant(noF16, halves, cache), undefined);
+  cache.set(hw, "matmul", matmulProblemKey(halves), "shared-f16-64");
+  assert.equal(cachedMatmulVariant(hw, halves, cache)?.name, "shared-f16-64");
 });
 
 Deno.test("tuneMatmul picks a candidate that computes the right product, caches it", async () => {
