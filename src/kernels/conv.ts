@@ -10,7 +10,10 @@
  * fewer values per multiply-add than the direct kernel's 4 pixels x 16 channels).
  * A third variant, `8px16ch` (CONV_WIDE), is the direct kernel's wide tile for 3-wide and
  * 1-wide kernel rows at stride 1 or 2 (3x3, 1x1): 8 pixels of a row x 16 channels per
- * invocation (`main_wide3`). The variant is, in order: the one given in the options; the one measured
+ * invocation (`main_wide3`). For hardware GPUs, `tiled64` and `tiled32` (conv_tiled.ts,
+ * `shaders/conv_tiled.wgsl`): an implicit GEMM with workgroup shared-memory tiles of 64 or 32
+ * output channels x 64 pixels, never a default (it loses on llvmpipe), run when asked for or
+ * measured fastest. The variant is, in order: the one given in the options; the one measured
  * fastest on this adapter for this problem (`variantCache` under CONV_KERNEL / `convProblemKey`,
  * filled by `tuneConv` in conv_tune.ts or loaded from a saved cache); else the default of
  * `convDefaultVariant` (`gemm` or `8px16ch`) where one applies, else the direct kernel with
@@ -31,11 +34,12 @@ import {
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
-import { type ConvAttrs, convOutputShape } from "./conv_shape.ts";
+import { type ConvAttrs, type ConvGeometry, convGeometry, convOutputShape } from "./conv_shape.ts";
 import { to3d } from "./shape.ts";
 import { prepareMatmul } from "./matmul.ts";
 import { problemKey, type VariantCache, variantCache } from "./variants.ts";
 import { operandBinding } from "./operand_binding.ts";
+import { type ConvTiledName, isConvTiledName, prepareConvTiled } from "./conv_tiled.ts";
 
 const WG = 64;
 /** Output pixels per invocation (the vec4 lanes of the shader's accumulators). */
@@ -159,6 +163,10 @@ export interface PrepareConvOptions {
   /** Run the wide tile (`CONV_WIDE`, see isWideRowConv) (true), or not (false); default: the
    * measured choice. True where it does not apply is an error. */
   readonly wide?: boolean;
+  /** Run the shared-memory tile of this name (`tiled64`, `tiled32`: see conv_tiled.ts), which
+   * takes any convolution; default: the measured choice (never chosen unmeasured). Not to be
+   * combined with `channelBlocks`, `gemm` or `wide`. */
+  readonly tiled?: ConvTiledName;
   /** "f16": constant (host) weights are stored as half-precision texels (rgba16float), rounding
    * them to float16 (at most 2^-11 relative error each); accumulation stays float32. GPU-computed
    * weights and activations are unaffected, except on the `gemm` path, whose matmul then stores
@@ -300,24 +308,6 @@ export function convInputPaths(
   };
 }
 
-/** One convolution's sizes, spatial ones in 3-D (leading 1s below rank 3) as the shader takes
- * them. */
-interface ConvGeometry {
-  /** Spatial axes of X. */
-  readonly rank: number;
-  /** Input and output channels, and input and output channels per group. */
-  readonly c: number;
-  readonly m: number;
-  readonly cg: number;
-  readonly mg: number;
-  readonly inSize: readonly [number, number, number];
-  readonly outSize: readonly [number, number, number];
-  readonly kernel: readonly [number, number, number];
-  readonly taps: number;
-  /** Output pixels of all images. */
-  readonly pixels: number;
-}
-
 /** Checks Y's shape and B's length against X, W and `attrs`, and returns the sizes. */
 function checkConvProblem(
   x: GpuTensor,
@@ -332,25 +322,11 @@ function checkConvProblem(
       `conv: output is ${shapeString(y.shape)}, expected ${shapeString(expected)}`,
     );
   }
-  const [n, c] = x.shape;
   const m = weight.shape[0];
   if (bias && sizeOf(bias.shape) !== m) {
     throw new EngineError(`conv: bias has ${sizeOf(bias.shape)} values for ${m} channels`);
   }
-  const outSize = to3d(y.shape.slice(2), 1);
-  const kernel = to3d(weight.shape.slice(2), 1);
-  return {
-    rank: x.shape.length - 2,
-    c,
-    m,
-    cg: c / attrs.group,
-    mg: m / attrs.group,
-    inSize: to3d(x.shape.slice(2), 1),
-    outSize,
-    kernel,
-    taps: kernel[0] * kernel[1] * kernel[2],
-    pixels: n * sizeOf(outSize),
-  };
+  return convGeometry(x.shape, weight.shape, y.shape, attrs.group);
 }
 
 /** The direct kernel's register tile: `channelBlocks` x 4 output channels per invocation;
@@ -361,8 +337,12 @@ interface ConvTile {
   readonly channelBlocks: number;
 }
 
-/** What prepareConv runs: the pointwise matmul (`CONV_GEMM`) or a register tile. */
-type ConvVariant = { readonly kind: "gemm" } | ConvTile;
+/** What prepareConv runs: the pointwise matmul (`CONV_GEMM`), a shared-memory tile
+ * (conv_tiled.ts) or a register tile. */
+type ConvVariant =
+  | { readonly kind: "gemm" }
+  | { readonly kind: "tiled"; readonly name: ConvTiledName }
+  | ConvTile;
 
 /** The variant to run (see the module header for the order of choices); an error where the
  * options ask for one that does not apply or for a tile out of range. */
@@ -374,6 +354,18 @@ function chooseConvVariant(
   opts: PrepareConvOptions,
   halves: boolean,
 ): ConvVariant {
+  if (opts.tiled !== undefined) {
+    if (!isConvTiledName(opts.tiled)) {
+      throw new EngineError(`conv: no shared-memory tile '${opts.tiled}' (tiled64, tiled32)`);
+    }
+    if (opts.channelBlocks !== undefined || opts.gemm || opts.wide) {
+      throw new EngineError(
+        `conv: the ${opts.tiled} tile cannot be combined with channelBlocks, gemm or wide ` +
+          `(${JSON.stringify(opts)})`,
+      );
+    }
+    return { kind: "tiled", name: opts.tiled };
+  }
   const pointwise = isPointwiseConv(wShape, attrs);
   if (opts.gemm && !pointwise) {
     throw new EngineError(
@@ -390,6 +382,7 @@ function chooseConvVariant(
     );
   }
   const cached = measuredConvVariant(gpu, xShape, wShape, attrs, opts, halves);
+  if (cached !== undefined && isConvTiledName(cached)) return { kind: "tiled", name: cached };
   // Measured choice first; with none, the default (the wide tile is 1.6-1.9x the 8ch tile on
   // ResNet-50's 3x3 convolutions on llvmpipe).
   const choice = opts.channelBlocks === undefined
@@ -428,7 +421,7 @@ function measuredConvVariant(
     convProblemKey(xShape, wShape, attrs, halves),
   );
   return name === CONV_GEMM || name === CONV_WIDE ||
-      (name !== undefined && convChannelBlocksOf(name) !== undefined)
+      (name !== undefined && (isConvTiledName(name) || convChannelBlocksOf(name) !== undefined))
     ? name
     : undefined;
 }
@@ -659,6 +652,9 @@ export function prepareConv(
   const variant = chooseConvVariant(gpu, x.shape, weight.shape, attrs, opts, halves);
   if (variant.kind === "gemm") {
     return preparePointwiseGemm(gpu, owner, x, weight, bias, y, attrs, opts);
+  }
+  if (variant.kind === "tiled") {
+    return prepareConvTiled(gpu, owner, x, weight, bias, y, attrs, geometry, variant.name, halves);
   }
   const layout = convWeightLayout(gpu, weight.shape, attrs.group, variant.channelBlocks);
   const tiling = convTiling(geometry, attrs, layout, variant);

@@ -1,7 +1,8 @@
 /** Geometry of convolution and transposed convolution (1-3 spatial axes), shared by the GPU
  * bindings (conv.ts, conv_transpose.ts), their CPU references and the ONNX ops. Pure TS.
  * Shape errors are plain Errors saying what does not fit; callers add the node name. */
-import { windowOutputSize } from "./shape.ts";
+import { sizeOf } from "../util/tensor.ts";
+import { to3d, windowOutputSize } from "./shape.ts";
 
 /** Convolution settings with explicit pads (ONNX `auto_pad` is resolved by the caller). All
  * per-axis lists have one entry per spatial axis; `pads` is [begin..., end...]. */
@@ -64,6 +65,50 @@ export function convOutputShape(
     out.push(o);
   }
   return out;
+}
+
+/** One convolution's sizes as the GPU kernels take them: spatial ones in 3-D (leading 1s below
+ * rank 3). */
+export interface ConvGeometry {
+  /** Spatial axes of X. */
+  readonly rank: number;
+  /** Input and output channels, and input and output channels per group. */
+  readonly c: number;
+  readonly m: number;
+  readonly cg: number;
+  readonly mg: number;
+  readonly inSize: readonly [number, number, number];
+  readonly outSize: readonly [number, number, number];
+  readonly kernel: readonly [number, number, number];
+  readonly taps: number;
+  /** Output pixels of all images. */
+  readonly pixels: number;
+}
+
+/** The sizes of X [N, C, ...spatial] * W [M, C/group, ...kernel] -> Y (shapes already checked
+ * against each other, e.g. by convOutputShape). */
+export function convGeometry(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  yShape: readonly number[],
+  group: number,
+): ConvGeometry {
+  const [n, c] = xShape;
+  const m = wShape[0];
+  const outSize = to3d(yShape.slice(2), 1);
+  const kernel = to3d(wShape.slice(2), 1);
+  return {
+    rank: xShape.length - 2,
+    c,
+    m,
+    cg: c / group,
+    mg: m / group,
+    inSize: to3d(xShape.slice(2), 1),
+    outSize,
+    kernel,
+    taps: kernel[0] * kernel[1] * kernel[2],
+    pixels: n * sizeOf(outSize),
+  };
 }
 
 /** Length of one transposed-convolution output axis: the full scatter extent, minus the pads,

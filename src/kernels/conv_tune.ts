@@ -1,7 +1,8 @@
 /** Measured conv variant choice (see variants.ts): the variants of `prepareConv` (the direct
  * kernel's register tiles, output channels per invocation in blocks of 4, its wide tile
- * `8px16ch`, and `gemm` for pointwise convolutions) are timed on the problem's shape on this adapter, and the fastest
- * cached under (CONV_KERNEL, `convProblemKey`), where `prepareConv` looks first. */
+ * `8px16ch`, `gemm` for pointwise convolutions, and on hardware adapters the shared-memory tiles
+ * `tiled64`/`tiled32`) are timed on the problem's shape on this adapter, and the fastest cached
+ * under (CONV_KERNEL, `convProblemKey`), where `prepareConv` looks first. */
 import { allocTensor, type Gpu, releaseTensor } from "../gpu/mod.ts";
 import { cpuTensor, sizeOf } from "../util/tensor.ts";
 import {
@@ -20,6 +21,7 @@ import {
   type PrepareConvOptions,
 } from "./conv.ts";
 import { type ConvAttrs, convOutputShape } from "./conv_shape.ts";
+import { convTiledCandidates, isConvTiledName } from "./conv_tiled.ts";
 import { matmulProblem } from "./matmul.ts";
 import { tuneMatmul } from "./matmul_tune.ts";
 import {
@@ -34,12 +36,16 @@ export { CONV_KERNEL, convProblemKey };
 
 /** Variant names to try, the default first (convDefaultVariant, which tuning keeps unless it is
  * clearly beaten): `gemm` for a pointwise convolution, `8px16ch` where the wide tile applies
- * (isWideRowConv), then the direct kernel's default tile and the halvings and doubling of it
- * that fit the group's channels (1..8 blocks of 4). */
+ * (isWideRowConv), on a hardware adapter the shared-memory tiles that suit the group's channels
+ * (convTiledCandidates), then the direct kernel's default tile and the halvings and doubling of
+ * it that fit the group's channels (1..8 blocks of 4). The shared-memory tiles are left out on
+ * llvmpipe (workgroup memory is plain memory there: they lose, and would only cost tuning time)
+ * and when no `gpu` is given. */
 export function convCandidates(
   xShape: readonly number[],
   wShape: readonly number[],
   attrs: ConvAttrs,
+  gpu?: Gpu,
 ): string[] {
   const channelsPerGroup = wShape[0] / attrs.group;
   const max = Math.min(8, Math.ceil(channelsPerGroup / 4));
@@ -49,6 +55,7 @@ export function convCandidates(
   const names = [
     ...(isPointwiseConv(wShape, attrs) ? [CONV_GEMM] : []),
     ...(isWideRowConv(xShape, wShape, attrs) ? [CONV_WIDE] : []),
+    ...(gpu && !gpu.summary.isLlvmpipe ? convTiledCandidates(channelsPerGroup) : []),
     ...blocks.map(convVariantName),
   ];
   const preferred = convDefaultVariant(xShape, wShape, attrs);
@@ -67,7 +74,8 @@ export function tunedConvChannelBlocks(
 }
 
 export interface ConvTuneResult extends TuneResult {
-  /** The direct kernel's tile; undefined when `gemm` or the wide tile won. */
+  /** The direct kernel's tile; undefined when `gemm`, the wide tile or a shared-memory tile
+   * won. */
   readonly channelBlocks?: number;
 }
 
@@ -83,7 +91,7 @@ export async function tuneConv(
 ): Promise<ConvTuneResult> {
   const cache = options.cache ?? variantCache;
   const halves = options.precision === "f16";
-  const candidates = options.candidates ?? convCandidates(xShape, wShape, attrs);
+  const candidates = options.candidates ?? convCandidates(xShape, wShape, attrs, gpu);
   const key = convProblemKey(xShape, wShape, attrs, halves);
   const cached = cache.get(gpu, CONV_KERNEL, key);
   if (cached !== undefined && candidates.includes(cached)) {
@@ -135,5 +143,6 @@ export async function tuneConv(
 export function convVariantOptions(name: string): PrepareConvOptions {
   if (name === CONV_GEMM) return { gemm: true };
   if (name === CONV_WIDE) return { wide: true };
+  if (isConvTiledName(name)) return { tiled: name };
   return { channelBlocks: convChannelBlocksOf(name) };
 }
