@@ -1,8 +1,9 @@
-// Packs Q, K or V for attention.wgsl: copies the operand (addressed through element strides
-// along batch, head, row, column, so the head split transposes of an exported graph are read in
-// place) into a texture whose texel (d, r) holds rows 4r .. 4r + 3 of column d (rgba32float), or
-// with HALVES rows 8r .. 8r + 7 as half pairs (rgba32uint, as pack2x16float makes them), zero
-// past the last row (Q is multiplied by `scale` on the way).
+// Packs Q, K or V for attention.wgsl where a copy cannot (half precision, columns that are not
+// contiguous or not whole texels): copies the operand (addressed through element strides along
+// batch, head, row, column, so the head split transposes of an exported graph are read in
+// place) into a texture whose texel (c, r) holds columns 4c .. 4c + 3 of row r (rgba32float),
+// or with HALVES those of rows 2r and 2r + 1 as half pairs (rgba32uint, as pack2x16float makes
+// them), zero past the last row and column.
 // TEXEL (f32 or u32) and FORMAT (rgba32float or rgba32uint) are placeholders: texture element
 // types, which override constants cannot choose; HALVES must agree with them.
 
@@ -10,10 +11,10 @@ struct Params {
   rows: u32,
   cols: u32,
   heads: u32,
-  // Texel rows per (batch, head) (a multiple of 4: whole 16-row tiles) and heads per layer.
-  tex_rows: u32,
-  heads_per_layer: u32,
-  scale: f32,
+  // Texel columns per head, and where the heads are (lib/attention_layout.wgsl; texel rows
+  // per head: whole 16-row tiles).
+  head_texels: u32,
+  bands: vec4<u32>,
   // Element strides along (batch, head, row, column).
   st: vec4<u32>,
 }
@@ -24,40 +25,41 @@ struct Params {
 
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
-// Operands stored as halves, eight rows per texel (the model's "f16" precision); f32 arithmetic.
+// Operands stored as halves, two rows per texel (the model's "f16" precision).
 override HALVES: bool = false;
 
 fn pack_value(base: u32, row: u32, col: u32) -> f32 {
-  let inside = row < params.rows;
+  let inside = row < params.rows && col < params.cols;
   let at = select(0u, base + row * params.st.z + col * params.st.w, inside);
-  let x = pack_src[at] * params.scale;
-  return select(0.0, x, inside);
+  return select(0.0, pack_src[at], inside);
 }
+
+//#include "lib/attention_layout.wgsl"
 
 @compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  // gid: (column, texel row, batch * heads + head)
-  if (gid.x >= params.cols || gid.y >= params.tex_rows) {
+  // gid: (texel column, row, batch * heads + head)
+  if (gid.x >= params.head_texels || gid.y >= params.bands.z) {
     return;
   }
   let bh = gid.z;
   let base = (bh / params.heads) * params.st.x + (bh % params.heads) * params.st.y;
+  let c = 4u * gid.x;
   var texel: vec4<u32>;
   if (HALVES) {
-    let r = 8u * gid.y;
+    let r = 2u * gid.y;
     texel = vec4<u32>(
-      pack2x16float(vec2<f32>(pack_value(base, r, gid.x), pack_value(base, r + 1u, gid.x))),
-      pack2x16float(vec2<f32>(pack_value(base, r + 2u, gid.x), pack_value(base, r + 3u, gid.x))),
-      pack2x16float(vec2<f32>(pack_value(base, r + 4u, gid.x), pack_value(base, r + 5u, gid.x))),
-      pack2x16float(vec2<f32>(pack_value(base, r + 6u, gid.x), pack_value(base, r + 7u, gid.x))),
+      pack2x16float(vec2<f32>(pack_value(base, r, c), pack_value(base, r, c + 1u))),
+      pack2x16float(vec2<f32>(pack_value(base, r, c + 2u), pack_value(base, r, c + 3u))),
+      pack2x16float(vec2<f32>(pack_value(base, r + 1u, c), pack_value(base, r + 1u, c + 1u))),
+      pack2x16float(vec2<f32>(pack_value(base, r + 1u, c + 2u), pack_value(base, r + 1u, c + 3u))),
     );
   } else {
-    let r = 4u * gid.y;
-    texel = bitcast<vec4<u32>>(vec4<f32>(pack_value(base, r, gid.x),
-      pack_value(base, r + 1u, gid.x), pack_value(base, r + 2u, gid.x),
-      pack_value(base, r + 3u, gid.x)));
+    let r = gid.y;
+    texel = bitcast<vec4<u32>>(vec4<f32>(pack_value(base, r, c), pack_value(base, r, c + 1u),
+      pack_value(base, r, c + 2u), pack_value(base, r, c + 3u)));
   }
-  let y = (bh % params.heads_per_layer) * params.tex_rows + gid.y;
-  textureStore(pack_dst, vec2<u32>(gid.x, y), bh / params.heads_per_layer,
+  let o = head_origin(params.bands, params.head_texels, params.heads, bh);
+  textureStore(pack_dst, vec2<u32>(o.x + gid.x, o.y + gid.y), o.layer,
     bitcast<vec4<{{TEXEL}}>>(texel));
 }

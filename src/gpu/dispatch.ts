@@ -3,12 +3,22 @@ import type { GpuTensor } from "./tensor.ts";
 import { EngineError } from "../util/errors.ts";
 import { type PipelineSpec } from "./pipelines.ts";
 
+/** A copy from a buffer into a texture (e.g. an operand a kernel reads as texels). */
+export interface BufferTextureCopy {
+  readonly source: GPUTexelCopyBufferInfo;
+  readonly destination: GPUTexelCopyTextureInfo;
+  readonly size: readonly [number, number, number];
+}
+
 /** One recorded compute dispatch, ready to encode any number of times. */
 export interface Dispatch {
   readonly pipeline: GPUComputePipeline;
   readonly bindGroup: GPUBindGroup;
   readonly workgroups: readonly [number, number, number];
   readonly label: string;
+  /** Copies the dispatch needs done first. A compute pass cannot hold copies, so the pass is
+   * ended before them and a new one begun after. */
+  readonly copiesBefore?: readonly BufferTextureCopy[];
 }
 
 /** A binding: a tensor or raw buffer (whole buffer), or an explicit binding resource. */
@@ -51,21 +61,45 @@ export function prepareDispatch(
   return { pipeline, bindGroup, workgroups: wg, label: spec.shader };
 }
 
-/** Encodes dispatches into one compute pass (each dispatch is its own synchronisation scope). */
+/** Encodes dispatches into compute passes: one, unless some dispatch has copies to run first
+ * (each dispatch is its own synchronisation scope either way). `timestampWrites` bracket the
+ * whole: the first pass writes the beginning, the last the end (an empty first pass carries the
+ * beginning when copies come before every dispatch, so that the copies are timed too). */
 export function encodeDispatches(
   encoder: GPUCommandEncoder,
   dispatches: readonly Dispatch[],
   timestampWrites?: GPUComputePassTimestampWrites,
 ): void {
   if (dispatches.length === 0) return;
-  const pass = encoder.beginComputePass(timestampWrites ? { timestampWrites } : undefined);
+  const passes: Dispatch[][] = [];
   for (const d of dispatches) {
-    if (d.workgroups[0] * d.workgroups[1] * d.workgroups[2] === 0) continue;
-    pass.setPipeline(d.pipeline);
-    pass.setBindGroup(0, d.bindGroup);
-    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    if (passes.length === 0 || (d.copiesBefore?.length ?? 0) > 0) passes.push([]);
+    passes[passes.length - 1].push(d);
   }
-  pass.end();
+  const writes = (first: boolean, last: boolean): GPUComputePassDescriptor | undefined => {
+    if (!timestampWrites || !(first || last)) return undefined;
+    const w: GPUComputePassTimestampWrites = { querySet: timestampWrites.querySet };
+    if (first) w.beginningOfPassWriteIndex = timestampWrites.beginningOfPassWriteIndex;
+    if (last) w.endOfPassWriteIndex = timestampWrites.endOfPassWriteIndex;
+    return { timestampWrites: w };
+  };
+  const leadingCopies = (dispatches[0].copiesBefore?.length ?? 0) > 0;
+  if (timestampWrites && leadingCopies) encoder.beginComputePass(writes(true, false)).end();
+  passes.forEach((group, i) => {
+    for (const c of group[0].copiesBefore ?? []) {
+      encoder.copyBufferToTexture(c.source, c.destination, [...c.size]);
+    }
+    const pass = encoder.beginComputePass(
+      writes(i === 0 && !leadingCopies, i === passes.length - 1),
+    );
+    for (const d of group) {
+      if (d.workgroups[0] * d.workgroups[1] * d.workgroups[2] === 0) continue;
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    }
+    pass.end();
+  });
 }
 
 /** Encodes and submits dispatches in one command buffer (does not wait). */

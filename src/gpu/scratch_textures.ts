@@ -6,7 +6,7 @@ import type { Gpu } from "./device.ts";
 
 const scratch = new WeakMap<Gpu, Map<string, GPUTexture>>();
 
-/** The storage-and-sampled texture of `purpose` (e.g. "matmul operand A"; distinct purposes
+/** The storage-sampled-and-copied-to texture of `purpose` (e.g. "matmul operand A"; distinct purposes
  * never share) with this format and [width, height, layers]. */
 export function scratchTexture(
   gpu: Gpu,
@@ -23,7 +23,9 @@ export function scratchTexture(
       label: key,
       size: [...size],
       format,
-      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+      // Written by kernels or by buffer-to-texture copies.
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING |
+        GPUTextureUsage.COPY_DST,
     });
     cache.set(key, texture);
   }

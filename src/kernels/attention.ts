@@ -1,7 +1,8 @@
 /** Fused attention (shaders/attention.wgsl): out = softmax(scale * Q K^T + mask) V per
  * (batch, head), streaming over keys with a running maximum and sum, so the [Sq, Sk] score
- * matrix never exists in memory. Q, K and V are first packed into textures
- * (shaders/attention_pack.wgsl).
+ * matrix never exists in memory. Q, K and V are first copied into textures
+ * (attention_layout.ts says where and when a copy can do it), or packed there by
+ * shaders/attention_pack.wgsl.
  *
  * Operands are seen as logical [batch, heads, rows, head dim] arrays addressed through element
  * strides (`AttentionOperand`), so a caller can hand over the tensors before a head-split
@@ -9,6 +10,7 @@
  * layout. A causal mask known at plan time is not read at all: keys past the diagonal (plus an
  * offset) are skipped, which also halves the work. */
 import {
+  type BufferTextureCopy,
   createUniform,
   type Dispatch,
   type Gpu,
@@ -21,6 +23,12 @@ import {
 import { EngineError } from "../util/errors.ts";
 import { shapeString } from "../util/tensor.ts";
 import { contiguousStrides } from "./shape.ts";
+import {
+  attentionCopies,
+  type AttentionCopy,
+  type AttentionTextureLayout,
+  attentionTextureLayout,
+} from "./attention_layout.ts";
 
 /** Element strides along (batch, head, row, column). */
 export type Strides4 = readonly [number, number, number, number];
@@ -88,42 +96,6 @@ export function contiguousStrides4(shape: readonly number[]): Strides4 {
  * half speed). */
 const PACK_WG = 8;
 
-/** Where `pack` puts one operand: texel (d, r) of a (batch, head) holds rows 4r .. 4r + 3 of
- * column d (eight rows 8r .. 8r + 7 for halves); heads are stacked along y (`headsPerLayer` of
- * them, `texRows` rows each), then along layers, so neither the texture side nor the layer count
- * limit the batch. */
-interface TextureLayout {
-  texRows: number;
-  headsPerLayer: number;
-  width: number;
-  height: number;
-  layers: number;
-}
-
-function textureLayout(
-  gpu: Gpu,
-  label: string,
-  rows: number,
-  cols: number,
-  bh: number,
-  halves: boolean,
-): TextureLayout {
-  const maxSide = gpu.limits.maxTextureDimension2D;
-  // Four rows per rgba32float texel, eight per rgba32uint texel of halves.
-  const texRows = (halves ? 2 : 4) * Math.ceil(rows / 16);
-  const headsPerLayer = Math.max(1, Math.min(bh, Math.floor(maxSide / texRows)));
-  const layers = Math.ceil(bh / headsPerLayer);
-  const layout = { texRows, headsPerLayer, width: cols, height: headsPerLayer * texRows, layers };
-  if (
-    cols > maxSide || layout.height > maxSide || layers > gpu.limits.maxTextureArrayLayers
-  ) {
-    throw new EngineError(
-      `${label}: ${bh} heads of ${rows} x ${cols} do not fit this adapter's textures`,
-    );
-  }
-  return layout;
-}
-
 /** Checks the operands' dtypes and buffers, the head dims and the K/V head grouping; returns
  * the K/V heads. */
 function checkAttentionOperands(
@@ -181,11 +153,11 @@ function checkAttentionExtent(
   }
 }
 
-/** The packed textures' layouts of Q, K and V. */
+/** The textures' layouts of Q, K and V. */
 interface AttentionLayouts {
-  readonly q: TextureLayout;
-  readonly k: TextureLayout;
-  readonly v: TextureLayout;
+  readonly q: AttentionTextureLayout;
+  readonly k: AttentionTextureLayout;
+  readonly v: AttentionTextureLayout;
 }
 
 function attentionLayouts(
@@ -196,10 +168,16 @@ function attentionLayouts(
   halves: boolean,
 ): AttentionLayouts {
   const { batch, heads, sq, sk, dqk, dv } = problem;
+  const limits = gpu.limits;
   return {
-    q: textureLayout(gpu, label, sq, dqk, batch * heads, halves),
-    k: textureLayout(gpu, label, sk, dqk, batch * kvHeads, halves),
-    v: textureLayout(gpu, label, sk, dv, batch * kvHeads, halves),
+    q: attentionTextureLayout(limits, label, { batch, heads, rows: sq, cols: dqk }, halves),
+    k: attentionTextureLayout(
+      limits,
+      label,
+      { batch, heads: kvHeads, rows: sk, cols: dqk },
+      halves,
+    ),
+    v: attentionTextureLayout(limits, label, { batch, heads: kvHeads, rows: sk, cols: dv }, halves),
   };
 }
 
@@ -226,79 +204,100 @@ interface AttentionSetup {
   readonly layouts: AttentionLayouts;
 }
 
-/** One operand for `packOperand`: `rows` x `cols` per head of `heads` heads, multiplied by
- * `scale` on the way. */
-interface PackJob {
+/** One operand: `rows` x `cols` per head of `heads` heads. */
+interface OperandJob {
   readonly role: "Q" | "K" | "V";
   readonly operand: AttentionOperand;
-  readonly layout: TextureLayout;
+  readonly layout: AttentionTextureLayout;
   readonly rows: number;
   readonly cols: number;
-  readonly scale: number;
   readonly heads: number;
 }
 
-/** Q (scaled), K and V as pack jobs. */
-function packJobs(
+/** Q, K and V as operand jobs. */
+function operandJobs(
   setup: AttentionSetup,
   q: AttentionOperand,
   k: AttentionOperand,
   v: AttentionOperand,
-  scale: number | undefined,
-): PackJob[] {
+): OperandJob[] {
   const { problem: { heads, sq, sk, dqk, dv }, kvHeads, layouts } = setup;
   return [
-    {
-      role: "Q",
-      operand: q,
-      layout: layouts.q,
-      rows: sq,
-      cols: dqk,
-      scale: scale ?? 1 / Math.sqrt(dqk),
-      heads,
-    },
-    { role: "K", operand: k, layout: layouts.k, rows: sk, cols: dqk, scale: 1, heads: kvHeads },
-    { role: "V", operand: v, layout: layouts.v, rows: sk, cols: dv, scale: 1, heads: kvHeads },
+    { role: "Q", operand: q, layout: layouts.q, rows: sq, cols: dqk, heads },
+    { role: "K", operand: k, layout: layouts.k, rows: sk, cols: dqk, heads: kvHeads },
+    { role: "V", operand: v, layout: layouts.v, rows: sk, cols: dv, heads: kvHeads },
   ];
 }
 
-/** The dispatch that packs one operand into its scratch texture, and the view the attention
- * product reads it through. */
-function packOperand(
+/** How one operand reaches its texture: buffer-to-texture copies run before the attention
+ * dispatch, or a pack dispatch. */
+interface StagedOperand {
+  readonly view: GPUTextureView;
+  readonly copies: readonly BufferTextureCopy[];
+  readonly pack?: Dispatch;
+}
+
+/** Stages one operand in its scratch texture. Every attention of a given size shares one set of
+ * operand textures: its steps [pack or copy Q, K, V, attend] are consecutive and run in order. */
+function stageOperand(
   gpu: Gpu,
   owner: ResourceOwner,
   setup: AttentionSetup,
-  job: PackJob,
-): { dispatch: Dispatch; view: GPUTextureView } {
+  job: OperandJob,
+): StagedOperand {
   const { role, operand, layout, rows, cols, heads } = job;
-  const { label, texels } = setup;
-  // Every attention of a given size shares one set of operand textures: its dispatches [pack Q,
-  // pack K, pack V, attend] are consecutive and run in order.
+  const { label, texels, problem: { batch } } = setup;
   const texture = scratchTexture(gpu, `attention ${role}`, texels.format, [
     layout.width,
     layout.height,
     layout.layers,
   ]);
+  const view = texture.createView({ dimension: "2d-array" });
+  const shape = { batch, heads, rows, cols };
+  const copies = attentionCopies(layout, shape, operand.strides, texels.halves);
+  if (copies) {
+    return {
+      view,
+      copies: copies.map((c) => bufferTextureCopy(operand.tensor.buffer, texture, c)),
+    };
+  }
   const uniform = owner.own(createUniform(gpu, "attention_pack", {
     rows,
     cols,
     heads,
-    tex_rows: layout.texRows,
-    heads_per_layer: layout.headsPerLayer,
-    scale: job.scale,
+    head_texels: layout.headTexels,
+    bands: layoutVector(layout),
     st: operand.strides,
   }, `${label} pack ${role}`));
-  const dispatch = prepareDispatch(
+  const pack = prepareDispatch(
     gpu,
     {
       shader: "attention_pack",
       constants: { WG_X: PACK_WG, WG_Y: PACK_WG, HALVES: texels.halves ? 1 : 0 },
       placeholders: { TEXEL: texels.texel, FORMAT: texels.format },
     },
-    [operand.tensor, texture.createView({ dimension: "2d-array" }), uniform],
-    [Math.ceil(cols / PACK_WG), Math.ceil(layout.texRows / PACK_WG), setup.problem.batch * heads],
+    [operand.tensor, view, uniform],
+    [Math.ceil(layout.headTexels / PACK_WG), Math.ceil(layout.texRows / PACK_WG), batch * heads],
   );
-  return { dispatch, view: texture.createView({ dimension: "2d-array" }) };
+  return { view, copies: [], pack };
+}
+
+function bufferTextureCopy(
+  buffer: GPUBuffer,
+  texture: GPUTexture,
+  c: AttentionCopy,
+): BufferTextureCopy {
+  return {
+    source: { buffer, offset: c.offset, bytesPerRow: c.bytesPerRow },
+    destination: { texture, origin: { x: c.x, y: c.y, z: c.layer } },
+    size: [c.texels, c.rows, 1],
+  };
+}
+
+/** The layout fields the shaders address a head's texels by: (heads across a band, bands per
+ * batch entry, texel rows per head, bands per layer). */
+function layoutVector(layout: AttentionTextureLayout): [number, number, number, number] {
+  return [layout.across, layout.bandsPerBatch, layout.texRows, layout.bandsPerLayer];
 }
 
 /** The attention product's work: `tiles` tiles of 16 query rows (`qTiles` per head),
@@ -333,13 +332,15 @@ function createAttentionUniform(
     q_tiles: grid.qTiles,
     tiles: grid.tiles,
     causal_offset: options.causalOffset ?? 0,
-    q_tex_rows: layouts.q.texRows,
-    q_heads_per_layer: layouts.q.headsPerLayer,
-    kv_tex_rows: layouts.k.texRows,
-    kv_heads_per_layer: layouts.k.headsPerLayer,
+    q_layout: layoutVector(layouts.q),
+    k_layout: layoutVector(layouts.k),
+    v_layout: layoutVector(layouts.v),
     kv_heads: kvHeads,
     kv_group: heads / kvHeads,
+    scale: options.scale ?? 1 / Math.sqrt(dqk),
     softcap: options.softcap ?? 0,
+    qk_texels: layouts.q.headTexels,
+    v_texels: layouts.v.headTexels,
     o_st: out.strides,
     m_st: options.mask?.strides ?? [0, 0, 0, 0],
   }, label));
@@ -367,7 +368,10 @@ function attendSpec(
       EMPTY_ROWS_ZERO: options.emptyRowsZero ? 1 : 0,
       SOFTCAP: (options.softcap ?? 0) > 0 ? 1 : 0,
     },
-    placeholders: { DV: 4 * Math.ceil(setup.problem.dv / 4), TEXEL: setup.texels.texel },
+    placeholders: {
+      DV4: Math.ceil(setup.problem.dv / 4),
+      TEXEL: setup.texels.texel,
+    },
   };
 }
 
@@ -391,18 +395,18 @@ export function prepareAttention(
   const texels = texelFormat(!!options.halves);
   const layouts = attentionLayouts(gpu, label, problem, kvHeads, texels.halves);
   const setup: AttentionSetup = { label, problem, kvHeads, texels, layouts };
-  const packs = packJobs(setup, q, k, v, options.scale).map((job) =>
-    packOperand(gpu, owner, setup, job)
-  );
+  const staged = operandJobs(setup, q, k, v).map((job) => stageOperand(gpu, owner, setup, job));
   const grid = attendGrid(problem, options.workgroupSize);
   const uniform = createAttentionUniform(gpu, owner, setup, grid, out, options);
   // Without a mask, the output's buffer stands in for the (unread) mask binding... which may
   // not be bound twice with different access, so Q's buffer does.
   const maskBinding = options.mask?.tensor ?? q.tensor;
-  const bindings = [...packs.map((p) => p.view), maskBinding, out.tensor, uniform];
+  const bindings = [...staged.map((s) => s.view), maskBinding, out.tensor, uniform];
   const workgroups = Math.ceil(grid.tiles / grid.workgroupSize);
+  const attend = prepareDispatch(gpu, attendSpec(setup, grid, out, options), bindings, workgroups);
+  const copies = staged.flatMap((s) => s.copies);
   return [
-    ...packs.map((p) => p.dispatch),
-    prepareDispatch(gpu, attendSpec(setup, grid, out, options), bindings, workgroups),
+    ...staged.flatMap((s) => s.pack ? [s.pack] : []),
+    copies.length > 0 ? { ...attend, copiesBefore: copies } : attend,
   ];
 }

@@ -13,7 +13,7 @@ export interface AttentionRefOptions {
   mask?: CpuTensor;
   /** Key j is seen by query i only when j <= i + causalOffset. */
   causalOffset?: number;
-  /** Round scale * Q, K and V to float16 first (the kernel's `halves`). */
+  /** Round Q, K and V to float16 first (the kernel's `halves`). */
   halves?: boolean;
   /** Scores (after scale) become softcap * tanh(score / softcap) before the mask (when > 0). */
   softcap?: number;
@@ -70,10 +70,10 @@ export function attentionRef(
       for (let j = 0; j < sk; j++) {
         let s = 0;
         for (let c = 0; c < d; c++) {
-          // Q is scaled before it is rounded (as the kernel stores it).
-          s += round(q.data[((bh * sq) + i) * d + c] * scale) *
-            round(k.data[((kh * sk) + j) * d + c]);
+          s += round(q.data[((bh * sq) + i) * d + c]) * round(k.data[((kh * sk) + j) * d + c]);
         }
+        // The products are scaled, as the kernel does (its operands are stored unscaled).
+        s *= scale;
         const cap = options.softcap ?? 0;
         if (cap > 0) s = cap * Math.tanh(s / cap);
         if (options.mask && ms) {

@@ -1,6 +1,16 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { type CpuTensor, cpuTensor } from "../../src/util/tensor.ts";
-import { getGpu, type Gpu } from "../../src/gpu/mod.ts";
+import {
+  allocTensor,
+  type Dispatch,
+  downloadTensor,
+  getGpu,
+  type Gpu,
+  releaseTensor,
+  ResourceScope,
+  submitDispatches,
+  uploadCpuTensor,
+} from "../../src/gpu/mod.ts";
 import {
   type AttentionProblem,
   contiguousStrides4 as contiguousStrides,
@@ -199,4 +209,110 @@ Deno.test("attention: grouped-query heads, a bool mask, softcap, rows that see n
   );
   assertClose(got.data, want.data, { rtol: 1e-5, atol: 2e-6, label: "gqa bool softcap" });
   assertEquals(got.data[5 * d], 0);
+});
+
+/** Runs a batch-1 attention over `heads` heads whose rows hold every head (the layout torch's
+ * MultiheadAttention export hands over: [S, heads * D]) and returns the output and the
+ * dispatches it ran. */
+async function runRowsOfHeads(
+  gpu: Gpu,
+  heads: number,
+  s: number,
+  d: number,
+  q: CpuTensor,
+  k: CpuTensor,
+  v: CpuTensor,
+) {
+  const st: Strides4 = [0, d, heads * d, 1];
+  let dispatches: Dispatch[] = [];
+  const [got] = await runKernel(
+    gpu,
+    [q, k, v],
+    [[s, heads * d]],
+    (scope, [tq, tk, tv], [o]) =>
+      dispatches = prepareAttention(
+        gpu,
+        scope,
+        { batch: 1, heads, sq: s, sk: s, dqk: d, dv: d },
+        { tensor: tq, strides: st },
+        { tensor: tk, strides: st },
+        { tensor: tv, strides: st },
+        { tensor: o, strides: st },
+      ),
+  );
+  return { got, dispatches };
+}
+
+/** [S, heads, D] as the logical [1, heads, S, D] the reference takes. */
+function headsFirst(t: CpuTensor, heads: number, s: number, d: number): CpuTensor {
+  return transpose0213(cpuTensor(t.dtype, [1, s, heads, d], t.data));
+}
+
+Deno.test("attention: operands copied into their textures, and texture rows past the keys", async () => {
+  const gpu = await getGpu();
+  const [heads, d] = [6, 64];
+  const operands = (s: number, seed: number) =>
+    [0, 1, 2].map((i) =>
+      cpuTensor("float32", [s, heads * d], randomFloats(s * heads * d, seed + i, -2, 2))
+    );
+  // 20 keys fill rows 0-19 of the 32-row texture band; V's rows 17-19 hold inf.
+  const [q20, k20, v20] = operands(20, 40);
+  for (let r = 17; r < 20; r++) v20.data.fill(Infinity, r * heads * d, (r + 1) * heads * d);
+  await runRowsOfHeads(gpu, heads, 20, d, q20, k20, v20);
+  // 17 keys share that texture (same size) and copy only rows 0-16: rows 17-19 still hold the
+  // infs, which must not reach the output (0 * inf = NaN).
+  const [q, k, v] = operands(17, 50);
+  const { got, dispatches } = await runRowsOfHeads(gpu, heads, 17, d, q, k, v);
+  // Rows of every head are one copy per operand, and nothing is packed.
+  assertEquals(dispatches.map((x) => [x.label, x.copiesBefore?.length]), [["attention", 3]]);
+  const want = attentionRef(
+    headsFirst(q, heads, 17, d),
+    headsFirst(k, heads, 17, d),
+    headsFirst(v, heads, 17, d),
+  );
+  const wantRows = transpose0213(want);
+  assertClose(got.data, wantRows.data, { rtol: 1e-5, atol: 2e-6, label: "copied operands" });
+});
+
+Deno.test("attention: copies stay in order when attentions sharing textures run in one submission", async () => {
+  const gpu = await getGpu();
+  const [heads, s, d] = [3, 21, 64];
+  const st: Strides4 = [0, d, heads * d, 1];
+  const problem = { batch: 1, heads, sq: s, sk: s, dqk: d, dv: d };
+  const scope = new ResourceScope();
+  try {
+    // Two attentions of one size share their operand textures; each one's copies must run after
+    // the other's product has read them (encodeDispatches splits the pass at each copy).
+    const runs = [60, 70].map((seed) => {
+      const host = [0, 1, 2].map((i) =>
+        cpuTensor("float32", [s, heads * d], randomFloats(s * heads * d, seed + i, -2, 2))
+      );
+      const [q, k, v] = host;
+      const gpuOperands = host.map((t) => uploadCpuTensor(gpu, t));
+      const out = allocTensor(gpu, [s, heads * d], "float32");
+      const dispatches = prepareAttention(
+        gpu,
+        scope,
+        problem,
+        { tensor: gpuOperands[0], strides: st },
+        { tensor: gpuOperands[1], strides: st },
+        { tensor: gpuOperands[2], strides: st },
+        { tensor: out, strides: st },
+      );
+      const want = attentionRef(
+        headsFirst(q, heads, s, d),
+        headsFirst(k, heads, s, d),
+        headsFirst(v, heads, s, d),
+      );
+      return { dispatches, out, want: transpose0213(want), release: [...gpuOperands, out] };
+    });
+    submitDispatches(gpu, runs.flatMap((r) => r.dispatches));
+    for (const [i, r] of runs.entries()) {
+      const got = await downloadTensor(gpu, r.out);
+      assertClose(got.data, r.want.data, { rtol: 1e-5, atol: 2e-6, label: `attention ${i}` });
+      for (const t of r.release) releaseTensor(gpu, t);
+    }
+  } finally {
+    scope.dispose();
+  }
 });
