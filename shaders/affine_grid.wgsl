@@ -16,6 +16,8 @@ override ROUND_F16: bool = false;
 @group(0) @binding(1) var<storage, read_write> grid: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
+//#include "lib/f16.wgsl"
+
 fn base_coordinate(i: u32, len: u32) -> f32 {
   if (ALIGN_CORNERS) {
     return select(-1.0 + 2.0 * f32(i) / f32(len - 1u), -1.0, len == 1u);
@@ -53,7 +55,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       s += theta[t + k] * point[k];
     }
     if (ROUND_F16) {
-      s = unpack2x16float(pack2x16float(vec2<f32>(s, 0.0))).x;
+      s = round_f16(s);
     }
     grid[item * RANK + r] = s;
   }

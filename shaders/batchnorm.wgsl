@@ -23,6 +23,8 @@ override ROUND_F16: bool = false; // float16 output: round to half precision (st
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//#include "lib/f16.wgsl"
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * WG;
@@ -39,7 +41,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (first + j < params.inner) {
       var v = x[base + first + j] * a + b;
       if (ROUND_F16) {
-        v = unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+        v = round_f16(v);
       }
       y[base + first + j] = v;
     }

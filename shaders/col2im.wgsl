@@ -20,6 +20,8 @@ override ROUND_F16: bool = false;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
+//#include "lib/f16.wgsl"
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * WG;
@@ -61,7 +63,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
   }
   if (ROUND_F16) {
-    sum = unpack2x16float(pack2x16float(vec2<f32>(sum, 0.0))).x;
+    sum = round_f16(sum);
   }
   y[i] = sum;
 }

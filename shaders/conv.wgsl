@@ -47,6 +47,8 @@ const TM4: u32 = {{TM4}}u; // output channel blocks (of 4) per invocation
 override WG: u32 = 64u;
 override RELU: bool = false;
 
+//#include "lib/f16.wgsl"
+
 // Relu that keeps NaN (WGSL's max may return the other operand; ONNX and PyTorch give NaN),
 // tested on the bits so that a compiler's finite-math assumption cannot fold it away.
 fn relu4(v: vec4<f32>) -> vec4<f32> {
@@ -484,7 +486,7 @@ fn store_channel(v_in: vec4<f32>, out_base: vec4<u32>, g: u32, mc: u32, valid: v
     v = relu4(v);
   }
   if (ROUND_F16) {
-    v = vec4<f32>(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));
+    v = round_f16_4(v);
   }
   let dst = out_base + oc * params.out_size.w;
   for (var j = 0u; j < 4u; j++) {
@@ -605,7 +607,7 @@ fn store_wide_channel(v_in: vec4<f32>, out_base: u32, oc: u32, mc: u32, lanes: u
     v = relu4(v);
   }
   if (ROUND_F16) {
-    v = vec4<f32>(unpack2x16float(pack2x16float(v.xy)), unpack2x16float(pack2x16float(v.zw)));
+    v = round_f16_4(v);
   }
   let dst = out_base + oc * params.out_size.w;
   for (var j = 0u; j < 4u; j++) {

@@ -72,6 +72,8 @@ struct Block {
   c3: vec4<f32>,
 }
 
+//#include "lib/f16.wgsl"
+
 fn fma_block(b: ptr<function, Block>, xv: vec4<f32>, wv: vec4<f32>) {
   (*b).c0 = fma(xv, vec4<f32>(wv.x), (*b).c0);
   (*b).c1 = fma(xv, vec4<f32>(wv.y), (*b).c1);
@@ -88,10 +90,7 @@ fn store_channel(v: vec4<f32>, out_base: vec4<u32>, g: u32, mc: u32, valid: vec4
   }
   var r = v + vec4<f32>(bias[g * mg + mc]);
   if (ROUND_F16) {
-    r = vec4<f32>(
-      unpack2x16float(pack2x16float(r.xy)),
-      unpack2x16float(pack2x16float(r.zw)),
-    );
+    r = round_f16_4(r);
   }
   let o = out_base + vec4<u32>(mc * params.out_size.w);
   if (valid.x) { y[o.x] = r.x; }
@@ -252,10 +251,7 @@ fn store_folded(v: vec4<f32>, out_row: vec4<u32>, g: u32, j: u32, valid: vec4<bo
   let oc = g * params.channels.w + mc;
   var r = v + vec4<f32>(bias[oc]);
   if (ROUND_F16) {
-    r = vec4<f32>(
-      unpack2x16float(pack2x16float(r.xy)),
-      unpack2x16float(pack2x16float(r.zw)),
-    );
+    r = round_f16_4(r);
   }
   let out_size = params.out_size;
   let o = out_row + vec4<u32>(oc * out_size.w + (kd * out_size.y + kh) * out_size.z + kw);

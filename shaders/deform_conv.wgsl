@@ -29,6 +29,8 @@ override ROUND_F16: bool = false;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
+//#include "lib/f16.wgsl"
+
 // Bilinear sample of the plane at `base`, each corner outside the input reading zero.
 fn sample(base: u32, py: f32, px: f32) -> f32 {
   let h = i32(params.in_size.z);
@@ -101,7 +103,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
   }
   if (ROUND_F16) {
-    sum = unpack2x16float(pack2x16float(vec2<f32>(sum, 0.0))).x;
+    sum = round_f16(sum);
   }
   y[item] = sum;
 }

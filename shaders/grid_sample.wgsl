@@ -37,6 +37,8 @@ struct Taps {
   count: u32,
 }
 
+//#include "lib/f16.wgsl"
+
 fn reflect(v: f32, lo: f32, hi: f32) -> f32 {
   let range = hi - lo;
   if (range <= 0.0) {
@@ -179,7 +181,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       }
     }
     if (ROUND_F16) {
-      sum = unpack2x16float(pack2x16float(vec2<f32>(sum, 0.0))).x;
+      sum = round_f16(sum);
     }
     y[(b * params.channels + ch) * params.out_plane + p] = sum;
   }

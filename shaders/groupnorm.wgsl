@@ -51,6 +51,8 @@ override ROUND_F16: bool = false; // float16 output: round to half precision (st
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
+//#include "lib/f16.wgsl"
+
 @compute @workgroup_size(WG)
 fn partials(
   @builtin(global_invocation_id) gid: vec3<u32>,
@@ -142,7 +144,7 @@ fn apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     if (first + j < params.plane) {
       var v = (x[base + first + j] - mean) * a + b;
       if (ROUND_F16) {
-        v = unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+        v = round_f16(v);
       }
       y[base + first + j] = v;
     }

@@ -23,6 +23,8 @@ override ROUND_F16: bool = false;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
+//#include "lib/f16.wgsl"
+
 fn term(v: f32) -> f32 {
   let a = abs(v);
   if (P_KIND == 1u) {
@@ -79,7 +81,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   var r = root(sum);
   if (ROUND_F16) {
-    r = unpack2x16float(pack2x16float(vec2<f32>(r, 0.0))).x;
+    r = round_f16(r);
   }
   y[i] = r;
 }

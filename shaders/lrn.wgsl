@@ -21,6 +21,8 @@ override ROUND_F16: bool = false;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
+//#include "lib/f16.wgsl"
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let item = gid.x + gid.y * nwg.x * WG;
@@ -40,7 +42,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   var r = x[item] / pow(params.bias + params.scale * sum, params.beta);
   if (ROUND_F16) {
-    r = unpack2x16float(pack2x16float(vec2<f32>(r, 0.0))).x;
+    r = round_f16(r);
   }
   y[item] = r;
 }

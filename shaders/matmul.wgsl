@@ -52,6 +52,7 @@ const TN: u32 = {{TN}}u;
 const TN4: u32 = TN / 4u;
 
 //#include "lib/activation.wgsl"
+//#include "lib/f16.wgsl"
 
 fn epilogue(v: f32) -> f32 {
   var r = v;
@@ -63,7 +64,7 @@ fn epilogue(v: f32) -> f32 {
     r = r / (1.0 + exp(-1.702 * r));
   }
   if (ROUND_F16) {
-    r = unpack2x16float(pack2x16float(vec2<f32>(r, 0.0))).x;
+    r = round_f16(r);
   }
   return r;
 }

@@ -197,6 +197,7 @@ fn store4_16x16(z: u32, acc: ptr<function, Acc16>, m0: u32, n0: u32) {
 // ---- epilogue ----
 
 //#include "lib/activation.wgsl"
+//#include "lib/f16.wgsl"
 
 fn epilogue(v: f32) -> f32 {
   var r = v;
@@ -208,7 +209,7 @@ fn epilogue(v: f32) -> f32 {
     r = r / (1.0 + exp(-1.702 * r));
   }
   if (ROUND_F16) {
-    r = unpack2x16float(pack2x16float(vec2<f32>(r, 0.0))).x;
+    r = round_f16(r);
   }
   return r;
 }

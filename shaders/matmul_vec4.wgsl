@@ -171,6 +171,7 @@ fn load_b(blk: Block, c: u32, k: u32) -> mat4x4<f32> {
 }
 
 //#include "lib/activation.wgsl"
+//#include "lib/f16.wgsl"
 
 fn epilogue(v: f32) -> f32 {
   var r = v;
@@ -182,7 +183,7 @@ fn epilogue(v: f32) -> f32 {
     r = r / (1.0 + exp(-1.702 * r));
   }
   if (ROUND_F16) {
-    r = unpack2x16float(pack2x16float(vec2<f32>(r, 0.0))).x;
+    r = round_f16(r);
   }
   return r;
 }

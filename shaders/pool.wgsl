@@ -32,6 +32,7 @@ override ROUND_F16: bool = false; // average of float16 data: round to half prec
 @group(0) @binding(3) var<uniform> params: Params;
 
 //#include "lib/nan.wgsl"
+//#include "lib/f16.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -102,7 +103,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let divisor = taps.x * taps.y * taps.z;
     var mean = sum / f32(divisor);
     if (ROUND_F16) {
-      mean = unpack2x16float(pack2x16float(vec2<f32>(mean, 0.0))).x;
+      mean = round_f16(mean);
     }
     y[i] = select(bitcast<f32>(0x7fc00000u), mean, divisor > 0);
   }

@@ -45,6 +45,8 @@ override ROUND_F16: bool = false;
 
 const LANES: u32 = 4u;
 
+//#include "lib/f16.wgsl"
+
 // Source offset of a lane's row start and destination offset of its element at position o.
 fn lane_offsets(lane: u32, o: u32) -> vec2<u32> {
   let outer = lane / p.inner;
@@ -86,7 +88,7 @@ fn interpolate(
   for (var j = 0u; j < LANES; j++) {
     var r = acc[j];
     if (ROUND_F16) {
-      r = unpack2x16float(pack2x16float(vec2<f32>(r, 0.0))).x;
+      r = round_f16(r);
     }
     dst[dst_at[j]] = {{DST}}(r);
   }

@@ -26,6 +26,8 @@ override ROUND_F16: bool = false;
 @group(0) @binding(4) var<uniform> params: Params;
 @group(0) @binding(5) var<storage, read_write> status: array<atomic<u32>>;
 
+//#include "lib/f16.wgsl"
+
 // The four bilinear terms w * x of the sample at (yy, xx) of plane `base`.
 fn sample(base: u32, yy: f32, xx: f32) -> vec4<f32> {
   let height = f32(params.size.z);
@@ -120,7 +122,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     acc /= f32(max(grid_h * grid_w, 1u));
   }
   if (ROUND_F16) {
-    acc = unpack2x16float(pack2x16float(vec2<f32>(acc, 0.0))).x;
+    acc = round_f16(acc);
   }
   y[item] = acc;
 }

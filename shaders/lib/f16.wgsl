@@ -21,3 +21,8 @@ fn round_f16(v: f32) -> f32 {
   let rounded = (mag + 0xfffu + lsb) & 0xffffe000u;
   return bitcast<f32>(sign | rounded);
 }
+
+// round_f16 of each component.
+fn round_f16_4(v: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(round_f16(v.x), round_f16(v.y), round_f16(v.z), round_f16(v.w));
+}

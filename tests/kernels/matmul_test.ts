@@ -386,6 +386,59 @@ Deno.test("matmul: default choice at larger odd sizes, long K, float16 output", 
   if (!MATMUL_VARIANTS[v.name]) throw new Error(`chosen variant ${v.name} is not listed`);
 });
 
+Deno.test("matmul: float16 outputs overflow to ±inf and round ties to even, bit for bit", async () => {
+  const gpu = await getGpu();
+  // An outer product of half values (column 1 of A, row 1 of B; the rest zeros): each output is
+  // one product, exact in f32, so every variant's epilogue gets the same f32 and must round it
+  // as roundToF16 does. Products past 65504 (300 * 300, 48 * 1365 = 65520, the tie at the top)
+  // are ±inf; 3 * 683 = 2049 and 7 * 293 = 2051 are ties (2048, 2052); 2^-12 * 2^-13 and
+  // 3 * 2^-12 * 2^-13 are subnormal ties (0, 2^-23).
+  const a = [300, -300, 3, 7, 48, 2 ** -12, 3 * 2 ** -12, -1];
+  const b = [300, 683, 293, 1365, 2 ** -13, 65504, 1, -0.5];
+  const k = 3, m = a.length;
+  const spot = (n: number, i: number, j: number) => i * n + j;
+  for (const n of [8, 7]) {
+    const ta = cpuTensor(
+      "float16",
+      [m, k],
+      Array.from({ length: m * k }, (_, i) => i % k === 1 ? a[Math.floor(i / k)] : 0),
+    );
+    const tb = cpuTensor(
+      "float16",
+      [k, n],
+      Array.from({ length: k * n }, (_, i) => Math.floor(i / n) === 1 ? b[i % n] : 0),
+    );
+    const expected = matmulRef(ta, tb);
+    const want = Float32Array.from(expected.data as ArrayLike<number>);
+    assertEquals(
+      [[0, 0], [1, 0], [2, 1], [3, 2], [4, 3], [5, 4], [6, 4], [7, 5]].map(([i, j]) =>
+        want[spot(n, i, j)]
+      ),
+      [Infinity, -Infinity, 2048, 2052, Infinity, 0, 2 ** -23, -65504],
+    );
+    assertEquals(
+      Array.from(want),
+      Array.from(want, (_, i) => roundToF16(a[Math.floor(i / n)] * b[i % n])),
+    );
+    // One variant per matmul shader (the epilogue is shared by a shader's variants).
+    for (const variant of ["scalar-8x8", "vec4-4x4", "shared-64", "texture-8x8"]) {
+      const [got] = await runKernel(
+        gpu,
+        [ta, tb],
+        [expected],
+        (scope, [x, y], [out]) => prepareMatmul(gpu, scope, x, y, out, { variant }),
+      );
+      const bits = new Uint32Array(Float32Array.from(got.data as ArrayLike<number>).buffer);
+      const index = bits.findIndex((w, i) => w !== new Uint32Array(want.buffer)[i]);
+      if (index >= 0) {
+        throw new Error(
+          `${variant} N=${n}: output ${index} is ${got.data[index]}, expected ${want[index]}`,
+        );
+      }
+    }
+  }
+});
+
 Deno.test("matmul: texture variants pack host constants once (odd, batched, broadcast, f16)", async () => {
   const gpu = await getGpu();
   // A weight shared by every batch entry (a pointwise convolution: W [M, C] @ X [N, C, P]).
