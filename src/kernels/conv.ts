@@ -34,7 +34,13 @@ import {
   type ResourceOwner,
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
-import { type ConvAttrs, type ConvGeometry, convGeometry, convOutputShape } from "./conv_shape.ts";
+import {
+  type ConvAttrs,
+  type ConvGeometry,
+  convGeometry,
+  convGeometryUniform,
+  convOutputShape,
+} from "./conv_shape.ts";
 import { to3d } from "./shape.ts";
 import { prepareMatmul } from "./matmul.ts";
 import { problemKey, type VariantCache, variantCache } from "./variants.ts";
@@ -442,8 +448,8 @@ function convTiling(
   layout: ConvWeightLayout,
   tile: ConvTile,
 ): ConvTiling {
-  const channelTiles = layout.blocks / tile.channelBlocks;
   const { inSize, outSize, kernel, rank } = geometry;
+  const channelTiles = layout.blocks / tile.channelBlocks;
   return {
     channelTiles,
     chunk: cacheChunk(channelTiles, tile.channelBlocks * 16 * layout.k),
@@ -464,15 +470,8 @@ function createConvUniform(
   layout: ConvWeightLayout,
   tiling: ConvTiling,
 ): GPUBuffer {
-  const { inSize, outSize, kernel, rank } = geometry;
   return owner.own(createUniform(gpu, "conv", {
-    in_size: [...inSize, sizeOf(inSize)],
-    out_size: [...outSize, sizeOf(outSize)],
-    kernel: [...kernel, geometry.taps],
-    stride: to3d(attrs.strides, 1),
-    dilation: to3d(attrs.dilations, 1),
-    pad: to3d(attrs.pads.slice(0, rank), 0),
-    channels: [geometry.c, geometry.m, geometry.cg, geometry.mg],
+    ...convGeometryUniform(geometry, attrs),
     tiles: [geometry.pixels, tiling.channelTiles, attrs.group, tiling.chunk],
     texture: [
       layout.width,

@@ -111,6 +111,22 @@ export function convGeometry(
   };
 }
 
+/** The uniform fields conv.wgsl and conv_tiled.wgsl share (the head of both shaders' `struct
+ * Params`): spatial sizes in 3-D with their products, strides, dilations, leading pads and the
+ * channel counts. */
+export function convGeometryUniform(geometry: ConvGeometry, attrs: ConvAttrs) {
+  const { inSize, outSize, kernel, rank } = geometry;
+  return {
+    in_size: [...inSize, sizeOf(inSize)],
+    out_size: [...outSize, sizeOf(outSize)],
+    kernel: [...kernel, geometry.taps],
+    stride: to3d(attrs.strides, 1),
+    dilation: to3d(attrs.dilations, 1),
+    pad: to3d(attrs.pads.slice(0, rank), 0),
+    channels: [geometry.c, geometry.m, geometry.cg, geometry.mg],
+  };
+}
+
 /** Length of one transposed-convolution output axis: the full scatter extent, minus the pads,
  * plus output padding. */
 export function convTransposeAxisSize(

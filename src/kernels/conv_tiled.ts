@@ -21,8 +21,7 @@ import {
 } from "../gpu/mod.ts";
 import { EngineError } from "../util/errors.ts";
 import type { CpuTensor } from "../util/tensor.ts";
-import { type ConvAttrs, type ConvGeometry } from "./conv_shape.ts";
-import { to3d } from "./shape.ts";
+import { type ConvAttrs, type ConvGeometry, convGeometryUniform } from "./conv_shape.ts";
 import { operandBinding } from "./operand_binding.ts";
 
 /** A tile of the shader: WG_N x WG_M invocations, each 4 pixels x 4 output channels. */
@@ -153,7 +152,6 @@ export function prepareConvTiled(
   if (TILE_K * Math.max(wgN, wgM) > TILE_CAPACITY) {
     throw new Error(`conv_tiled: tile ${name} needs more than ${TILE_CAPACITY} vec4 per array`);
   }
-  const { inSize, outSize, kernel, rank } = geometry;
   const channelTiles = Math.ceil(geometry.mg / (4 * wgM));
   const zTiles = attrs.group * channelTiles;
   const maxPerDim = gpu.limits.maxComputeWorkgroupsPerDimension;
@@ -164,13 +162,7 @@ export function prepareConvTiled(
     );
   }
   const uniform = owner.own(createUniform(gpu, "conv_tiled", {
-    in_size: [...inSize, sizeOf(inSize)],
-    out_size: [...outSize, sizeOf(outSize)],
-    kernel: [...kernel, geometry.taps],
-    stride: to3d(attrs.strides, 1),
-    dilation: to3d(attrs.dilations, 1),
-    pad: to3d(attrs.pads.slice(0, rank), 0),
-    channels: [geometry.c, geometry.m, geometry.cg, geometry.mg],
+    ...convGeometryUniform(geometry, attrs),
     gemm: [geometry.pixels, geometry.cg * geometry.taps, quadsPerK(geometry.mg), channelTiles],
   }));
   const half = halves && !isGpuTensor(weight);
