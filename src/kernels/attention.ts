@@ -28,10 +28,10 @@ import {
   type AttentionCopy,
   type AttentionTextureLayout,
   attentionTextureLayout,
+  type Strides4,
 } from "./attention_layout.ts";
 
-/** Element strides along (batch, head, row, column). */
-export type Strides4 = readonly [number, number, number, number];
+export type { Strides4 };
 
 /** A tensor and how the kernel walks it as a logical [batch, heads, rows, cols] array. */
 export interface AttentionOperand {

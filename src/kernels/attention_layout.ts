@@ -9,6 +9,7 @@
  * neither the texture side nor the layer count limit the batch. */
 import { EngineError } from "../util/errors.ts";
 
+/** Element strides along (batch, head, row, column). */
 export type Strides4 = readonly [number, number, number, number];
 
 export interface AttentionTextureLayout {
